@@ -1,0 +1,685 @@
+//! The consumer side: the single consuming reader, batches, and peeking readers.
+//!
+//! Exactly one [`Consumer`] may exist per ring at a time, across all processes:
+//! the role is the OFD lock on the consumer byte, so a consumer that dies gives
+//! it up at once. A consumer claims records lane by lane (see [`crate::lane`]
+//! for the protocol), hands them out in a [`Batch`], and moves each lane's
+//! committed `head` only when told with [`Consumer::commit`]: a consumer that
+//! restarts resumes at the committed heads, so records claimed but not committed
+//! by a dead consumer are delivered again.
+//!
+//! A [`Peeker`] reads the unread records without claiming anything; any number
+//! may run next to the consumer.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{fence, Ordering};
+
+use crate::cursor::Cursor;
+use crate::error::ConsumerError;
+use crate::lane::{reap, LaneWords};
+use crate::layout::*;
+use crate::level::{Level, LEVELS};
+use crate::lock;
+use crate::record::{copy_shared, plausible, validate, RecordRef};
+use crate::ring::Ring;
+
+/// Records copied out of the ring. Reused across polls, so that a steady-state
+/// consumer allocates nothing.
+#[derive(Default)]
+pub struct Batch {
+    buf: Vec<u8>,
+    entries: Vec<Entry>,
+    lanes: u32,
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    hdr: RecordHeader,
+    off: usize,
+    len: usize,
+    lane: u16,
+    end: u64,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Batch {
+        Batch::default()
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Forgets all records (keeps the memory).
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.entries.clear();
+    }
+
+    /// The `i`-th record.
+    pub fn get(&self, i: usize) -> Option<RecordRef<'_>> {
+        let e = self.entries.get(i)?;
+        Some(RecordRef {
+            hdr: e.hdr,
+            body: &self.buf[e.off..e.off + e.len],
+            lane: e.lane,
+            lanes: self.lanes,
+            end: e.end,
+        })
+    }
+
+    /// The records, lane by lane, each lane in emit order.
+    pub fn iter(&self) -> impl Iterator<Item = RecordRef<'_>> + '_ {
+        (0..self.entries.len()).filter_map(move |i| self.get(i))
+    }
+
+    /// Sorts the records by time, keeping each lane's records in emit order even
+    /// if its clock stepped back (a merge of the per-lane sequences).
+    pub fn sort_by_time(&mut self) {
+        // Per-lane runs are contiguous and in order; a stable sort on a key that
+        // is monotone inside each run would be enough, but clocks step, so make
+        // the key monotone per lane first: the running maximum of its times.
+        let mut keys: Vec<(u64, usize)> = Vec::with_capacity(self.entries.len());
+        let mut last_lane = u16::MAX;
+        let mut running = 0u64;
+        for (i, e) in self.entries.iter().enumerate() {
+            if e.lane != last_lane {
+                last_lane = e.lane;
+                running = 0;
+            }
+            running = running.max(e.hdr.time_ns);
+            keys.push((running, i));
+        }
+        keys.sort_by_key(|&(k, _)| k);
+        self.entries = keys.into_iter().map(|(_, i)| self.entries[i]).collect();
+    }
+
+    fn mark(&self) -> (usize, usize) {
+        (self.buf.len(), self.entries.len())
+    }
+
+    fn rollback(&mut self, mark: (usize, usize)) {
+        self.buf.truncate(mark.0);
+        self.entries.truncate(mark.1);
+    }
+}
+
+/// How one lane looked to a reader.
+struct LaneView {
+    tail: u64,
+    word: u64,
+    cursor: Cursor,
+}
+
+fn view(ring: &Ring, w: &LaneWords<'_>) -> Option<LaneView> {
+    // Acquire pairs with the producer's Release store of the tail (SYNC POINT A).
+    let tail = w.tail.load(Ordering::Acquire);
+    // Acquire pairs with the CASes of the consumer and of an evicting producer.
+    let word = w.cursor.load(Ordering::Acquire);
+    let cursor = Cursor::unpack(word, tail, ring.geometry().slots_per_lane as u64)?;
+    Some(LaneView { tail, word, cursor })
+}
+
+/// Copies the records of `[from, to)` of `lane` into `batch`. Returns the
+/// position reached (where to claim up to) and the count of garbage records.
+/// Each record copied is validated; garbage is skipped (to the next plausible
+/// record start, or to `to` when its length is not trustworthy).
+fn copy_lane(
+    ring: &Ring,
+    lane: u32,
+    from: u64,
+    to: u64,
+    max: usize,
+    batch: &mut Batch,
+) -> (u64, u64) {
+    let geo = ring.geometry();
+    let slots = geo.slots_per_lane as u64;
+    let slot = geo.slot_size as usize;
+    let data = ring.lane_data(lane);
+    let mut pos = from;
+    let mut invalid = 0;
+    let mut scratch = Vec::with_capacity(RECORD_HEADER);
+    let mut taken = 0;
+    while pos < to && taken < max {
+        let index = pos & (slots - 1);
+        scratch.clear();
+        // SAFETY: slot `index` is inside lane `lane` of the mapping and 64-aligned
+        // (slot sizes are multiples of 64); a header is 64 bytes.
+        unsafe { copy_shared(data.add(index as usize * slot), RECORD_HEADER, &mut scratch) };
+        let hdr: RecordHeader = bytemuck::pod_read_unaligned(&scratch);
+        let room = (to - pos).min(slots - index);
+        if !plausible(&hdr, pos, slot, room) {
+            invalid += 1;
+            pos = to;
+            break;
+        }
+        let n = slots_for(hdr.len as usize, slot);
+        if hdr.flags & flags::PAD != 0 && hdr.severity == 0 {
+            pos += n;
+            continue;
+        }
+        let off = batch.buf.len();
+        let body = hdr.len as usize - RECORD_HEADER;
+        // SAFETY: the record's `n` slots lie inside the lane (`index + n <= slots`,
+        // checked by `plausible` through `room`), so its body does too, and
+        // `RECORD_HEADER` keeps the body 8-aligned.
+        unsafe {
+            copy_shared(
+                data.add(index as usize * slot + RECORD_HEADER),
+                body,
+                &mut batch.buf,
+            )
+        };
+        if validate(&hdr, &batch.buf[off..]) {
+            batch.entries.push(Entry {
+                hdr,
+                off,
+                len: body,
+                lane: lane as u16,
+                end: pos + n,
+            });
+            taken += 1;
+        } else {
+            batch.buf.truncate(off);
+            invalid += 1;
+        }
+        pos += n;
+    }
+    (pos, invalid)
+}
+
+struct LaneState {
+    /// Claimed records not yet committed: (end position, level).
+    inflight: VecDeque<(u64, u8)>,
+    /// Everything before this is claimed by us.
+    claimed: u64,
+    /// Everything before this is committed.
+    committed: u64,
+    delivered: [u64; LEVELS],
+}
+
+/// The ring's single consuming reader.
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("logbus-doc-c-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// use logbus_ring::{Batch, Consumer, Event, Ring};
+/// let ring = Ring::open(dir.join("ring")).unwrap();
+/// ring.writer().unwrap().emit(&Event::new(9, "hi")).unwrap();
+/// let mut consumer = Consumer::acquire(&ring).unwrap();
+/// let mut batch = Batch::new();
+/// consumer.poll(&mut batch, 100);
+/// assert_eq!(batch.get(0).unwrap().message(), "hi");
+/// consumer.commit_all();
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+pub struct Consumer {
+    ring: Ring,
+    fd: i32,
+    lanes: Vec<LaneState>,
+    next_lane: usize,
+}
+
+impl Consumer {
+    /// Takes the consumer role of `ring`.
+    ///
+    /// # Errors
+    /// [`ConsumerError::Busy`] with the holder's pid while another live process
+    /// (or another `Consumer` of this process) holds the role.
+    pub fn acquire(ring: &Ring) -> Result<Consumer, ConsumerError> {
+        let fd = ring.fd().ok_or(ConsumerError::Forked)?;
+        if !lock::try_lock(fd, LOCK_CONSUMER).map_err(ConsumerError::Io)? {
+            return Err(ConsumerError::Busy {
+                path: ring.path().to_path_buf(),
+                pid: ring.consumer_pid_word().load(Ordering::Relaxed),
+            });
+        }
+        // Handles opened separately have separate descriptions, which the OFD
+        // lock excludes; clones of one handle share its description, and this flag.
+        if ring.inner.consumer_taken.swap(true, Ordering::Acquire) {
+            return Err(ConsumerError::Busy {
+                path: ring.path().to_path_buf(),
+                pid: std::process::id(),
+            });
+        }
+        // Relaxed: informational only; the lock is what excludes.
+        ring.consumer_pid_word()
+            .store(std::process::id(), Ordering::Relaxed);
+        let mut lanes = Vec::new();
+        for lane in 0..ring.geometry().lanes {
+            let w = LaneWords::new(ring, lane);
+            // Resume at the committed head: whatever a dead consumer claimed but
+            // did not commit is read again.
+            let (head, delivered) = loop {
+                match view(ring, &w) {
+                    Some(v) => {
+                        let reset = Cursor {
+                            head: v.cursor.head,
+                            read: v.cursor.head,
+                        };
+                        // AcqRel: arbitrates with an evicting producer's CAS.
+                        if w.cursor
+                            .compare_exchange(
+                                v.word,
+                                reset.pack(),
+                                Ordering::AcqRel,
+                                Ordering::Relaxed,
+                            )
+                            .is_ok()
+                        {
+                            break (
+                                v.cursor.head,
+                                std::array::from_fn(|l| {
+                                    w.counter(LANE_DELIVERED, l).load(Ordering::Relaxed)
+                                }),
+                            );
+                        }
+                    }
+                    None => {
+                        if let Some(t) = resync(ring, &w) {
+                            break (
+                                t,
+                                std::array::from_fn(|l| {
+                                    w.counter(LANE_DELIVERED, l).load(Ordering::Relaxed)
+                                }),
+                            );
+                        }
+                    }
+                }
+            };
+            lanes.push(LaneState {
+                inflight: VecDeque::new(),
+                claimed: head,
+                committed: head,
+                delivered,
+            });
+        }
+        Ok(Consumer {
+            ring: ring.clone(),
+            fd,
+            lanes,
+            next_lane: 0,
+        })
+    }
+
+    /// The ring consumed.
+    pub fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    /// Claims up to `max` published records (from all lanes, fairly) into `batch`
+    /// (cleared first). Returns how many. Never blocks.
+    pub fn poll(&mut self, batch: &mut Batch, max: usize) -> usize {
+        batch.clear();
+        batch.lanes = self.ring.geometry().lanes;
+        let n = self.lanes.len();
+        // Split the budget so that one busy lane cannot starve the others.
+        let share = max.div_ceil(n).max(16);
+        for k in 0..n {
+            if batch.len() >= max {
+                break;
+            }
+            let lane = (self.next_lane + k) % n;
+            let budget = share.min(max - batch.len());
+            self.poll_lane(lane as u32, batch, budget);
+        }
+        self.next_lane = (self.next_lane + 1) % n;
+        batch.len()
+    }
+
+    fn poll_lane(&mut self, lane: u32, batch: &mut Batch, budget: usize) {
+        let ring = &self.ring;
+        let w = LaneWords::new(ring, lane);
+        loop {
+            let Some(v) = view(ring, &w) else {
+                if let Some(t) = resync(ring, &w) {
+                    let st = &mut self.lanes[lane as usize];
+                    st.inflight.clear();
+                    st.claimed = t;
+                    st.committed = t;
+                }
+                return;
+            };
+            if v.cursor.read >= v.tail {
+                return;
+            }
+            let mark = batch.mark();
+            let (reached, invalid) = copy_lane(ring, lane, v.cursor.read, v.tail, budget, batch);
+            let claim = Cursor {
+                head: v.cursor.head,
+                read: reached,
+            };
+            // AcqRel: Release keeps our copies above before the claim becomes
+            // visible (the owner may overwrite after a later commit); the CAS
+            // fails if the owner evicted at `read` meanwhile, and then the copies
+            // may be torn: drop them and read again.
+            if w.cursor
+                .compare_exchange(v.word, claim.pack(), Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                let st = &mut self.lanes[lane as usize];
+                for e in &batch.entries[mark.1..] {
+                    st.inflight.push_back((e.end, (e.hdr.severity - 1) / 4));
+                }
+                st.claimed = reached;
+                st.committed = v.cursor.head;
+                if invalid > 0 {
+                    count_invalid(ring, &w, invalid);
+                }
+                return;
+            }
+            batch.rollback(mark);
+        }
+    }
+
+    /// Marks every record of `lane` that ends at or before `end` as finished:
+    /// counts it delivered and lets producers reuse its slots.
+    pub fn commit(&mut self, lane: u16, end: u64) {
+        let ring = &self.ring;
+        let Some(st) = self.lanes.get_mut(lane as usize) else {
+            return;
+        };
+        let mut target = st.committed;
+        while let Some(&(e, level)) = st.inflight.front() {
+            if e > end {
+                break;
+            }
+            st.inflight.pop_front();
+            st.delivered[level as usize] += 1;
+            target = e;
+        }
+        if st.inflight.is_empty() {
+            // Trailing padding and garbage we claimed need no one's approval.
+            target = st.claimed;
+        }
+        if target <= st.committed {
+            return;
+        }
+        let w = LaneWords::new(ring, lane as u32);
+        for l in 0..LEVELS {
+            // Relaxed: counters with one writer (this consumer).
+            w.counter(LANE_DELIVERED, l)
+                .store(st.delivered[l], Ordering::Relaxed);
+        }
+        loop {
+            let Some(v) = view(ring, &w) else {
+                return;
+            };
+            if v.cursor.head >= target || v.cursor.read < target {
+                break; // moved by someone else (resync); nothing of ours is left
+            }
+            let next = Cursor {
+                head: target,
+                read: v.cursor.read,
+            };
+            // AcqRel, SYNC POINT B: Release orders our reads of these slots before
+            // the producer (Acquire load of the cursor) overwrites them.
+            if w.cursor
+                .compare_exchange(v.word, next.pack(), Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                break;
+            }
+        }
+        st.committed = target;
+    }
+
+    /// Commits everything claimed so far.
+    pub fn commit_all(&mut self) {
+        for lane in 0..self.lanes.len() {
+            let claimed = self.lanes[lane].claimed;
+            self.commit(lane as u16, claimed);
+        }
+    }
+
+    /// Whether records are claimed but not committed.
+    pub fn has_inflight(&self) -> bool {
+        self.lanes.iter().any(|l| !l.inflight.is_empty())
+    }
+
+    /// Completes the accounting of lanes whose owner died (torn records, counts a
+    /// killed producer had not stored). Costs a lock call per lane: call it when
+    /// idle, not per poll. Returns the torn records found.
+    pub fn reap_dead_lanes(&self) -> u64 {
+        reap_dead(&self.ring, self.fd)
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        if self.ring.fd() == Some(self.fd) {
+            self.ring.consumer_pid_word().store(0, Ordering::Relaxed);
+            self.ring
+                .inner
+                .consumer_taken
+                .store(false, Ordering::Release);
+            lock::unlock(self.fd, LOCK_CONSUMER);
+        }
+    }
+}
+
+pub(crate) fn reap_dead(ring: &Ring, fd: i32) -> u64 {
+    let mut torn = 0;
+    for lane in 0..ring.geometry().lanes {
+        let held = &ring.inner.lanes_held[lane as usize];
+        if held
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            continue;
+        }
+        if let Ok(true) = lock::try_lock(fd, LOCK_LANE_BASE + lane as i64) {
+            torn += reap(ring, lane);
+            lock::unlock(fd, LOCK_LANE_BASE + lane as i64);
+        }
+        held.store(false, Ordering::Release);
+    }
+    torn
+}
+
+fn count_invalid(ring: &Ring, w: &LaneWords<'_>, n: u64) {
+    // Relaxed: statistics written by the consumer only.
+    let c = w.invalid();
+    c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    let _ = ring;
+}
+
+/// A lane whose cursor cannot belong to its tail was written by someone who
+/// does not follow the protocol: give up its unread contents (counted as one
+/// invalid record) and restart it at the tail. Returns the new position.
+fn resync(ring: &Ring, w: &LaneWords<'_>) -> Option<u64> {
+    let tail = w.tail.load(Ordering::Acquire);
+    let word = w.cursor.load(Ordering::Acquire);
+    if Cursor::unpack(word, tail, ring.geometry().slots_per_lane as u64).is_some() {
+        return None; // it was fine after all (a racing update); retry normally
+    }
+    let fresh = Cursor {
+        head: tail,
+        read: tail,
+    };
+    // AcqRel: as any other cursor CAS.
+    w.cursor
+        .compare_exchange(word, fresh.pack(), Ordering::AcqRel, Ordering::Relaxed)
+        .ok()?;
+    count_invalid(ring, w, 1);
+    Some(tail)
+}
+
+/// A non-consuming reader: reads what is unread (from each lane's committed
+/// head) without claiming it, and follows new records on later polls.
+pub struct Peeker {
+    ring: Ring,
+    pos: Vec<Option<u64>>,
+}
+
+impl Peeker {
+    /// A peeker starting at the oldest unread record of every lane.
+    pub fn new(ring: &Ring) -> Peeker {
+        Peeker {
+            ring: ring.clone(),
+            pos: vec![None; ring.geometry().lanes as usize],
+        }
+    }
+
+    /// Copies up to `max` records not yet seen by this peeker into `batch`
+    /// (cleared first). Records overwritten while being copied are discarded.
+    pub fn poll(&mut self, batch: &mut Batch, max: usize) -> usize {
+        batch.clear();
+        batch.lanes = self.ring.geometry().lanes;
+        for lane in 0..self.pos.len() {
+            if batch.len() >= max {
+                break;
+            }
+            let w = LaneWords::new(&self.ring, lane as u32);
+            let Some(v) = view(&self.ring, &w) else {
+                continue;
+            };
+            let from = self.pos[lane].map_or(v.cursor.head, |p| p.max(v.cursor.head));
+            if from >= v.tail {
+                self.pos[lane] = Some(from);
+                continue;
+            }
+            let mark = batch.mark();
+            let (reached, _) = copy_lane(
+                &self.ring,
+                lane as u32,
+                from,
+                v.tail,
+                max - batch.len(),
+                batch,
+            );
+            // The copies are good only if no producer reused their slots while we
+            // read: slots before `head + slots` are never overwritten, so check the
+            // head did not move past our start (seqlock-style re-check).
+            fence(Ordering::Acquire);
+            let again = view(&self.ring, &w);
+            if again.is_none_or(|a| a.cursor.head > from) {
+                batch.rollback(mark);
+                continue;
+            }
+            self.pos[lane] = Some(reached);
+        }
+        batch.len()
+    }
+}
+
+/// Per-level counters of a ring, summed over lanes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LevelCounts {
+    /// Records whose emit call returned or was under way: `published + dropped + torn`.
+    pub emitted: u64,
+    /// Records written into the ring.
+    pub published: u64,
+    /// Records refused by the overflow policy (or finding no lane).
+    pub dropped: u64,
+    /// Records pushed out by protected records.
+    pub evicted: u64,
+    /// Records whose producer died while writing them.
+    pub torn: u64,
+    /// Records the consumer committed.
+    pub delivered: u64,
+    /// Records in the ring not yet committed.
+    pub unread: u64,
+}
+
+/// A snapshot of a ring's counters.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// Per level, indexed by `Level as usize`.
+    pub levels: [LevelCounts; LEVELS],
+    /// Garbage records skipped by the consumer.
+    pub invalid: u64,
+    /// The consumer's pid and whether it is alive, if one was recorded.
+    pub consumer: Option<(u32, bool)>,
+    /// Lanes with a live owner.
+    pub lanes_in_use: u32,
+}
+
+impl Stats {
+    /// The counts of one level.
+    pub fn level(&self, level: Level) -> &LevelCounts {
+        &self.levels[level as usize]
+    }
+    /// Sum over levels.
+    pub fn total(&self) -> LevelCounts {
+        let mut t = LevelCounts::default();
+        for l in &self.levels {
+            t.emitted += l.emitted;
+            t.published += l.published;
+            t.dropped += l.dropped;
+            t.evicted += l.evicted;
+            t.torn += l.torn;
+            t.delivered += l.delivered;
+            t.unread += l.unread;
+        }
+        t
+    }
+}
+
+impl Ring {
+    /// Reads every counter and counts the unread records per level.
+    ///
+    /// Also completes the accounting of lanes whose producer died (as
+    /// [`Consumer::reap_dead_lanes`]), so that a snapshot taken when nobody
+    /// writes balances exactly: for every level,
+    /// `emitted == delivered + dropped + evicted + torn + unread`.
+    pub fn stats(&self) -> Stats {
+        let mut s = Stats::default();
+        let Some(fd) = self.fd() else {
+            return s;
+        };
+        reap_dead(self, fd);
+        for lane in 0..self.geometry().lanes {
+            let w = LaneWords::new(self, lane);
+            for l in 0..LEVELS {
+                let c = &mut s.levels[l];
+                let get = |which| w.counter(which, l).load(Ordering::Relaxed);
+                c.published += get(LANE_PUBLISHED);
+                c.dropped += get(LANE_DROPPED);
+                c.evicted += get(LANE_EVICTED);
+                c.torn += get(LANE_TORN);
+                c.delivered += get(LANE_DELIVERED);
+            }
+            s.invalid += w.invalid().load(Ordering::Relaxed);
+            if w.owner_pid().load(Ordering::Relaxed) != 0
+                && lock::held_by_other(fd, LOCK_LANE_BASE + lane as i64).unwrap_or(false)
+            {
+                s.lanes_in_use += 1;
+            }
+        }
+        for l in 0..LEVELS {
+            // Relaxed: statistics.
+            s.levels[l].dropped += self
+                .u64_at(OFF_LANE_SHORTAGE + l * 8)
+                .load(Ordering::Relaxed);
+        }
+        s.invalid += self.u64_at(OFF_INVALID).load(Ordering::Relaxed);
+        let mut peek = Peeker::new(self);
+        let mut batch = Batch::new();
+        // Bounded: with producers still writing, stop after one ring's worth.
+        let mut budget = self.geometry().slots();
+        while budget > 0 && peek.poll(&mut batch, 4096) > 0 {
+            budget = budget.saturating_sub(batch.len() as u64);
+            for r in batch.iter() {
+                s.levels[r.level() as usize].unread += 1;
+            }
+        }
+        for c in &mut s.levels {
+            c.emitted = c.published + c.dropped + c.torn;
+        }
+        let pid = self.consumer_pid_word().load(Ordering::Relaxed);
+        let alive = lock::held_by_other(fd, LOCK_CONSUMER).unwrap_or(false)
+            || self.inner.consumer_taken.load(Ordering::Relaxed);
+        if pid != 0 || alive {
+            s.consumer = Some((pid, alive));
+        }
+        s
+    }
+}

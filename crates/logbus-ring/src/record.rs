@@ -1,0 +1,230 @@
+//! Reading records: copying them out of shared memory and validating them.
+//!
+//! Shared memory is untrusted: any process with write access may have put
+//! anything there. Bytes are copied out with atomic loads (so a concurrent
+//! writer can make a copy wrong but never make the read undefined), then every
+//! length, index, level and string is checked before a [`RecordRef`] exists.
+//! Accessors on a `RecordRef` therefore cannot fail.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::lane::Value;
+use crate::layout::{flags, kind, RecordHeader, RECORD_HEADER};
+use crate::level::Level;
+
+/// Copies `len` bytes from shared memory at `src` (8-aligned) onto the end of
+/// `buf`, with relaxed atomic 8-byte loads. Reads up to 7 bytes past `len`.
+///
+/// # Safety
+/// `src .. src + len.next_multiple_of(8)` lies inside a live mapping and `src`
+/// is 8-aligned.
+pub(crate) unsafe fn copy_shared(src: *const u8, len: usize, buf: &mut Vec<u8>) {
+    let words = len.div_ceil(8);
+    buf.reserve(words * 8);
+    let start = buf.len();
+    for i in 0..words {
+        // SAFETY: in bounds and aligned by the caller's contract; atomic loads
+        // make a racing writer harmless to us (we validate what we got).
+        let w = unsafe { (*(src as *const AtomicU64).add(i)).load(Ordering::Relaxed) };
+        buf.extend_from_slice(&w.to_le_bytes());
+    }
+    buf.truncate(start + len);
+}
+
+/// Checks a record's variable part against its header; `true` if every length,
+/// kind and string is valid.
+pub(crate) fn validate(hdr: &RecordHeader, body: &[u8]) -> bool {
+    if Level::from_severity(hdr.severity).is_none() || hdr.flags & flags::PAD != 0 {
+        return false;
+    }
+    let t = hdr.target_len as usize;
+    let m = hdr.msg_len as usize;
+    if t.checked_add(m).is_none_or(|tm| tm > body.len()) {
+        return false;
+    }
+    if std::str::from_utf8(&body[..t]).is_err() || std::str::from_utf8(&body[t..t + m]).is_err() {
+        return false;
+    }
+    let mut it = FieldIter {
+        rest: &body[t + m..],
+        left: hdr.nfields,
+    };
+    for _ in 0..hdr.nfields {
+        match it.parse() {
+            Some((key, v)) => {
+                if std::str::from_utf8(key).is_err() {
+                    return false;
+                }
+                if let RawValue::Str(s) = v {
+                    if std::str::from_utf8(s).is_err() {
+                        return false;
+                    }
+                }
+            }
+            None => return false,
+        }
+    }
+    it.rest.is_empty()
+}
+
+/// A validated record borrowed from a [`crate::Batch`].
+#[derive(Clone, Copy, Debug)]
+pub struct RecordRef<'a> {
+    pub(crate) hdr: RecordHeader,
+    pub(crate) body: &'a [u8],
+    pub(crate) lane: u16,
+    pub(crate) lanes: u32,
+    pub(crate) end: u64,
+}
+
+impl<'a> RecordRef<'a> {
+    /// OpenTelemetry severity number, 1-24.
+    pub fn severity(&self) -> u8 {
+        self.hdr.severity
+    }
+    /// The severity's level band.
+    pub fn level(&self) -> Level {
+        // Validated in `validate`.
+        Level::from_severity(self.hdr.severity).unwrap_or(Level::Info)
+    }
+    /// Event time, ns since the Unix epoch.
+    pub fn time_ns(&self) -> u64 {
+        self.hdr.time_ns
+    }
+    /// Producer process id.
+    pub fn pid(&self) -> u32 {
+        self.hdr.pid
+    }
+    /// Producer thread id.
+    pub fn tid(&self) -> u32 {
+        self.hdr.tid
+    }
+    /// Unique in the ring, increasing in emit order for each producer thread.
+    pub fn seq(&self) -> u64 {
+        self.hdr.stamp * self.lanes as u64 + self.lane as u64
+    }
+    /// The lane the record came from.
+    pub fn lane(&self) -> u16 {
+        self.lane
+    }
+    /// Position just past the record in its lane: what to commit once done with it.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+    /// The trace id, when the record has one.
+    pub fn trace_id(&self) -> Option<[u8; 16]> {
+        (self.hdr.flags & flags::HAS_TRACE != 0).then_some(self.hdr.trace_id)
+    }
+    /// The span id, when the record has one.
+    pub fn span_id(&self) -> Option<[u8; 8]> {
+        (self.hdr.flags & flags::HAS_SPAN != 0).then_some(self.hdr.span_id)
+    }
+    /// W3C trace flags.
+    pub fn trace_flags(&self) -> u8 {
+        self.hdr.trace_flags
+    }
+    /// Whether something was cut to fit.
+    pub fn truncated(&self) -> bool {
+        self.hdr.flags & flags::TRUNCATED != 0
+    }
+    /// Resource table index + 1, or 0.
+    pub fn resource(&self) -> u8 {
+        self.hdr.resource
+    }
+    /// The target (logger name).
+    pub fn target(&self) -> &'a str {
+        let t = self.hdr.target_len as usize;
+        // SAFETY: `validate` checked these bytes are UTF-8 and in bounds.
+        unsafe { std::str::from_utf8_unchecked(&self.body[..t]) }
+    }
+    /// The message.
+    pub fn message(&self) -> &'a str {
+        let t = self.hdr.target_len as usize;
+        let m = self.hdr.msg_len as usize;
+        // SAFETY: as in `target`.
+        unsafe { std::str::from_utf8_unchecked(&self.body[t..t + m]) }
+    }
+    /// The structured fields, in the order they were written.
+    pub fn fields(&self) -> FieldIter<'a> {
+        let t = self.hdr.target_len as usize + self.hdr.msg_len as usize;
+        FieldIter {
+            rest: &self.body[t..],
+            left: self.hdr.nfields,
+        }
+    }
+}
+
+enum RawValue<'a> {
+    Str(&'a [u8]),
+    Other(Value<'static>),
+}
+
+/// Iterator over a validated record's fields.
+#[derive(Clone, Debug)]
+pub struct FieldIter<'a> {
+    rest: &'a [u8],
+    left: u16,
+}
+
+impl<'a> FieldIter<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.rest.len() < n {
+            return None;
+        }
+        let (a, b) = self.rest.split_at(n);
+        self.rest = b;
+        Some(a)
+    }
+
+    fn parse(&mut self) -> Option<(&'a [u8], RawValue<'a>)> {
+        let kl = self.take(2)?;
+        let (klen, k) = (kl[0] as usize, kl[1]);
+        let key = self.take(klen)?;
+        let eight = |it: &mut Self| -> Option<[u8; 8]> {
+            it.take(8).map(|b| b.try_into().unwrap_or([0; 8]))
+        };
+        let v = match k {
+            kind::STR => {
+                let l = self.take(2)?;
+                let n = u16::from_le_bytes([l[0], l[1]]) as usize;
+                RawValue::Str(self.take(n)?)
+            }
+            kind::I64 => RawValue::Other(Value::I64(i64::from_le_bytes(eight(self)?))),
+            kind::U64 => RawValue::Other(Value::U64(u64::from_le_bytes(eight(self)?))),
+            kind::F64 => RawValue::Other(Value::F64(f64::from_le_bytes(eight(self)?))),
+            kind::BOOL => match self.take(1)?[0] {
+                0 => RawValue::Other(Value::Bool(false)),
+                1 => RawValue::Other(Value::Bool(true)),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        Some((key, v))
+    }
+}
+
+impl<'a> Iterator for FieldIter<'a> {
+    type Item = (&'a str, Value<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let (key, v) = self.parse()?;
+        // SAFETY: the record was validated: keys and string values are UTF-8.
+        let key = unsafe { std::str::from_utf8_unchecked(key) };
+        Some(match v {
+            RawValue::Str(s) => (key, Value::Str(unsafe { std::str::from_utf8_unchecked(s) })),
+            RawValue::Other(v) => (key, v),
+        })
+    }
+}
+
+/// Whether a header read at position `pos` can start a record of at most
+/// `max_len` bytes within `room` slots.
+pub(crate) fn plausible(hdr: &RecordHeader, pos: u64, slot_size: usize, room: u64) -> bool {
+    hdr.stamp == pos
+        && hdr.len as usize >= RECORD_HEADER
+        && crate::layout::slots_for(hdr.len as usize, slot_size) <= room
+}

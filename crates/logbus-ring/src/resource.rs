@@ -1,0 +1,149 @@
+//! The resource table: who a process is (service, version, host, command),
+//! written once per process instead of into every record.
+//!
+//! Entry `i` (512 bytes at `HEADER_BYTES + i * 512`):
+//!
+//! ```text
+//! 0   state u32 (atomic): 0 empty, 1 being written, 2 ready
+//! 4   pid u32
+//! 8   generation u64 (atomic): bumped on every (re)write
+//! 16  service, version, host, command: each u16 length + UTF-8 bytes (496 bytes in all)
+//! ```
+//!
+//! A producer process takes a free entry by locking its byte (held while its
+//! ring handle lives), writes it seqlock-style (state 1, contents, generation+1,
+//! state 2 with Release) and tags its records with `index + 1`. A reader checks
+//! that the record's pid is the entry's pid: an entry reused after its process
+//! died never resolves records of another process.
+
+use std::sync::atomic::{fence, AtomicU64, Ordering};
+
+use crate::error::LaneError;
+use crate::layout::{HEADER_BYTES, LOCK_RESOURCE_BASE, RESOURCES, RESOURCE_BYTES};
+use crate::lock;
+use crate::record::copy_shared;
+use crate::ring::Ring;
+
+const BODY: usize = RESOURCE_BYTES - 16;
+
+/// What a producer process says about itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resource {
+    /// The writer's process id (filled in by [`Ring::register_resource`]).
+    pub pid: u32,
+    /// `service.name`.
+    pub service: String,
+    /// `service.version`.
+    pub version: String,
+    /// `host.name`.
+    pub host: String,
+    /// The process command line.
+    pub command: String,
+}
+
+fn entry(index: usize) -> usize {
+    HEADER_BYTES + index * RESOURCE_BYTES
+}
+
+impl Ring {
+    /// Writes `resource` into a free table entry held for as long as this handle
+    /// (or a clone) lives, and returns the tag for [`crate::LaneWriter::set_resource`].
+    /// Strings are cut to fit 496 bytes in all.
+    ///
+    /// # Errors
+    /// [`LaneError::NoFreeLane`] when every entry has a live owner,
+    /// [`LaneError::Forked`] in a child of the opener.
+    pub fn register_resource(&self, resource: &Resource) -> Result<u8, LaneError> {
+        let fd = self.fd().ok_or(LaneError::Forked)?;
+        for i in 0..RESOURCES {
+            let held = &self.inner.resources_held[i];
+            if held
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
+                continue;
+            }
+            match lock::try_lock(fd, LOCK_RESOURCE_BASE + i as i64) {
+                Ok(true) => {
+                    self.write_resource(i, resource);
+                    return Ok(i as u8 + 1);
+                }
+                Ok(false) => held.store(false, Ordering::Release),
+                Err(e) => {
+                    held.store(false, Ordering::Release);
+                    return Err(LaneError::Io(e));
+                }
+            }
+        }
+        Err(LaneError::NoFreeLane {
+            lanes: RESOURCES as u32,
+        })
+    }
+
+    fn write_resource(&self, i: usize, r: &Resource) {
+        let base = entry(i);
+        let state = self.u32_at(base);
+        let generation = self.u64_at(base + 8);
+        // Relaxed + the fence: readers that see state 1 or a changed generation
+        // discard what they copied.
+        state.store(1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        let mut body = Vec::with_capacity(BODY);
+        for s in [&r.service, &r.version, &r.host, &r.command] {
+            let room = BODY.saturating_sub(body.len() + 2).min(u16::MAX as usize);
+            let cut = crate::lane::floor_boundary(s, room);
+            body.extend_from_slice(&(cut as u16).to_le_bytes());
+            body.extend_from_slice(&s.as_bytes()[..cut]);
+        }
+        // SAFETY: entry `i` lies in the resource table inside the mapping; we hold
+        // its lock, so no other writer touches it; readers copy with atomics and
+        // re-check the generation.
+        unsafe {
+            let p = self.base().add(base);
+            (p.add(4) as *mut u32).write_volatile(std::process::id());
+            std::ptr::copy_nonoverlapping(body.as_ptr(), p.add(16), body.len());
+        }
+        generation.fetch_add(1, Ordering::Relaxed);
+        // Release: the contents above happen before a reader's Acquire load of 2.
+        state.store(2, Ordering::Release);
+    }
+
+    /// Reads the resource a record tagged `tag` refers to, if the entry is ready
+    /// and belongs to `pid`. `None` for tag 0, a foreign or half-written entry.
+    pub fn resource(&self, tag: u8, pid: u32) -> Option<Resource> {
+        let i = (tag as usize).checked_sub(1).filter(|&i| i < RESOURCES)?;
+        let base = entry(i);
+        let state = self.u32_at(base);
+        let generation: &AtomicU64 = self.u64_at(base + 8);
+        // Acquire pairs with the writer's Release store of state 2.
+        if state.load(Ordering::Acquire) != 2 {
+            return None;
+        }
+        let g = generation.load(Ordering::Relaxed);
+        let mut raw = Vec::with_capacity(RESOURCE_BYTES);
+        // SAFETY: the entry lies inside the mapping and is 8-aligned.
+        unsafe { copy_shared(self.base().add(base), RESOURCE_BYTES, &mut raw) };
+        fence(Ordering::Acquire);
+        if state.load(Ordering::Relaxed) != 2 || generation.load(Ordering::Relaxed) != g {
+            return None;
+        }
+        let entry_pid = u32::from_le_bytes(raw[4..8].try_into().ok()?);
+        if entry_pid != pid {
+            return None;
+        }
+        let mut rest = &raw[16..];
+        let mut next = || -> Option<String> {
+            let n = u16::from_le_bytes([*rest.first()?, *rest.get(1)?]) as usize;
+            let s = std::str::from_utf8(rest.get(2..2 + n)?).ok()?.to_string();
+            rest = &rest[2 + n..];
+            Some(s)
+        };
+        Some(Resource {
+            pid,
+            service: next()?,
+            version: next()?,
+            host: next()?,
+            command: next()?,
+        })
+    }
+}

@@ -1,0 +1,467 @@
+//! Opening and creating a ring file, and the handle every other part uses.
+//!
+//! Creation is race-free: the creator builds the whole file under a temporary
+//! name in the same directory (header written, size set), then gives it its real
+//! name with `link(2)`, which fails if the name exists. So an opener either finds
+//! no file or a completely initialised one, two creators end with one ring, and an
+//! existing ring is never reinitialised. Opening validates the header against the
+//! file size before anything else touches the mapping.
+//!
+//! A file shrunk by another process *after* it was opened makes accesses past
+//! the new end raise SIGBUS. Nothing in this crate truncates a ring; the
+//! consumer re-checks the size with `fstat` on every idle poll
+//! ([`Ring::check_size`]) so that a collector reports a shrunk ring as an error
+//! instead of touching it, but a process that touches the shrunk part between
+//! two checks is killed by the signal. Only processes with write access to the
+//! file can do this.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::Arc;
+
+use memmap2::{MmapOptions, MmapRaw};
+
+use crate::error::OpenError;
+use crate::fork;
+use crate::layout::*;
+
+/// The environment variable naming the ring path.
+pub const RING_ENV: &str = "LOGBUS_RING";
+/// The ring path when neither an explicit path nor [`RING_ENV`] is given.
+pub const DEFAULT_RING: &str = "/dev/shm/logbus";
+
+/// The ring path to use: `explicit`, else `$LOGBUS_RING`, else `/dev/shm/logbus`.
+///
+/// ```
+/// let p = logbus_ring::ring_path(Some("/tmp/x".as_ref()));
+/// assert_eq!(p, std::path::PathBuf::from("/tmp/x"));
+/// ```
+pub fn ring_path(explicit: Option<&Path>) -> PathBuf {
+    match explicit {
+        Some(p) => p.to_path_buf(),
+        None => std::env::var_os(RING_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_RING)),
+    }
+}
+
+/// How to create a ring when none exists yet. An existing ring is always opened
+/// with the geometry and policy in its own header.
+#[derive(Clone, Debug)]
+pub struct RingOptions {
+    /// Total slots across all lanes (power of two).
+    pub slots: u32,
+    /// Bytes per slot (multiple of 64).
+    pub slot_size: u32,
+    /// Number of lanes (power of two, at most the slot count / 16).
+    pub lanes: u32,
+    /// File mode of a new ring.
+    pub mode: u32,
+    /// Records at or above this severity are protected (default 13, WARN).
+    pub protect_severity: u8,
+    /// Per level (TRACE..FATAL): the percentage of a lane its records may fill.
+    pub watermarks: [u8; 6],
+    /// Longest message kept whole.
+    pub max_message: u32,
+}
+
+impl Default for RingOptions {
+    fn default() -> Self {
+        RingOptions {
+            slots: DEFAULT_SLOTS,
+            slot_size: DEFAULT_SLOT_SIZE,
+            lanes: DEFAULT_LANES,
+            mode: 0o600,
+            protect_severity: 13,
+            // DEBUG and TRACE may fill half a lane, INFO three quarters, so that
+            // WARN and above normally find room without evicting anything.
+            watermarks: [50, 50, 75, 100, 100, 100],
+            max_message: DEFAULT_MAX_MESSAGE,
+        }
+    }
+}
+
+impl RingOptions {
+    /// The lane geometry these options give.
+    pub fn geometry(&self) -> Geometry {
+        let lanes = self.lanes.min(self.slots / 16).max(1);
+        Geometry {
+            slot_size: self.slot_size,
+            slots_per_lane: self.slots / lanes,
+            lanes,
+        }
+    }
+}
+
+/// A mapped ring. Cheap to clone (the mapping is shared); `Send + Sync`.
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("logbus-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let ring = logbus_ring::Ring::open(dir.join("ring")).unwrap();
+/// assert_eq!(ring.geometry().lanes, 32);
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Ring {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) path: PathBuf,
+    file: std::mem::ManuallyDrop<File>,
+    fork_slot: Option<usize>,
+    pub(crate) generation: u64,
+    map: MmapRaw,
+    pub(crate) header: StaticHeader,
+    pub(crate) geo: Geometry,
+    /// Lanes held by lane writers of *this handle*: OFD locks taken through one
+    /// descriptor do not exclude each other, so threads sharing a handle are
+    /// kept apart here first.
+    pub(crate) lanes_held: Box<[AtomicBool]>,
+    /// Resource entries held by this handle (same reason as `lanes_held`).
+    pub(crate) resources_held: Box<[AtomicBool]>,
+    /// Whether a `Consumer` of this handle exists (same reason).
+    pub(crate) consumer_taken: AtomicBool,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if self.generation != fork::generation() && self.fork_slot.is_some() {
+            // The atfork child handler already closed this descriptor in this
+            // process; closing the number again could close someone else's file.
+            return;
+        }
+        if let Some(slot) = self.fork_slot {
+            fork::unregister(slot, self.file.as_raw_fd());
+        }
+        // SAFETY: dropped exactly once, here.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.file) };
+    }
+}
+
+impl Ring {
+    /// Opens the ring at `path`, creating it with default options if there is none.
+    ///
+    /// # Errors
+    /// [`OpenError`] naming the file when it cannot be created or opened, or is
+    /// not a valid ring.
+    pub fn open(path: impl AsRef<Path>) -> Result<Ring, OpenError> {
+        Ring::open_with(path, &RingOptions::default())
+    }
+
+    /// Opens the ring at `path`, creating it with `options` if there is none.
+    ///
+    /// # Errors
+    /// As [`Ring::open`]; also [`OpenError::Geometry`] when `options` describe an
+    /// impossible ring and a new one would have to be made.
+    pub fn open_with(path: impl AsRef<Path>, options: &RingOptions) -> Result<Ring, OpenError> {
+        let path = path.as_ref();
+        for _ in 0..100 {
+            match Ring::open_existing(path) {
+                Err(OpenError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
+                other => return other,
+            }
+            match create(path, options) {
+                Ok(()) => {}
+                Err(CreateError::Exists) => {}
+                Err(CreateError::Open(e)) => return Err(e),
+            }
+        }
+        Err(OpenError::Io {
+            path: path.to_path_buf(),
+            op: "create or open the ring",
+            source: io::Error::other("the file keeps appearing and disappearing"),
+        })
+    }
+
+    /// Creates a new ring at `path`; fails if a file is there already.
+    ///
+    /// # Errors
+    /// [`OpenError::Io`] with kind `AlreadyExists` if the path is taken; others as
+    /// for [`Ring::open_with`].
+    pub fn create(path: impl AsRef<Path>, options: &RingOptions) -> Result<Ring, OpenError> {
+        let path = path.as_ref();
+        match create(path, options) {
+            Ok(()) => Ring::open_existing(path),
+            Err(CreateError::Exists) => Err(OpenError::Io {
+                path: path.to_path_buf(),
+                op: "create the ring",
+                source: io::Error::from(io::ErrorKind::AlreadyExists),
+            }),
+            Err(CreateError::Open(e)) => Err(e),
+        }
+    }
+
+    /// Opens an existing ring; never creates one.
+    ///
+    /// # Errors
+    /// [`OpenError`] naming the file; a missing file is `Io` with kind `NotFound`.
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Ring, OpenError> {
+        let path = path.as_ref();
+        let io_err = |op: &'static str| {
+            let path = path.to_path_buf();
+            move |source| OpenError::Io { path, op, source }
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(path)
+            .map_err(io_err("open"))?;
+        let actual = file.metadata().map_err(io_err("stat"))?.len();
+        let static_len = std::mem::size_of::<StaticHeader>() as u64;
+        if actual < 8 {
+            return Err(OpenError::NotARing {
+                path: path.to_path_buf(),
+            });
+        }
+        let mut head = [0u8; 128];
+        let n = std::os::unix::fs::FileExt::read_at(&file, &mut head, 0).map_err(io_err("read"))?;
+        if head[..8] != MAGIC {
+            return Err(OpenError::NotARing {
+                path: path.to_path_buf(),
+            });
+        }
+        if (n as u64) < static_len {
+            return Err(OpenError::Truncated {
+                path: path.to_path_buf(),
+                actual,
+                expected: HEADER_BYTES as u64,
+            });
+        }
+        let header: StaticHeader = bytemuck::pod_read_unaligned(&head);
+        if header.version != VERSION {
+            return Err(OpenError::Version {
+                path: path.to_path_buf(),
+                found: header.version,
+            });
+        }
+        let geo = Geometry {
+            slot_size: header.slot_size,
+            slots_per_lane: header.slots_per_lane,
+            lanes: header.lanes,
+        };
+        geo.check().map_err(|problem| OpenError::Geometry {
+            path: path.to_path_buf(),
+            problem,
+        })?;
+        let expected = geo.file_size();
+        if header.file_size != expected {
+            return Err(OpenError::Geometry {
+                path: path.to_path_buf(),
+                problem: format!(
+                    "header says {} bytes, its geometry needs {expected}",
+                    header.file_size
+                ),
+            });
+        }
+        if actual < expected {
+            return Err(OpenError::Truncated {
+                path: path.to_path_buf(),
+                actual,
+                expected,
+            });
+        }
+        if header.protect_severity > 24 || header.watermarks.iter().any(|&w| w == 0 || w > 100) {
+            return Err(OpenError::Geometry {
+                path: path.to_path_buf(),
+                problem: "overflow policy out of range".into(),
+            });
+        }
+        let map = MmapOptions::new()
+            .len(expected as usize)
+            .map_raw(&file)
+            .map_err(io_err("map"))?;
+        let fork_slot = fork::register(file.as_raw_fd());
+        Ok(Ring {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                file: std::mem::ManuallyDrop::new(file),
+                fork_slot,
+                generation: fork::generation(),
+                map,
+                header,
+                geo,
+                lanes_held: (0..geo.lanes).map(|_| AtomicBool::new(false)).collect(),
+                resources_held: (0..RESOURCES).map(|_| AtomicBool::new(false)).collect(),
+                consumer_taken: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The ring file's path.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Lanes, slots per lane and slot size.
+    pub fn geometry(&self) -> Geometry {
+        self.inner.geo
+    }
+
+    /// The immutable header: geometry, policy, creation time.
+    pub fn header(&self) -> &StaticHeader {
+        &self.inner.header
+    }
+
+    /// Whether the file still has the size the mapping needs.
+    ///
+    /// # Errors
+    /// [`OpenError::Truncated`] when it was shrunk, [`OpenError::Io`] when `fstat` fails.
+    pub fn check_size(&self) -> Result<(), OpenError> {
+        let actual = self
+            .inner
+            .file
+            .metadata()
+            .map_err(|source| OpenError::Io {
+                path: self.inner.path.clone(),
+                op: "stat",
+                source,
+            })?
+            .len();
+        let expected = self.inner.geo.file_size();
+        if actual < expected {
+            return Err(OpenError::Truncated {
+                path: self.inner.path.clone(),
+                actual,
+                expected,
+            });
+        }
+        Ok(())
+    }
+
+    /// The descriptor for lock calls, or `None` in a forked child.
+    pub(crate) fn fd(&self) -> Option<i32> {
+        (self.inner.generation == fork::generation()).then(|| self.inner.file.as_raw_fd())
+    }
+
+    pub(crate) fn base(&self) -> *mut u8 {
+        self.inner.map.as_mut_ptr()
+    }
+
+    /// An atomic `u64` at `off` bytes into the file.
+    pub(crate) fn u64_at(&self, off: usize) -> &AtomicU64 {
+        debug_assert!(off % 8 == 0 && off + 8 <= self.inner.geo.data_offset());
+        // SAFETY: `off` is 8-aligned (the mapping is page-aligned) and inside the
+        // header area of a mapping that lives as long as `self`. Other processes
+        // touch these words only through atomic operations too.
+        unsafe { &*(self.base().add(off) as *const AtomicU64) }
+    }
+
+    /// An atomic `u32` at `off` bytes into the file.
+    pub(crate) fn u32_at(&self, off: usize) -> &AtomicU32 {
+        debug_assert!(off % 4 == 0 && off + 4 <= self.inner.geo.data_offset());
+        // SAFETY: as in `u64_at`, with 4-byte alignment.
+        unsafe { &*(self.base().add(off) as *const AtomicU32) }
+    }
+
+    /// Byte offset of lane `lane`'s header.
+    pub(crate) fn lane_header(&self, lane: u32) -> usize {
+        debug_assert!(lane < self.inner.geo.lanes);
+        self.inner.geo.lane_headers_offset() + lane as usize * LANE_HEADER_BYTES
+    }
+
+    /// Pointer to the first byte of lane `lane`'s data.
+    pub(crate) fn lane_data(&self, lane: u32) -> *mut u8 {
+        debug_assert!(lane < self.inner.geo.lanes);
+        let off = self.inner.geo.data_offset() + lane as usize * self.inner.geo.lane_bytes();
+        // SAFETY: `off` is within the mapping (checked geometry, lane < lanes).
+        unsafe { self.base().add(off) }
+    }
+
+    /// The consumer pid as written in the header (0: none recorded).
+    pub(crate) fn consumer_pid_word(&self) -> &AtomicU32 {
+        self.u32_at(OFF_CONSUMER_PID)
+    }
+}
+
+enum CreateError {
+    Exists,
+    Open(OpenError),
+}
+
+fn create(path: &Path, options: &RingOptions) -> Result<(), CreateError> {
+    let geo = options.geometry();
+    let err = |op: &'static str| {
+        let path = path.to_path_buf();
+        move |source| CreateError::Open(OpenError::Io { path, op, source })
+    };
+    geo.check()
+        .and_then(|()| {
+            if options.slots.is_power_of_two() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "slot count {} is not a power of two",
+                    options.slots
+                ))
+            }
+        })
+        .map_err(|problem| {
+            CreateError::Open(OpenError::Geometry {
+                path: path.to_path_buf(),
+                problem,
+            })
+        })?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        crate::clock::now_ns()
+    ));
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(options.mode)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&tmp)
+        .map_err(err("create the ring"))?;
+    let result = (|| {
+        // The umask may have narrowed the mode; the caller asked for this one.
+        file.set_permissions(std::fs::Permissions::from_mode(options.mode))
+            .map_err(err("set the ring's mode"))?;
+        file.set_len(geo.file_size())
+            .map_err(err("size the ring"))?;
+        let header = StaticHeader {
+            magic: MAGIC,
+            version: VERSION,
+            slot_size: geo.slot_size,
+            slots_per_lane: geo.slots_per_lane,
+            lanes: geo.lanes,
+            max_message: options.max_message.max(64),
+            protect_severity: options.protect_severity.min(24),
+            watermarks: options.watermarks.map(|w| w.clamp(1, 100)),
+            _reserved0: 0,
+            _reserved1: 0,
+            created_ns: crate::clock::now_ns(),
+            file_size: geo.file_size(),
+            _reserved: [0; 9],
+        };
+        // The new file is all zeros (every cursor, counter and lane at 0), so the
+        // header is the only thing to write. pwrite, not the mapping: nobody else
+        // can see this file yet.
+        std::os::unix::fs::FileExt::write_all_at(&file, bytemuck::bytes_of(&header), 0)
+            .map_err(err("write the ring header"))?;
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(CreateError::Exists),
+            Err(e) => Err(err("name the ring")(e)),
+        }
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result
+}
