@@ -347,7 +347,7 @@ impl Ring {
 
     /// An atomic `u64` at `off` bytes into the file.
     pub(crate) fn u64_at(&self, off: usize) -> &AtomicU64 {
-        debug_assert!(off % 8 == 0 && off + 8 <= self.inner.geo.data_offset());
+        debug_assert!(off.is_multiple_of(8) && off + 8 <= self.inner.geo.data_offset());
         // SAFETY: `off` is 8-aligned (the mapping is page-aligned) and inside the
         // header area of a mapping that lives as long as `self`. Other processes
         // touch these words only through atomic operations too.
@@ -356,7 +356,7 @@ impl Ring {
 
     /// An atomic `u32` at `off` bytes into the file.
     pub(crate) fn u32_at(&self, off: usize) -> &AtomicU32 {
-        debug_assert!(off % 4 == 0 && off + 4 <= self.inner.geo.data_offset());
+        debug_assert!(off.is_multiple_of(4) && off + 4 <= self.inner.geo.data_offset());
         // SAFETY: as in `u64_at`, with 4-byte alignment.
         unsafe { &*(self.base().add(off) as *const AtomicU32) }
     }
