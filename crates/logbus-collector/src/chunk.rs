@@ -1,0 +1,157 @@
+//! Chunks: one polled [`Batch`] plus what the reader resolved about it, shared
+//! immutably (behind an `Arc`) by every sink queue.
+//!
+//! The reader owns a chunk until it wraps it in an `Arc`; after every sink is
+//! done with it and its records are committed, the reader takes it back
+//! (`Arc::try_unwrap`) and reuses its buffers, so a steady-state collector
+//! allocates one `Arc` per chunk and nothing per record.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use logbus_ring::{Batch, Level, RecordRef, Resource, Ring, LEVELS};
+
+/// A producer process as its resource entry describes it.
+#[derive(Debug)]
+pub struct Origin {
+    /// Unique for the collector's lifetime (cache key for sinks).
+    pub id: u64,
+    /// The resource entry as read.
+    pub resource: Resource,
+}
+
+impl Origin {
+    /// `service.name`, when the producer gave one.
+    pub fn service(&self) -> Option<&str> {
+        (!self.resource.service.is_empty()).then_some(self.resource.service.as_str())
+    }
+}
+
+/// One polled batch and its resolution.
+#[derive(Default)]
+pub struct Chunk {
+    /// Increasing in poll order; sinks and commits are ordered by it.
+    pub id: u64,
+    /// The records.
+    pub batch: Batch,
+    /// Per record: 0 (no known resource) or 1 + index into `origins`.
+    pub origin_of: Vec<u16>,
+    /// The distinct producers of this chunk's records.
+    pub origins: Vec<Arc<Origin>>,
+    /// Records per level.
+    pub counts: [u32; LEVELS],
+    /// Per lane (in batch order): the end of its last record, what to commit.
+    pub ends: Vec<(u16, u64)>,
+}
+
+impl Chunk {
+    /// The producer of record `i`, if known.
+    pub fn origin(&self, i: usize) -> Option<&Arc<Origin>> {
+        match self.origin_of.get(i) {
+            Some(&k) if k > 0 => self.origins.get(k as usize - 1),
+            _ => None,
+        }
+    }
+
+    /// The service name of record `i`, if known.
+    pub fn service(&self, i: usize) -> Option<&str> {
+        self.origin(i).and_then(|o| o.service())
+    }
+
+    /// Records whose level is in `mask` (bit `Level as usize`).
+    pub fn count(&self, mask: u8) -> u32 {
+        (0..LEVELS)
+            .filter(|l| mask & (1 << l) != 0)
+            .map(|l| self.counts[l])
+            .sum()
+    }
+
+    /// The records whose level is in `mask`, with their index.
+    pub fn selected(&self, mask: u8) -> impl Iterator<Item = (usize, RecordRef<'_>)> + '_ {
+        self.batch
+            .iter()
+            .enumerate()
+            .filter(move |(_, r)| mask & (1 << r.level() as u8) != 0)
+    }
+
+    /// Fills the derived fields from `batch` (already polled).
+    pub(crate) fn resolve(&mut self, id: u64, resolver: &mut Resolver) {
+        self.id = id;
+        self.origin_of.clear();
+        self.origins.clear();
+        self.counts = [0; LEVELS];
+        self.ends.clear();
+        let mut last_key = None;
+        let mut last_idx = 0u16;
+        for r in self.batch.iter() {
+            self.counts[r.level() as usize] += 1;
+            match self.ends.last_mut() {
+                Some((lane, end)) if *lane == r.lane() => *end = r.end(),
+                _ => self.ends.push((r.lane(), r.end())),
+            }
+            let key = (r.resource(), r.pid());
+            if last_key != Some(key) {
+                last_key = Some(key);
+                last_idx = match resolver.lookup(key.0, key.1) {
+                    None => 0,
+                    Some(o) => match self.origins.iter().position(|x| Arc::ptr_eq(x, &o)) {
+                        Some(p) => p as u16 + 1,
+                        None if self.origins.len() < u16::MAX as usize - 1 => {
+                            self.origins.push(o);
+                            self.origins.len() as u16
+                        }
+                        None => 0,
+                    },
+                };
+            }
+            self.origin_of.push(last_idx);
+        }
+    }
+}
+
+/// Looks up producers' resources, caching them per (tag, pid).
+pub(crate) struct Resolver {
+    ring: Ring,
+    cache: HashMap<(u8, u32), Option<Arc<Origin>>>,
+    next_id: u64,
+}
+
+impl Resolver {
+    pub(crate) fn new(ring: &Ring) -> Resolver {
+        Resolver {
+            ring: ring.clone(),
+            cache: HashMap::new(),
+            next_id: 1,
+        }
+    }
+
+    fn lookup(&mut self, tag: u8, pid: u32) -> Option<Arc<Origin>> {
+        if tag == 0 {
+            return None;
+        }
+        if let Some(o) = self.cache.get(&(tag, pid)) {
+            return o.clone();
+        }
+        let found = self.ring.resource(tag, pid).map(|resource| {
+            self.next_id += 1;
+            Arc::new(Origin {
+                id: self.next_id,
+                resource,
+            })
+        });
+        self.cache.insert((tag, pid), found.clone());
+        found
+    }
+
+    /// Forgets cached entries (called about once a second): a pid can be
+    /// reused and an entry rewritten, and a miss may have been a half-written
+    /// entry.
+    pub(crate) fn refresh(&mut self) {
+        self.cache.clear();
+    }
+}
+
+/// The level bit of `level` in a sink mask.
+pub(crate) fn bit(level: Level) -> u8 {
+    1 << level as u8
+}

@@ -1,0 +1,511 @@
+//! The reader loop: poll the ring into chunks, hand them to every sink's
+//! queue, commit what every sink is done with, reload on request, drain and
+//! flush on shutdown.
+//!
+//! # Commit rule
+//! Chunks get increasing ids. Each sink reports the oldest chunk it still
+//! holds ([`SinkQueue::pin`]); chunks older than every sink's pin are finished
+//! everywhere (written, or dropped and counted under a sink's policy), so the
+//! reader commits their records: per lane, up to the end of the chunk's last
+//! record of that lane. A collector killed at any point therefore resumes, on
+//! restart, at records some sink may have written but none has lost.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::{JoinHandle, Thread};
+use std::time::{Duration, Instant};
+
+use logbus_ring::{Consumer, ConsumerError, Ring};
+
+use crate::chunk::{Chunk, Resolver};
+use crate::config::{self, Config, SinkConfig};
+use crate::queue::{Job, SinkQueue};
+use crate::sink::{self, SinkError};
+use crate::stats::{status_path, write_atomic, Registry, SinkStats};
+
+/// Records claimed per poll, per lane of the ring (a poll splits its budget
+/// fairly between lanes).
+const POLL_PER_LANE: usize = 1024;
+/// Most records claimed per poll.
+const POLL_MAX: usize = 1 << 16;
+/// Chunks kept for reuse.
+const POOL: usize = 32;
+/// Idle polls that only spin before the reader starts sleeping.
+const SPIN_POLLS: u32 = 50;
+/// Longest idle sleep.
+const MAX_IDLE_SLEEP: Duration = Duration::from_millis(20);
+
+/// Requests from outside the reader loop (the binary's signal thread).
+#[derive(Default)]
+pub struct Control {
+    shutdown: AtomicBool,
+    reload: AtomicBool,
+    reader: OnceLock<Thread>,
+}
+
+impl Control {
+    /// No requests yet.
+    pub fn new() -> Control {
+        Control::default()
+    }
+
+    /// Drain, flush, commit and return from [`Collector::run`].
+    pub fn request_shutdown(&self) {
+        // Release/Acquire: nothing is published with the flag; Relaxed would do,
+        // Release costs nothing here and keeps reasoning simple.
+        self.shutdown.store(true, Ordering::Release);
+        self.wake();
+    }
+
+    /// Re-read the configuration file and reopen files, at the next loop turn.
+    pub fn request_reload(&self) {
+        // Release pairs with the Acquire swap in the reader loop.
+        self.reload.store(true, Ordering::Release);
+        self.wake();
+    }
+
+    fn wake(&self) {
+        if let Some(t) = self.reader.get() {
+            t.unpark();
+        }
+    }
+
+    fn shutdown_requested(&self) -> bool {
+        // Acquire pairs with `request_shutdown`.
+        self.shutdown.load(Ordering::Acquire)
+    }
+}
+
+/// Why the collector could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// Another process holds the ring's consumer role (or the lock failed).
+    Consumer(ConsumerError),
+    /// A sink could not be set up.
+    Sink(SinkError),
+    /// A thread could not be started.
+    Thread(std::io::Error),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Consumer(e) => write!(f, "{e}"),
+            StartError::Sink(e) => write!(f, "{e}"),
+            StartError::Thread(e) => write!(f, "cannot start a thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// What a finished run left behind.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Sinks that had not finished flushing when the shutdown timeout passed;
+    /// their uncommitted records will be delivered again by the next collector.
+    pub unflushed: Vec<String>,
+}
+
+struct SinkHandle {
+    config: SinkConfig,
+    queue: Arc<SinkQueue>,
+    mask: u8,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// A chunk handed to the sinks, not yet committed.
+struct Pending {
+    chunk: Arc<Chunk>,
+}
+
+/// The collector: owns the ring's consumer role and the sinks.
+pub struct Collector {
+    ring: Ring,
+    consumer: Consumer,
+    config: Config,
+    config_path: Option<PathBuf>,
+    sinks: Vec<SinkHandle>,
+    retiring: Vec<SinkHandle>,
+    pending: VecDeque<Pending>,
+    pool: Vec<Chunk>,
+    resolver: Resolver,
+    next_id: u64,
+    registry: Arc<Registry>,
+    status_file: PathBuf,
+    reader: Thread,
+    lane_ends: Vec<u64>,
+}
+
+impl Collector {
+    /// Takes the consumer role of `ring` and starts the sinks of `config`.
+    /// `config_path` is re-read on [`Control::request_reload`]. Must be called
+    /// on the thread that then calls [`run`](Self::run).
+    ///
+    /// # Errors
+    /// [`StartError::Consumer`] when another collector holds the ring (its pid
+    /// is in the message), [`StartError::Sink`] when a sink cannot be set up.
+    pub fn new(
+        ring: &Ring,
+        config: Config,
+        config_path: Option<PathBuf>,
+    ) -> Result<Collector, StartError> {
+        let consumer = Consumer::acquire(ring).map_err(StartError::Consumer)?;
+        let reader = std::thread::current();
+        let mut c = Collector {
+            ring: ring.clone(),
+            consumer,
+            config_path,
+            sinks: Vec::new(),
+            retiring: Vec::new(),
+            pending: VecDeque::new(),
+            pool: Vec::new(),
+            resolver: Resolver::new(ring),
+            next_id: 1,
+            registry: Arc::new(Registry::default()),
+            status_file: status_path(ring.path()),
+            reader,
+            lane_ends: vec![0; ring.geometry().lanes as usize],
+            config: Config {
+                sinks: Vec::new(),
+                ..config.clone()
+            },
+        };
+        c.sinks = c.start_sinks(&config.sinks, &mut Vec::new())?;
+        c.config = config;
+        c.registry
+            .set(c.sinks.iter().map(|s| s.queue.stats.clone()).collect());
+        c.write_status();
+        Ok(c)
+    }
+
+    /// The counters of the current sinks (for a metrics endpoint).
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.clone()
+    }
+
+    /// The status file written once a second (removed on clean exit).
+    pub fn status_file(&self) -> &Path {
+        &self.status_file
+    }
+
+    /// Starts sinks for `configs`; reuses (takes out of `old`) the running sink
+    /// of identical configuration. On error, the sinks started so far are closed.
+    fn start_sinks(
+        &self,
+        configs: &[SinkConfig],
+        old: &mut Vec<SinkHandle>,
+    ) -> Result<Vec<SinkHandle>, StartError> {
+        let mut out: Vec<SinkHandle> = Vec::new();
+        let mut kept: Vec<usize> = Vec::new();
+        let result = (|| {
+            for cfg in configs {
+                if let Some(i) = old.iter().position(|o| &o.config == cfg) {
+                    kept.push(out.len());
+                    let h = old.remove(i);
+                    out.push(h);
+                    continue;
+                }
+                let output = sink::open_output(cfg).map_err(StartError::Sink)?;
+                let predecessor = old.iter().find(|o| o.config.name == cfg.name);
+                let stats = predecessor.map_or_else(
+                    || Arc::new(SinkStats::new(&cfg.name, cfg.kind.type_name())),
+                    |p| p.queue.stats.clone(),
+                );
+                let queue = Arc::new(SinkQueue::new(
+                    cfg.queue,
+                    cfg.stall_timeout,
+                    cfg.block_timeout,
+                    stats,
+                ));
+                let thread = sink::spawn(
+                    queue.clone(),
+                    output,
+                    predecessor.map(|p| p.queue.clone()),
+                    self.reader.clone(),
+                )
+                .map_err(StartError::Thread)?;
+                out.push(SinkHandle {
+                    mask: cfg.level_mask(),
+                    config: cfg.clone(),
+                    queue,
+                    thread: Some(thread),
+                });
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => Ok(out),
+            Err(e) => {
+                // Give the kept ones back; close the new ones (they hold nothing).
+                for (i, h) in out.into_iter().enumerate() {
+                    if kept.contains(&i) {
+                        old.push(h);
+                    } else {
+                        h.queue.close();
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs until [`Control::request_shutdown`]; then reads what is published,
+    /// flushes every sink (bounded by the configured shutdown timeout), commits
+    /// and returns.
+    pub fn run(&mut self, control: &Control) -> Summary {
+        let _ = control.reader.set(std::thread::current());
+        let mut idle = 0u32;
+        let mut last_second = Instant::now();
+        let mut last_stall_check = Instant::now();
+        loop {
+            // Acquire pairs with `request_reload`.
+            if control.reload.swap(false, Ordering::Acquire) {
+                self.reload();
+            }
+            if control.shutdown_requested() {
+                return self.shutdown();
+            }
+            let got = self.poll_once();
+            self.commit_finished();
+            let now = Instant::now();
+            if now.duration_since(last_stall_check) >= Duration::from_millis(50) {
+                last_stall_check = now;
+                self.check_stalls();
+                self.reap_retired();
+            }
+            if now.duration_since(last_second) >= Duration::from_secs(1) {
+                last_second = now;
+                self.resolver.refresh();
+                if got == 0 {
+                    self.consumer.reap_dead_lanes();
+                }
+                self.write_status();
+            }
+            if got > 0 {
+                idle = 0;
+            } else {
+                idle = idle.saturating_add(1);
+                if idle < SPIN_POLLS {
+                    std::hint::spin_loop();
+                    std::thread::yield_now();
+                } else {
+                    // 1 ms, doubling to 20 ms; sinks and signals unpark us.
+                    let k = (idle - SPIN_POLLS).min(5);
+                    std::thread::park_timeout(Duration::from_millis(1 << k).min(MAX_IDLE_SLEEP));
+                }
+            }
+        }
+    }
+
+    /// Polls one batch and hands it to the sinks. Returns the records polled.
+    fn poll_once(&mut self) -> usize {
+        let mut chunk = self.pool.pop().unwrap_or_default();
+        let lanes = self.ring.geometry().lanes as usize;
+        let max = (POLL_PER_LANE * lanes).min(POLL_MAX);
+        let n = self.consumer.poll(&mut chunk.batch, max);
+        if n == 0 {
+            self.pool.push(chunk);
+            return 0;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        chunk.resolve(id, &mut self.resolver);
+        let chunk = Arc::new(chunk);
+        for s in &self.sinks {
+            s.queue.push(Job {
+                chunk: chunk.clone(),
+                mask: s.mask,
+            });
+        }
+        self.pending.push_back(Pending { chunk });
+        n
+    }
+
+    /// The oldest chunk some sink still holds.
+    fn pin(&self) -> Option<u64> {
+        self.sinks
+            .iter()
+            .chain(&self.retiring)
+            .filter_map(|s| s.queue.pin())
+            .min()
+    }
+
+    /// Commits the chunks every sink is done with.
+    fn commit_finished(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let pin = self.pin();
+        let mut any = false;
+        while let Some(p) = self.pending.front() {
+            if pin.is_some_and(|pin| p.chunk.id >= pin) {
+                break;
+            }
+            let Some(p) = self.pending.pop_front() else {
+                break;
+            };
+            for &(lane, end) in &p.chunk.ends {
+                let e = &mut self.lane_ends[lane as usize];
+                *e = (*e).max(end);
+            }
+            any = true;
+            if let Ok(c) = Arc::try_unwrap(p.chunk) {
+                if self.pool.len() < POOL {
+                    self.pool.push(c);
+                }
+            }
+        }
+        if any {
+            for lane in 0..self.lane_ends.len() {
+                let end = std::mem::take(&mut self.lane_ends[lane]);
+                if end > 0 {
+                    self.consumer.commit(lane as u16, end);
+                }
+            }
+        }
+    }
+
+    fn check_stalls(&mut self) {
+        let now = Instant::now();
+        for s in self.sinks.iter().chain(&self.retiring) {
+            if let Some(n) = s.queue.check_stall(now) {
+                eprintln!(
+                    "logbus-collector: sink \"{}\" has not finished a write for {:?}: stalled; \
+                     dropping its records ({n} so far) until it recovers",
+                    s.config.name, s.config.stall_timeout
+                );
+            }
+        }
+    }
+
+    fn reap_retired(&mut self) {
+        self.retiring.retain_mut(|h| {
+            if h.queue.is_finished() {
+                if let Some(t) = h.thread.take() {
+                    let _ = t.join();
+                }
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    fn write_status(&self) {
+        let doc = self
+            .registry
+            .status_json(std::process::id(), logbus_ring::now_ns());
+        if let Err(e) = write_atomic(&self.status_file, &doc) {
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            ONCE.call_once(|| {
+                eprintln!(
+                    "logbus-collector: cannot write {}: {e}",
+                    self.status_file.display()
+                )
+            });
+        }
+    }
+
+    /// Re-reads the configuration; on success swaps the sinks (unchanged ones
+    /// keep running), otherwise keeps the running ones. Files are reopened.
+    fn reload(&mut self) {
+        let Some(path) = self.config_path.clone() else {
+            eprintln!("logbus-collector: SIGHUP: no --config file; reopening files");
+            for s in &self.sinks {
+                s.queue.request_reopen();
+            }
+            return;
+        };
+        let new = match config::load(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!(
+                    "logbus-collector: reload failed, keeping the running configuration: {e}"
+                );
+                return;
+            }
+        };
+        if new.ring_path != self.config.ring_path {
+            eprintln!(
+                "logbus-collector: reload: [ring] path changed; a running collector keeps its ring (restart to switch)"
+            );
+        }
+        // Everything polled so far went to the old sinks; everything polled from
+        // now on goes to the new ones: each record is handled by exactly one set.
+        let mut old = std::mem::take(&mut self.sinks);
+        match self.start_sinks(&new.sinks, &mut old) {
+            Ok(sinks) => {
+                self.sinks = sinks;
+                for h in &self.sinks {
+                    h.queue.request_reopen();
+                }
+                let (mut changed, mut kept) = (0, 0);
+                for h in old {
+                    h.queue.close();
+                    self.retiring.push(h);
+                    changed += 1;
+                }
+                kept += self.sinks.len();
+                self.config = new;
+                self.registry
+                    .set(self.sinks.iter().map(|s| s.queue.stats.clone()).collect());
+                eprintln!(
+                    "logbus-collector: reloaded {}: {kept} sinks ({changed} replaced or removed)",
+                    path.display()
+                );
+            }
+            Err(e) => {
+                self.sinks = old;
+                eprintln!(
+                    "logbus-collector: reload failed, keeping the running configuration: {e}"
+                );
+            }
+        }
+    }
+
+    fn shutdown(&mut self) -> Summary {
+        let deadline = Instant::now() + self.config.shutdown_timeout;
+        // Read everything published so far (bounded: producers may go on).
+        while Instant::now() < deadline && self.poll_once() > 0 {
+            self.commit_finished();
+        }
+        for s in self.sinks.iter().chain(&self.retiring) {
+            s.queue.close();
+        }
+        loop {
+            self.commit_finished();
+            self.check_stalls();
+            let all = self
+                .sinks
+                .iter()
+                .chain(&self.retiring)
+                .all(|s| s.queue.is_finished());
+            if all || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::park_timeout(Duration::from_millis(10));
+        }
+        self.commit_finished();
+        let unflushed: Vec<String> = self
+            .sinks
+            .iter()
+            .chain(&self.retiring)
+            .filter(|s| !s.queue.is_finished())
+            .map(|s| s.config.name.clone())
+            .collect();
+        if unflushed.is_empty() && self.pending.is_empty() {
+            // Trailing padding and garbage claimed with the last records.
+            self.consumer.commit_all();
+            for s in self.sinks.iter_mut().chain(self.retiring.iter_mut()) {
+                if let Some(t) = s.thread.take() {
+                    let _ = t.join();
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&self.status_file);
+        Summary { unflushed }
+    }
+}

@@ -1,0 +1,56 @@
+//! The logbus collector: the ring's single consumer, dispatching every record
+//! to configured sinks (stdout, files, OpenTelemetry, null) without losing any
+//! across restarts.
+//!
+//! # Pipeline
+//! ```text
+//!  ring ──poll──▶ reader thread ──Arc<Chunk>──▶ sink queue ──▶ sink thread ──▶ stdout / file / OTLP
+//!    ▲              (resolve:                  (bounded,       (format,
+//!    │               resources,                 per-level       write,
+//!    └──commit───── levels, lane ends)          overflow)       retry)
+//! ```
+//! * The reader ([`Collector::run`]) polls a [`logbus_ring::Batch`] into a
+//!   [`chunk::Chunk`], resolves each record's producer resource (cached per
+//!   resource tag and pid), counts levels, and shares the chunk (an `Arc`, no
+//!   copy) with every sink's [`queue::SinkQueue`].
+//! * Each sink runs on its own thread with its own bounded queue, level filter
+//!   and format ([`sink`]); when the queue is full the lowest levels are dropped
+//!   first and counted; a sink stuck for its `stall_timeout` is bypassed (its
+//!   records dropped and counted) until it recovers.
+//! * The reader commits to the ring only records every sink is done with (see
+//!   [`collector`]), so a killed collector loses nothing: its successor resumes
+//!   at the committed cursor and delivers the in-flight records again.
+//!
+//! # Example
+//! ```
+//! # let dir = std::env::temp_dir().join(format!("logbus-coll-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir).unwrap();
+//! use logbus_collector::{config, Collector, Control};
+//! use logbus_ring::{Event, Ring};
+//! let ring = Ring::open(dir.join("ring"))?;
+//! ring.writer()?.emit(&Event::new(9, "hello"))?;
+//! let cfg = config::parse(
+//!     &format!("[[sinks]]\nname = \"f\"\ntype = \"file\"\npath = \"{}\"\n", dir.join("out.log").display()),
+//!     "doc.toml".as_ref(),
+//! )?;
+//! let mut collector = Collector::new(&ring, cfg, None)?;
+//! let control = Control::new();
+//! control.request_shutdown(); // drains what is published, flushes, commits
+//! let summary = collector.run(&control);
+//! assert!(summary.unflushed.is_empty());
+//! let out = std::fs::read_to_string(dir.join("out.log"))?;
+//! assert!(out.contains(r#""msg":"hello""#));
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod chunk;
+pub mod collector;
+pub mod config;
+pub mod queue;
+pub mod sink;
+pub mod stats;
+
+pub use collector::{Collector, Control, StartError, Summary};
+pub use config::{Config, ConfigError, Format, SinkConfig, SinkKind};

@@ -1,0 +1,150 @@
+//! An appended file with optional size-based rotation: before a write would
+//! take it past `max_bytes`, `path.(keep-1)` becomes `path.keep`, ...,
+//! `path` becomes `path.1`, and a new `path` is started. Rotation happens at
+//! line boundaries; a single line longer than `max_bytes` gets a file of its own.
+
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+/// A file appended to, rotated by size.
+pub struct RotatingFile {
+    path: PathBuf,
+    file: Option<File>,
+    size: u64,
+    max_bytes: Option<u64>,
+    keep: u32,
+}
+
+fn numbered(path: &Path, k: u32) -> PathBuf {
+    let mut p: OsString = path.as_os_str().to_owned();
+    p.push(format!(".{k}"));
+    PathBuf::from(p)
+}
+
+impl RotatingFile {
+    /// Opens (creates) `path` for appending.
+    ///
+    /// # Errors
+    /// A one-line message naming the file.
+    pub fn open(path: &Path, max_bytes: Option<u64>, keep: u32) -> Result<RotatingFile, String> {
+        let mut f = RotatingFile {
+            path: path.to_path_buf(),
+            file: None,
+            size: 0,
+            max_bytes,
+            keep,
+        };
+        f.reopen()?;
+        Ok(f)
+    }
+
+    /// Closes and opens the file again (it may have been renamed away).
+    ///
+    /// # Errors
+    /// A one-line message naming the file.
+    pub fn reopen(&mut self) -> Result<(), String> {
+        self.file = None;
+        let file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&self.path)
+            .map_err(|e| format!("cannot open {}: {e}", self.path.display()))?;
+        self.size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        self.file = Some(file);
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> Result<(), String> {
+        self.file = None;
+        let gone = |r: std::io::Result<()>| match r {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+        let r = if self.keep == 0 {
+            gone(std::fs::remove_file(&self.path))
+        } else {
+            (1..self.keep)
+                .rev()
+                .try_for_each(|k| {
+                    gone(std::fs::rename(
+                        numbered(&self.path, k),
+                        numbered(&self.path, k + 1),
+                    ))
+                })
+                .and_then(|_| gone(std::fs::rename(&self.path, numbered(&self.path, 1))))
+        };
+        r.map_err(|e| format!("cannot rotate {}: {e}", self.path.display()))?;
+        self.reopen()
+    }
+
+    fn write_raw(&mut self, bytes: &[u8]) -> Result<usize, (usize, String)> {
+        if self.file.is_none() {
+            self.reopen().map_err(|e| (0, e))?;
+        }
+        let Some(f) = self.file.as_mut() else {
+            return Err((0, "file not open".into()));
+        };
+        let mut written = 0;
+        while written < bytes.len() {
+            match f.write(&bytes[written..]) {
+                Ok(0) => {
+                    return Err((
+                        written,
+                        format!("cannot write {}: wrote nothing", self.path.display()),
+                    ))
+                }
+                Ok(n) => {
+                    written += n;
+                    self.size += n as u64;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err((
+                        written,
+                        format!("cannot write {}: {e}", self.path.display()),
+                    ))
+                }
+            }
+        }
+        Ok(written)
+    }
+
+    /// Appends whole lines, rotating as needed. Returns the bytes written, or
+    /// the bytes written before the error and the error.
+    ///
+    /// # Errors
+    /// A one-line message naming the file, with the bytes written before it.
+    pub fn write_lines(&mut self, lines: &[u8]) -> Result<usize, (usize, String)> {
+        let Some(max) = self.max_bytes else {
+            return self.write_raw(lines);
+        };
+        let mut done = 0;
+        while done < lines.len() {
+            let rest = &lines[done..];
+            let room = max.saturating_sub(self.size) as usize;
+            let take = if rest.len() <= room {
+                rest.len()
+            } else {
+                // The longest run of whole lines that fits.
+                match rest[..room].iter().rposition(|&b| b == b'\n') {
+                    Some(p) => p + 1,
+                    None if self.size > 0 => {
+                        self.rotate().map_err(|e| (done, e))?;
+                        continue;
+                    }
+                    // An empty file and a line longer than max: it goes alone.
+                    None => rest
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .map_or(rest.len(), |p| p + 1),
+                }
+            };
+            done += self
+                .write_raw(&rest[..take])
+                .map_err(|(n, e)| (done + n, e))?;
+        }
+        Ok(done)
+    }
+}

@@ -1,0 +1,203 @@
+//! Sinks: where records go. Each sink runs on its own thread behind its own
+//! [`SinkQueue`], so a slow or stuck sink delays no other.
+//!
+//! A sink is an [`Output`]: it is handed groups of jobs (chunks plus the
+//! sink's level mask) and returns once they are written; on error the thread
+//! retries the same group with backoff (100 ms doubling to 5 s) and reports
+//! the errors on stderr, at most one line per sink per 10 s.
+//!
+//! * `stdout`, `file`, `null`: [`lines`] (format each record as a JSON or text
+//!   line with [`logbus_format`], write the group with one call).
+//! * `otlp`: [`otlp`] (when built with the OTLP exporter).
+
+pub mod file;
+pub mod lines;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::{JoinHandle, Thread};
+use std::time::{Duration, Instant};
+
+use crate::config::{SinkConfig, SinkKind};
+use crate::queue::{Job, SinkQueue, Take};
+use crate::stats::SinkStats;
+
+/// Records a sink takes per write (byte sinks); bounds what a killed collector
+/// delivers twice.
+pub const GROUP_RECORDS: usize = 4096;
+
+/// Where a sink writes.
+pub trait Output: Send {
+    /// Writes the records the jobs select. `Ok` means finished (written, or
+    /// acknowledged). After an error the same jobs are passed again (the output
+    /// may resume where it failed) or [`discard`](Self::discard)ed.
+    fn write(&mut self, jobs: &[Job]) -> Result<(), String>;
+
+    /// Reopens the destination (SIGHUP; log rotation by someone else).
+    fn reopen(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Forgets a partly written group that is given up.
+    fn discard(&mut self) {}
+
+    /// Records to hand to one [`write`](Self::write).
+    fn group_records(&self) -> usize {
+        GROUP_RECORDS
+    }
+}
+
+/// Why a sink could not be set up.
+#[derive(Debug)]
+pub struct SinkError {
+    /// The sink.
+    pub name: String,
+    /// What went wrong.
+    pub problem: String,
+}
+
+impl std::fmt::Display for SinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "sink \"{}\": {}", self.name, self.problem)
+    }
+}
+
+impl std::error::Error for SinkError {}
+
+/// Builds the output of a sink configuration (opens files, connects nothing yet).
+///
+/// # Errors
+/// A [`SinkError`] when a file cannot be opened or the exporter not made.
+pub fn open_output(cfg: &SinkConfig) -> Result<Box<dyn Output>, SinkError> {
+    let err = |problem: String| SinkError {
+        name: cfg.name.clone(),
+        problem,
+    };
+    Ok(match &cfg.kind {
+        SinkKind::Stdout { format } => Box::new(lines::LineSink::stdout(*format)),
+        SinkKind::Null => Box::new(lines::LineSink::null()),
+        SinkKind::File {
+            path,
+            format,
+            max_bytes,
+            keep,
+        } => Box::new(lines::LineSink::file(
+            file::RotatingFile::open(path, *max_bytes, *keep).map_err(err)?,
+            *format,
+        )),
+        SinkKind::Otlp { .. } => {
+            return Err(err(
+                "this collector was built without the OTLP exporter".into()
+            ))
+        }
+    })
+}
+
+/// Rate-limits a sink's error lines: at most one per 10 s, with a count.
+struct Reporter {
+    name: String,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+impl Reporter {
+    fn error(&mut self, what: &str) {
+        let now = Instant::now();
+        match self.last {
+            Some(t) if now.duration_since(t) < REPORT_EVERY => self.suppressed += 1,
+            _ => {
+                let more = if self.suppressed > 0 {
+                    format!(" ({} more errors since the last report)", self.suppressed)
+                } else {
+                    String::new()
+                };
+                eprintln!(
+                    "logbus-collector: sink \"{}\": {}{more}; retrying",
+                    self.name,
+                    what.replace('\n', " ")
+                );
+                self.last = Some(now);
+                self.suppressed = 0;
+            }
+        }
+    }
+}
+
+/// Starts the sink's thread. `predecessor`: the sink it replaces on a reload,
+/// whose remaining records are written first (keeps a file's lines in order).
+/// `reader` is unparked whenever a group finishes, so that it commits promptly.
+///
+/// # Errors
+/// When the thread cannot be spawned.
+pub fn spawn(
+    queue: Arc<SinkQueue>,
+    mut output: Box<dyn Output>,
+    predecessor: Option<Arc<SinkQueue>>,
+    reader: Thread,
+) -> std::io::Result<JoinHandle<()>> {
+    let name = queue.stats.name.clone();
+    std::thread::Builder::new()
+        .name(format!("sink-{name}"))
+        .spawn(move || {
+            if let Some(p) = predecessor {
+                // The predecessor is closed and gives up when stalled, so this ends.
+                while !p.wait_finished(Duration::from_secs(3600)) {}
+            }
+            run(&queue, &mut *output, &reader);
+            queue.set_finished();
+            reader.unpark();
+        })
+}
+
+fn run(queue: &SinkQueue, output: &mut dyn Output, reader: &Thread) {
+    let stats: &SinkStats = &queue.stats;
+    let mut reporter = Reporter {
+        name: stats.name.clone(),
+        last: None,
+        suppressed: 0,
+    };
+    let mut jobs = Vec::new();
+    let group = output.group_records();
+    loop {
+        match queue.take(&mut jobs, group) {
+            Take::Closed => return,
+            Take::Reopen => {
+                if let Err(e) = output.reopen() {
+                    // Relaxed: a statistic.
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                    reporter.error(&format!("cannot reopen: {e}"));
+                }
+                continue;
+            }
+            Take::Jobs => {}
+        }
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match output.write(&jobs) {
+                Ok(()) => {
+                    // Drop our references first, so that the reader can reuse the chunks.
+                    jobs.clear();
+                    queue.finish();
+                    reader.unpark();
+                    break;
+                }
+                Err(e) => {
+                    // Relaxed: a statistic.
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                    reporter.error(&e);
+                    if queue.should_give_up() {
+                        output.discard();
+                        jobs.clear();
+                        queue.abandon();
+                        reader.unpark();
+                        break;
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
