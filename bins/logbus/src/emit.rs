@@ -1,0 +1,178 @@
+//! `logbus emit`: one record from the command line, or one per line of
+//! standard input as each line arrives (like `logger(1)`).
+
+use std::io::{self, BufRead};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use logbus_ring::{ring_path, Emitted, Event, Field, LaneError, LaneWriter, Resource, Ring};
+
+use crate::cli::EmitArgs;
+
+/// Writes the record(s); records refused by the overflow policy (or finding
+/// every lane held) are reported on standard error but are not an error.
+pub fn run(args: &EmitArgs) -> Result<()> {
+    let (ring_arg, words) = args.ring_and_message();
+    let path = ring_path(ring_arg.as_deref());
+    let ring = Ring::open(&path)?;
+    let resource = args
+        .service
+        .as_deref()
+        .and_then(|name| register(&ring, &path, name));
+    let fields: Vec<Field<'_>> = args.fields.iter().map(|f| f.as_field()).collect();
+    let (trace_id, span_id, trace_flags) = match args.traceparent {
+        Some(tp) => (Some(tp.trace_id), Some(tp.span_id), tp.flags),
+        None => (args.trace_id, args.span_id, 0),
+    };
+    let base = Event {
+        target: &args.target,
+        fields: &fields,
+        trace_id,
+        span_id,
+        trace_flags,
+        ..Event::new(args.level, "")
+    };
+    let mut emitter = Emitter {
+        ring: &ring,
+        writer: None,
+        resource,
+        total: 0,
+        refused: 0,
+        no_lane: 0,
+    };
+    if words.is_empty() {
+        let mut input = io::stdin().lock();
+        let mut line = Vec::with_capacity(1024);
+        loop {
+            line.clear();
+            // `read_until` returns as soon as a whole line is in: each line is
+            // written when it arrives, not at end of input.
+            let n = input
+                .read_until(b'\n', &mut line)
+                .context("cannot read standard input")?;
+            if n == 0 {
+                break;
+            }
+            if line.last() == Some(&b'\n') {
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+            }
+            if line.is_empty() && args.skip_empty {
+                continue;
+            }
+            let message = String::from_utf8_lossy(&line);
+            emitter.emit(&Event {
+                message: &message,
+                ..base
+            })?;
+        }
+    } else {
+        let message = words.join(" ");
+        emitter.emit(&Event {
+            message: &message,
+            ..base
+        })?;
+    }
+    emitter.report();
+    Ok(())
+}
+
+/// Registers this process under `service`; a full resource table only costs
+/// the records their service name, so it is a warning.
+fn register(ring: &Ring, path: &Path, service: &str) -> Option<u8> {
+    let resource = Resource {
+        pid: std::process::id(),
+        service: service.to_string(),
+        version: String::new(),
+        host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+    };
+    match ring.register_resource(&resource) {
+        Ok(tag) => Some(tag),
+        Err(e) => {
+            eprintln!(
+                "logbus: {}: cannot register service `{service}` ({e}); records carry none",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+/// Takes a lane lazily (and again after finding none free) and counts what
+/// was not written.
+struct Emitter<'r> {
+    ring: &'r Ring,
+    writer: Option<LaneWriter>,
+    resource: Option<u8>,
+    total: u64,
+    /// Refused by the overflow policy (already counted in the ring).
+    refused: u64,
+    /// Found every lane held (counted in the ring by `count_lane_shortage`).
+    no_lane: u64,
+}
+
+impl Emitter<'_> {
+    fn emit(&mut self, event: &Event<'_>) -> Result<()> {
+        self.total += 1;
+        if self.writer.is_none() {
+            match self.ring.writer() {
+                Ok(mut w) => {
+                    if let Some(tag) = self.resource {
+                        w.set_resource(tag);
+                    }
+                    self.writer = Some(w);
+                }
+                Err(LaneError::NoFreeLane { .. }) => {
+                    self.ring.count_lane_shortage(event.severity);
+                    self.no_lane += 1;
+                    return Ok(());
+                }
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("{}: cannot write", self.ring.path().display()))
+                }
+            }
+        }
+        let Some(writer) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        match writer.emit(event) {
+            Ok(Emitted::Written { .. }) => {}
+            Ok(Emitted::Dropped) => self.refused += 1,
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("{}: cannot write", self.ring.path().display()))
+            }
+        }
+        Ok(())
+    }
+
+    /// One line on standard error when anything was dropped.
+    fn report(&self) {
+        let dropped = self.refused + self.no_lane;
+        if dropped == 0 {
+            return;
+        }
+        let mut why = Vec::new();
+        if self.refused > 0 {
+            why.push(format!(
+                "{} refused by the overflow policy (the ring is full at that level)",
+                self.refused
+            ));
+        }
+        if self.no_lane > 0 {
+            why.push(format!("{} found every lane held", self.no_lane));
+        }
+        eprintln!(
+            "logbus: {}: dropped {dropped} of {} records: {}",
+            self.ring.path().display(),
+            self.total,
+            why.join(", ")
+        );
+    }
+}

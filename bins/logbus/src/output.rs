@@ -1,0 +1,66 @@
+//! Writing records to standard output in the shared schema (`logbus-format`).
+
+use std::collections::HashMap;
+use std::io::{self, BufWriter, StdoutLock, Write};
+
+use logbus_ring::{Batch, RecordRef, Ring};
+
+/// Formats records as JSON lines or text lines through a buffered, locked
+/// standard output, resolving each producer's service name once.
+pub struct Printer {
+    out: BufWriter<StdoutLock<'static>>,
+    json: bool,
+    line: Vec<u8>,
+    /// Service names by (resource tag, pid). Only found names are kept: an
+    /// entry still being written is looked up again next time.
+    services: HashMap<(u8, u32), String>,
+}
+
+/// Bound on remembered services, so that a long `tail` does not grow forever.
+const MAX_SERVICES: usize = 4096;
+
+impl Printer {
+    /// A printer of JSON (`json`) or text lines.
+    pub fn new(json: bool) -> Printer {
+        Printer {
+            out: BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
+            json,
+            line: Vec::with_capacity(512),
+            services: HashMap::new(),
+        }
+    }
+
+    /// Writes one record.
+    pub fn record(&mut self, ring: &Ring, r: &RecordRef<'_>) -> io::Result<()> {
+        let key = (r.resource(), r.pid());
+        if key.0 != 0 && !self.services.contains_key(&key) {
+            if let Some(res) = ring.resource(key.0, key.1) {
+                if self.services.len() >= MAX_SERVICES {
+                    self.services.clear();
+                }
+                self.services.insert(key, res.service);
+            }
+        }
+        let service = self.services.get(&key).map(String::as_str);
+        self.line.clear();
+        if self.json {
+            logbus_format::write_json(&mut self.line, r, service);
+        } else {
+            logbus_format::write_text(&mut self.line, r, service);
+        }
+        self.out.write_all(&self.line)
+    }
+
+    /// Writes every record of `batch`, in its order.
+    pub fn batch(&mut self, ring: &Ring, batch: &Batch) -> io::Result<()> {
+        for r in batch.iter() {
+            self.record(ring, &r)?;
+        }
+        Ok(())
+    }
+
+    /// Pushes everything written so far to standard output.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}

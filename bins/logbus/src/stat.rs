@@ -1,0 +1,377 @@
+//! `logbus stat`: geometry, counters, the consuming reader and, while a
+//! collector runs, its per-sink counters.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use logbus_ring::{Level, LevelCounts, Ring, Stats};
+use serde_json::{json, Map, Value};
+
+use crate::cli::ReadArgs;
+use crate::create::human_bytes;
+use crate::read::open_existing;
+
+/// Prints the ring's statistics as a table or one JSON object.
+pub fn run(args: &ReadArgs) -> Result<()> {
+    let ring = open_existing(args.ring.as_deref())?;
+    let stats = ring.stats();
+    let collector = collector_report(ring.path(), stats.consumer);
+    let text = if args.json {
+        let mut s = serde_json::to_string(&to_json(&ring, &stats, collector.as_ref()))?;
+        s.push('\n');
+        s
+    } else {
+        to_text(&ring, &stats, collector.as_ref())
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// What the collector last wrote to `<ring>.collector.json`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectorReport {
+    /// The collector's pid (equal to the live consumer's).
+    pub pid: u32,
+    /// When it wrote the file, ns since the Unix epoch (0 if not said).
+    pub updated_ns: u64,
+    /// One object per sink, as the collector wrote it.
+    pub sinks: Vec<Value>,
+}
+
+/// The collector's counters file next to the ring: `<ring path>.collector.json`.
+pub fn collector_path(ring: &Path) -> PathBuf {
+    let mut p = ring.as_os_str().to_owned();
+    p.push(".collector.json");
+    PathBuf::from(p)
+}
+
+/// Reads the collector's counters, but only when they come from the live
+/// consumer of the ring: a file left by a dead collector, or by one that is
+/// not this ring's consumer, is ignored. Unreadable or malformed files are
+/// ignored too (the collector replaces the file atomically, so that means
+/// something else wrote it).
+pub fn collector_report(ring: &Path, consumer: Option<(u32, bool)>) -> Option<CollectorReport> {
+    let (pid, true) = consumer? else {
+        return None;
+    };
+    let bytes = std::fs::read(collector_path(ring)).ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    if v.get("pid")?.as_u64()? != u64::from(pid) {
+        return None;
+    }
+    Some(CollectorReport {
+        pid,
+        updated_ns: v.get("updated_ns").and_then(Value::as_u64).unwrap_or(0),
+        sinks: v.get("sinks")?.as_array()?.clone(),
+    })
+}
+
+fn rfc3339(ns: u64) -> String {
+    let mut b = Vec::with_capacity(32);
+    logbus_format::write_rfc3339(&mut b, ns);
+    String::from_utf8_lossy(&b).into_owned()
+}
+
+fn counts_json(c: &LevelCounts) -> Value {
+    json!({
+        "emitted": c.emitted,
+        "published": c.published,
+        "dropped": c.dropped,
+        "evicted": c.evicted,
+        "delivered": c.delivered,
+        "torn": c.torn,
+        "unread": c.unread,
+    })
+}
+
+fn to_json(ring: &Ring, stats: &Stats, collector: Option<&CollectorReport>) -> Value {
+    let g = ring.geometry();
+    let h = ring.header();
+    let total = stats.total();
+    let mut levels = Map::new();
+    let mut watermarks = Map::new();
+    for level in Level::ALL {
+        levels.insert(level.name().into(), counts_json(stats.level(level)));
+        watermarks.insert(level.name().into(), h.watermarks[level as usize].into());
+    }
+    let mut v = json!({
+        "path": ring.path().to_string_lossy(),
+        "slots": g.slots(),
+        "slot_size": g.slot_size,
+        "lanes": g.lanes,
+        "slots_per_lane": g.slots_per_lane,
+        "file_size": g.file_size(),
+        "max_message": h.max_message,
+        "protect_severity": h.protect_severity,
+        "watermarks": watermarks,
+        "created": rfc3339(h.created_ns),
+        "lanes_in_use": stats.lanes_in_use,
+        "emitted": total.emitted,
+        "published": total.published,
+        "dropped": total.dropped,
+        "evicted": total.evicted,
+        "delivered": total.delivered,
+        "torn": total.torn,
+        "unread": total.unread,
+        "invalid": stats.invalid,
+        "levels": levels,
+        "consumer": stats.consumer.map(|(pid, alive)| json!({"pid": pid, "alive": alive})),
+    });
+    if let (Some(c), Some(obj)) = (collector, v.as_object_mut()) {
+        obj.insert("sinks".into(), Value::Array(c.sinks.clone()));
+    }
+    v
+}
+
+fn to_text(ring: &Ring, stats: &Stats, collector: Option<&CollectorReport>) -> String {
+    let g = ring.geometry();
+    let h = ring.header();
+    let total = stats.total();
+    let mut s = String::new();
+    // `write!` into a String cannot fail.
+    let _ = writeln!(s, "ring       {}", ring.path().display());
+    let _ = writeln!(
+        s,
+        "geometry   {} lanes x {} slots x {} bytes = {} slots ({})",
+        g.lanes,
+        g.slots_per_lane,
+        g.slot_size,
+        g.slots(),
+        human_bytes(g.file_size())
+    );
+    let protect = Level::from_severity(h.protect_severity).map_or("?", Level::name);
+    let fill: Vec<String> = Level::ALL
+        .iter()
+        .map(|l| format!("{} {}%", l.name(), h.watermarks[*l as usize]))
+        .collect();
+    let _ = writeln!(
+        s,
+        "policy     severity {} ({protect}) and above protected; lane fill limits {}",
+        h.protect_severity,
+        fill.join(", ")
+    );
+    let _ = writeln!(s, "created    {}", rfc3339(h.created_ns));
+    let _ = writeln!(
+        s,
+        "producers  {} of {} lanes held",
+        stats.lanes_in_use, g.lanes
+    );
+    let consumer = match stats.consumer {
+        None => "none".to_string(),
+        Some((pid, true)) => format!("pid {pid}, alive"),
+        Some((pid, false)) => format!("pid {pid}, gone (what it had not committed is read again)"),
+    };
+    let _ = writeln!(s, "consumer   {consumer}");
+    let _ = writeln!(s, "unread     {}", total.unread);
+    let _ = writeln!(s, "torn       {}", total.torn);
+    let _ = writeln!(s, "invalid    {}", stats.invalid);
+    let _ = writeln!(s);
+    let head = [
+        "emitted",
+        "delivered",
+        "dropped",
+        "evicted",
+        "torn",
+        "unread",
+    ];
+    let _ = write!(s, "{:<6}", "level");
+    for h in head {
+        let _ = write!(s, " {h:>10}");
+    }
+    let _ = writeln!(s);
+    let row = |s: &mut String, name: &str, c: &LevelCounts| {
+        let _ = write!(s, "{name:<6}");
+        for n in [
+            c.emitted,
+            c.delivered,
+            c.dropped,
+            c.evicted,
+            c.torn,
+            c.unread,
+        ] {
+            let _ = write!(s, " {n:>10}");
+        }
+        let _ = writeln!(s);
+    };
+    for level in Level::ALL {
+        row(&mut s, level.name(), stats.level(level));
+    }
+    row(&mut s, "total", &total);
+    if let Some(c) = collector {
+        let age = logbus_ring::now_ns().saturating_sub(c.updated_ns) as f64 / 1e9;
+        let _ = writeln!(s);
+        if c.updated_ns == 0 {
+            let _ = writeln!(s, "sinks of collector pid {}", c.pid);
+        } else {
+            let _ = writeln!(
+                s,
+                "sinks of collector pid {} (updated {age:.1} s ago)",
+                c.pid
+            );
+        }
+        let _ = writeln!(
+            s,
+            "{:<16} {:<10} {:>10} {:>10} {:>8} {:>8}",
+            "name", "type", "delivered", "dropped", "errors", "queue"
+        );
+        for sink in &c.sinks {
+            let text = |k: &str| {
+                sink.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or("-")
+                    .to_string()
+            };
+            let num = |k: &str| {
+                sink.get(k)
+                    .and_then(Value::as_u64)
+                    .map_or("-".to_string(), |n| n.to_string())
+            };
+            let dropped = match sink.get("dropped") {
+                Some(Value::Object(m)) => m
+                    .values()
+                    .filter_map(Value::as_u64)
+                    .sum::<u64>()
+                    .to_string(),
+                Some(v) => v.as_u64().map_or("-".to_string(), |n| n.to_string()),
+                None => "-".to_string(),
+            };
+            let _ = writeln!(
+                s,
+                "{:<16} {:<10} {:>10} {:>10} {:>8} {:>8}",
+                text("name"),
+                text("type"),
+                num("delivered"),
+                dropped,
+                num("errors"),
+                num("queue_depth")
+            );
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Dir(PathBuf);
+    impl Dir {
+        fn new(tag: &str) -> Dir {
+            let p = std::env::temp_dir().join(format!(
+                "logbus-cli-stat-{tag}-{}-{}",
+                std::process::id(),
+                logbus_ring::now_ns()
+            ));
+            std::fs::create_dir_all(&p).unwrap();
+            Dir(p)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const REPORT: &str = r#"{"pid": 4242, "updated_ns": 17, "sinks": [
+        {"name": "console", "type": "stdout", "delivered": 10,
+         "dropped": {"INFO": 2, "DEBUG": 3}, "errors": 0, "queue_depth": 1}]}"#;
+
+    #[test]
+    fn collector_path_appends_to_the_ring_file_name() {
+        assert_eq!(
+            collector_path(Path::new("/dev/shm/logbus")),
+            PathBuf::from("/dev/shm/logbus.collector.json")
+        );
+    }
+
+    #[test]
+    fn collector_counters_are_read_for_the_live_consumer_only() {
+        let d = Dir::new("collector");
+        let ring = d.0.join("ring");
+        std::fs::write(collector_path(&ring), REPORT).unwrap();
+        let r = collector_report(&ring, Some((4242, true))).expect("report of the live consumer");
+        assert_eq!((r.pid, r.updated_ns, r.sinks.len()), (4242, 17, 1));
+        assert_eq!(r.sinks[0]["name"], "console");
+        assert_eq!(r.sinks[0]["dropped"]["DEBUG"], 3);
+        // Another consumer, a dead one, or none: the file is stale.
+        assert_eq!(collector_report(&ring, Some((4243, true))), None);
+        assert_eq!(collector_report(&ring, Some((4242, false))), None);
+        assert_eq!(collector_report(&ring, None), None);
+    }
+
+    #[test]
+    fn missing_or_malformed_collector_files_are_ignored() {
+        let d = Dir::new("malformed");
+        let ring = d.0.join("ring");
+        assert_eq!(collector_report(&ring, Some((1, true))), None);
+        for bad in [
+            "",
+            "{",
+            "[]",
+            r#"{"pid": 1}"#,
+            r#"{"pid": "1", "sinks": []}"#,
+            r#"{"pid": 1, "sinks": {}}"#,
+        ] {
+            std::fs::write(collector_path(&ring), bad).unwrap();
+            assert_eq!(collector_report(&ring, Some((1, true))), None, "{bad}");
+        }
+        std::fs::write(collector_path(&ring), r#"{"pid": 1, "sinks": []}"#).unwrap();
+        assert_eq!(
+            collector_report(&ring, Some((1, true))),
+            Some(CollectorReport {
+                pid: 1,
+                updated_ns: 0,
+                sinks: vec![]
+            })
+        );
+    }
+
+    #[test]
+    fn text_and_json_show_the_sinks_table() {
+        let d = Dir::new("table");
+        let ring_path = d.0.join("ring");
+        let ring = Ring::create(
+            &ring_path,
+            &logbus_ring::RingOptions {
+                slots: 1024,
+                slot_size: 128,
+                lanes: 4,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        ring.writer()
+            .unwrap()
+            .emit(&logbus_ring::Event::new(9, "one"))
+            .unwrap();
+        let stats = ring.stats();
+        let report = CollectorReport {
+            pid: 4242,
+            updated_ns: 0,
+            sinks: serde_json::from_str::<Value>(REPORT).unwrap()["sinks"]
+                .as_array()
+                .unwrap()
+                .clone(),
+        };
+        let text = to_text(&ring, &stats, Some(&report));
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("console"))
+            .expect(&text);
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cols, ["console", "stdout", "10", "5", "0", "1"]);
+        let info = text.lines().find(|l| l.starts_with("INFO")).unwrap();
+        assert_eq!(
+            info.split_whitespace().collect::<Vec<_>>(),
+            ["INFO", "1", "0", "0", "0", "0", "1"]
+        );
+        let v = to_json(&ring, &stats, Some(&report));
+        assert_eq!(v["sinks"][0]["delivered"], 10);
+        assert_eq!(v["levels"]["INFO"]["unread"], 1);
+        assert!(to_json(&ring, &stats, None).get("sinks").is_none());
+    }
+}
