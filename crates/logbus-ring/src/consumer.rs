@@ -392,7 +392,7 @@ impl Consumer {
                 break;
             }
             st.inflight.pop_front();
-            st.delivered[level as usize] += 1;
+            st.delivered[level as usize] = st.delivered[level as usize].wrapping_add(1);
             target = e;
         }
         if st.inflight.is_empty() {
@@ -408,9 +408,17 @@ impl Consumer {
             w.counter(LANE_DELIVERED, l)
                 .store(st.delivered[l], Ordering::Relaxed);
         }
+        let mut attempts = 0;
         loop {
             let Some(v) = view(ring, &w) else {
-                return;
+                // A view is inconsistent only while an evicting producer races
+                // our two loads, or when the lane holds garbage (the next poll
+                // resynchronises it): retry a bounded number of times.
+                attempts += 1;
+                if attempts > 1000 {
+                    return;
+                }
+                continue;
             };
             if v.cursor.head >= target || v.cursor.read < target {
                 break; // moved by someone else (resync); nothing of ours is left
@@ -487,7 +495,7 @@ pub(crate) fn reap_dead(ring: &Ring, fd: i32) -> u64 {
 fn count_invalid(ring: &Ring, w: &LaneWords<'_>, n: u64) {
     // Relaxed: statistics written by the consumer only.
     let c = w.invalid();
-    c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
     let _ = ring;
 }
 
@@ -496,6 +504,11 @@ fn count_invalid(ring: &Ring, w: &LaneWords<'_>, n: u64) {
 /// invalid record) and restart it at the tail. Returns the new position.
 fn resync(ring: &Ring, w: &LaneWords<'_>) -> Option<u64> {
     let tail = w.tail.load(Ordering::Acquire);
+    if tail > crate::cursor::MAX_POS {
+        // Only the lane's owner writes the tail; a garbage tail cannot be
+        // repaired from here. The lane stays unread (and no writer takes it).
+        return Some(tail);
+    }
     let word = w.cursor.load(Ordering::Acquire);
     if Cursor::unpack(word, tail, ring.geometry().slots_per_lane as u64).is_some() {
         return None; // it was fine after all (a racing update); retry normally
@@ -611,13 +624,13 @@ impl Stats {
     pub fn total(&self) -> LevelCounts {
         let mut t = LevelCounts::default();
         for l in &self.levels {
-            t.emitted += l.emitted;
-            t.published += l.published;
-            t.dropped += l.dropped;
-            t.evicted += l.evicted;
-            t.torn += l.torn;
-            t.delivered += l.delivered;
-            t.unread += l.unread;
+            t.emitted = t.emitted.wrapping_add(l.emitted);
+            t.published = t.published.wrapping_add(l.published);
+            t.dropped = t.dropped.wrapping_add(l.dropped);
+            t.evicted = t.evicted.wrapping_add(l.evicted);
+            t.torn = t.torn.wrapping_add(l.torn);
+            t.delivered = t.delivered.wrapping_add(l.delivered);
+            t.unread = t.unread.wrapping_add(l.unread);
         }
         t
     }
@@ -641,13 +654,13 @@ impl Ring {
             for l in 0..LEVELS {
                 let c = &mut s.levels[l];
                 let get = |which| w.counter(which, l).load(Ordering::Relaxed);
-                c.published += get(LANE_PUBLISHED);
-                c.dropped += get(LANE_DROPPED);
-                c.evicted += get(LANE_EVICTED);
-                c.torn += get(LANE_TORN);
-                c.delivered += get(LANE_DELIVERED);
+                c.published = c.published.wrapping_add(get(LANE_PUBLISHED));
+                c.dropped = c.dropped.wrapping_add(get(LANE_DROPPED));
+                c.evicted = c.evicted.wrapping_add(get(LANE_EVICTED));
+                c.torn = c.torn.wrapping_add(get(LANE_TORN));
+                c.delivered = c.delivered.wrapping_add(get(LANE_DELIVERED));
             }
-            s.invalid += w.invalid().load(Ordering::Relaxed);
+            s.invalid = s.invalid.wrapping_add(w.invalid().load(Ordering::Relaxed));
             if w.owner_pid().load(Ordering::Relaxed) != 0
                 && lock::held_by_other(fd, LOCK_LANE_BASE + lane as i64).unwrap_or(false)
             {
@@ -656,11 +669,14 @@ impl Ring {
         }
         for l in 0..LEVELS {
             // Relaxed: statistics.
-            s.levels[l].dropped += self
+            let shortage = self
                 .u64_at(OFF_LANE_SHORTAGE + l * 8)
                 .load(Ordering::Relaxed);
+            s.levels[l].dropped = s.levels[l].dropped.wrapping_add(shortage);
         }
-        s.invalid += self.u64_at(OFF_INVALID).load(Ordering::Relaxed);
+        s.invalid = s
+            .invalid
+            .wrapping_add(self.u64_at(OFF_INVALID).load(Ordering::Relaxed));
         let mut peek = Peeker::new(self);
         let mut batch = Batch::new();
         // Bounded: with producers still writing, stop after one ring's worth.
@@ -672,7 +688,7 @@ impl Ring {
             }
         }
         for c in &mut s.levels {
-            c.emitted = c.published + c.dropped + c.torn;
+            c.emitted = c.published.wrapping_add(c.dropped).wrapping_add(c.torn);
         }
         let pid = self.consumer_pid_word().load(Ordering::Relaxed);
         let alive = lock::held_by_other(fd, LOCK_CONSUMER).unwrap_or(false)

@@ -59,7 +59,8 @@
 //! counter's value after the step). Whoever next holds the lane's lock (the next
 //! owner, or the consumer reaping dead lanes) completes the count from that note:
 //! a write that never published becomes `torn`, a publish or eviction whose count
-//! was not yet stored gets it. So for every level, at every quiescent moment:
+//! was not yet stored gets it; an eviction whose CAS lost to the consumer
+//! withdraws its note. So for every level, at every quiescent moment:
 //! `published + dropped + torn == emitted` and
 //! `published == delivered + evicted + unread` (records in `[head, tail)`).
 //!
@@ -218,7 +219,7 @@ pub(crate) fn reap(ring: &Ring, lane: u32) -> u64 {
         let bump = |c: &AtomicU64| {
             let v = c.load(Ordering::Relaxed);
             if (v.wrapping_add(1) & TARGET_MASK) == target {
-                c.store(v + 1, Ordering::Relaxed);
+                c.store(v.wrapping_add(1), Ordering::Relaxed);
                 true
             } else {
                 false
@@ -230,7 +231,7 @@ pub(crate) fn reap(ring: &Ring, lane: u32) -> u64 {
                 let published = w.counter(LANE_PUBLISHED, level).load(Ordering::Relaxed);
                 if (published.wrapping_add(1) & TARGET_MASK) == target {
                     let t = w.counter(LANE_TORN, level);
-                    t.store(t.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                    t.store(t.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
                     torn = 1;
                 }
             }
@@ -359,6 +360,9 @@ impl LaneWriter {
         let slots = geo.slots_per_lane as u64;
         // Acquire pairs with the previous owner's Release store of the tail.
         let tail = w.tail.load(Ordering::Acquire);
+        if tail > crate::cursor::MAX_POS {
+            return None; // garbage tail: this lane is unusable
+        }
         // A cursor that cannot belong to this tail means someone wrote garbage;
         // leave the lane to the consumer (it resynchronises it) and take another.
         let cursor = Cursor::unpack(w.cursor.load(Ordering::Acquire), tail, slots)?;
@@ -468,7 +472,12 @@ impl LaneWriter {
         // Note the write before starting it (see "Accounting" in the module docs).
         self.word(self.pending_pos).store(pos, Ordering::Relaxed);
         self.word(self.pending_info).store(
-            pending_info(PENDING_WRITE, level, pos, self.published[level] + 1),
+            pending_info(
+                PENDING_WRITE,
+                level,
+                pos,
+                self.published[level].wrapping_add(1),
+            ),
             Ordering::Relaxed,
         );
         if pad > 0 {
@@ -544,7 +553,7 @@ impl LaneWriter {
         // Release: publishes every byte written above (SYNC POINT A).
         self.word(self.tail_word)
             .store(self.tail, Ordering::Release);
-        self.published[level] += 1;
+        self.published[level] = self.published[level].wrapping_add(1);
         // Relaxed: a counter with one writer; stat tolerates a momentarily old value.
         self.counter(LANE_PUBLISHED, level)
             .store(self.published[level], Ordering::Relaxed);
@@ -565,7 +574,7 @@ impl LaneWriter {
 
     #[cold]
     fn drop_record(&mut self, level: usize) -> Emitted {
-        self.dropped[level] += 1;
+        self.dropped[level] = self.dropped[level].wrapping_add(1);
         // Relaxed: single-writer counter (a single store, so SIGKILL cannot split it).
         self.counter(LANE_DROPPED, level)
             .store(self.dropped[level], Ordering::Relaxed);
@@ -624,7 +633,7 @@ impl LaneWriter {
             if let Some(l) = victim {
                 self.word(self.pending_pos).store(h, Ordering::Relaxed);
                 self.word(self.pending_info).store(
-                    pending_info(PENDING_EVICT, l, h, self.evicted[l] + 1),
+                    pending_info(PENDING_EVICT, l, h, self.evicted[l].wrapping_add(1)),
                     Ordering::Relaxed,
                 );
             }
@@ -642,11 +651,17 @@ impl LaneWriter {
                 .is_ok()
             {
                 if let Some(l) = victim {
-                    self.evicted[l] += 1;
+                    self.evicted[l] = self.evicted[l].wrapping_add(1);
                     self.counter(LANE_EVICTED, l)
                         .store(self.evicted[l], Ordering::Relaxed);
                     evicted += 1;
                 }
+            } else if victim.is_some() {
+                // The consumer claimed the record first: withdraw the note, or a
+                // reaper would later take the consumer's commit past `h` for our
+                // eviction and count it. (A kill between the failed CAS and this
+                // store still leaves that one-record window.)
+                self.word(self.pending_info).store(0, Ordering::Relaxed);
             }
         }
     }

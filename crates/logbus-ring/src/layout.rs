@@ -256,7 +256,10 @@ impl Geometry {
 
     /// Checks the invariants every other module relies on.
     pub fn check(&self) -> Result<(), String> {
-        if self.slot_size < MIN_SLOT || self.slot_size > MAX_SLOT || !self.slot_size.is_multiple_of(64) {
+        if self.slot_size < MIN_SLOT
+            || self.slot_size > MAX_SLOT
+            || !self.slot_size.is_multiple_of(64)
+        {
             return Err(format!(
                 "slot size {} is not a multiple of 64 between {MIN_SLOT} and {MAX_SLOT}",
                 self.slot_size

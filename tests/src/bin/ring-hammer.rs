@@ -8,6 +8,8 @@
 //! can check every record arrived exactly once and in order. With `--mix` the
 //! severity cycles DEBUG, INFO, INFO, ERROR. With `--wait-fd`, every thread
 //! waits until a byte can be read from that inherited descriptor (a start gun).
+//! With `--hold-consumer` it only takes the consumer role, prints `held` and
+//! keeps it until stdin closes or it is killed.
 //! On exit prints `{"written":W,"dropped":D,"evicted":E}`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,9 +23,14 @@ fn main() {
         args.iter()
             .position(|a| a == name)
             .and_then(|i| args.get(i + 1))
-            .map(|v| v.parse::<u64>().unwrap_or_else(|_| fail(&format!("bad {name}"))))
+            .map(|v| {
+                v.parse::<u64>()
+                    .unwrap_or_else(|_| fail(&format!("bad {name}")))
+            })
     };
-    let ring_path = args.get(1).unwrap_or_else(|| fail("usage: ring-hammer RING --id K ..."));
+    let ring_path = args
+        .get(1)
+        .unwrap_or_else(|| fail("usage: ring-hammer RING --id K ..."));
     let id = get("--id").unwrap_or(0);
     let count = get("--count").unwrap_or(1000);
     let threads = get("--threads").unwrap_or(1);
@@ -32,6 +39,14 @@ fn main() {
     let msg_bytes = get("--msg-bytes").unwrap_or(40) as usize;
     let wait_fd = get("--wait-fd");
     let ring = Ring::open(ring_path).unwrap_or_else(|e| fail(&e.to_string()));
+    if args.iter().any(|a| a == "--hold-consumer") {
+        // Hold the consumer role until killed or stdin closes.
+        let _c = logbus_ring::Consumer::acquire(&ring).unwrap_or_else(|e| fail(&e.to_string()));
+        println!("held");
+        let mut sink = String::new();
+        let _ = std::io::stdin().read_line(&mut sink);
+        return;
+    }
     let written = Arc::new(AtomicU64::new(0));
     let dropped = Arc::new(AtomicU64::new(0));
     let evicted = Arc::new(AtomicU64::new(0));
@@ -51,13 +66,30 @@ fn main() {
                 let mut i = 0u64;
                 while count == 0 || i < count {
                     let message = format!("{id}/{t}/{i} {pad}");
-                    let sev = if mix { [5, 9, 9, 17][(i % 4) as usize] } else { severity };
+                    let sev = if mix {
+                        [5, 9, 9, 17][(i % 4) as usize]
+                    } else {
+                        severity
+                    };
                     let fields = [
-                        Field { key: "p", value: Value::U64(id) },
-                        Field { key: "t", value: Value::U64(t) },
-                        Field { key: "i", value: Value::U64(i) },
+                        Field {
+                            key: "p",
+                            value: Value::U64(id),
+                        },
+                        Field {
+                            key: "t",
+                            value: Value::U64(t),
+                        },
+                        Field {
+                            key: "i",
+                            value: Value::U64(i),
+                        },
                     ];
-                    let ev = Event { target: "hammer", fields: &fields, ..Event::new(sev, &message) };
+                    let ev = Event {
+                        target: "hammer",
+                        fields: &fields,
+                        ..Event::new(sev, &message)
+                    };
                     match w.emit(&ev).unwrap_or_else(|e| fail(&e.to_string())) {
                         Emitted::Written { evicted: e } => {
                             written.fetch_add(1, Ordering::Relaxed);

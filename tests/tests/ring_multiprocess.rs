@@ -1,0 +1,474 @@
+//! The ring under real concurrency: several OS processes hammering one ring
+//! file, a stalled reader, producers and consumers killed with SIGKILL.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use logbus_ring::{Batch, Consumer, Level, Ring, RingOptions, Stats, Value};
+use logbus_tests::{bin, wait_for, TempDir};
+
+/// A start gun: children inherit the read end and block on it.
+struct Gun {
+    read: OwnedFd,
+    write: std::fs::File,
+}
+
+impl Gun {
+    fn new() -> Gun {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe(2) returns; no
+        // O_CLOEXEC on purpose, the children must inherit the read end.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: both descriptors were just created and are owned by nobody else.
+        unsafe {
+            Gun {
+                read: OwnedFd::from_raw_fd(fds[0]),
+                write: std::fs::File::from_raw_fd(fds[1]),
+            }
+        }
+    }
+    fn fire(mut self, shots: usize) {
+        self.write.write_all(&vec![b'!'; shots]).unwrap();
+    }
+}
+
+fn hammer(ring: &std::path::Path, args: &[&str]) -> Command {
+    let mut c = Command::new(bin("ring-hammer"));
+    c.arg(ring)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    c
+}
+
+fn output_of(child: Child) -> serde_json::Value {
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "ring-hammer failed: {:?}", out.status);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Records seen, per (process id field, thread), as the list of `i` values.
+type Seen = HashMap<(u64, u64), Vec<u64>>;
+
+fn record_into(seen: &mut Seen, batch: &Batch) {
+    for r in batch.iter() {
+        let mut p = None;
+        let mut t = None;
+        let mut i = None;
+        for (k, v) in r.fields() {
+            if let Value::U64(x) = v {
+                match k {
+                    "p" => p = Some(x),
+                    "t" => t = Some(x),
+                    "i" => i = Some(x),
+                    _ => {}
+                }
+            }
+        }
+        seen.entry((p.unwrap(), t.unwrap()))
+            .or_default()
+            .push(i.unwrap());
+    }
+}
+
+fn drain_all(c: &mut Consumer, seen: &mut Seen) -> usize {
+    let mut b = Batch::new();
+    let mut n = 0;
+    loop {
+        let k = c.poll(&mut b, 4096);
+        if k == 0 {
+            return n;
+        }
+        record_into(seen, &b);
+        c.commit_all();
+        n += k;
+    }
+}
+
+fn assert_balanced(s: &Stats) {
+    for l in Level::ALL {
+        eprintln!("{l}: {:?}", s.level(l));
+    }
+    for l in Level::ALL {
+        let c = s.level(l);
+        assert_eq!(
+            c.emitted,
+            c.delivered + c.dropped + c.evicted + c.torn + c.unread,
+            "{l} does not balance: {c:?}"
+        );
+    }
+    assert_eq!(s.invalid, 0, "no garbage was written, none may be found");
+}
+
+fn assert_in_order(seen: &Seen) {
+    for (who, is) in seen {
+        assert!(
+            is.windows(2).all(|w| w[0] < w[1]),
+            "{who:?}: out of order or duplicated"
+        );
+    }
+}
+
+#[test]
+fn four_processes_of_100k_records_each_arrive_exactly_once_in_order() {
+    let dir = TempDir::new("mp4");
+    let path = dir.path("ring");
+    // Room for everything, so that "exactly once" admits no drop.
+    let opts = RingOptions {
+        slots: 1 << 20,
+        slot_size: 128,
+        lanes: 8,
+        watermarks: [100; 6],
+        ..RingOptions::default()
+    };
+    let ring = Ring::create(&path, &opts).unwrap();
+    let gun = Gun::new();
+    let fd = gun.read.as_raw_fd().to_string();
+    // Short messages: every record fits one 128-byte slot, so a lane holds all
+    // 100k records of its producer even if the consumer fell behind.
+    let children: Vec<_> = (0..4)
+        .map(|k| {
+            hammer(
+                &path,
+                &[
+                    "--id",
+                    &k.to_string(),
+                    "--count",
+                    "100000",
+                    "--msg-bytes",
+                    "8",
+                    "--wait-fd",
+                    &fd,
+                ],
+            )
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    gun.fire(4);
+    let mut consumer = Consumer::acquire(&ring).unwrap();
+    let mut seen = Seen::new();
+    // Consume while they write, so that claims race with publishing.
+    for mut c in children {
+        while c.try_wait().unwrap().is_none() {
+            drain_all(&mut consumer, &mut seen);
+            std::thread::yield_now();
+        }
+        let out = output_of(c);
+        assert_eq!(out["written"], 100_000);
+        assert_eq!(out["dropped"], 0);
+    }
+    drain_all(&mut consumer, &mut seen);
+    assert_eq!(drain_all(&mut consumer, &mut seen), 0);
+    assert_eq!(seen.len(), 4);
+    for k in 0..4 {
+        assert_eq!(
+            seen[&(k, 0)],
+            (0..100_000).collect::<Vec<_>>(),
+            "producer {k}"
+        );
+    }
+    let s = ring.stats();
+    assert_eq!(s.level(Level::Info).delivered, 400_000);
+    assert_balanced(&s);
+}
+
+#[test]
+fn a_small_ring_wrapping_under_four_processes_loses_nothing_uncounted() {
+    let dir = TempDir::new("wrap4");
+    let path = dir.path("ring");
+    let opts = RingOptions {
+        slots: 4096,
+        slot_size: 128,
+        lanes: 8,
+        ..RingOptions::default()
+    };
+    let ring = Ring::create(&path, &opts).unwrap();
+    let gun = Gun::new();
+    let fd = gun.read.as_raw_fd().to_string();
+    let children: Vec<_> = (0..4)
+        .map(|k| {
+            hammer(
+                &path,
+                &[
+                    "--id",
+                    &k.to_string(),
+                    "--count",
+                    "50000",
+                    "--threads",
+                    "2",
+                    "--mix",
+                    "--wait-fd",
+                    &fd,
+                ],
+            )
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    gun.fire(8);
+    let mut consumer = Consumer::acquire(&ring).unwrap();
+    let mut seen = Seen::new();
+    let mut outputs = vec![];
+    for c in children {
+        // Drain while each child runs; a bounded ring must wrap many times.
+        let mut c = c;
+        while c.try_wait().unwrap().is_none() {
+            drain_all(&mut consumer, &mut seen);
+            std::thread::yield_now();
+        }
+        outputs.push(output_of(c));
+    }
+    drain_all(&mut consumer, &mut seen);
+    assert_in_order(&seen);
+    let delivered: usize = seen.values().map(Vec::len).sum();
+    let written: u64 = outputs.iter().map(|o| o["written"].as_u64().unwrap()).sum();
+    let dropped: u64 = outputs.iter().map(|o| o["dropped"].as_u64().unwrap()).sum();
+    let evicted: u64 = outputs.iter().map(|o| o["evicted"].as_u64().unwrap()).sum();
+    assert_eq!(written + dropped, 400_000);
+    assert_eq!(
+        delivered as u64 + evicted,
+        written,
+        "every written record delivered or evicted"
+    );
+    let s = ring.stats();
+    assert_eq!(s.total().emitted, 400_000);
+    assert_eq!(s.total().delivered, delivered as u64);
+    assert_eq!(s.total().dropped, dropped);
+    assert_eq!(s.total().unread, 0);
+    assert!(delivered > 4096, "the ring wrapped (delivered {delivered})");
+    assert_balanced(&s);
+}
+
+#[test]
+fn with_the_reader_stalled_errors_evict_low_severity_records_and_are_kept() {
+    let dir = TempDir::new("stall");
+    let path = dir.path("ring");
+    // One lane of 1024 slots; every record (~120 B) takes one 128-byte slot.
+    let opts = RingOptions {
+        slots: 1024,
+        slot_size: 128,
+        lanes: 1,
+        ..RingOptions::default()
+    };
+    let ring = Ring::create(&path, &opts).unwrap();
+    let run = |args: &[&str]| {
+        let mut args = args.to_vec();
+        args.extend(["--msg-bytes", "8"]);
+        output_of(hammer(&path, &args).spawn().unwrap())
+    };
+    // DEBUG may fill half the lane, INFO three quarters: the rest is dropped.
+    let debug = run(&["--id", "1", "--count", "2000", "--severity", "5"]);
+    assert_eq!(
+        (debug["written"].as_u64(), debug["dropped"].as_u64()),
+        (Some(512), Some(1488))
+    );
+    let info = run(&["--id", "2", "--count", "2000", "--severity", "9"]);
+    assert_eq!(
+        (info["written"].as_u64(), info["dropped"].as_u64()),
+        (Some(256), Some(1744))
+    );
+    // ERRORs fill the last quarter, then push out the oldest low-severity records.
+    let errors = run(&["--id", "3", "--count", "1000", "--severity", "17"]);
+    assert_eq!(errors["written"], 1000);
+    assert_eq!(errors["dropped"], 0);
+    assert_eq!(errors["evicted"], 744);
+    // Now only 24 INFO are left to evict; after them every unread record is an
+    // ERROR, and further ERRORs are dropped.
+    let more = run(&["--id", "4", "--count", "100", "--severity", "17"]);
+    assert_eq!(
+        (more["written"].as_u64(), more["evicted"].as_u64()),
+        (Some(24), Some(24))
+    );
+    assert_eq!(more["dropped"], 76);
+    let s = ring.stats();
+    assert_eq!(s.level(Level::Debug).evicted, 512);
+    assert_eq!(s.level(Level::Info).evicted, 256);
+    assert_eq!(s.level(Level::Error).unread, 1024);
+    assert_eq!(s.level(Level::Error).dropped, 76);
+    assert_balanced(&s);
+    let mut consumer = Consumer::acquire(&ring).unwrap();
+    let mut seen = Seen::new();
+    assert_eq!(drain_all(&mut consumer, &mut seen), 1024);
+    assert_eq!(
+        seen[&(3, 0)],
+        (0..1000).collect::<Vec<_>>(),
+        "every ERROR of the first burst, in order"
+    );
+    assert_eq!(seen[&(4, 0)], (0..24).collect::<Vec<_>>());
+    assert_balanced(&ring.stats());
+}
+
+/// Deterministic pseudo-random numbers (a test must be repeatable from its seed).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below
+    }
+}
+
+#[test]
+fn producers_killed_at_random_moments_leave_the_accounting_exact() {
+    let dir = TempDir::new("kill");
+    let path = dir.path("ring");
+    let opts = RingOptions {
+        slots: 8192,
+        slot_size: 128,
+        lanes: 8,
+        ..RingOptions::default()
+    };
+    let ring = Ring::create(&path, &opts).unwrap();
+    let seed = logbus_ring::now_ns();
+    eprintln!("seed {seed}");
+    let mut rng = Lcg(seed);
+    let mut consumer = Consumer::acquire(&ring).unwrap();
+    let mut seen = Seen::new();
+    let mut next_id = 0u64;
+    let mut spawn = |big: bool| {
+        next_id += 1;
+        // Multi-slot records (1-2 KiB) make a kill in the middle of a record likely.
+        let bytes = if big { "1500" } else { "40" };
+        let child = hammer(
+            &path,
+            &[
+                "--id",
+                &next_id.to_string(),
+                "--count",
+                "0",
+                "--threads",
+                "2",
+                "--mix",
+                "--msg-bytes",
+                bytes,
+            ],
+        )
+        .spawn()
+        .unwrap();
+        (next_id, child)
+    };
+    let mut live: Vec<(u64, Child)> = (0..3).map(|k| spawn(k % 2 == 0)).collect();
+    let mut killed = 0;
+    for round in 0..8 {
+        // Let them run until some of their records arrive, then kill one.
+        let before = seen.values().map(Vec::len).sum::<usize>();
+        let want = before + 200 + rng.next(3000) as usize;
+        wait_for(
+            "records from the live producers",
+            Duration::from_secs(60),
+            || {
+                drain_all(&mut consumer, &mut seen);
+                (seen.values().map(Vec::len).sum::<usize>() >= want).then_some(())
+            },
+        );
+        let victim = rng.next(live.len() as u64) as usize;
+        let (id, mut child) = live.swap_remove(victim);
+        // SAFETY: kill(2) on the pid of our own child, which has not been reaped.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        child.wait().unwrap();
+        killed += 1;
+        // The others go on: new records from a survivor keep arriving.
+        let (survivor, _) = &live[0];
+        let survivor = *survivor;
+        let count_of = |seen: &Seen| {
+            seen.iter()
+                .filter(|((p, _), _)| *p == survivor)
+                .map(|(_, v)| v.len())
+                .sum::<usize>()
+        };
+        let base = count_of(&seen);
+        wait_for("a survivor to go on", Duration::from_secs(60), || {
+            drain_all(&mut consumer, &mut seen);
+            (count_of(&seen) > base + 100).then_some(())
+        });
+        eprintln!("round {round}: killed producer {id}");
+        // A new producer takes the dead one's lane (and reaps it).
+        live.push(spawn(round % 2 == 1));
+    }
+    for (_, mut child) in live {
+        // SAFETY: as above.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        child.wait().unwrap();
+    }
+    drain_all(&mut consumer, &mut seen);
+    consumer.reap_dead_lanes();
+    drain_all(&mut consumer, &mut seen);
+    assert_eq!(killed, 8);
+    assert_in_order(&seen);
+    let s = ring.stats();
+    assert_eq!(s.total().unread, 0);
+    assert_eq!(
+        s.total().delivered,
+        seen.values().map(Vec::len).sum::<usize>() as u64
+    );
+    assert_balanced(&s);
+}
+
+#[test]
+fn processes_racing_to_create_the_ring_end_with_one_valid_ring() {
+    for round in 0..5 {
+        let dir = TempDir::new("race");
+        let path = dir.path("ring");
+        let gun = Gun::new();
+        let fd = gun.read.as_raw_fd().to_string();
+        // The children open (and so create) the ring only after the gun: they
+        // race on creation itself.
+        let children: Vec<_> = (0..6)
+            .map(|k| {
+                hammer(
+                    &path,
+                    &["--id", &k.to_string(), "--count", "10", "--wait-fd", &fd],
+                )
+                .spawn()
+                .unwrap()
+            })
+            .collect();
+        gun.fire(6);
+        for c in children {
+            assert_eq!(output_of(c)["written"], 10, "round {round}");
+        }
+        let ring = Ring::open_existing(&path).unwrap();
+        assert_eq!(ring.stats().total().unread, 60, "round {round}");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.dir()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary files left behind");
+    }
+}
+
+#[test]
+fn a_consumer_killed_by_sigkill_hands_over_at_once_and_its_uncommitted_records_come_again() {
+    let dir = TempDir::new("handover");
+    let path = dir.path("ring");
+    let ring = Ring::open(&path).unwrap();
+    let mut w = ring.writer().unwrap();
+    for i in 0..5 {
+        w.emit(&logbus_ring::Event::new(9, &format!("r{i}")))
+            .unwrap();
+    }
+    let mut holder = hammer(&path, &["--hold-consumer"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(holder.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "held");
+    match Consumer::acquire(&ring) {
+        Err(logbus_ring::ConsumerError::Busy { pid, .. }) => assert_eq!(pid, holder.id()),
+        other => panic!("expected Busy, got {:?}", other.err()),
+    }
+    assert_eq!(ring.stats().consumer, Some((holder.id(), true)));
+    // SAFETY: kill(2) on our own unreaped child.
+    unsafe { libc::kill(holder.id() as i32, libc::SIGKILL) };
+    holder.wait().unwrap();
+    // No grace period: the lock died with the process.
+    let mut c = Consumer::acquire(&ring).unwrap();
+    let mut b = Batch::new();
+    assert_eq!(c.poll(&mut b, 100), 5);
+}
