@@ -775,7 +775,8 @@ fn tail_follows_new_records_until_its_reader_goes() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let lines = line_reader(&mut child, 1);
+    // Keep reading (and the pipe open) until tail ends.
+    let lines = line_reader(&mut child, usize::MAX);
     let ring = Ring::open_existing(&path).unwrap();
     let mut writer = ring.writer().unwrap();
     // tail's start is not observable, so keep writing until it shows something.
