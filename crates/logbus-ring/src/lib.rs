@@ -51,6 +51,8 @@ mod lane;
 pub mod layout;
 mod level;
 mod lock;
+#[cfg(all(test, loom))]
+mod loom_model;
 mod record;
 mod resource;
 mod ring;
