@@ -1,0 +1,756 @@
+//! The collector as people run it: real `logbus-collector` and `test-producer`
+//! processes, real files, real signals. Every wait is on a condition (line
+//! counts, stderr lines, process exit), never a fixed sleep.
+//!
+//! Run with `cargo build -p logbus-collector-bin && cargo test -p logbus-tests --test collector`
+//! (or `cargo test --workspace`, which builds every binary first).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use logbus_tests::{bin, wait_for, TempDir};
+use serde_json::Value as Json;
+
+const LONG: Duration = Duration::from_secs(30);
+
+/// A running collector with its stdout and stderr captured in files.
+struct Collector {
+    child: Child,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Collector {
+    fn start(dir: &TempDir, tag: &str, args: &[&str]) -> Collector {
+        let stdout = dir.path(&format!("{tag}.stdout"));
+        let stderr = dir.path(&format!("{tag}.stderr"));
+        let child = Command::new(bin("logbus-collector"))
+            .args(args)
+            .env_remove("LOGBUS_RING")
+            .stdin(Stdio::null())
+            .stdout(File::create(&stdout).unwrap())
+            .stderr(File::create(&stderr).unwrap())
+            .spawn()
+            .expect("spawn logbus-collector");
+        let c = Collector {
+            child,
+            stdout,
+            stderr,
+        };
+        c.wait_stderr("startup line", "consuming");
+        c
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits until stderr has `n` lines containing `needle`.
+    fn wait_stderr_n(&self, what: &str, needle: &str, n: usize) {
+        let mut child_exited = None;
+        wait_for(what, LONG, || {
+            let text = self.stderr_text();
+            if text.matches(needle).count() >= n {
+                return Some(());
+            }
+            if child_exited.is_some() {
+                panic!("collector exited while waiting for {what}; stderr:\n{text}");
+            }
+            child_exited = std::fs::metadata(format!("/proc/{}", self.child.id()))
+                .is_err()
+                .then_some(());
+            None
+        });
+    }
+
+    fn wait_stderr(&self, what: &str, needle: &str) {
+        self.wait_stderr_n(what, needle, 1)
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0, "kill");
+    }
+
+    fn wait_exit(&mut self) -> ExitStatus {
+        wait_for("collector exit", LONG, || self.child.try_wait().unwrap())
+    }
+
+    /// SIGTERM, then the exit status.
+    fn stop(&mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        self.wait_exit()
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn producer(ring: &Path, prefix: &str, count: u64, extra: &[&str]) -> Child {
+    Command::new(bin("test-producer"))
+        .arg(ring)
+        .args(["--count", &count.to_string(), "--prefix", prefix, "--retry"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn test-producer")
+}
+
+fn finish(mut p: Child) {
+    let st = wait_for("producer exit", Duration::from_secs(60), || {
+        p.try_wait().unwrap()
+    });
+    assert!(st.success(), "producer failed: {st}");
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn wait_lines(path: &Path, n: usize) -> Vec<String> {
+    wait_for(&format!("{n} lines in {}", path.display()), LONG, || {
+        let l = lines(path);
+        (l.len() >= n).then_some(l)
+    })
+}
+
+/// (prefix, number) of each JSON line, from the message `prefix-number`.
+fn numbers(json_lines: &[String]) -> Vec<(String, u64)> {
+    json_lines
+        .iter()
+        .map(|l| {
+            let v: Json = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            let msg = v["msg"].as_str().expect("msg");
+            let (p, n) = msg.rsplit_once('-').expect("prefix-n");
+            (p.to_string(), n.parse().expect("number"))
+        })
+        .collect()
+}
+
+/// Counts per (prefix, number).
+fn tally(items: &[(String, u64)]) -> HashMap<(String, u64), usize> {
+    let mut m = HashMap::new();
+    for i in items {
+        *m.entry(i.clone()).or_insert(0) += 1;
+    }
+    m
+}
+
+fn assert_exactly_once(items: &[(String, u64)], expect: &[(String, u64)]) {
+    let t = tally(items);
+    let dups: Vec<_> = t.iter().filter(|(_, c)| **c > 1).take(5).collect();
+    assert!(dups.is_empty(), "duplicates: {dups:?}");
+    let missing: Vec<_> = expect
+        .iter()
+        .filter(|e| !t.contains_key(*e))
+        .take(5)
+        .collect();
+    assert!(missing.is_empty(), "missing: {missing:?}");
+    assert_eq!(items.len(), expect.len(), "unexpected records");
+}
+
+fn all(prefix: &str, range: std::ops::Range<u64>) -> Vec<(String, u64)> {
+    range.map(|n| (prefix.to_string(), n)).collect()
+}
+
+fn write_config(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn status(ring: &Path) -> Json {
+    let p = format!("{}.collector.json", ring.display());
+    serde_json::from_str(&std::fs::read_to_string(p).expect("status file")).expect("status json")
+}
+
+fn sink_status(ring: &Path, name: &str) -> Json {
+    status(ring)["sinks"]
+        .as_array()
+        .expect("sinks")
+        .iter()
+        .find(|s| s["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no sink {name} in status"))
+}
+
+#[test]
+fn every_record_once_to_each_matching_sink() {
+    let dir = TempDir::new("coll-once");
+    let ring = dir.path("ring");
+    let (all_log, err_log, low_log) = (
+        dir.path("all.log"),
+        dir.path("err.txt"),
+        dir.path("low.log"),
+    );
+    let cfg = dir.path("c.toml");
+    write_config(
+        &cfg,
+        &format!(
+            r#"
+[ring]
+path = "{ring}"
+
+[[sinks]]
+name = "console"
+type = "stdout"
+
+[[sinks]]
+name = "all"
+type = "file"
+path = "{all}"
+
+[[sinks]]
+name = "errors"
+type = "file"
+format = "text"
+path = "{err}"
+min_level = "error"
+
+[[sinks]]
+name = "low"
+type = "file"
+path = "{low}"
+max_level = "info"
+"#,
+            ring = ring.display(),
+            all = all_log.display(),
+            err = err_log.display(),
+            low = low_log.display()
+        ),
+    );
+    let mut c = Collector::start(
+        &dir,
+        "c",
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--metrics",
+            "127.0.0.1:0",
+        ],
+    );
+    let ps = [
+        producer(
+            &ring,
+            "a",
+            3000,
+            &[
+                "--level",
+                "info,error,debug",
+                "--service",
+                "svc-a",
+                "--trace",
+            ],
+        ),
+        producer(
+            &ring,
+            "b",
+            3000,
+            &["--level", "warn,fatal,trace", "--service", "svc-b"],
+        ),
+        producer(&ring, "c", 3000, &["--level", "info"]),
+    ];
+    ps.into_iter().for_each(finish);
+    let expect: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .flat_map(|p| all(p, 0..3000))
+        .collect();
+    let out = wait_lines(&all_log, 9000);
+    assert_exactly_once(&numbers(&out), &expect);
+    let stdout = wait_lines(&c.stdout, 9000);
+    assert_exactly_once(&numbers(&stdout), &expect);
+
+    // Levels by producer and number (the producers cycle through their list).
+    let level = |p: &str, n: u64| match p {
+        "a" => ["INFO", "ERROR", "DEBUG"][n as usize % 3],
+        "b" => ["WARN", "FATAL", "TRACE"][n as usize % 3],
+        _ => "INFO",
+    };
+    let errors: Vec<_> = expect
+        .iter()
+        .filter(|(p, n)| matches!(level(p, *n), "ERROR" | "FATAL"))
+        .cloned()
+        .collect();
+    let text = wait_lines(&err_log, errors.len());
+    let text_numbers: Vec<_> = text
+        .iter()
+        .map(|l| {
+            let msg = l
+                .split("test: ")
+                .nth(1)
+                .expect("target")
+                .split(' ')
+                .next()
+                .unwrap();
+            let (p, n) = msg.rsplit_once('-').unwrap();
+            (p.to_string(), n.parse().unwrap())
+        })
+        .collect();
+    assert_exactly_once(&text_numbers, &errors);
+    let low: Vec<_> = expect
+        .iter()
+        .filter(|(p, n)| matches!(level(p, *n), "TRACE" | "DEBUG" | "INFO"))
+        .cloned()
+        .collect();
+    let low_out = wait_lines(&low_log, low.len());
+    assert_exactly_once(&numbers(&low_out), &low);
+
+    // Field by field, one record of each producer.
+    let by_msg: HashMap<String, Json> = stdout
+        .iter()
+        .map(|l| {
+            let v: Json = serde_json::from_str(l).unwrap();
+            (v["msg"].as_str().unwrap().to_string(), v)
+        })
+        .collect();
+    let a1 = &by_msg["a-1"];
+    assert_eq!(a1["level"], "ERROR");
+    assert_eq!(a1["severity"], 17);
+    assert_eq!(a1["target"], "test");
+    assert_eq!(a1["service"], "svc-a");
+    assert_eq!(a1["trace_id"], "ab000000000000000000000000000001");
+    assert_eq!(a1["span_id"], "cd00000000000001");
+    assert_eq!(a1["fields"]["n"], 1);
+    assert_eq!(a1["fields"]["prefix"], "a");
+    assert_eq!(a1["fields"]["even"], false);
+    assert_eq!(a1["fields"]["ratio"], 0.25);
+    assert_eq!(a1["fields"]["delta"], -1);
+    let b0 = &by_msg["b-0"];
+    assert_eq!(
+        (b0["level"].as_str(), b0["service"].as_str()),
+        (Some("WARN"), Some("svc-b"))
+    );
+    assert!(b0.get("trace_id").is_none() && b0.get("span_id").is_none());
+    assert!(text
+        .iter()
+        .any(|l| l.contains("ERROR [svc-a] test: a-1 trace_id=ab")));
+
+    // Counters: the status file and the metrics endpoint.
+    wait_for("status file counts", LONG, || {
+        (sink_status(&ring, "errors")["delivered"] == errors.len() as u64).then_some(())
+    });
+    let s = sink_status(&ring, "all");
+    assert_eq!(s["type"], "file");
+    assert_eq!(s["delivered"], 9000);
+    assert_eq!(s["dropped"]["INFO"], 0);
+    assert_eq!(s["queue_depth"], 0);
+    let addr = c
+        .stderr_text()
+        .split("metrics at http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .expect("metrics address")
+        .to_string();
+    let metrics = http_get(&addr, "/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(
+        metrics.contains("logbus_sink_delivered_total{sink=\"all\",type=\"file\"} 9000"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("logbus_ring_published_total{level=\"INFO\"}"));
+    assert!(http_get(&addr, "/nope").starts_with("HTTP/1.1 404"));
+
+    assert!(c.stop().success(), "{}", c.stderr_text());
+    assert!(
+        !Path::new(&format!("{}.collector.json", ring.display())).exists(),
+        "status file removed on clean exit"
+    );
+    let st = logbus_ring::Ring::open_existing(&ring).unwrap().stats();
+    assert_eq!(st.total().delivered, 9000);
+    assert_eq!(st.total().unread, 0);
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect metrics");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn sigterm_drains_everything_published() {
+    let dir = TempDir::new("coll-term");
+    let ring = dir.path("ring");
+    let mut c = Collector::start(&dir, "c", &["--ring", ring.to_str().unwrap()]);
+    // Published before the signal: the producers have exited.
+    let ps = [
+        producer(&ring, "x", 4000, &[]),
+        producer(&ring, "y", 4000, &["--level", "error"]),
+    ];
+    ps.into_iter().for_each(finish);
+    let st = c.stop();
+    assert!(st.success(), "exit {st}: {}", c.stderr_text());
+    let expect: Vec<_> = all("x", 0..4000)
+        .into_iter()
+        .chain(all("y", 0..4000))
+        .collect();
+    assert_exactly_once(&numbers(&lines(&c.stdout)), &expect);
+    let stats = logbus_ring::Ring::open_existing(&ring).unwrap().stats();
+    assert_eq!(stats.total().unread, 0, "everything committed");
+    assert!(c.stderr_text().lines().all(|l| !l.contains("panicked")));
+}
+
+#[test]
+fn sigint_works_like_sigterm() {
+    let dir = TempDir::new("coll-int");
+    let ring = dir.path("ring");
+    let mut c = Collector::start(&dir, "c", &["--ring", ring.to_str().unwrap()]);
+    finish(producer(&ring, "i", 500, &[]));
+    c.signal(libc::SIGINT);
+    assert!(c.wait_exit().success());
+    assert_exactly_once(&numbers(&lines(&c.stdout)), &all("i", 0..500));
+}
+
+#[test]
+fn sigkill_and_restart_loses_nothing() {
+    let dir = TempDir::new("coll-kill");
+    let ring = dir.path("ring");
+    let out = dir.path("out.log");
+    let cfg = dir.path("c.toml");
+    write_config(
+        &cfg,
+        &format!(
+            "[[sinks]]\nname = \"f\"\ntype = \"file\"\npath = \"{}\"\n",
+            out.display()
+        ),
+    );
+    let args = [
+        "--ring",
+        ring.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+    ];
+    let first = Collector::start(&dir, "first", &args);
+    // A steady stream: 20000 records, 1 ms pause every 50.
+    let p = producer(&ring, "k", 20000, &["--pause-every", "50"]);
+    wait_lines(&out, 3000);
+    first.signal(libc::SIGKILL);
+    let mut first = first;
+    first.wait_exit();
+    // The successor takes over the consumer role at once and resumes.
+    let mut second = Collector::start(&dir, "second", &args);
+    finish(p);
+    assert!(second.stop().success(), "{}", second.stderr_text());
+    let got = numbers(&lines(&out));
+    let t = tally(&got);
+    let missing: Vec<_> = (0..20000u64)
+        .filter(|n| !t.contains_key(&("k".to_string(), *n)))
+        .take(5)
+        .collect();
+    assert!(missing.is_empty(), "lost records: {missing:?}");
+    let dups = got.len() - 20000;
+    // In flight at the kill: at most one group of the file sink (and the records
+    // of chunks polled but not yet written are simply read again, not duplicated).
+    assert!(
+        dups <= logbus_collector_group(),
+        "{dups} records delivered twice"
+    );
+}
+
+/// Records one sink writes per group (`logbus_collector::sink::GROUP_RECORDS`).
+fn logbus_collector_group() -> usize {
+    4096
+}
+
+#[test]
+fn second_collector_is_refused() {
+    let dir = TempDir::new("coll-second");
+    let ring = dir.path("ring");
+    let mut first = Collector::start(&dir, "first", &["--ring", ring.to_str().unwrap()]);
+    let out = Command::new(bin("logbus-collector"))
+        .args(["--ring", ring.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("already consumed by pid {}", first.pid())),
+        "{err}"
+    );
+    assert!(first.stop().success());
+}
+
+#[test]
+fn bad_config_is_one_line_naming_file_and_key() {
+    let dir = TempDir::new("coll-badcfg");
+    let ring = dir.path("ring");
+    let cfg = dir.path("bad.toml");
+    write_config(
+        &cfg,
+        "[[sinks]]\nname = \"x\"\ntype = \"stdout\"\nmin_level = \"loud\"\n",
+    );
+    let out = Command::new(bin("logbus-collector"))
+        .args([
+            "--ring",
+            ring.to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("{}:4: sinks[0].min_level:", cfg.display())),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"));
+    // It did not start: no consumer holds the ring.
+    if let Ok(r) = logbus_ring::Ring::open_existing(&ring) {
+        assert!(r.stats().consumer.is_none_or(|(_, alive)| !alive));
+    }
+}
+
+#[test]
+fn sighup_reload_swaps_sinks_without_loss_or_duplicates() {
+    let dir = TempDir::new("coll-hup");
+    let ring = dir.path("ring");
+    let (main_log, lvl_log, extra_log) = (
+        dir.path("main.log"),
+        dir.path("lvl.log"),
+        dir.path("extra.log"),
+    );
+    let cfg = dir.path("c.toml");
+    let main_sink = format!(
+        "[[sinks]]\nname = \"main\"\ntype = \"file\"\npath = \"{}\"\n",
+        main_log.display()
+    );
+    let lvl = |min: &str| {
+        format!(
+            "[[sinks]]\nname = \"lvl\"\ntype = \"file\"\npath = \"{}\"\nmin_level = \"{min}\"\n",
+            lvl_log.display()
+        )
+    };
+    write_config(&cfg, &format!("{main_sink}{}", lvl("error")));
+    let c = Collector::start(
+        &dir,
+        "c",
+        &[
+            "--ring",
+            ring.to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+    );
+    let p = producer(
+        &ring,
+        "h",
+        12000,
+        &["--level", "info,error", "--pause-every", "40"],
+    );
+    wait_lines(&main_log, 2000);
+    // A bad reload first: the running configuration stays.
+    write_config(&cfg, "[[sinks]]\nname = \"main\"\ntype = \"teletype\"\n");
+    c.signal(libc::SIGHUP);
+    c.wait_stderr("reload refused", "reload failed");
+    assert!(
+        c.stderr_text().contains("sinks[0].type"),
+        "{}",
+        c.stderr_text()
+    );
+    // Then a good one: "lvl" lowers its min_level, "extra" appears, "main" is unchanged.
+    let extra = format!(
+        "[[sinks]]\nname = \"extra\"\ntype = \"file\"\npath = \"{}\"\n",
+        extra_log.display()
+    );
+    write_config(&cfg, &format!("{main_sink}{}{extra}", lvl("info")));
+    c.signal(libc::SIGHUP);
+    c.wait_stderr("reloaded", "reloaded");
+    finish(p);
+    let mut c = c;
+    assert!(c.stop().success(), "{}", c.stderr_text());
+
+    assert_exactly_once(&numbers(&lines(&main_log)), &all("h", 0..12000));
+    // "lvl": errors only up to the swap, everything after it; each record once.
+    let got = numbers(&lines(&lvl_log));
+    let t = tally(&got);
+    assert!(t.values().all(|c| *c == 1), "duplicates in lvl.log");
+    let cut = got
+        .iter()
+        .filter(|(_, n)| n % 2 == 0)
+        .map(|(_, n)| *n)
+        .min()
+        .expect("INFO records after the reload");
+    for n in 0..12000u64 {
+        let want = n >= cut || n % 2 == 1;
+        assert_eq!(
+            t.contains_key(&("h".to_string(), n)),
+            want,
+            "record {n} (cut {cut})"
+        );
+    }
+    // "extra": a gapless tail starting at the swap.
+    let ex = numbers(&lines(&extra_log));
+    let first = ex.iter().map(|(_, n)| *n).min().expect("extra got records");
+    assert_exactly_once(&ex, &all("h", first..12000));
+    assert!(
+        first > 0 && first.abs_diff(cut) <= 1,
+        "extra starts at {first}, lvl at {cut}"
+    );
+}
+
+#[test]
+fn file_rotation_and_reopen_on_sighup() {
+    let dir = TempDir::new("coll-rot");
+    let ring = dir.path("ring");
+    let log = dir.path("app.log");
+    let cfg = dir.path("c.toml");
+    write_config(
+        &cfg,
+        &format!(
+            "[[sinks]]\nname = \"f\"\ntype = \"file\"\npath = \"{}\"\nmax_bytes = 50000\nkeep = 2\n",
+            log.display()
+        ),
+    );
+    let args = [
+        "--ring",
+        ring.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+    ];
+    let c = Collector::start(&dir, "c", &args);
+    finish(producer(&ring, "r", 3000, &[]));
+    let rotated = |k: u32| PathBuf::from(format!("{}.{k}", log.display()));
+    // 3000 lines of ~270 bytes is ~16 files' worth: the newest file, .1 and .2 remain.
+    wait_for("last record written", LONG, || {
+        numbers(&lines(&log))
+            .iter()
+            .any(|(_, n)| *n == 2999)
+            .then_some(())
+    });
+    assert!(!rotated(3).exists());
+    let mut kept = Vec::new();
+    for p in [rotated(2), rotated(1), log.clone()] {
+        let bytes = std::fs::read(&p).unwrap();
+        assert!(
+            bytes.len() <= 50000,
+            "{} has {} bytes",
+            p.display(),
+            bytes.len()
+        );
+        assert!(bytes.ends_with(b"\n"));
+        kept.extend(numbers(&lines(&p)));
+    }
+    // The kept files hold the newest records, contiguous and in order.
+    let ns: Vec<u64> = kept.iter().map(|(_, n)| *n).collect();
+    assert_eq!(*ns.last().unwrap(), 2999);
+    assert!(
+        ns.windows(2).all(|w| w[1] == w[0] + 1),
+        "gap or disorder in rotated files"
+    );
+    assert!(ns.len() > 300);
+
+    // logrotate: rename the file away, SIGHUP, and new records go to a new file.
+    let moved = dir.path("app.log.moved");
+    std::fs::rename(&log, &moved).unwrap();
+    c.signal(libc::SIGHUP);
+    c.wait_stderr("reloaded", "reloaded");
+    finish(producer(&ring, "s", 10, &[]));
+    let fresh = wait_lines(&log, 10);
+    assert_exactly_once(&numbers(&fresh), &all("s", 0..10));
+    assert!(numbers(&lines(&moved)).iter().all(|(p, _)| p == "r"));
+    let mut c = c;
+    assert!(c.stop().success());
+}
+
+#[test]
+fn stalled_file_sink_does_not_hold_others_back() {
+    let dir = TempDir::new("coll-stall");
+    let ring = dir.path("ring");
+    let fifo = dir.path("fifo");
+    let out = dir.path("out.log");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    // Hold a read end open and never read: writes block once the pipe is full.
+    // SAFETY: as above; the descriptor is closed at the end of the test.
+    let rd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK) };
+    assert!(rd >= 0);
+    let cfg = dir.path("c.toml");
+    write_config(
+        &cfg,
+        &format!(
+            r#"
+[ring]
+shutdown_timeout = "1s"
+
+[[sinks]]
+name = "stuck"
+type = "file"
+path = "{}"
+queue = 1000
+stall_timeout = "300ms"
+
+[[sinks]]
+name = "out"
+type = "file"
+path = "{}"
+"#,
+            fifo.display(),
+            out.display()
+        ),
+    );
+    let mut c = Collector::start(
+        &dir,
+        "c",
+        &[
+            "--ring",
+            ring.to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+    );
+    let ps = [
+        producer(&ring, "s", 15000, &[]),
+        producer(&ring, "t", 15000, &[]),
+    ];
+    ps.into_iter().for_each(finish);
+    let expect: Vec<_> = all("s", 0..15000)
+        .into_iter()
+        .chain(all("t", 0..15000))
+        .collect();
+    assert_exactly_once(&numbers(&wait_lines(&out, 30000)), &expect);
+    c.wait_stderr("stall report", "stalled");
+    wait_for("stuck sink's drops counted", LONG, || {
+        let s = sink_status(&ring, "stuck");
+        let dropped = s["dropped"]["INFO"].as_u64().unwrap();
+        let delivered = s["delivered"].as_u64().unwrap();
+        (dropped > 0 && dropped + delivered == 30000).then_some(())
+    });
+    // Its writes never finish; the shutdown is bounded and still exits 0.
+    let st = c.stop();
+    assert!(st.success(), "{}", c.stderr_text());
+    assert!(
+        c.stderr_text().contains("shutdown timeout passed"),
+        "{}",
+        c.stderr_text()
+    );
+    // SAFETY: our descriptor.
+    unsafe { libc::close(rd) };
+    // The stalled sink did not pin the ring: everything was committed.
+    let stats = logbus_ring::Ring::open_existing(&ring).unwrap().stats();
+    assert_eq!(stats.total().unread, 0);
+}
