@@ -1,0 +1,390 @@
+//! [`Producer`]: the direct API every other front end (tracing layer, `log`
+//! logger, other languages' bindings) ends in.
+//!
+//! # Per-thread lanes
+//! A [`LaneWriter`] is a single-producer ring, so every thread needs its own.
+//! Each thread keeps its writers in a thread-local list, one entry per
+//! `Producer` it has used (usually one). An entry is made lazily on the thread's
+//! first record and given back when the thread exits. The hot path is: borrow
+//! the thread-local, find the entry (first position in practice), write.
+//!
+//! # Running out of lanes
+//! A ring has a fixed number of lanes. A thread that finds none free counts each
+//! record it cannot write with [`Ring::count_lane_shortage`] and retries taking
+//! a lane only once [`LANE_RETRY_NS`] has passed (taking a lane costs one lock
+//! system call per lane probed, far too much to do per record).
+//!
+//! # fork()
+//! After `fork()` the child's copies of the parent's writers and ring handle
+//! refuse to work ([`EmitError::Forked`]); the thread-local entry then asks the
+//! shared state for a ring handle of the current process, which reopens the ring
+//! (and registers the child's resource) once per child, and takes a new lane.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use logbus_ring::{
+    now_ns, EmitError, Emitted, Event, LaneError, LaneWriter, Resource, Ring, RingOptions,
+};
+
+use crate::error::Error;
+
+/// How long a thread that found no free lane waits before trying again, in ns.
+/// Records in between are dropped and counted as lane shortage.
+pub const LANE_RETRY_NS: u64 = 100_000_000;
+
+/// What happened to one record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The record is in the ring; `evicted` older low-severity records made room.
+    Written {
+        /// Records evicted to make room.
+        evicted: u32,
+    },
+    /// The ring's overflow policy refused it (counted as dropped by the ring).
+    Dropped,
+    /// Every lane of the ring is held by a live producer; the record was counted
+    /// as lane shortage.
+    NoLane,
+    /// This process (a `fork()` child) could not reopen the ring; the record is lost.
+    Unavailable,
+}
+
+/// Who this process is, as written into the ring's resource table.
+#[derive(Clone, Debug)]
+pub(crate) struct Identity {
+    pub service: String,
+    pub version: String,
+    pub host: String,
+    pub command: String,
+}
+
+impl Identity {
+    /// `service` and `version` from the caller, else `OTEL_SERVICE_NAME` and the
+    /// executable's name; host name and command line from the system.
+    pub(crate) fn detect(service: Option<String>, version: Option<String>) -> Identity {
+        let service = service
+            .or_else(|| std::env::var("OTEL_SERVICE_NAME").ok())
+            .filter(|s| !s.is_empty())
+            .or_else(exe_name)
+            .unwrap_or_else(|| "unknown_service".to_string());
+        Identity {
+            service,
+            version: version.unwrap_or_default(),
+            host: host_name(),
+            command: command_line(),
+        }
+    }
+}
+
+fn exe_name() -> Option<String> {
+    let exe = std::env::current_exe()
+        .ok()
+        .or_else(|| std::env::args_os().next().map(PathBuf::from))?;
+    Some(exe.file_name()?.to_string_lossy().into_owned())
+}
+
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the pointer and length describe `buf`, which outlives the call.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+fn command_line() -> String {
+    match std::fs::read("/proc/self/cmdline") {
+        Ok(raw) => raw
+            .split(|&b| b == 0)
+            .filter(|a| !a.is_empty())
+            .map(String::from_utf8_lossy)
+            .collect::<Vec<_>>()
+            .join(" "),
+        Err(_) => std::env::args_os()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
+/// The ring handle of one process, with its resource tag.
+struct ProcessRing {
+    ring: Ring,
+    tag: u8,
+    pid: u32,
+}
+
+struct Shared {
+    /// Tells this producer's entries apart in the thread-local lists.
+    id: u64,
+    path: PathBuf,
+    options: RingOptions,
+    identity: Identity,
+    /// The current process's ring; replaced in a `fork()` child. Locked only to
+    /// take a lane (or reopen), never per record.
+    process: Mutex<Option<ProcessRing>>,
+}
+
+impl Shared {
+    fn open_ring(&self, pid: u32) -> Result<ProcessRing, Error> {
+        let ring = Ring::open_with(&self.path, &self.options)?;
+        let tag = ring
+            .register_resource(&Resource {
+                pid,
+                service: self.identity.service.clone(),
+                version: self.identity.version.clone(),
+                host: self.identity.host.clone(),
+                command: self.identity.command.clone(),
+            })
+            // A full resource table costs records their resource, not their place.
+            .unwrap_or(0);
+        Ok(ProcessRing { ring, tag, pid })
+    }
+
+    /// The ring handle of the calling process (reopened after `fork()`), or
+    /// `None` when the child cannot reopen it.
+    fn ring(&self) -> Option<(Ring, u8)> {
+        let mut guard = match self.process.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let pid = std::process::id();
+        if guard.as_ref().is_none_or(|p| p.pid != pid) {
+            // Drop the parent's handle first: in a child it closes nothing (the
+            // ring crate's atfork handler did) and holds nothing.
+            *guard = None;
+            *guard = self.open_ring(pid).ok();
+        }
+        guard.as_ref().map(|p| (p.ring.clone(), p.tag))
+    }
+}
+
+/// Writes records into a ring from any number of threads, without locks,
+/// system calls or allocation per record.
+///
+/// Cheap to clone (all clones share one ring handle). Each thread that emits
+/// takes a lane of its own on its first record and keeps it until it exits.
+///
+/// Nothing is buffered in the process: when [`Producer::emit`] returns
+/// [`Outcome::Written`], the record is in the shared-memory ring and survives the
+/// process being killed the next instant.
+///
+/// # Examples
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("logbus-doc-producer-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// use logbus::{Event, Field, Outcome, Producer, Value};
+/// let producer = Producer::open(dir.join("ring"))?;
+/// let outcome = producer.emit(&Event {
+///     target: "billing",
+///     fields: &[Field { key: "amount", value: Value::F64(12.5) }],
+///     ..Event::new(9, "invoice paid")
+/// });
+/// assert_eq!(outcome, Outcome::Written { evicted: 0 });
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), logbus::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Producer {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("path", &self.shared.path)
+            .field("service", &self.shared.identity.service)
+            .finish()
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Producer {
+    /// Opens (or creates, with default options) the ring at `path`, and registers
+    /// this process's resource (service = `OTEL_SERVICE_NAME` or the executable name).
+    ///
+    /// # Errors
+    /// [`Error::Open`] when the ring cannot be opened or created.
+    pub fn open(path: impl AsRef<Path>) -> Result<Producer, Error> {
+        Producer::with_identity(
+            path.as_ref(),
+            RingOptions::default(),
+            Identity::detect(None, None),
+        )
+    }
+
+    pub(crate) fn with_identity(
+        path: &Path,
+        options: RingOptions,
+        identity: Identity,
+    ) -> Result<Producer, Error> {
+        let shared = Shared {
+            // Relaxed: only uniqueness matters.
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            path: path.to_path_buf(),
+            options,
+            identity,
+            process: Mutex::new(None),
+        };
+        let first = shared.open_ring(std::process::id())?;
+        *shared
+            .process
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(first);
+        Ok(Producer {
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// The ring file's path.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// The service name written into the resource table.
+    pub fn service(&self) -> &str {
+        &self.shared.identity.service
+    }
+
+    /// A handle to the ring of the calling process (reopened after `fork()`),
+    /// e.g. to read [`Ring::stats`]. `None` only in a `fork()` child that could
+    /// not reopen the ring.
+    pub fn ring(&self) -> Option<Ring> {
+        self.shared.ring().map(|(r, _)| r)
+    }
+
+    /// Writes one record from the calling thread: no lock, no system call, no
+    /// allocation once the thread has its lane. Never waits: when the lane is
+    /// full the ring's overflow policy decides (see [`Outcome`]).
+    ///
+    /// `event.time_ns == 0` means now. pid and tid are filled in.
+    pub fn emit(&self, event: &Event<'_>) -> Outcome {
+        let done = LANES.try_with(|lanes| {
+            let mut lanes = lanes.try_borrow_mut().ok()?;
+            Some(self.emit_local(&mut lanes, event))
+        });
+        match done {
+            Ok(Some(outcome)) => outcome,
+            // The thread-local is being destroyed (a record from another
+            // thread-local's destructor), or borrowed further up this stack:
+            // write through a lane taken just for this record.
+            _ => {
+                let mut slot = Slot::Idle;
+                self.emit_slot(&mut slot, event)
+            }
+        }
+    }
+
+    fn emit_local(&self, lanes: &mut Vec<Local>, event: &Event<'_>) -> Outcome {
+        let id = self.shared.id;
+        let i = match lanes.iter().position(|l| l.id == id) {
+            Some(i) => i,
+            None => {
+                // First record of this thread for this producer. Give back the
+                // lanes of producers that no longer exist while we are here.
+                lanes.retain(|l| l.owner.strong_count() > 0);
+                lanes.push(Local {
+                    id,
+                    owner: Arc::downgrade(&self.shared),
+                    slot: Slot::Idle,
+                });
+                lanes.len() - 1
+            }
+        };
+        self.emit_slot(&mut lanes[i].slot, event)
+    }
+
+    #[inline]
+    fn emit_slot(&self, slot: &mut Slot, event: &Event<'_>) -> Outcome {
+        if let Slot::Writer(w) = slot {
+            match w.emit(event) {
+                Ok(Emitted::Written { evicted }) => return Outcome::Written { evicted },
+                Ok(Emitted::Dropped) => return Outcome::Dropped,
+                // Made before fork(): take a lane of this process below.
+                Err(EmitError::Forked) => *slot = Slot::Idle,
+            }
+        }
+        self.emit_slow(slot, event)
+    }
+
+    /// No writer yet, none to be had lately, or the writer became the parent's.
+    #[cold]
+    fn emit_slow(&self, slot: &mut Slot, event: &Event<'_>) -> Outcome {
+        let now = now_ns();
+        match slot {
+            Slot::NoLane { ring, retry_ns } if now < *retry_ns => {
+                ring.count_lane_shortage(event.severity);
+                return Outcome::NoLane;
+            }
+            Slot::Unavailable { retry_ns } if now < *retry_ns => return Outcome::Unavailable,
+            _ => {}
+        }
+        *slot = self.take_lane(now);
+        match slot {
+            Slot::Writer(w) => match w.emit(event) {
+                Ok(Emitted::Written { evicted }) => Outcome::Written { evicted },
+                Ok(Emitted::Dropped) => Outcome::Dropped,
+                // The ring was reopened in this very process generation, so
+                // this cannot happen; give up on this record rather than loop.
+                Err(EmitError::Forked) => Outcome::Unavailable,
+            },
+            Slot::NoLane { ring, .. } => {
+                ring.count_lane_shortage(event.severity);
+                Outcome::NoLane
+            }
+            Slot::Unavailable { .. } | Slot::Idle => Outcome::Unavailable,
+        }
+    }
+
+    fn take_lane(&self, now: u64) -> Slot {
+        let retry_ns = now.saturating_add(LANE_RETRY_NS);
+        // Twice at most: a handle found stale (forked) is replaced by `ring()`.
+        for _ in 0..2 {
+            let Some((ring, tag)) = self.shared.ring() else {
+                return Slot::Unavailable { retry_ns };
+            };
+            match ring.writer() {
+                Ok(mut w) => {
+                    w.set_resource(tag);
+                    return Slot::Writer(w);
+                }
+                Err(LaneError::Forked) => continue,
+                Err(LaneError::NoFreeLane { .. }) | Err(LaneError::Io(_)) => {
+                    return Slot::NoLane { ring, retry_ns }
+                }
+            }
+        }
+        Slot::Unavailable { retry_ns }
+    }
+}
+
+/// One thread's state for one producer.
+struct Local {
+    id: u64,
+    owner: Weak<Shared>,
+    slot: Slot,
+}
+
+// The writer stays inline: boxing it would add a pointer chase per record, and
+// a thread has one `Slot` per producer, so the size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Slot {
+    /// The thread's own lane.
+    Writer(LaneWriter),
+    /// No lane was free; count records as shortage until `retry_ns`.
+    NoLane { ring: Ring, retry_ns: u64 },
+    /// The ring could not be reopened after fork; retry at `retry_ns`.
+    Unavailable { retry_ns: u64 },
+    /// Nothing taken yet.
+    Idle,
+}
+
+thread_local! {
+    static LANES: RefCell<Vec<Local>> = const { RefCell::new(Vec::new()) };
+}
