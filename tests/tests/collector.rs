@@ -754,3 +754,162 @@ path = "{}"
     let stats = logbus_ring::Ring::open_existing(&ring).unwrap().stats();
     assert_eq!(stats.total().unread, 0);
 }
+
+fn otlp_config(dir: &TempDir, ring: &Path, sink: &str, extra: &str) -> PathBuf {
+    let cfg = dir.path("c.toml");
+    write_config(
+        &cfg,
+        &format!(
+            "[ring]\npath = \"{}\"\nshutdown_timeout = \"2s\"\n\n[[sinks]]\nname = \"otel\"\ntype = \"otlp\"\n{sink}\n{extra}",
+            ring.display()
+        ),
+    );
+    cfg
+}
+
+#[test]
+fn otlp_sink_end_to_end_field_by_field() {
+    use logbus_otlp::receiver::{Receiver, Value};
+    for (receiver, protocol) in [
+        (Receiver::start(), "grpc"),
+        (Receiver::start_http(), "http"),
+    ] {
+        let dir = TempDir::new("coll-otlp");
+        let ring = dir.path("ring");
+        let cfg = otlp_config(
+            &dir,
+            &ring,
+            &format!("endpoint = \"{}\"\nprotocol = \"{protocol}\"\ntimeout = \"10s\"\nbatch = 64\nmin_level = \"info\"", receiver.endpoint()),
+            "",
+        );
+        let mut c = Collector::start(&dir, "c", &["--config", cfg.to_str().unwrap()]);
+        let ps = [
+            producer(
+                &ring,
+                "o",
+                300,
+                &[
+                    "--level",
+                    "info,error,debug",
+                    "--trace",
+                    "--service",
+                    "svc-o",
+                ],
+            ),
+            producer(&ring, "p", 100, &["--level", "warn"]),
+        ];
+        ps.into_iter().for_each(finish);
+        // DEBUG is below the sink's min_level: 200 of "o" and 100 of "p".
+        let logs = receiver.wait_for_records(300, LONG);
+        let bodies: Vec<(String, u64)> = logs
+            .iter()
+            .map(|l| {
+                let (p, n) = l.body().expect("string body").rsplit_once('-').unwrap();
+                (p.to_string(), n.parse().unwrap())
+            })
+            .collect();
+        let expect: Vec<_> = (0..300u64)
+            .filter(|n| n % 3 != 2)
+            .map(|n| ("o".to_string(), n))
+            .chain(all("p", 0..100))
+            .collect();
+        assert_exactly_once(&bodies, &expect);
+        let o4 = logs.iter().find(|l| l.body() == Some("o-4")).unwrap();
+        let r = &o4.record;
+        assert_eq!((r.severity_number, r.severity_text.as_str()), (17, "ERROR"));
+        assert_eq!(o4.scope, "test");
+        assert!(r.time_unix_nano > 0 && r.observed_time_unix_nano >= r.time_unix_nano);
+        let mut trace = vec![0xab; 1];
+        trace.extend([0u8; 7]);
+        trace.extend(4u64.to_be_bytes());
+        assert_eq!(r.trace_id, trace);
+        let mut span = 4u64.to_be_bytes().to_vec();
+        span[0] = 0xcd;
+        assert_eq!(r.span_id, span);
+        assert_eq!(r.flags & 0xff, 1);
+        assert_eq!(o4.attr("n"), Some(&Value::IntValue(4)));
+        assert_eq!(o4.attr("prefix"), Some(&Value::StringValue("o".into())));
+        assert_eq!(o4.attr("even"), Some(&Value::BoolValue(true)));
+        assert_eq!(o4.attr("ratio"), Some(&Value::DoubleValue(1.0)));
+        assert_eq!(o4.attr("delta"), Some(&Value::IntValue(-4)));
+        assert_eq!(
+            o4.resource_attr("service.name"),
+            Some(&Value::StringValue("svc-o".into()))
+        );
+        assert_eq!(
+            o4.resource_attr("service.version"),
+            Some(&Value::StringValue("1.2.3".into()))
+        );
+        assert_eq!(
+            o4.resource_attr("host.name"),
+            Some(&Value::StringValue("test-host".into()))
+        );
+        assert!(matches!(o4.resource_attr("process.pid"), Some(Value::IntValue(p)) if *p > 0));
+        let p0 = logs.iter().find(|l| l.body() == Some("p-0")).unwrap();
+        assert_eq!(p0.record.severity_number, 13);
+        assert!(p0.record.trace_id.is_empty());
+        assert_eq!(
+            p0.resource_attr("service.name"),
+            Some(&Value::StringValue("test-producer".into()))
+        );
+        wait_for("delivered counted", LONG, || {
+            (sink_status(&ring, "otel")["delivered"] == 300).then_some(())
+        });
+        assert!(c.stop().success(), "{}", c.stderr_text());
+        assert_eq!(receiver.records().len(), 300, "nothing sent twice");
+    }
+}
+
+#[test]
+fn stalled_otlp_sink_does_not_hold_others_back() {
+    let receiver = logbus_otlp::receiver::Receiver::start_stalled();
+    let dir = TempDir::new("coll-otlp-stall");
+    let ring = dir.path("ring");
+    let out = dir.path("out.log");
+    let cfg = otlp_config(
+        &dir,
+        &ring,
+        &format!(
+            "endpoint = \"{}\"\ntimeout = \"500ms\"\nqueue = 2000\nstall_timeout = \"300ms\"",
+            receiver.endpoint()
+        ),
+        &format!(
+            "[[sinks]]\nname = \"out\"\ntype = \"file\"\npath = \"{}\"\n",
+            out.display()
+        ),
+    );
+    let mut c = Collector::start(&dir, "c", &["--config", cfg.to_str().unwrap()]);
+    let ps = [
+        producer(&ring, "s", 10000, &[]),
+        producer(&ring, "t", 10000, &["--level", "error"]),
+    ];
+    ps.into_iter().for_each(finish);
+    let expect: Vec<_> = all("s", 0..10000)
+        .into_iter()
+        .chain(all("t", 0..10000))
+        .collect();
+    assert_exactly_once(&numbers(&wait_lines(&out, 20000)), &expect);
+    assert!(receiver.wait_for_connections(1, LONG) >= 1);
+    c.wait_stderr("stall report", "stalled");
+    wait_for("otlp drops counted", LONG, || {
+        let s = sink_status(&ring, "otel");
+        let d = &s["dropped"];
+        let dropped = d["INFO"].as_u64().unwrap() + d["ERROR"].as_u64().unwrap();
+        let delivered = s["delivered"].as_u64().unwrap();
+        (dropped > 0 && dropped + delivered == 20000).then_some(s)
+    });
+    assert!(
+        c.stderr_text().contains("sink \"otel\""),
+        "{}",
+        c.stderr_text()
+    );
+    let st = c.stop();
+    assert!(st.success(), "{}", c.stderr_text());
+    assert!(receiver.records().is_empty());
+    let stats = logbus_ring::Ring::open_existing(&ring).unwrap().stats();
+    assert_eq!(
+        stats.total().unread,
+        0,
+        "the stalled sink did not pin the ring"
+    );
+}

@@ -42,6 +42,8 @@ pub struct Chunk {
     pub counts: [u32; LEVELS],
     /// Per lane (in batch order): the end of its last record, what to commit.
     pub ends: Vec<(u16, u64)>,
+    /// When the reader polled it (ns since the Unix epoch): the observed time.
+    pub polled_ns: u64,
 }
 
 impl Chunk {
@@ -77,6 +79,7 @@ impl Chunk {
     /// Fills the derived fields from `batch` (already polled).
     pub(crate) fn resolve(&mut self, id: u64, resolver: &mut Resolver) {
         self.id = id;
+        self.polled_ns = logbus_ring::now_ns();
         self.origin_of.clear();
         self.origins.clear();
         self.counts = [0; LEVELS];

@@ -29,9 +29,9 @@ use crate::stats::{status_path, write_atomic, Registry, SinkStats};
 /// fairly between lanes).
 const POLL_PER_LANE: usize = 1024;
 /// Most records claimed per poll.
-const POLL_MAX: usize = 1 << 16;
+const POLL_MAX: usize = 1 << 14;
 /// Chunks kept for reuse.
-const POOL: usize = 32;
+const POOL: usize = 8;
 /// Idle polls that only spin before the reader starts sleeping.
 const SPIN_POLLS: u32 = 50;
 /// Longest idle sleep.

@@ -8,10 +8,11 @@
 //!
 //! * `stdout`, `file`, `null`: [`lines`] (format each record as a JSON or text
 //!   line with [`logbus_format`], write the group with one call).
-//! * `otlp`: [`otlp`] (when built with the OTLP exporter).
+//! * `otlp`: [`otlp`] (convert to OTLP records, export, wait for the acknowledgement).
 
 pub mod file;
 pub mod lines;
+pub mod otlp;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -85,11 +86,7 @@ pub fn open_output(cfg: &SinkConfig) -> Result<Box<dyn Output>, SinkError> {
             file::RotatingFile::open(path, *max_bytes, *keep).map_err(err)?,
             *format,
         )),
-        SinkKind::Otlp { .. } => {
-            return Err(err(
-                "this collector was built without the OTLP exporter".into()
-            ))
-        }
+        SinkKind::Otlp { .. } => Box::new(otlp::OtlpSink::new(cfg).map_err(err)?),
     })
 }
 

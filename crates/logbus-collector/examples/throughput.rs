@@ -1,0 +1,261 @@
+//! Multi-process throughput of the collector, end to end.
+//!
+//! `cargo run --release -p logbus-collector --example throughput [-- RECORDS_PER_PRODUCER]`
+//!
+//! For one and then two producer processes writing as fast as they can (a
+//! record the ring refuses is retried after a `sched_yield`), and a collector
+//! process with (a) a `null` sink (resolve + format JSON, discard) and (b) a
+//! JSON `file` sink on `/dev/shm`, measures records per second from the
+//! producers' start until the collector has delivered every record, and the
+//! collector's CPU time per record (`wait4` rusage of the collector process).
+//! Then the reference: the same JSON bytes (the file sink's own output) written
+//! line by line through a 64 KiB `BufWriter` to `/dev/shm`.
+//!
+//! The example re-executes itself as the producer (`produce`) and collector
+//! (`collect`) processes; the collector runs the library exactly as the
+//! `logbus-collector` binary does.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use logbus_collector::config::{Config, Format, SinkConfig, SinkKind};
+use logbus_collector::{Collector, Control};
+use logbus_ring::{Emitted, Event, Field, Resource, Ring, RingOptions, Value};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("produce") => produce(Path::new(&args[2]), args[3].parse().expect("count")),
+        Some("collect") => collect(
+            Path::new(&args[2]),
+            &args[3],
+            Path::new(&args[4]),
+            args[5].parse().expect("expect"),
+        ),
+        other => bench(other.map_or(5_000_000, |n| n.parse().expect("records per producer"))),
+    }
+}
+
+/// Producer process: `count` records, retried (after a yield) when refused.
+fn produce(ring: &Path, count: u64) {
+    let ring = Ring::open(ring).expect("open ring");
+    let tag = ring
+        .register_resource(&Resource {
+            pid: std::process::id(),
+            service: "bench-service".into(),
+            version: "1.0.0".into(),
+            host: "bench-host".into(),
+            command: "throughput produce".into(),
+        })
+        .expect("resource");
+    let mut w = ring.writer().expect("lane");
+    w.set_resource(tag);
+    for i in 0..count {
+        let fields = [
+            Field {
+                key: "request_id",
+                value: Value::U64(i),
+            },
+            Field {
+                key: "path",
+                value: Value::Str("/api/v1/orders"),
+            },
+            Field {
+                key: "latency_ms",
+                value: Value::F64(12.5),
+            },
+        ];
+        let ev = Event {
+            target: "bench::http",
+            fields: &fields,
+            ..Event::new(9, "request handled")
+        };
+        while let Ok(Emitted::Dropped) = w.emit(&ev) {
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// Collector process: runs until its sink has delivered `expect` records.
+fn collect(ring: &Path, kind: &str, out: &Path, expect: u64) {
+    let ring = Ring::open(ring).expect("open ring");
+    let kind = match kind {
+        "null" => SinkKind::Null,
+        _ => SinkKind::File {
+            path: out.to_path_buf(),
+            format: Format::Json,
+            max_bytes: None,
+            keep: 0,
+        },
+    };
+    let config = Config {
+        ring_path: None,
+        shutdown_timeout: Duration::from_secs(60),
+        sinks: vec![SinkConfig::new("bench", kind)],
+    };
+    let mut collector = Collector::new(&ring, config, None).expect("collector");
+    let registry = collector.registry();
+    let control = Arc::new(Control::new());
+    let c2 = control.clone();
+    std::thread::spawn(move || {
+        let sink = registry.sinks()[0].clone();
+        // Relaxed: a counter read to decide when to stop.
+        while sink.delivered.load(Ordering::Relaxed) < expect {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        c2.request_shutdown();
+    });
+    println!("ready");
+    std::io::stdout().flush().expect("stdout");
+    collector.run(&control);
+}
+
+struct Run {
+    rate: f64,
+    cpu_ns: f64,
+    secs: f64,
+}
+
+// The collector child is reaped with wait4 (for its rusage), not Child::wait.
+#[allow(clippy::zombie_processes)]
+fn run(producers: u64, per_producer: u64, kind: &str, dir: &Path) -> Run {
+    let ring = dir.join(format!("logbus-bench-ring-{}", std::process::id()));
+    let out = dir.join(format!("logbus-bench-{kind}-{}.json", std::process::id()));
+    let _ = std::fs::remove_file(&ring);
+    let _ = std::fs::remove_file(&out);
+    // 256 Ki slots a lane: producers rarely wait on the ring's size, only on the collector.
+    Ring::create(
+        &ring,
+        &RingOptions {
+            slots: 1 << 20,
+            lanes: 4,
+            ..RingOptions::default()
+        },
+    )
+    .expect("create ring");
+    let exe = std::env::current_exe().expect("exe");
+    let total = producers * per_producer;
+    let mut coll = Command::new(&exe)
+        .args([
+            "collect",
+            ring.to_str().unwrap(),
+            kind,
+            out.to_str().unwrap(),
+        ])
+        .arg(total.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn collector");
+    let mut line = String::new();
+    BufReader::new(coll.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("ready");
+    assert_eq!(line.trim(), "ready");
+    let t0 = Instant::now();
+    let ps: Vec<_> = (0..producers)
+        .map(|_| {
+            Command::new(&exe)
+                .args(["produce", ring.to_str().unwrap()])
+                .arg(per_producer.to_string())
+                .spawn()
+                .expect("spawn producer")
+        })
+        .collect();
+    for mut p in ps {
+        assert!(p.wait().expect("producer").success());
+    }
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid out-parameter.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child; both pointers are valid for the call.
+    let r = unsafe { libc::wait4(coll.id() as i32, &mut status, 0, &mut usage) };
+    let secs = t0.elapsed().as_secs_f64();
+    assert_eq!(r, coll.id() as i32, "wait4");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "collector failed"
+    );
+    let cpu = |t: libc::timeval| t.tv_sec as f64 * 1e9 + t.tv_usec as f64 * 1e3;
+    let cpu_ns = cpu(usage.ru_utime) + cpu(usage.ru_stime);
+    let _ = std::fs::remove_file(&ring);
+    if kind == "null" {
+        let _ = std::fs::remove_file(&out);
+    }
+    Run {
+        rate: total as f64 / secs,
+        cpu_ns: cpu_ns / total as f64,
+        secs,
+    }
+}
+
+/// Writes the lines of `sample` (cycled) `lines` times through a 64 KiB
+/// BufWriter; returns lines per second.
+fn reference(sample: &[u8], lines: u64, dir: &Path) -> f64 {
+    let path: PathBuf = dir.join(format!("logbus-bench-ref-{}.json", std::process::id()));
+    let rows: Vec<&[u8]> = sample.split_inclusive(|&b| b == b'\n').collect();
+    let t0 = Instant::now();
+    let mut w = BufWriter::with_capacity(64 * 1024, File::create(&path).expect("ref file"));
+    for i in 0..lines as usize {
+        w.write_all(rows[i % rows.len()]).expect("write");
+    }
+    w.flush().expect("flush");
+    drop(w);
+    let secs = t0.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&path);
+    lines as f64 / secs
+}
+
+fn bench(per_producer: u64) {
+    let dir = PathBuf::from(if Path::new("/dev/shm").is_dir() {
+        "/dev/shm"
+    } else {
+        "/tmp"
+    });
+    println!("records per producer: {per_producer}; ring: 4 lanes x 256 Ki slots of 256 B");
+    println!(
+        "{:<10} {:<6} {:>14} {:>16} {:>8}",
+        "producers", "sink", "records/s", "collector ns/rec", "secs"
+    );
+    let mut file_rate = Vec::new();
+    for producers in [1u64, 2] {
+        for kind in ["null", "file"] {
+            let r = run(producers, per_producer, kind, &dir);
+            println!(
+                "{producers:<10} {kind:<6} {:>14.0} {:>16.1} {:>8.2}",
+                r.rate, r.cpu_ns, r.secs
+            );
+            if kind == "file" {
+                file_rate.push((producers, r.rate));
+            }
+        }
+    }
+    // The file sink's own output of the last run: the same JSON bytes.
+    let out = dir.join(format!("logbus-bench-file-{}.json", std::process::id()));
+    let mut sample = Vec::new();
+    File::open(&out)
+        .expect("file sink output")
+        .take(64 << 20)
+        .read_to_end(&mut sample)
+        .expect("read sample");
+    let cut = sample
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    sample.truncate(cut);
+    let avg = sample.len() as f64 / sample.iter().filter(|&&b| b == b'\n').count().max(1) as f64;
+    let _ = std::fs::remove_file(&out);
+    for (producers, rate) in file_rate {
+        let lines = producers * per_producer;
+        let reference = reference(&sample, lines, &dir);
+        println!(
+            "reference: {lines} lines of {avg:.0} B via 64 KiB BufWriter: {reference:.0} lines/s; \
+             file sink with {producers} producer(s) = {:.0} % of it",
+            rate / reference * 100.0
+        );
+    }
+}

@@ -1,0 +1,148 @@
+//! The `otlp` sink: records become owned [`OtlpRecord`]s (body, target,
+//! attributes with their types, trace context, and the producer's resource)
+//! and are exported in requests of up to `batch` records; a group is finished
+//! when the endpoint acknowledged it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use logbus_otlp::{AttrValue, OtlpConfig, OtlpExporter, OtlpRecord, OtlpResource, Protocol};
+use logbus_ring::Value;
+
+use crate::config::{OtlpProtocol, SinkConfig, SinkKind};
+use crate::queue::Job;
+use crate::sink::Output;
+
+/// Resources cached before the caches are cleared.
+const CACHE_MAX: usize = 4096;
+
+/// Exports to an OpenTelemetry endpoint.
+pub struct OtlpSink {
+    exporter: OtlpExporter,
+    batch: usize,
+    /// The group being exported (kept across retries).
+    records: Vec<OtlpRecord>,
+    /// Per [`crate::chunk::Origin::id`].
+    by_origin: HashMap<u64, Arc<OtlpResource>>,
+    /// Producers without a resource entry, per pid.
+    by_pid: HashMap<u32, Arc<OtlpResource>>,
+}
+
+impl OtlpSink {
+    /// Builds the exporter of an `otlp` sink configuration.
+    ///
+    /// # Errors
+    /// The exporter's one-line message (bad endpoint, headers...).
+    pub fn new(cfg: &SinkConfig) -> Result<OtlpSink, String> {
+        let SinkKind::Otlp {
+            endpoint,
+            protocol,
+            timeout,
+            headers,
+            batch,
+        } = &cfg.kind
+        else {
+            return Err("not an otlp sink".into());
+        };
+        let config = OtlpConfig {
+            endpoint: endpoint.clone(),
+            protocol: protocol.map(|p| match p {
+                OtlpProtocol::Grpc => Protocol::Grpc,
+                OtlpProtocol::Http => Protocol::HttpProtobuf,
+            }),
+            timeout: *timeout,
+            headers: headers.clone(),
+        };
+        Ok(OtlpSink {
+            exporter: OtlpExporter::new(&config).map_err(|e| e.to_string())?,
+            batch: *batch,
+            records: Vec::new(),
+            by_origin: HashMap::new(),
+            by_pid: HashMap::new(),
+        })
+    }
+
+    fn convert(&mut self, jobs: &[Job]) {
+        if self.by_origin.len() + self.by_pid.len() > CACHE_MAX {
+            self.by_origin.clear();
+            self.by_pid.clear();
+        }
+        for job in jobs {
+            let c = &job.chunk;
+            for (i, r) in c.selected(job.mask) {
+                let resource = match c.origin(i) {
+                    Some(o) => self
+                        .by_origin
+                        .entry(o.id)
+                        .or_insert_with(|| {
+                            Arc::new(OtlpResource {
+                                service_name: o.resource.service.clone(),
+                                service_version: o.resource.version.clone(),
+                                host_name: o.resource.host.clone(),
+                                pid: o.resource.pid,
+                                command: o.resource.command.clone(),
+                            })
+                        })
+                        .clone(),
+                    None => self
+                        .by_pid
+                        .entry(r.pid())
+                        .or_insert_with(|| {
+                            Arc::new(OtlpResource {
+                                pid: r.pid(),
+                                ..OtlpResource::default()
+                            })
+                        })
+                        .clone(),
+                };
+                let attributes = r
+                    .fields()
+                    .map(|(k, v)| {
+                        let v = match v {
+                            Value::Str(s) => AttrValue::Str(s.to_string()),
+                            Value::I64(x) => AttrValue::I64(x),
+                            Value::U64(x) => AttrValue::U64(x),
+                            Value::F64(x) => AttrValue::F64(x),
+                            Value::Bool(x) => AttrValue::Bool(x),
+                        };
+                        (k.to_string(), v)
+                    })
+                    .collect();
+                self.records.push(OtlpRecord {
+                    time_ns: r.time_ns(),
+                    observed_ns: c.polled_ns,
+                    severity: r.severity(),
+                    severity_text: r.level().name(),
+                    body: r.message().to_string(),
+                    target: r.target().to_string(),
+                    attributes,
+                    trace_id: r.trace_id(),
+                    span_id: r.span_id(),
+                    trace_flags: r.trace_flags(),
+                    resource,
+                });
+            }
+        }
+    }
+}
+
+impl Output for OtlpSink {
+    fn write(&mut self, jobs: &[Job]) -> Result<(), String> {
+        if self.records.is_empty() {
+            self.convert(jobs);
+        }
+        self.exporter
+            .export(&self.records)
+            .map_err(|e| e.to_string())?;
+        self.records.clear();
+        Ok(())
+    }
+
+    fn discard(&mut self) {
+        self.records.clear();
+    }
+
+    fn group_records(&self) -> usize {
+        self.batch
+    }
+}
