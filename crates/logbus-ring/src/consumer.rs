@@ -203,7 +203,13 @@ struct LaneState {
     /// Everything before this is committed.
     committed: u64,
     delivered: [u64; LEVELS],
+    /// Consecutive polls that found the lane flagged EVICTING.
+    flagged_polls: u32,
 }
+
+/// Polls of a lane still flagged EVICTING after which the consumer checks
+/// whether its producer died mid-move.
+const STUCK_POLLS: u32 = 4096;
 
 /// The ring's single consuming reader.
 ///
@@ -259,11 +265,18 @@ impl Consumer {
             // did not commit is read again.
             let (head, delivered) = loop {
                 match view(ring, &w) {
+                    Some(v) if v.cursor.evicting => {
+                        // The lane's producer is moving records; it (or the
+                        // reaper, if it died) clears the flag. Start at head.
+                        break (
+                            v.cursor.head,
+                            std::array::from_fn(|l| {
+                                w.counter(LANE_DELIVERED, l).load(Ordering::Relaxed)
+                            }),
+                        );
+                    }
                     Some(v) => {
-                        let reset = Cursor {
-                            head: v.cursor.head,
-                            read: v.cursor.head,
-                        };
+                        let reset = Cursor::at(v.cursor.head, v.cursor.head);
                         // AcqRel: arbitrates with an evicting producer's CAS.
                         if w.cursor
                             .compare_exchange(
@@ -299,6 +312,7 @@ impl Consumer {
                 claimed: head,
                 committed: head,
                 delivered,
+                flagged_polls: 0,
             });
         }
         Ok(Consumer {
@@ -347,15 +361,24 @@ impl Consumer {
                 }
                 return;
             };
+            let st = &mut self.lanes[lane as usize];
+            if v.cursor.evicting {
+                // The producer is moving records in this lane; come back later.
+                // A flag that stays means the producer died mid-move: reap the
+                // lane (possible only once its lock is free).
+                st.flagged_polls += 1;
+                if st.flagged_polls.is_multiple_of(STUCK_POLLS) {
+                    reap_one(ring, self.fd, lane);
+                }
+                return;
+            }
+            st.flagged_polls = 0;
             if v.cursor.read >= v.tail {
                 return;
             }
             let mark = batch.mark();
             let (reached, invalid) = copy_lane(ring, lane, v.cursor.read, v.tail, budget, batch);
-            let claim = Cursor {
-                head: v.cursor.head,
-                read: reached,
-            };
+            let claim = Cursor::at(v.cursor.head, reached);
             // AcqRel: Release keeps our copies above before the claim becomes
             // visible (the owner may overwrite after a later commit); the CAS
             // fails if the owner evicted at `read` meanwhile, and then the copies
@@ -423,10 +446,7 @@ impl Consumer {
             if v.cursor.head >= target || v.cursor.read < target {
                 break; // moved by someone else (resync); nothing of ours is left
             }
-            let next = Cursor {
-                head: target,
-                read: v.cursor.read,
-            };
+            let next = Cursor::at(target, v.cursor.read);
             // AcqRel, SYNC POINT B: Release orders our reads of these slots before
             // the producer (Acquire load of the cursor) overwrites them.
             if w.cursor
@@ -474,21 +494,28 @@ impl Drop for Consumer {
 }
 
 pub(crate) fn reap_dead(ring: &Ring, fd: i32) -> u64 {
-    let mut torn = 0;
-    for lane in 0..ring.geometry().lanes {
-        let held = &ring.inner.lanes_held[lane as usize];
-        if held
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            continue;
-        }
-        if let Ok(true) = lock::try_lock(fd, LOCK_LANE_BASE + lane as i64) {
-            torn += reap(ring, lane);
-            lock::unlock(fd, LOCK_LANE_BASE + lane as i64);
-        }
-        held.store(false, Ordering::Release);
+    (0..ring.geometry().lanes)
+        .map(|lane| reap_one(ring, fd, lane))
+        .sum()
+}
+
+/// Reaps `lane` if nobody owns it (its lock is free); returns torn records found.
+fn reap_one(ring: &Ring, fd: i32, lane: u32) -> u64 {
+    let held = &ring.inner.lanes_held[lane as usize];
+    // Acquire/Release: the in-process flag hands the lane between this handle's
+    // users like a lock.
+    if held
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        return 0;
     }
+    let mut torn = 0;
+    if let Ok(true) = lock::try_lock(fd, LOCK_LANE_BASE + lane as i64) {
+        torn = reap(ring, lane);
+        lock::unlock(fd, LOCK_LANE_BASE + lane as i64);
+    }
+    held.store(false, Ordering::Release);
     torn
 }
 
@@ -513,10 +540,7 @@ fn resync(ring: &Ring, w: &LaneWords<'_>) -> Option<u64> {
     if Cursor::unpack(word, tail, ring.geometry().slots_per_lane as u64).is_some() {
         return None; // it was fine after all (a racing update); retry normally
     }
-    let fresh = Cursor {
-        head: tail,
-        read: tail,
-    };
+    let fresh = Cursor::at(tail, tail);
     // AcqRel: as any other cursor CAS.
     w.cursor
         .compare_exchange(word, fresh.pack(), Ordering::AcqRel, Ordering::Relaxed)
@@ -554,6 +578,9 @@ impl Peeker {
             let Some(v) = view(&self.ring, &w) else {
                 continue;
             };
+            if v.cursor.evicting {
+                continue; // records are being moved; read them next time
+            }
             let from = self.pos[lane].map_or(v.cursor.head, |p| p.max(v.cursor.head));
             if from >= v.tail {
                 self.pos[lane] = Some(from);
@@ -573,7 +600,7 @@ impl Peeker {
             // head did not move past our start (seqlock-style re-check).
             fence(Ordering::Acquire);
             let again = view(&self.ring, &w);
-            if again.is_none_or(|a| a.cursor.head > from) {
+            if again.is_none_or(|a| a.cursor.head > from || a.cursor.evicting) {
                 batch.rollback(mark);
                 continue;
             }
@@ -594,7 +621,8 @@ pub struct LevelCounts {
     pub dropped: u64,
     /// Records pushed out by protected records.
     pub evicted: u64,
-    /// Records whose producer died while writing them.
+    /// Records whose producer died while writing them (or while moving them
+    /// during an eviction).
     pub torn: u64,
     /// Records the consumer committed.
     pub delivered: u64,
@@ -649,15 +677,16 @@ impl Ring {
             return s;
         };
         reap_dead(self, fd);
+        let mut lost = [0u64; LEVELS];
         for lane in 0..self.geometry().lanes {
             let w = LaneWords::new(self, lane);
-            for l in 0..LEVELS {
-                let c = &mut s.levels[l];
+            for (l, (c, lost)) in s.levels.iter_mut().zip(&mut lost).enumerate() {
                 let get = |which| w.counter(which, l).load(Ordering::Relaxed);
                 c.published = c.published.wrapping_add(get(LANE_PUBLISHED));
                 c.dropped = c.dropped.wrapping_add(get(LANE_DROPPED));
                 c.evicted = c.evicted.wrapping_add(get(LANE_EVICTED));
                 c.torn = c.torn.wrapping_add(get(LANE_TORN));
+                *lost = lost.wrapping_add(get(LANE_LOST));
                 c.delivered = c.delivered.wrapping_add(get(LANE_DELIVERED));
             }
             s.invalid = s.invalid.wrapping_add(w.invalid().load(Ordering::Relaxed));
@@ -687,8 +716,11 @@ impl Ring {
                 s.levels[r.level() as usize].unread += 1;
             }
         }
-        for c in &mut s.levels {
+        for (c, lost) in s.levels.iter_mut().zip(lost) {
+            // Torn before publishing: part of emitted. Lost after publishing
+            // (a producer killed while moving them): already in published.
             c.emitted = c.published.wrapping_add(c.dropped).wrapping_add(c.torn);
+            c.torn = c.torn.wrapping_add(lost);
         }
         let pid = self.consumer_pid_word().load(Ordering::Relaxed);
         let alive = lock::held_by_other(fd, LOCK_CONSUMER).unwrap_or(false)

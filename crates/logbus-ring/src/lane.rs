@@ -23,6 +23,7 @@
 //! | `published`, `dropped`, `evicted`, `torn` per level | owner (or reaper, holding the lock) | stat |
 //! | `cursor` = head and read | consumer (claim, commit) and owner (evict), by CAS only | everyone |
 //! | `delivered` per level, `invalid` | consumer | stat |
+//! | `lost` per level | whoever reaps the lane (holding its lock) | stat |
 //!
 //! # Positions and slot states
 //! Positions count slots from the lane's creation and never go back; slot `p`
@@ -46,11 +47,23 @@
 //!   meanwhile; the consumer then discards its copies and reads again.
 //! * claimed → finished: the consumer CASes `head` forward to a position it
 //!   claimed (AcqRel, SYNC POINT B), after its sinks are done.
-//! * published → finished (eviction): the owner, when the lane is full and the
-//!   new record is protected, CASes the cursor from `(h, h)` to `(h+n, h+n)`
-//!   (AcqRel): only possible while the consumer has nothing in flight, and only
-//!   for a record at `h` below the protection level. One CAS on one word decides
-//!   between the consumer's claim and the owner's eviction.
+//! * published → finished (eviction): see below. Every eviction starts with a
+//!   CAS of the cursor from `(h, h)` (AcqRel), so it is only possible while the
+//!   consumer has nothing in flight, and one CAS on one word decides between the
+//!   consumer's claim and the owner's eviction.
+//!
+//! # Eviction
+//! When the lane is full and the new record is protected, the owner looks for
+//! the oldest unread record below the protection level, the victim `V`:
+//! * `V` is at the head: CAS `(h, h)` → `(h+|V|, h+|V|)`; its slots are free.
+//! * `V` follows a run `P` of protected records (at most 255): CAS `(h, h)` →
+//!   `(h, end of V)` with the EVICTING flag. The consumer and peekers leave a
+//!   flagged lane alone. The owner moves `P` up by `|V|` slots (over `V`),
+//!   rewrites the moved stamps, then stores `(h+|V|, h+|V|)`, flag clear, with
+//!   **Release** (the consumer's Acquire load of the cursor sees the moved bytes).
+//!   Order is kept: `P` is still read before everything after `V`.
+//! * no victim among the unread records (or the run crosses the lane's end, or
+//!   the consumer has records in flight): the new record is dropped.
 //!
 //! # Accounting that survives SIGKILL
 //! Each counter has one writer and is bumped with a plain (relaxed) store. An
@@ -60,9 +73,10 @@
 //! owner, or the consumer reaping dead lanes) completes the count from that note:
 //! a write that never published becomes `torn`, a publish or eviction whose count
 //! was not yet stored gets it; an eviction whose CAS lost to the consumer
-//! withdraws its note. So for every level, at every quiescent moment:
+//! withdraws its note; a move interrupted by death (flag still set) has its run
+//! counted as lost (per level, from the note) and the lane handed back past it. So for every level, at every quiescent moment:
 //! `published + dropped + torn == emitted` and
-//! `published == delivered + evicted + unread` (records in `[head, tail)`).
+//! `published == delivered + evicted + lost + unread` (records in `[head, tail)`).
 //!
 //! # What a killed producer leaves
 //! Nothing a reader can see: the tail moves only after a record is complete, so
@@ -155,6 +169,10 @@ pub enum Emitted {
 
 const PENDING_WRITE: u64 = 1;
 const PENDING_EVICT: u64 = 2;
+const PENDING_COMPACT: u64 = 3;
+/// Most protected records moved over one evicted record: bounds the work of
+/// one eviction and keeps the per-level counts of the run in one byte each.
+const MAX_RUN: u64 = 255;
 const TARGET_BITS: u32 = 40;
 const TARGET_MASK: u64 = (1 << TARGET_BITS) - 1;
 const MAX_TARGET: usize = 1024;
@@ -169,7 +187,8 @@ pub(crate) struct LaneWords<'r> {
     pub pending_pos: &'r AtomicU64,
     pub pending_info: &'r AtomicU64,
     pub cursor: &'r AtomicU64,
-    base: usize,
+    pub pending_extra: &'r AtomicU64,
+    pub base: usize,
     ring: &'r Ring,
 }
 
@@ -181,6 +200,7 @@ impl<'r> LaneWords<'r> {
             pending_pos: ring.u64_at(base + LANE_PENDING_POS),
             pending_info: ring.u64_at(base + LANE_PENDING_INFO),
             cursor: ring.u64_at(base + LANE_CURSOR),
+            pending_extra: ring.u64_at(base + LANE_PENDING_EXTRA),
             base,
             ring,
         }
@@ -238,14 +258,37 @@ pub(crate) fn reap(ring: &Ring, lane: u32) -> u64 {
             PENDING_WRITE => {
                 bump(w.counter(LANE_PUBLISHED, level));
             }
-            PENDING_EVICT => {
-                let c = Cursor::unpack(
-                    w.cursor.load(Ordering::Acquire),
-                    tail,
-                    ring.geometry().slots_per_lane as u64,
-                );
-                if c.is_some_and(|c| c.head > pos) {
-                    bump(w.counter(LANE_EVICTED, level));
+            PENDING_EVICT | PENDING_COMPACT => {
+                let word = w.cursor.load(Ordering::Acquire);
+                let slots = ring.geometry().slots_per_lane as u64;
+                match Cursor::unpack(word, tail, slots) {
+                    Some(c) if c.evicting && c.head == pos => {
+                        // Killed while moving a protected run over its victim:
+                        // the run's bytes are in an unknown state. The victim is
+                        // gone (evicted); the run is lost, counted per level.
+                        let extra = w.pending_extra.load(Ordering::Relaxed);
+                        for l in 0..LEVELS {
+                            let k = (extra >> (8 * l)) & 0xff;
+                            let lost = w.counter(LANE_LOST, l);
+                            lost.store(
+                                lost.load(Ordering::Relaxed).wrapping_add(k),
+                                Ordering::Relaxed,
+                            );
+                        }
+                        bump(w.counter(LANE_EVICTED, level));
+                        // Hand the lane back to readers past the damaged run.
+                        // AcqRel: as every cursor CAS.
+                        let _ = w.cursor.compare_exchange(
+                            word,
+                            Cursor::at(c.read, c.read).pack(),
+                            Ordering::AcqRel,
+                            Ordering::Relaxed,
+                        );
+                    }
+                    Some(c) if !c.evicting && c.head > pos => {
+                        bump(w.counter(LANE_EVICTED, level));
+                    }
+                    _ => {}
                 }
             }
             _ => {}
@@ -325,6 +368,7 @@ pub struct LaneWriter {
     cursor_word: *const AtomicU64,
     pending_pos: *const AtomicU64,
     pending_info: *const AtomicU64,
+    pending_extra: *const AtomicU64,
     counters: *const AtomicU64,
     /// Next position to write; equals the shared `tail` between calls.
     tail: u64,
@@ -379,6 +423,7 @@ impl LaneWriter {
             cursor_word: w.cursor,
             pending_pos: w.pending_pos,
             pending_info: w.pending_info,
+            pending_extra: w.pending_extra,
             counters: w.counter(LANE_PUBLISHED, 0),
             tail,
             head_cache: cursor.head,
@@ -581,10 +626,36 @@ impl LaneWriter {
         Emitted::Dropped
     }
 
-    /// Evicts unread records below the protection level from the head of the lane
-    /// until `need` slots are free at `pos`. Returns how many were evicted, or
-    /// `None` when no more can go: the consumer has records in flight at the head,
-    /// or the oldest unread record is itself protected.
+    /// Reads and checks the header of the record at `at`, which must end by
+    /// `limit` and not cross the lane's end. `None` for anything implausible.
+    fn header_at(&self, at: u64, limit: u64) -> Option<(RecordHeader, u64)> {
+        let index = at & (self.slots - 1);
+        let mut raw = [0u8; RECORD_HEADER];
+        // SAFETY: `index < slots`, so the 64 header bytes lie inside this lane's
+        // data; positions in [head, tail) hold published records nobody but
+        // this writer modifies (the consumer only reads).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.data.add(index as usize * self.slot_size),
+                raw.as_mut_ptr(),
+                RECORD_HEADER,
+            )
+        };
+        let hdr: RecordHeader = bytemuck::pod_read_unaligned(&raw);
+        let n = slots_for(hdr.len as usize, self.slot_size);
+        let plausible = hdr.stamp == at
+            && hdr.len >= RECORD_HEADER as u32
+            && n > 0
+            && at + n <= limit
+            && index + n <= self.slots;
+        plausible.then_some((hdr, n))
+    }
+
+    /// Frees room for `need` slots at `pos` by evicting the oldest unread
+    /// records below the protection level (see "Eviction" in the module docs).
+    /// Returns how many were evicted, or `None` when not enough can go: every
+    /// unread record left is protected, the consumer has records in flight at
+    /// the head, or the protected run before the next victim is too long.
     #[cold]
     fn evict_for(&mut self, pos: u64, need: u64) -> Option<u32> {
         let mut evicted = 0u32;
@@ -596,74 +667,158 @@ impl LaneWriter {
             if pos + need - c.head <= self.slots {
                 return Some(evicted);
             }
-            if c.read != c.head {
+            if c.read != c.head || c.evicting {
                 return None;
             }
             let h = c.head;
-            let index = h & (self.slots - 1);
-            let mut raw = [0u8; RECORD_HEADER];
-            // SAFETY: slot `h` is published and unread (head == read < tail), so
-            // it holds a whole record of this lane, which nobody writes now.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    self.data.add(index as usize * self.slot_size),
-                    raw.as_mut_ptr(),
-                    RECORD_HEADER,
-                )
-            };
-            let hdr: RecordHeader = bytemuck::pod_read_unaligned(&raw);
-            let n = slots_for(hdr.len as usize, self.slot_size);
-            if hdr.stamp != h
-                || hdr.len < RECORD_HEADER as u32
-                || n == 0
-                || h + n > pos
-                || index + n > self.slots
-            {
-                return None; // garbage: leave it to the consumer's validation
+            let (first, first_n) = self.header_at(h, pos)?;
+            if first.flags & flags::PAD != 0 {
+                // Padding at the head: nothing to count, just free it. AcqRel as below.
+                let next = Cursor::at(h + first_n, h + first_n).pack();
+                let _ = self.word(self.cursor_word).compare_exchange(
+                    word,
+                    next,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
+                continue;
             }
-            let pad = hdr.flags & flags::PAD != 0;
-            let victim = if pad {
-                None
-            } else {
-                match Level::from_severity(hdr.severity) {
-                    Some(l) if hdr.severity < self.protect => Some(l as usize),
-                    _ => return None,
+            // Find the oldest record below the protection level, counting the
+            // protected run in front of it per level.
+            let mut at = h;
+            let mut run = [0u64; LEVELS];
+            let mut run_len = 0;
+            let (victim, victim_n) = loop {
+                let (hdr, n) = if at == h {
+                    (first, first_n)
+                } else {
+                    self.header_at(at, pos)?
+                };
+                if hdr.flags & flags::PAD != 0 {
+                    return None; // the run would cross the lane's end
                 }
+                let level = Level::from_severity(hdr.severity)?;
+                if hdr.severity < self.protect {
+                    break (at, n);
+                }
+                run[level as usize] += 1;
+                run_len += 1;
+                if run_len > MAX_RUN {
+                    return None;
+                }
+                at += n;
             };
-            if let Some(l) = victim {
-                self.word(self.pending_pos).store(h, Ordering::Relaxed);
-                self.word(self.pending_info).store(
-                    pending_info(PENDING_EVICT, l, h, self.evicted[l].wrapping_add(1)),
+            let end = victim + victim_n;
+            if (h & (self.slots - 1)) + (end - h) > self.slots {
+                return None; // the run wraps around the lane's end
+            }
+            // SAFETY of the read: `victim` was checked by `header_at`.
+            let level = self.victim_level(victim)?;
+            self.word(self.pending_pos).store(h, Ordering::Relaxed);
+            let extra = run
+                .iter()
+                .enumerate()
+                .fold(0u64, |a, (l, &k)| a | (k << (8 * l)));
+            self.word(self.pending_extra)
+                .store(extra, Ordering::Relaxed);
+            let kind = if victim == h {
+                PENDING_EVICT
+            } else {
+                PENDING_COMPACT
+            };
+            self.word(self.pending_info).store(
+                pending_info(kind, level, h, self.evicted[level].wrapping_add(1)),
+                Ordering::Relaxed,
+            );
+            if victim == h {
+                // The oldest unread record is the victim: take it off the head.
+                // AcqRel: wins the record against a concurrent claim by the
+                // consumer (whose claim CAS is on this same word); Acquire orders
+                // our later overwrite of these slots after the consumer's reads.
+                let next = Cursor::at(end, end).pack();
+                if self
+                    .word(self.cursor_word)
+                    .compare_exchange(word, next, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_err()
+                {
+                    self.withdraw_note();
+                    continue;
+                }
+            } else {
+                // Protected records first: claim [h, end) with the EVICTING flag
+                // (readers keep off), move the run up over the victim, rewrite its
+                // stamps, and give the lane back with the head past the freed slots.
+                let flagged = Cursor {
+                    head: h,
+                    read: end,
+                    evicting: true,
+                }
+                .pack();
+                // AcqRel: as above; Acquire also orders our moves after the
+                // consumer's last reads of these slots.
+                if self
+                    .word(self.cursor_word)
+                    .compare_exchange(word, flagged, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_err()
+                {
+                    self.withdraw_note();
+                    continue;
+                }
+                let slot = self.slot_size;
+                let index = (h & (self.slots - 1)) as usize;
+                // SAFETY: [h, end) is contiguous inside the lane (checked above)
+                // and ours alone while the flag is set: the consumer and peekers
+                // do not read a flagged lane, and only this writer writes it.
+                // `copy` handles the overlap (a move up by `victim_n` slots).
+                unsafe {
+                    let base = self.data.add(index * slot);
+                    std::ptr::copy(
+                        base,
+                        base.add(victim_n as usize * slot),
+                        (victim - h) as usize * slot,
+                    );
+                }
+                let mut at = h + victim_n;
+                while at < end {
+                    let i = (at & (self.slots - 1)) as usize;
+                    // SAFETY: as above; each moved record starts on a slot
+                    // boundary (8-aligned) with its 64-byte header.
+                    let n = unsafe {
+                        let p = self.data.add(i * slot);
+                        (p as *mut u64).write(at); // the stamp: the record's new position
+                        let len = (p.add(48) as *const u32).read();
+                        slots_for(len as usize, slot)
+                    };
+                    at += n;
+                }
+                // Release: the moved records are visible before a reader sees
+                // the flag gone (its Acquire load of the cursor).
+                let next = Cursor::at(h + victim_n, h + victim_n).pack();
+                let _ = self.word(self.cursor_word).compare_exchange(
+                    flagged,
+                    next,
+                    Ordering::Release,
                     Ordering::Relaxed,
                 );
             }
-            let next = Cursor {
-                head: h + n,
-                read: h + n,
-            }
-            .pack();
-            // AcqRel: wins the record against a concurrent claim by the consumer
-            // (whose claim CAS is on this same word); Acquire orders our later
-            // overwrite of these slots after the consumer's last reads of them.
-            if self
-                .word(self.cursor_word)
-                .compare_exchange(word, next, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                if let Some(l) = victim {
-                    self.evicted[l] = self.evicted[l].wrapping_add(1);
-                    self.counter(LANE_EVICTED, l)
-                        .store(self.evicted[l], Ordering::Relaxed);
-                    evicted += 1;
-                }
-            } else if victim.is_some() {
-                // The consumer claimed the record first: withdraw the note, or a
-                // reaper would later take the consumer's commit past `h` for our
-                // eviction and count it. (A kill between the failed CAS and this
-                // store still leaves that one-record window.)
-                self.word(self.pending_info).store(0, Ordering::Relaxed);
-            }
+            self.evicted[level] = self.evicted[level].wrapping_add(1);
+            self.counter(LANE_EVICTED, level)
+                .store(self.evicted[level], Ordering::Relaxed);
+            evicted += 1;
         }
+    }
+
+    fn victim_level(&self, at: u64) -> Option<usize> {
+        let (hdr, _) = self.header_at(at, self.tail)?;
+        Some(Level::from_severity(hdr.severity)? as usize)
+    }
+
+    /// The consumer claimed the record first: withdraw the note, or a reaper
+    /// would later take the consumer's commit past it for our eviction and count
+    /// it. (A kill between the failed CAS and this store still leaves that
+    /// one-record window.)
+    fn withdraw_note(&self) {
+        self.word(self.pending_info).store(0, Ordering::Relaxed);
     }
 }
 
@@ -768,5 +923,68 @@ impl Plan {
         } else {
             u16::MAX as usize
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Batch, Consumer, RingOptions};
+
+    /// A producer killed in the middle of moving a protected run: the reaper
+    /// counts the run as lost and the victim as evicted, and hands the lane back.
+    #[test]
+    fn a_move_interrupted_by_death_is_reaped_and_accounted() {
+        let dir =
+            std::env::temp_dir().join(format!("logbus-lane-{}-{}", std::process::id(), now_ns()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let opts = RingOptions {
+            slots: 1024,
+            slot_size: 128,
+            lanes: 1,
+            ..RingOptions::default()
+        };
+        let ring = Ring::open_with(dir.join("r"), &opts).unwrap();
+        let mut w = ring.writer().unwrap();
+        for (sev, msg) in [(13, "w0"), (17, "e1"), (9, "i2"), (9, "i3")] {
+            w.emit(&Event::new(sev, msg)).unwrap();
+        }
+        // What the writer does just before moving [w0, e1] over i2 ...
+        let words = LaneWords::new(&ring, 0);
+        let extra = 1u64 << (8 * Level::Warn as usize) | 1u64 << (8 * Level::Error as usize);
+        words.pending_pos.store(0, Ordering::Relaxed);
+        words.pending_extra.store(extra, Ordering::Relaxed);
+        words.pending_info.store(
+            pending_info(PENDING_COMPACT, Level::Info as usize, 0, 1),
+            Ordering::Relaxed,
+        );
+        let flagged = Cursor {
+            head: 0,
+            read: 3,
+            evicting: true,
+        };
+        words.cursor.store(flagged.pack(), Ordering::Relaxed);
+        // ... and then it dies (the lock goes with it).
+        drop(w);
+        let mut c = Consumer::acquire(&ring).unwrap();
+        let mut b = Batch::new();
+        assert_eq!(c.poll(&mut b, 10), 0, "a flagged lane is left alone");
+        c.reap_dead_lanes();
+        assert_eq!(c.poll(&mut b, 10), 1);
+        assert_eq!(b.get(0).unwrap().message(), "i3");
+        c.commit_all();
+        let s = ring.stats();
+        assert_eq!(s.level(Level::Warn).torn, 1);
+        assert_eq!(s.level(Level::Error).torn, 1);
+        assert_eq!(s.level(Level::Info).evicted, 1);
+        for l in Level::ALL {
+            let k = s.level(l);
+            assert_eq!(
+                k.emitted,
+                k.delivered + k.dropped + k.evicted + k.torn + k.unread,
+                "{l}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

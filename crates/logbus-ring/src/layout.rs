@@ -24,9 +24,10 @@
 //!                    |   [0,256)   producer side: tail, pending op,       |
 //!                    |             owner pid/tid, published/dropped/      |
 //!                    |             evicted/torn per level                 |
-//!                    |   [256,384) cursor: head (u32) | read (u32) << 32  |
+//!                    |   [256,384) cursor: head, read, evicting flag      |
 //!                    |   [384,512) consumer side: delivered per level,    |
-//!                    |             invalid records met in this lane       |
+//!                    |             invalid records met in this lane,      |
+//!                    |             lost per level (written by reapers)    |
 //! data_offset        +--------------------------------------------------+
 //!                    | lane 0: slots_per_lane x slot_size bytes           |
 //!                    | lane 1: ...                                        |
@@ -103,9 +104,11 @@ pub(crate) const LANE_PUBLISHED: usize = 32;
 pub(crate) const LANE_DROPPED: usize = 80;
 pub(crate) const LANE_EVICTED: usize = 128;
 pub(crate) const LANE_TORN: usize = 176;
+pub(crate) const LANE_PENDING_EXTRA: usize = 224;
 pub(crate) const LANE_CURSOR: usize = 256;
 pub(crate) const LANE_DELIVERED: usize = 384;
 pub(crate) const LANE_INVALID: usize = 432;
+pub(crate) const LANE_LOST: usize = 440;
 
 /// Byte offsets locked (never written) to signal liveness: the kernel drops an
 /// open-file-description lock the moment its last holder dies.

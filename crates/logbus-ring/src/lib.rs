@@ -11,10 +11,11 @@
 //! 50 %, INFO 75 %, WARN and above 100 %). A record that finds no room:
 //! * below the protection level (default WARN): is dropped by its producer and
 //!   counted as dropped;
-//! * at or above it: evicts the oldest unread records of its lane, counted as
-//!   evicted, as long as they are below the protection level; when the oldest
-//!   unread record is itself protected (or is claimed by the consumer and not
-//!   yet committed), the new record is dropped and counted.
+//! * at or above it: evicts the oldest unread record of its lane that is below
+//!   the protection level, counted as evicted (protected records in front of it
+//!   are moved over it, keeping their order); only when every unread record of
+//!   the lane is protected (or the consumer has records of the lane in flight)
+//!   is the new record dropped and counted.
 //!
 //! Producers never wait for the reader.
 //!

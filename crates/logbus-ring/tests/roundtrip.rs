@@ -224,3 +224,89 @@ fn threads_sharing_a_handle_get_separate_lanes() {
     drop(ws);
     ring.writer().unwrap();
 }
+
+#[test]
+fn a_full_lane_keeps_every_protected_record_and_evicts_every_lower_one_first() {
+    let dir = TempDir::new("mixed");
+    // One lane of 1024 slots of 128 bytes; INFO may fill three quarters.
+    let ring = Ring::open_with(
+        dir.path("r"),
+        &RingOptions {
+            slots: 1024,
+            slot_size: 128,
+            lanes: 1,
+            ..RingOptions::default()
+        },
+    )
+    .unwrap();
+    let mut w = ring.writer().unwrap();
+    // INFO, INFO, WARN, ...: protected records sit between the low ones, some
+    // of them several slots long. 150 WARN (1 or 3 slots) and 300 INFO.
+    let mut warn_slots = 0;
+    for i in 0..450u32 {
+        let (sev, msg) = if i % 3 == 2 {
+            let long = i % 2 == 0;
+            warn_slots += if long { 3 } else { 1 };
+            (
+                13,
+                if long {
+                    format!("w{i} {}", "x".repeat(300))
+                } else {
+                    format!("w{i}")
+                },
+            )
+        } else {
+            (9, format!("i{i}"))
+        };
+        assert_eq!(
+            w.emit(&Event::new(sev, &msg)),
+            Ok(Emitted::Written { evicted: 0 }),
+            "{i}"
+        );
+    }
+    let used = 300 + warn_slots;
+    // ERRORs fill the rest, then each evicts one INFO, however many WARN stand
+    // before it; when only protected records are left, ERRORs are dropped.
+    let mut written = 0;
+    let mut evicted = 0;
+    let mut dropped = 0;
+    for i in 0..2000u32 {
+        match w.emit(&Event::new(17, &format!("e{i}"))).unwrap() {
+            Emitted::Written { evicted: e } => {
+                assert_eq!(dropped, 0, "no ERROR is written after one was dropped");
+                written += 1;
+                evicted += e;
+            }
+            Emitted::Dropped => dropped += 1,
+        }
+    }
+    assert_eq!(evicted, 300, "every INFO went");
+    assert_eq!(written, 1024 - used + 300);
+    let s = ring.stats();
+    assert_eq!(s.level(Level::Info).evicted, 300);
+    assert_eq!(s.level(Level::Warn).evicted, 0);
+    assert_eq!(s.level(Level::Error).dropped, dropped as u64);
+    for l in Level::ALL {
+        let c = s.level(l);
+        assert_eq!(
+            c.emitted,
+            c.delivered + c.dropped + c.evicted + c.torn + c.unread,
+            "{l}"
+        );
+    }
+    // Every WARN, then every ERROR written, each in emit order.
+    let mut c = Consumer::acquire(&ring).unwrap();
+    let got: Vec<String> = drain(&mut c).into_iter().map(|r| r.1).collect();
+    let mut want: Vec<String> = (0..450u32)
+        .filter(|i| i % 3 == 2)
+        .map(|i| {
+            if i % 2 == 0 {
+                format!("w{i} {}", "x".repeat(300))
+            } else {
+                format!("w{i}")
+            }
+        })
+        .collect();
+    want.extend((0..written).map(|i| format!("e{i}")));
+    assert_eq!(got, want);
+}

@@ -168,7 +168,7 @@ fn random_garbage_in_a_live_ring_is_skipped_and_counted() {
         let len = map.len();
         let hot = ring.geometry().data_offset() - 4 * 512; // lane headers: the interesting part
         for _ in 0..(1 + rng.next() % 6) {
-            let at = if rng.next() % 2 == 0 {
+            let at = if rng.next().is_multiple_of(2) {
                 hot + (rng.next() as usize % (4 * 512))
             } else {
                 128 + rng.next() as usize % (len - 128)
