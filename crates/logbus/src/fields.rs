@@ -116,6 +116,33 @@ impl FieldBuf {
         }
     }
 
+    /// Adds a field known not to be present yet (the fields of one `tracing`
+    /// event have distinct names), unless the buffer is full.
+    #[inline]
+    pub(crate) fn push_new(&mut self, key: Key, val: Val) {
+        if !self.is_full() {
+            self.items.push((key, val));
+        }
+    }
+
+    /// [`FieldBuf::push_new`] for a string value, copied into the arena.
+    #[inline]
+    pub(crate) fn push_new_str(&mut self, key: Key, s: &str) {
+        if !self.is_full() {
+            let r = self.store_str(s);
+            self.items.push((key, Val::Str(r.0, r.1)));
+        }
+    }
+
+    /// [`FieldBuf::push_new`] for a formatted value, written into the arena.
+    #[inline]
+    pub(crate) fn push_new_fmt(&mut self, key: Key, args: fmt::Arguments<'_>) {
+        if !self.is_full() {
+            let r = self.store_fmt(args);
+            self.items.push((key, Val::Str(r.0, r.1)));
+        }
+    }
+
     pub(crate) fn push_str(&mut self, key: Key, s: &str) {
         if self.is_full() {
             return;

@@ -163,16 +163,19 @@ impl EventVisitor<'_> {
 
 impl Visit for EventVisitor<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.fields.push(Key::Static(field.name()), Val::F64(value));
+        self.fields
+            .push_new(Key::Static(field.name()), Val::F64(value));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
         if !(self.is_log && field.name().starts_with("log.")) {
-            self.fields.push(Key::Static(field.name()), Val::I64(value));
+            self.fields
+                .push_new(Key::Static(field.name()), Val::I64(value));
         }
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
         if !(self.is_log && field.name().starts_with("log.")) {
-            self.fields.push(Key::Static(field.name()), Val::U64(value));
+            self.fields
+                .push_new(Key::Static(field.name()), Val::U64(value));
         }
     }
     fn record_i128(&mut self, field: &Field, value: i128) {
@@ -189,17 +192,17 @@ impl Visit for EventVisitor<'_> {
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.fields
-            .push(Key::Static(field.name()), Val::Bool(value));
+            .push_new(Key::Static(field.name()), Val::Bool(value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         if !self.special(field, format_args!("{value}")) {
-            self.fields.push_str(Key::Static(field.name()), value);
+            self.fields.push_new_str(Key::Static(field.name()), value);
         }
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if !self.special(field, format_args!("{value:?}")) {
             self.fields
-                .push_fmt(Key::Static(field.name()), format_args!("{value:?}"));
+                .push_new_fmt(Key::Static(field.name()), format_args!("{value:?}"));
         }
     }
 }
