@@ -791,3 +791,52 @@ fn tail_follows_new_records_until_its_reader_goes() {
     let status = wait_exit(&mut child);
     assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
 }
+
+#[test]
+fn tail_shows_records_a_running_consumer_takes_at_once() {
+    let dir = TempDir::new("cli-tail-consumed");
+    let path = tiny_ring(&dir);
+    let ring = Ring::open_existing(&path).unwrap();
+    // The test holds the consumer role and commits everything it sees, as a
+    // collector would.
+    let mut consumer = logbus_ring::Consumer::acquire(&ring).unwrap();
+    let mut child = logbus()
+        .args(["tail", s(&path), "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = line_reader(&mut child, usize::MAX);
+    let mut writer = ring.writer().unwrap();
+    let mut batch = logbus_ring::Batch::new();
+    let mut consumed = 0;
+    let mut n = 0u32;
+    // tail's start is not observable: write numbered records (each consumed
+    // at once) until tail prints one, then check it prints the next ones too.
+    let first: Value = wait_for("tail to print a consumed record", PATIENCE, || {
+        n += 1;
+        writer.emit(&Event::new(9, &format!("m{n}"))).unwrap();
+        consumed += consumer.poll(&mut batch, 100);
+        consumer.commit_all();
+        lines
+            .try_recv()
+            .ok()
+            .map(|l| serde_json::from_str(&l).unwrap())
+    });
+    let start: u32 = first["msg"].as_str().unwrap()[1..].parse().unwrap();
+    for k in 1..=20 {
+        writer.emit(&Event::new(9, &format!("m{}", n + k))).unwrap();
+        consumed += consumer.poll(&mut batch, 100);
+        consumer.commit_all();
+    }
+    let mut want = start + 1;
+    while want <= n + 20 {
+        let v: Value = serde_json::from_str(&lines.recv_timeout(PATIENCE).unwrap()).unwrap();
+        assert_eq!(v["msg"], format!("m{want}"));
+        want += 1;
+    }
+    assert_eq!(consumed as u32, n + 20, "the consumer took every record");
+    // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    wait_exit(&mut child);
+}

@@ -32,7 +32,7 @@ fn ring_worth(ring: &Ring) -> usize {
 /// again by a later poll (printed after, each poll sorted in itself).
 pub fn dump(args: &ReadArgs) -> Result<()> {
     let ring = open_existing(args.ring.as_deref())?;
-    let mut peeker = Peeker::new(&ring);
+    let mut peeker = Peeker::follow(&ring);
     let mut batch = Batch::new();
     let mut printer = Printer::new(args.json);
     let worth = ring_worth(&ring);
@@ -74,15 +74,21 @@ pub fn drain(args: &ReadArgs) -> Result<()> {
 /// standard output is closed.
 pub fn tail(args: &TailArgs) -> Result<()> {
     let ring = open_existing(args.read.ring.as_deref())?;
-    let mut peeker = Peeker::new(&ring);
+    // A follower sees new records even when a collector consumes them at once.
+    let mut peeker = Peeker::follow(&ring);
     let mut batch = Batch::new();
     let mut printer = Printer::new(args.read.json);
-    if !args.unread {
-        // Skip what is there already (bounded, in case producers outrun us).
+    if args.unread {
+        // The backlog first (bounded, in case producers outrun us). A record
+        // published between the follower's start and this read shows twice.
+        let mut backlog = Peeker::new(&ring);
         let mut budget = ring_worth(&ring);
-        while budget > 0 && peeker.poll(&mut batch, TAIL_BATCH) > 0 {
+        while budget > 0 && backlog.poll(&mut batch, TAIL_BATCH) > 0 {
             budget = budget.saturating_sub(batch.len());
+            batch.sort_by_time();
+            printer.batch(&ring, &batch)?;
         }
+        printer.flush()?;
     }
     loop {
         if peeker.poll(&mut batch, TAIL_BATCH) > 0 {

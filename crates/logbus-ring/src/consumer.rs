@@ -549,11 +549,20 @@ fn resync(ring: &Ring, w: &LaneWords<'_>) -> Option<u64> {
     Some(tail)
 }
 
-/// A non-consuming reader: reads what is unread (from each lane's committed
-/// head) without claiming it, and follows new records on later polls.
+/// A non-consuming reader; any number may run next to the consumer.
+///
+/// [`Peeker::new`] reads what is unread (from each lane's committed head) and
+/// then what is published later *and still unread when it looks*: a consumer
+/// that commits quickly leaves it little. [`Peeker::follow`] starts at the
+/// newest record of every lane and reads everything published from then on,
+/// whether or not the consumer has taken it, as long as the producer cannot
+/// have overwritten it: a follower that falls more than half a lane behind
+/// skips ahead and counts what it skipped ([`Peeker::missed`]).
 pub struct Peeker {
     ring: Ring,
     pos: Vec<Option<u64>>,
+    follow: bool,
+    missed: u64,
 }
 
 impl Peeker {
@@ -562,14 +571,58 @@ impl Peeker {
         Peeker {
             ring: ring.clone(),
             pos: vec![None; ring.geometry().lanes as usize],
+            follow: false,
+            missed: 0,
         }
     }
 
+    /// A peeker that follows new records (like `tail -f`), consumed or not.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("logbus-doc-f-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// use logbus_ring::{Batch, Consumer, Event, Peeker, Ring};
+    /// let ring = Ring::open(dir.join("ring")).unwrap();
+    /// let mut w = ring.writer().unwrap();
+    /// w.emit(&Event::new(9, "old")).unwrap();
+    /// let mut follower = Peeker::follow(&ring);
+    /// w.emit(&Event::new(9, "new")).unwrap();
+    /// let mut consumer = Consumer::acquire(&ring).unwrap();
+    /// let mut batch = Batch::new();
+    /// consumer.poll(&mut batch, 10);
+    /// consumer.commit_all(); // the collector was faster
+    /// assert_eq!(follower.poll(&mut batch, 10), 1);
+    /// assert_eq!(batch.get(0).unwrap().message(), "new");
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub fn follow(ring: &Ring) -> Peeker {
+        let pos = (0..ring.geometry().lanes)
+            .map(|lane| {
+                // Acquire: pairs with the producer's Release store of the tail.
+                Some(LaneWords::new(ring, lane).tail.load(Ordering::Acquire))
+            })
+            .collect();
+        Peeker {
+            ring: ring.clone(),
+            pos,
+            follow: true,
+            missed: 0,
+        }
+    }
+
+    /// Records a follower skipped because it fell too far behind (always 0 for
+    /// [`Peeker::new`], which never reads consumed records).
+    pub fn missed(&self) -> u64 {
+        self.missed
+    }
+
     /// Copies up to `max` records not yet seen by this peeker into `batch`
-    /// (cleared first). Records overwritten while being copied are discarded.
+    /// (cleared first). Records that may have been overwritten or moved while
+    /// being copied are discarded (and read again next time, if still there).
     pub fn poll(&mut self, batch: &mut Batch, max: usize) -> usize {
         batch.clear();
         batch.lanes = self.ring.geometry().lanes;
+        let slots = self.ring.geometry().slots_per_lane as u64;
         for lane in 0..self.pos.len() {
             if batch.len() >= max {
                 break;
@@ -581,7 +634,23 @@ impl Peeker {
             if v.cursor.evicting {
                 continue; // records are being moved; read them next time
             }
-            let from = self.pos[lane].map_or(v.cursor.head, |p| p.max(v.cursor.head));
+            let head = v.cursor.head;
+            // A follower may read below head (consumed records) down to half a
+            // lane behind the tail: a producer writes at most a quarter lane (a
+            // record) plus less than that (padding) beyond its tail, so those
+            // slots are not being reused.
+            let safe = v.tail.saturating_sub(slots / 2);
+            let from = match self.pos[lane] {
+                None => head,
+                Some(p) if !self.follow || p >= head => p.max(head),
+                Some(p) if p >= safe => p,
+                Some(p) => {
+                    // Too far behind: the records between were consumed and may be
+                    // overwritten. Resume at the head (a record boundary).
+                    self.missed += 1 + (head - p) / 4; // an estimate: slots, not records
+                    head
+                }
+            };
             if from >= v.tail {
                 self.pos[lane] = Some(from);
                 continue;
@@ -595,16 +664,42 @@ impl Peeker {
                 max - batch.len(),
                 batch,
             );
-            // The copies are good only if no producer reused their slots while we
-            // read: slots before `head + slots` are never overwritten, so check the
-            // head did not move past our start (seqlock-style re-check).
+            // Seqlock-style re-check. SYNC POINT C: this Acquire fence pairs with
+            // the Release fence a producer issues before writing slots: if we read
+            // any byte it wrote, the loads below see the tail and cursor it had.
             fence(Ordering::Acquire);
-            let again = view(&self.ring, &w);
-            if again.is_none_or(|a| a.cursor.head > from || a.cursor.evicting) {
+            let Some(again) = view(&self.ring, &w) else {
+                batch.rollback(mark);
+                continue;
+            };
+            // Records that were unread when we started (position >= head) may have
+            // been evicted or moved if the head moved or a move is under way;
+            // consumed ones (below head) cannot be, but must still be out of the
+            // producer's reach.
+            let unread_intact = again.cursor.head == head && !again.cursor.evicting;
+            let floor = again.tail.saturating_sub(slots / 2);
+            let mut keep_to = reached;
+            let mut cut = None;
+            for (i, e) in batch.entries[mark.1..].iter().enumerate() {
+                let p = e.hdr.stamp;
+                let ok = if p >= head { unread_intact } else { p >= floor };
+                if !ok {
+                    cut = Some(mark.1 + i);
+                    keep_to = p;
+                    break;
+                }
+            }
+            if let Some(i) = cut {
+                let off = batch.entries[i].off;
+                batch.buf.truncate(off);
+                batch.entries.truncate(i);
+            }
+            if !self.follow && again.cursor.head > from {
+                // Non-followers only report unread records.
                 batch.rollback(mark);
                 continue;
             }
-            self.pos[lane] = Some(reached);
+            self.pos[lane] = Some(keep_to);
         }
         batch.len()
     }

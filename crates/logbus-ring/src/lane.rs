@@ -83,7 +83,7 @@
 //! a half-written record is just free space that the next owner overwrites. The
 //! consumer never waits for a lane; other lanes go on regardless.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 use crate::clock::now_ns;
 use crate::cursor::Cursor;
@@ -525,6 +525,10 @@ impl LaneWriter {
             ),
             Ordering::Relaxed,
         );
+        // SYNC POINT C: orders everything before (our load of the cursor, our
+        // last tail store) before the slot writes below, for peekers that read
+        // slots below head and re-check with an Acquire fence. Free on x86.
+        fence(Ordering::Release);
         if pad > 0 {
             let hdr = RecordHeader {
                 stamp: pos,
