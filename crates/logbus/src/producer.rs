@@ -266,18 +266,6 @@ impl Producer {
     /// `event.time_ns == 0` means now. pid and tid are filled in.
     #[inline]
     pub fn emit(&self, event: &Event<'_>) -> Outcome {
-        // Read the clock here rather than in the ring: `SystemTime::now()` and
-        // its conversion cost ~10 ns more than `clock_gettime` itself.
-        let stamped;
-        let event = if event.time_ns == 0 {
-            stamped = Event {
-                time_ns: wall_clock_ns(),
-                ..*event
-            };
-            &stamped
-        } else {
-            event
-        };
         let done = LANES.try_with(|lanes| {
             let mut lanes = lanes.try_borrow_mut().ok()?;
             Some(self.emit_local(&mut lanes, event))
@@ -376,24 +364,6 @@ impl Producer {
         }
         Slot::Unavailable { retry_ns }
     }
-}
-
-/// Now, in ns since the Unix epoch, straight from `clock_gettime` (the vDSO:
-/// no system call); 0 (the ring then reads its own clock) before 1970.
-#[inline]
-fn wall_clock_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_REALTIME always exists.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    if rc != 0 || ts.tv_sec < 0 {
-        return 0;
-    }
-    (ts.tv_sec as u64)
-        .wrapping_mul(1_000_000_000)
-        .wrapping_add(ts.tv_nsec as u64)
 }
 
 /// One thread's state for one producer.
