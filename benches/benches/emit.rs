@@ -3,7 +3,8 @@
 //!
 //! Every record: INFO, a 100-byte message, target `app::handler`, trace and
 //! span ids, time read inside the call. The reported time is per record, for
-//! the side named last in the benchmark id. See `BENCHMARKS.md`.
+//! the side named last in the benchmark id; `clock_only` is the clock read
+//! alone, the floor under the ring. See `BENCHMARKS.md`.
 //!
 //! Run: `cargo bench -p logbus-benches --bench emit`.
 

@@ -516,3 +516,43 @@ pub fn run_child_if_asked() {
     }
     std::process::exit(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_keeps_every_record_of_both_threads_across_chunks() {
+        let ring = RingCompetitor::new();
+        let n = ring.chunk() + 7;
+        let mut w = ring.emitter();
+        std::thread::scope(|s| {
+            let mut peer = ThreadPeer::spawn(s, &ring);
+            measure(n, &ring, &mut w, &mut peer, Side::Peer);
+        });
+        ring.check_nothing_lost();
+        let t = ring.ring().stats().total();
+        assert_eq!((t.emitted, t.delivered, t.unread), (2 * n, 2 * n, 0));
+    }
+
+    #[test]
+    fn mutex_file_line_has_the_ring_record_fields() {
+        let file = MutexFileCompetitor::new();
+        let mut w = file.emitter();
+        measure(3, &file, &mut w, &mut Alone, Side::Me);
+        let text = std::fs::read_to_string(file._path.path()).unwrap();
+        let line = text.lines().next().unwrap();
+        let parts: Vec<&str> = line.splitn(6, ' ').collect();
+        assert!(parts[0].parse::<u64>().unwrap() > 0, "{line}");
+        assert_eq!(
+            &parts[1..5],
+            [
+                "INFO",
+                TARGET,
+                "trace_id=4bf92f3577b34da6a3ce929d0e0e4736",
+                "span_id=00f067aa0ba902b7"
+            ]
+        );
+        assert_eq!(parts[5], MESSAGE);
+    }
+}
