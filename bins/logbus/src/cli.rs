@@ -45,7 +45,7 @@ pub struct CreateArgs {
     /// Total slots, a power of two.
     #[arg(long, default_value_t = logbus_ring::layout::DEFAULT_SLOTS)]
     pub slots: u32,
-    /// Bytes per slot, a multiple of 64 (a record takes one slot or more).
+    /// Bytes per slot, a power of two from 64 to 65536 (a record takes one slot or more).
     #[arg(long, value_name = "BYTES", default_value_t = logbus_ring::layout::DEFAULT_SLOT_SIZE)]
     pub slot_size: u32,
     /// Lanes (one per concurrently writing thread), a power of two, at most slots/16.

@@ -56,7 +56,7 @@ pub fn ring_path(explicit: Option<&Path>) -> PathBuf {
 pub struct RingOptions {
     /// Total slots across all lanes (power of two).
     pub slots: u32,
-    /// Bytes per slot (multiple of 64).
+    /// Bytes per slot (a power of two, 64 to 65536).
     pub slot_size: u32,
     /// Number of lanes (power of two, at most the slot count / 16).
     pub lanes: u32,

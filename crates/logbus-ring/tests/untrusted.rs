@@ -57,7 +57,7 @@ fn foreign_and_damaged_files_get_a_one_line_error_naming_the_problem() {
     assert!(open_err(&p).contains("truncated"));
 
     let mut v = good.clone();
-    v[12..16].copy_from_slice(&100u32.to_le_bytes()); // slot size not a multiple of 64
+    v[12..16].copy_from_slice(&100u32.to_le_bytes()); // slot size not a power of two
     std::fs::write(&p, &v).unwrap();
     assert!(open_err(&p).contains("slot size"));
 
