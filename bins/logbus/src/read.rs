@@ -32,7 +32,7 @@ fn ring_worth(ring: &Ring) -> usize {
 /// again by a later poll (printed after, each poll sorted in itself).
 pub fn dump(args: &ReadArgs) -> Result<()> {
     let ring = open_existing(args.ring.as_deref())?;
-    let mut peeker = Peeker::follow(&ring);
+    let mut peeker = Peeker::new(&ring);
     let mut batch = Batch::new();
     let mut printer = Printer::new(args.json);
     let worth = ring_worth(&ring);
