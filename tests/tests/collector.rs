@@ -246,6 +246,10 @@ max_level = "info"
             "127.0.0.1:0",
         ],
     );
+    // The producers stay alive (holding their resource entries) until their
+    // records are out: see `test-producer --linger-until`.
+    let go = dir.path("go");
+    let go = go.to_str().unwrap();
     let ps = [
         producer(
             &ring,
@@ -257,17 +261,25 @@ max_level = "info"
                 "--service",
                 "svc-a",
                 "--trace",
+                "--linger-until",
+                go,
             ],
         ),
         producer(
             &ring,
             "b",
             3000,
-            &["--level", "warn,fatal,trace", "--service", "svc-b"],
+            &[
+                "--level",
+                "warn,fatal,trace",
+                "--service",
+                "svc-b",
+                "--linger-until",
+                go,
+            ],
         ),
-        producer(&ring, "c", 3000, &["--level", "info"]),
+        producer(&ring, "c", 3000, &["--level", "info", "--linger-until", go]),
     ];
-    ps.into_iter().for_each(finish);
     let expect: Vec<_> = ["a", "b", "c"]
         .iter()
         .flat_map(|p| all(p, 0..3000))
@@ -276,6 +288,8 @@ max_level = "info"
     assert_exactly_once(&numbers(&out), &expect);
     let stdout = wait_lines(&c.stdout, 9000);
     assert_exactly_once(&numbers(&stdout), &expect);
+    std::fs::write(go, "").unwrap();
+    ps.into_iter().for_each(finish);
 
     // Levels by producer and number (the producers cycle through their list).
     let level = |p: &str, n: u64| match p {
@@ -783,6 +797,8 @@ fn otlp_sink_end_to_end_field_by_field() {
             "",
         );
         let mut c = Collector::start(&dir, "c", &["--config", cfg.to_str().unwrap()]);
+        let go = dir.path("go");
+        let go = go.to_str().unwrap();
         let ps = [
             producer(
                 &ring,
@@ -794,13 +810,16 @@ fn otlp_sink_end_to_end_field_by_field() {
                     "--trace",
                     "--service",
                     "svc-o",
+                    "--linger-until",
+                    go,
                 ],
             ),
-            producer(&ring, "p", 100, &["--level", "warn"]),
+            producer(&ring, "p", 100, &["--level", "warn", "--linger-until", go]),
         ];
-        ps.into_iter().for_each(finish);
         // DEBUG is below the sink's min_level: 200 of "o" and 100 of "p".
         let logs = receiver.wait_for_records(300, LONG);
+        std::fs::write(go, "").unwrap();
+        ps.into_iter().for_each(finish);
         let bodies: Vec<(String, u64)> = logs
             .iter()
             .map(|l| {
@@ -834,7 +853,9 @@ fn otlp_sink_end_to_end_field_by_field() {
         assert_eq!(o4.attr("delta"), Some(&Value::IntValue(-4)));
         assert_eq!(
             o4.resource_attr("service.name"),
-            Some(&Value::StringValue("svc-o".into()))
+            Some(&Value::StringValue("svc-o".into())),
+            "{protocol}: {:?}",
+            o4.resource
         );
         assert_eq!(
             o4.resource_attr("service.version"),
@@ -912,4 +933,33 @@ fn stalled_otlp_sink_does_not_hold_others_back() {
         0,
         "the stalled sink did not pin the ring"
     );
+}
+
+#[test]
+fn closed_stdout_shuts_the_collector_down() {
+    use std::io::{BufRead, BufReader};
+    let dir = TempDir::new("coll-epipe");
+    let ring = dir.path("ring");
+    let stderr = dir.path("stderr");
+    let mut child = Command::new(bin("logbus-collector"))
+        .args(["--ring", ring.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    // `logbus-collector | head -1`.
+    let mut first = String::new();
+    {
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        finish(producer(&ring, "e", 1, &[]));
+        out.read_line(&mut first).unwrap();
+    }
+    assert!(first.contains(r#""msg":"e-0""#), "{first}");
+    finish(producer(&ring, "f", 100, &[]));
+    let st = wait_for("collector exit", LONG, || child.try_wait().unwrap());
+    assert!(st.success(), "{st}");
+    let err = std::fs::read_to_string(&stderr).unwrap();
+    assert!(err.contains("output closed; shutting down"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 }

@@ -6,8 +6,10 @@
 //! record the ring refuses is retried after a `sched_yield`), and a collector
 //! process with (a) a `null` sink (resolve + format JSON, discard) and (b) a
 //! JSON `file` sink on `/dev/shm`, measures records per second from the
-//! producers' start until the collector has delivered every record, and the
-//! collector's CPU time per record (`wait4` rusage of the collector process).
+//! producers' start until the collector has finished every record (delivered,
+//! or dropped by the sink's overflow policy when the sink cannot keep up: the
+//! rate counts delivered records only, and the drops are printed), and the
+//! collector's CPU time per delivered record (`wait4` rusage of the collector).
 //! Then the reference: the same JSON bytes (the file sink's own output) written
 //! line by line through a 64 KiB `BufWriter` to `/dev/shm`.
 //!
@@ -102,21 +104,29 @@ fn collect(ring: &Path, kind: &str, out: &Path, expect: u64) {
     let registry = collector.registry();
     let control = Arc::new(Control::new());
     let c2 = control.clone();
-    std::thread::spawn(move || {
+    let done = std::thread::spawn(move || {
         let sink = registry.sinks()[0].clone();
-        // Relaxed: a counter read to decide when to stop.
-        while sink.delivered.load(Ordering::Relaxed) < expect {
+        // Relaxed: counters read to decide when to stop. A record is finished
+        // when the sink wrote it, or dropped it because its queue was full.
+        let finished = || sink.delivered.load(Ordering::Relaxed) + sink.dropped_total();
+        while finished() < expect {
             std::thread::sleep(Duration::from_millis(1));
         }
         c2.request_shutdown();
+        (sink.delivered.load(Ordering::Relaxed), sink.dropped_total())
     });
     println!("ready");
     std::io::stdout().flush().expect("stdout");
     collector.run(&control);
+    let (delivered, dropped) = done.join().expect("watcher");
+    println!("{delivered} {dropped}");
 }
 
 struct Run {
+    /// Records the sink delivered per second.
     rate: f64,
+    /// Records the sink dropped (its queue was full: it could not keep up).
+    dropped: u64,
     cpu_ns: f64,
     secs: f64,
 }
@@ -152,9 +162,8 @@ fn run(producers: u64, per_producer: u64, kind: &str, dir: &Path) -> Run {
         .spawn()
         .expect("spawn collector");
     let mut line = String::new();
-    BufReader::new(coll.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("ready");
+    let mut from_collector = BufReader::new(coll.stdout.take().unwrap());
+    from_collector.read_line(&mut line).expect("ready");
     assert_eq!(line.trim(), "ready");
     let t0 = Instant::now();
     let ps: Vec<_> = (0..producers)
@@ -176,6 +185,12 @@ fn run(producers: u64, per_producer: u64, kind: &str, dir: &Path) -> Run {
     let r = unsafe { libc::wait4(coll.id() as i32, &mut status, 0, &mut usage) };
     let secs = t0.elapsed().as_secs_f64();
     assert_eq!(r, coll.id() as i32, "wait4");
+    line.clear();
+    from_collector.read_line(&mut line).expect("counts");
+    let mut counts = line
+        .split_whitespace()
+        .map(|n| n.parse::<u64>().expect("count"));
+    let (delivered, dropped) = (counts.next().unwrap_or(0), counts.next().unwrap_or(0));
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "collector failed"
@@ -186,9 +201,11 @@ fn run(producers: u64, per_producer: u64, kind: &str, dir: &Path) -> Run {
     if kind == "null" {
         let _ = std::fs::remove_file(&out);
     }
+    let _ = total;
     Run {
-        rate: total as f64 / secs,
-        cpu_ns: cpu_ns / total as f64,
+        rate: delivered as f64 / secs,
+        dropped,
+        cpu_ns: cpu_ns / delivered.max(1) as f64,
         secs,
     }
 }
@@ -218,16 +235,16 @@ fn bench(per_producer: u64) {
     });
     println!("records per producer: {per_producer}; ring: 4 lanes x 256 Ki slots of 256 B");
     println!(
-        "{:<10} {:<6} {:>14} {:>16} {:>8}",
-        "producers", "sink", "records/s", "collector ns/rec", "secs"
+        "{:<10} {:<6} {:>14} {:>12} {:>16} {:>8}",
+        "producers", "sink", "delivered/s", "sink drops", "collector ns/rec", "secs"
     );
     let mut file_rate = Vec::new();
     for producers in [1u64, 2] {
         for kind in ["null", "file"] {
             let r = run(producers, per_producer, kind, &dir);
             println!(
-                "{producers:<10} {kind:<6} {:>14.0} {:>16.1} {:>8.2}",
-                r.rate, r.cpu_ns, r.secs
+                "{producers:<10} {kind:<6} {:>14.0} {:>12} {:>16.1} {:>8.2}",
+                r.rate, r.dropped, r.cpu_ns, r.secs
             );
             if kind == "file" {
                 file_rate.push((producers, r.rate));

@@ -35,7 +35,7 @@ const POOL: usize = 8;
 /// Idle polls that only spin before the reader starts sleeping.
 const SPIN_POLLS: u32 = 50;
 /// Longest idle sleep.
-const MAX_IDLE_SLEEP: Duration = Duration::from_millis(20);
+const MAX_IDLE_SLEEP: Duration = Duration::from_millis(50);
 
 /// Requests from outside the reader loop (the binary's signal thread).
 #[derive(Default)]
@@ -265,7 +265,7 @@ impl Collector {
             if control.reload.swap(false, Ordering::Acquire) {
                 self.reload();
             }
-            if control.shutdown_requested() {
+            if control.shutdown_requested() || self.output_gone() {
                 return self.shutdown();
             }
             let got = self.poll_once();
@@ -292,8 +292,8 @@ impl Collector {
                     std::hint::spin_loop();
                     std::thread::yield_now();
                 } else {
-                    // 1 ms, doubling to 20 ms; sinks and signals unpark us.
-                    let k = (idle - SPIN_POLLS).min(5);
+                    // 1 ms, doubling to 50 ms; sinks and signals unpark us.
+                    let k = (idle - SPIN_POLLS).min(6);
                     std::thread::park_timeout(Duration::from_millis(1 << k).min(MAX_IDLE_SLEEP));
                 }
             }
@@ -365,6 +365,21 @@ impl Collector {
                     self.consumer.commit(lane as u16, end);
                 }
             }
+        }
+    }
+
+    /// Whether a sink's output is gone for good (stdout closed): then the
+    /// collector shuts down, like `logbus-collector | head` should.
+    fn output_gone(&self) -> bool {
+        match self.sinks.iter().find(|s| s.queue.is_broken()) {
+            Some(s) => {
+                eprintln!(
+                    "logbus-collector: sink \"{}\": output closed; shutting down",
+                    s.config.name
+                );
+                true
+            }
+            None => false,
         }
     }
 

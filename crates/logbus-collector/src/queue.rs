@@ -74,6 +74,8 @@ struct State {
     closed: bool,
     finished: bool,
     reopen: bool,
+    /// The output is gone for good (see `Output::closed`).
+    broken: bool,
 }
 
 /// What [`SinkQueue::take`] hands the sink.
@@ -126,6 +128,7 @@ impl SinkQueue {
                 closed: false,
                 finished: false,
                 reopen: false,
+                broken: false,
             }),
             has_items: Condvar::new(),
             has_room: Condvar::new(),
@@ -309,11 +312,12 @@ impl SinkQueue {
         self.has_room.notify_all();
     }
 
-    /// Whether the sink should stop retrying its in-flight jobs: they were
-    /// released by a stall and the queue is closing (sink thread).
+    /// Whether the sink should stop retrying its in-flight jobs: the queue is
+    /// closing and they were released by a stall, or the output is gone for
+    /// good (sink thread).
     pub fn should_give_up(&self) -> bool {
         let st = self.lock();
-        st.closed && st.inflight.as_ref().is_none_or(|i| i.released)
+        st.closed && (st.broken || st.inflight.as_ref().is_none_or(|i| i.released))
     }
 
     /// The sink gives up its in-flight jobs (after [`should_give_up`](Self::should_give_up)).
@@ -385,6 +389,16 @@ impl SinkQueue {
     pub fn request_reopen(&self) {
         self.lock().reopen = true;
         self.has_items.notify_all();
+    }
+
+    /// The sink's output is gone for good (sink thread).
+    pub fn set_broken(&self) {
+        self.lock().broken = true;
+    }
+
+    /// Whether the sink's output is gone for good.
+    pub fn is_broken(&self) -> bool {
+        self.lock().broken
     }
 
     /// The sink thread has exited.

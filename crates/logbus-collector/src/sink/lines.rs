@@ -1,8 +1,10 @@
-//! Line sinks: `stdout`, `file` and `null`. Each group of jobs is formatted into
-//! one reusable buffer (JSON or text lines, with the producer's service name)
-//! and written with one call, then the buffer is kept for the next group.
+//! Line sinks: `stdout`, `file` and `null`. Records are formatted (JSON or
+//! text lines, with the producer's service name) into a reusable buffer that is
+//! written whenever it reaches 64 KiB, like a `BufWriter`; a group counts as
+//! written when its last bytes are. After a failed write the next attempt
+//! resumes at the first byte not written, so a retry duplicates nothing.
 
-use std::io::Write;
+use std::io::{ErrorKind, Write};
 
 use logbus_format::{write_json, write_text};
 
@@ -10,6 +12,9 @@ use crate::config::Format;
 use crate::queue::Job;
 use crate::sink::file::RotatingFile;
 use crate::sink::Output;
+
+/// Bytes formatted before they are written.
+pub const FLUSH_AT: usize = 64 * 1024;
 
 enum Dest {
     Stdout,
@@ -22,8 +27,12 @@ pub struct LineSink {
     dest: Dest,
     format: Format,
     buf: Vec<u8>,
-    /// Bytes of `buf` already written (a retry resumes there).
+    /// Bytes of `buf` already written.
     done: usize,
+    /// The next record to format: (job, record index in its chunk).
+    next: (usize, usize),
+    /// Standard output was closed by its reader (EPIPE).
+    closed: bool,
 }
 
 impl LineSink {
@@ -46,61 +55,101 @@ impl LineSink {
         LineSink {
             dest,
             format,
-            buf: Vec::with_capacity(1 << 20),
+            buf: Vec::with_capacity(FLUSH_AT + 4096),
             done: 0,
+            next: (0, 0),
+            closed: false,
         }
     }
-}
 
-/// Appends the selected records of `jobs` to `buf` as lines.
-pub fn format_jobs(buf: &mut Vec<u8>, jobs: &[Job], format: Format) {
-    for job in jobs {
-        let c = &job.chunk;
-        for (i, r) in c.selected(job.mask) {
-            match format {
-                Format::Json => write_json(buf, &r, c.service(i)),
-                Format::Text => write_text(buf, &r, c.service(i)),
+    /// Formats records from `self.next` on until the buffer is full or the
+    /// jobs are done. Returns whether anything was formatted.
+    fn fill(&mut self, jobs: &[Job]) -> bool {
+        let (mut j, mut i) = self.next;
+        while let Some(job) = jobs.get(j) {
+            let c = &job.chunk;
+            while let Some(r) = c.batch.get(i) {
+                if self.buf.len() >= FLUSH_AT {
+                    self.next = (j, i);
+                    return true;
+                }
+                if job.mask & (1 << r.level() as u8) != 0 {
+                    match self.format {
+                        Format::Json => write_json(&mut self.buf, &r, c.service(i)),
+                        Format::Text => write_text(&mut self.buf, &r, c.service(i)),
+                    }
+                }
+                i += 1;
             }
+            j += 1;
+            i = 0;
+        }
+        self.next = (j, 0);
+        !self.buf.is_empty()
+    }
+
+    /// Writes `buf[done..]`, advancing `done` by what was written.
+    fn flush_buf(&mut self) -> Result<(), String> {
+        let rest = &self.buf[self.done..];
+        match &mut self.dest {
+            Dest::Null => {
+                self.done = self.buf.len();
+                Ok(())
+            }
+            Dest::Stdout => {
+                let mut out = std::io::stdout().lock();
+                let mut written = 0;
+                let r = loop {
+                    if written == rest.len() {
+                        break Ok(());
+                    }
+                    match out.write(&rest[written..]) {
+                        Ok(0) => break Err(ErrorKind::WriteZero.into()),
+                        Ok(n) => written += n,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    }
+                };
+                self.done += written;
+                r.map_err(|e| {
+                    self.closed |= e.kind() == ErrorKind::BrokenPipe;
+                    format!("cannot write to stdout: {e}")
+                })
+            }
+            Dest::File(f) => match f.write_lines(rest) {
+                Ok(n) => {
+                    self.done += n;
+                    Ok(())
+                }
+                Err((n, e)) => {
+                    self.done += n;
+                    Err(e)
+                }
+            },
         }
     }
 }
 
 impl Output for LineSink {
     fn write(&mut self, jobs: &[Job]) -> Result<(), String> {
-        if self.done == 0 && self.buf.is_empty() {
-            format_jobs(&mut self.buf, jobs, self.format);
-        }
-        let rest = &self.buf[self.done..];
-        let result = match &mut self.dest {
-            Dest::Null => Ok(()),
-            Dest::Stdout => {
-                let mut out = std::io::stdout().lock();
-                let mut written = 0;
-                let r = loop {
-                    if written == rest.len() {
-                        break out.flush();
-                    }
-                    match out.write(&rest[written..]) {
-                        Ok(0) => break Err(std::io::ErrorKind::WriteZero.into()),
-                        Ok(n) => written += n,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(e) => break Err(e),
-                    }
-                };
-                self.done += written;
-                r.map_err(|e| format!("cannot write to stdout: {e}"))
+        loop {
+            if self.done < self.buf.len() {
+                self.flush_buf()?;
             }
-            Dest::File(f) => {
-                let r = f.write_lines(rest);
-                self.done += r.as_ref().map_or_else(|(n, _)| *n, |n| *n);
-                r.map(|_| ()).map_err(|(_, e)| e)
-            }
-        };
-        if result.is_ok() {
             self.buf.clear();
             self.done = 0;
+            if !self.fill(jobs) {
+                break;
+            }
         }
-        result
+        self.next = (0, 0);
+        if let Dest::Stdout = self.dest {
+            std::io::stdout().lock().flush().map_err(|e| {
+                self.closed |= e.kind() == ErrorKind::BrokenPipe;
+                format!("cannot write to stdout: {e}")
+            })?;
+        }
+        Ok(())
     }
 
     fn reopen(&mut self) -> Result<(), String> {
@@ -113,5 +162,10 @@ impl Output for LineSink {
     fn discard(&mut self) {
         self.buf.clear();
         self.done = 0;
+        self.next = (0, 0);
+    }
+
+    fn closed(&self) -> bool {
+        self.closed
     }
 }

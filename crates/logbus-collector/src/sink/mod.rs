@@ -42,6 +42,12 @@ pub trait Output: Send {
     /// Forgets a partly written group that is given up.
     fn discard(&mut self) {}
 
+    /// Whether the destination is gone for good (stdout closed by its reader):
+    /// the collector then shuts down.
+    fn closed(&self) -> bool {
+        false
+    }
+
     /// Records to hand to one [`write`](Self::write).
     fn group_records(&self) -> usize {
         GROUP_RECORDS
@@ -184,6 +190,10 @@ fn run(queue: &SinkQueue, output: &mut dyn Output, reader: &Thread) {
                     // Relaxed: a statistic.
                     stats.errors.fetch_add(1, Ordering::Relaxed);
                     reporter.error(&e);
+                    if output.closed() {
+                        queue.set_broken();
+                        reader.unpark();
+                    }
                     if queue.should_give_up() {
                         output.discard();
                         jobs.clear();
