@@ -743,6 +743,33 @@ impl Stats {
     pub fn level(&self, level: Level) -> &LevelCounts {
         &self.levels[level as usize]
     }
+    /// The first level whose counts do not balance,
+    /// `emitted == delivered + dropped + evicted + torn + unread`, if any.
+    /// A snapshot taken while nobody writes or consumes always balances;
+    /// anything else means a record was lost without being counted.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("logbus-doc-b-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// let ring = logbus_ring::Ring::open(dir.join("ring")).unwrap();
+    /// ring.writer().unwrap().emit(&logbus_ring::Event::new(9, "x")).unwrap();
+    /// assert_eq!(ring.stats().imbalance(), None);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub fn imbalance(&self) -> Option<(Level, LevelCounts)> {
+        Level::ALL
+            .into_iter()
+            .map(|l| (l, self.levels[l as usize]))
+            .find(|(_, c)| {
+                c.emitted
+                    != c.delivered
+                        .wrapping_add(c.dropped)
+                        .wrapping_add(c.evicted)
+                        .wrapping_add(c.torn)
+                        .wrapping_add(c.unread)
+            })
+    }
+
     /// Sum over levels.
     pub fn total(&self) -> LevelCounts {
         let mut t = LevelCounts::default();

@@ -1010,14 +1010,7 @@ mod tests {
         assert_eq!(s.level(Level::Warn).torn, 1);
         assert_eq!(s.level(Level::Error).torn, 1);
         assert_eq!(s.level(Level::Info).evicted, 1);
-        for l in Level::ALL {
-            let k = s.level(l);
-            assert_eq!(
-                k.emitted,
-                k.delivered + k.dropped + k.evicted + k.torn + k.unread,
-                "{l}"
-            );
-        }
+        assert_eq!(s.imbalance(), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -286,14 +286,7 @@ fn a_full_lane_keeps_every_protected_record_and_evicts_every_lower_one_first() {
     assert_eq!(s.level(Level::Info).evicted, 300);
     assert_eq!(s.level(Level::Warn).evicted, 0);
     assert_eq!(s.level(Level::Error).dropped, dropped as u64);
-    for l in Level::ALL {
-        let c = s.level(l);
-        assert_eq!(
-            c.emitted,
-            c.delivered + c.dropped + c.evicted + c.torn + c.unread,
-            "{l}"
-        );
-    }
+    assert_eq!(s.imbalance(), None);
     // Every WARN, then every ERROR written, each in emit order.
     let mut c = Consumer::acquire(&ring).unwrap();
     let got: Vec<String> = drain(&mut c).into_iter().map(|r| r.1).collect();
