@@ -39,8 +39,97 @@ fn main() {
             Path::new(&args[4]),
             args[5].parse().expect("expect"),
         ),
+        Some("components") => components(),
         other => bench(other.map_or(5_000_000, |n| n.parse().expect("records per producer"))),
     }
+}
+
+/// The bench record: INFO, target `bench::http`, message `request handled`,
+/// fields `request_id` (u64), `path` (string), `latency_ms` (f64).
+fn emit_bench_record(w: &mut logbus_ring::LaneWriter, i: u64) -> Emitted {
+    let fields = [
+        Field {
+            key: "request_id",
+            value: Value::U64(i),
+        },
+        Field {
+            key: "path",
+            value: Value::Str("/api/v1/orders"),
+        },
+        Field {
+            key: "latency_ms",
+            value: Value::F64(12.5),
+        },
+    ];
+    let ev = Event {
+        target: "bench::http",
+        fields: &fields,
+        ..Event::new(9, "request handled")
+    };
+    w.emit(&ev).expect("emit")
+}
+
+/// Single-threaded cost of each stage, warm (memory touched before timing):
+/// emit, poll (copy out + validate), write_json into a reused buffer.
+fn components() {
+    use logbus_ring::{Batch, Consumer};
+    let dir = if Path::new("/dev/shm").is_dir() {
+        "/dev/shm"
+    } else {
+        "/tmp"
+    };
+    let path = PathBuf::from(dir).join(format!("logbus-bench-comp-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let ring = Ring::create(
+        &path,
+        &RingOptions {
+            slots: 1 << 16,
+            lanes: 1,
+            ..RingOptions::default()
+        },
+    )
+    .expect("ring");
+    let mut w = ring.writer().expect("lane");
+    let mut consumer = Consumer::acquire(&ring).expect("consumer");
+    let mut batch = Batch::new();
+    let mut out = Vec::with_capacity(1 << 20);
+    let per_round = 16_384u64; // a quarter of the lane: below the INFO watermark
+    let (mut t_emit, mut t_poll, mut t_fmt, mut n) = (0f64, 0f64, 0f64, 0u64);
+    for round in 0..200 {
+        let t = Instant::now();
+        for i in 0..per_round {
+            assert!(matches!(
+                emit_bench_record(&mut w, i),
+                Emitted::Written { .. }
+            ));
+        }
+        let e = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let got = consumer.poll(&mut batch, per_round as usize);
+        let p = t.elapsed().as_secs_f64();
+        assert_eq!(got as u64, per_round);
+        let t = Instant::now();
+        out.clear();
+        for r in batch.iter() {
+            logbus_format::write_json(&mut out, &r, Some("bench-service"));
+        }
+        let f = t.elapsed().as_secs_f64();
+        consumer.commit_all();
+        if round >= 20 {
+            // The first rounds touch the memory.
+            (t_emit, t_poll, t_fmt, n) = (t_emit + e, t_poll + p, t_fmt + f, n + per_round);
+        }
+    }
+    let ns = |t: f64| t * 1e9 / n as f64;
+    println!(
+        "stages, one thread, warm: emit {:.1} ns, poll {:.1} ns, write_json {:.1} ns per record ({} B lines)",
+        ns(t_emit),
+        ns(t_poll),
+        ns(t_fmt),
+        out.len() / per_round as usize
+    );
+    drop(consumer);
+    let _ = std::fs::remove_file(&path);
 }
 
 /// Producer process: `count` records, retried (after a yield) when refused.
@@ -58,26 +147,7 @@ fn produce(ring: &Path, count: u64) {
     let mut w = ring.writer().expect("lane");
     w.set_resource(tag);
     for i in 0..count {
-        let fields = [
-            Field {
-                key: "request_id",
-                value: Value::U64(i),
-            },
-            Field {
-                key: "path",
-                value: Value::Str("/api/v1/orders"),
-            },
-            Field {
-                key: "latency_ms",
-                value: Value::F64(12.5),
-            },
-        ];
-        let ev = Event {
-            target: "bench::http",
-            fields: &fields,
-            ..Event::new(9, "request handled")
-        };
-        while let Ok(Emitted::Dropped) = w.emit(&ev) {
+        while let Emitted::Dropped = emit_bench_record(&mut w, i) {
             std::thread::yield_now();
         }
     }
@@ -233,6 +303,7 @@ fn bench(per_producer: u64) {
     } else {
         "/tmp"
     });
+    components();
     println!("records per producer: {per_producer}; ring: 4 lanes x 256 Ki slots of 256 B");
     println!(
         "{:<10} {:<6} {:>14} {:>12} {:>16} {:>8}",

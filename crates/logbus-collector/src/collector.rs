@@ -30,6 +30,8 @@ use crate::stats::{status_path, write_atomic, Registry, SinkStats};
 const POLL_PER_LANE: usize = 1024;
 /// Most records claimed per poll.
 const POLL_MAX: usize = 1 << 14;
+/// Fewest records worth a poll when the sinks are nearly full.
+const MIN_POLL: usize = 64;
 /// Chunks kept for reuse.
 const POOL: usize = 8;
 /// Idle polls that only spin before the reader starts sleeping.
@@ -268,7 +270,8 @@ impl Collector {
             if control.shutdown_requested() || self.output_gone() {
                 return self.shutdown();
             }
-            let got = self.poll_once();
+            let polled = self.poll_once();
+            let got = polled.unwrap_or(0);
             self.commit_finished();
             let now = Instant::now();
             if now.duration_since(last_stall_check) >= Duration::from_millis(50) {
@@ -284,7 +287,11 @@ impl Collector {
                 }
                 self.write_status();
             }
-            if got > 0 {
+            if polled.is_none() {
+                // Every sink is behind: wait for one to finish a group (it
+                // unparks us), without spinning.
+                std::thread::park_timeout(MAX_IDLE_SLEEP);
+            } else if got > 0 {
                 idle = 0;
             } else {
                 idle = idle.saturating_add(1);
@@ -301,14 +308,30 @@ impl Collector {
     }
 
     /// Polls one batch and hands it to the sinks. Returns the records polled.
-    fn poll_once(&mut self) -> usize {
-        let mut chunk = self.pool.pop().unwrap_or_default();
+    ///
+    /// Reads no more than the roomiest sink queue can take: when every sink is
+    /// behind, records stay in the ring (whose own overflow policy then
+    /// applies, protecting WARN and above) instead of being copied out only to
+    /// be dropped. A sink slower than the others still drops (and counts) its
+    /// own records, so that it delays no other sink.
+    /// `None` when no sink has room.
+    fn poll_once(&mut self) -> Option<usize> {
         let lanes = self.ring.geometry().lanes as usize;
-        let max = (POLL_PER_LANE * lanes).min(POLL_MAX);
+        let room = self
+            .sinks
+            .iter()
+            .map(|s| s.queue.room())
+            .max()
+            .unwrap_or(usize::MAX);
+        if room < MIN_POLL {
+            return None;
+        }
+        let max = (POLL_PER_LANE * lanes).min(POLL_MAX).min(room);
+        let mut chunk = self.pool.pop().unwrap_or_default();
         let n = self.consumer.poll(&mut chunk.batch, max);
         if n == 0 {
             self.pool.push(chunk);
-            return 0;
+            return Some(0);
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -321,7 +344,7 @@ impl Collector {
             });
         }
         self.pending.push_back(Pending { chunk });
-        n
+        Some(n)
     }
 
     /// The oldest chunk some sink still holds.
@@ -484,7 +507,12 @@ impl Collector {
     fn shutdown(&mut self) -> Summary {
         let deadline = Instant::now() + self.config.shutdown_timeout;
         // Read everything published so far (bounded: producers may go on).
-        while Instant::now() < deadline && self.poll_once() > 0 {
+        while Instant::now() < deadline {
+            match self.poll_once() {
+                Some(0) => break,
+                Some(_) => {}
+                None => std::thread::park_timeout(Duration::from_millis(10)),
+            }
             self.commit_finished();
         }
         for s in self.sinks.iter().chain(&self.retiring) {

@@ -374,6 +374,17 @@ impl SinkQueue {
         Some(dropped)
     }
 
+    /// Records the queue can still take without dropping any (unbounded when
+    /// stalled or closed: such a queue takes nothing but drops at once).
+    pub fn room(&self) -> usize {
+        let st = self.lock();
+        if st.stalled || st.closed {
+            usize::MAX
+        } else {
+            self.capacity.saturating_sub(st.queued)
+        }
+    }
+
     /// Whether the sink is stalled.
     pub fn is_stalled(&self) -> bool {
         self.lock().stalled
