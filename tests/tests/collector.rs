@@ -748,6 +748,7 @@ path = "{}"
         .collect();
     assert_exactly_once(&numbers(&wait_lines(&out, 30000)), &expect);
     c.wait_stderr("stall report", "stalled");
+    c.wait_stderr("drop report", "sink \"stuck\" dropped");
     wait_for("stuck sink's drops counted", LONG, || {
         let s = sink_status(&ring, "stuck");
         let dropped = s["dropped"]["INFO"].as_u64().unwrap();

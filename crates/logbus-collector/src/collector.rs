@@ -10,7 +10,7 @@
 //! record of that lane. A collector killed at any point therefore resumes, on
 //! restart, at records some sink may have written but none has lost.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -30,6 +30,8 @@ use crate::stats::{status_path, write_atomic, Registry, SinkStats};
 const POLL_PER_LANE: usize = 1024;
 /// Most records claimed per poll.
 const POLL_MAX: usize = 1 << 14;
+/// At most one line about a sink's drops this often.
+const DROP_REPORT_EVERY: Duration = Duration::from_secs(10);
 /// Fewest records worth a poll when the sinks are nearly full.
 const MIN_POLL: usize = 64;
 /// Chunks kept for reuse.
@@ -139,6 +141,8 @@ pub struct Collector {
     status_file: PathBuf,
     reader: Thread,
     lane_ends: Vec<u64>,
+    /// Per sink name: drops already reported, and when.
+    drops_reported: HashMap<String, (u64, Option<Instant>)>,
 }
 
 impl Collector {
@@ -170,6 +174,7 @@ impl Collector {
             status_file: status_path(ring.path()),
             reader,
             lane_ends: vec![0; ring.geometry().lanes as usize],
+            drops_reported: HashMap::new(),
             config: Config {
                 sinks: Vec::new(),
                 ..config.clone()
@@ -212,10 +217,13 @@ impl Collector {
                 }
                 let output = sink::open_output(cfg).map_err(StartError::Sink)?;
                 let predecessor = old.iter().find(|o| o.config.name == cfg.name);
-                let stats = predecessor.map_or_else(
-                    || Arc::new(SinkStats::new(&cfg.name, cfg.kind.type_name())),
-                    |p| p.queue.stats.clone(),
-                );
+                // Counters carry over to a sink of the same name and type.
+                let stats = predecessor
+                    .filter(|p| p.queue.stats.kind == cfg.kind.type_name())
+                    .map_or_else(
+                        || Arc::new(SinkStats::new(&cfg.name, cfg.kind.type_name())),
+                        |p| p.queue.stats.clone(),
+                    );
                 let queue = Arc::new(SinkQueue::new(
                     cfg.queue,
                     cfg.stall_timeout,
@@ -286,6 +294,7 @@ impl Collector {
                     self.consumer.reap_dead_lanes();
                 }
                 self.write_status();
+                self.report_drops(now);
             }
             if polled.is_none() {
                 // Every sink is behind: wait for one to finish a group (it
@@ -415,6 +424,28 @@ impl Collector {
                      dropping its records ({n} so far) until it recovers",
                     s.config.name, s.config.stall_timeout
                 );
+            }
+        }
+    }
+
+    /// One stderr line per sink per 10 s when it dropped records meanwhile.
+    fn report_drops(&mut self, now: Instant) {
+        for s in &self.sinks {
+            let stats = &s.queue.stats;
+            let total = stats.dropped_total();
+            let (seen, at) = self
+                .drops_reported
+                .entry(stats.name.clone())
+                .or_insert((0, None));
+            let due = at.is_none_or(|t| now.duration_since(t) >= DROP_REPORT_EVERY);
+            if total > *seen && due {
+                eprintln!(
+                    "logbus-collector: sink \"{}\" dropped {} records (queue full or stalled; {} in all)",
+                    stats.name,
+                    total - *seen,
+                    total
+                );
+                (*seen, *at) = (total, Some(now));
             }
         }
     }
