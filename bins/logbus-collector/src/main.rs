@@ -48,7 +48,22 @@ fn main() -> ExitCode {
         eprintln!("logbus-collector: internal error: {msg}{at}");
         std::process::exit(70);
     }));
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // One line: clap's first line, without its usage block.
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("bad arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("logbus-collector: {first} (see --help)");
+            return ExitCode::from(2);
+        }
+    };
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -75,7 +90,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         (Some(p), _) | (None, Some(p)) => p.clone(),
         (None, None) => ring_path(None),
     };
-    let ring = Ring::open(&path)?;
+    // The error's line already names its cause: keep it, not its source chain.
+    let ring = Ring::open(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut collector = Collector::new(&ring, config.clone(), args.config.clone())?;
 
     if let Some(addr) = &args.metrics {

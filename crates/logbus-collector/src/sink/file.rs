@@ -148,3 +148,40 @@ impl RotatingFile {
         Ok(done)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotates_at_line_boundaries_and_keeps_n() {
+        let dir = std::env::temp_dir().join(format!(
+            "logbus-rot-{}-{}",
+            std::process::id(),
+            logbus_ring::now_ns()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f.log");
+        let mut f = RotatingFile::open(&path, Some(25), 2).unwrap();
+        // Ten 9-byte lines: two per file (a third would pass 25 bytes).
+        let lines: Vec<u8> = (0..10)
+            .flat_map(|i| format!("line-{i:03}\n").into_bytes())
+            .collect();
+        assert_eq!(f.write_lines(&lines), Ok(90));
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+        assert_eq!(read(&path), "line-008\nline-009\n");
+        assert_eq!(read(&numbered(&path, 1)), "line-006\nline-007\n");
+        assert_eq!(read(&numbered(&path, 2)), "line-004\nline-005\n");
+        assert!(!numbered(&path, 3).exists());
+        // A line longer than max_bytes gets a file of its own.
+        let long = format!("{}\n", "x".repeat(40));
+        assert_eq!(f.write_lines(long.as_bytes()), Ok(41));
+        assert_eq!(read(&path), long);
+        // Reopen after an external rename starts a new file.
+        std::fs::rename(&path, dir.join("moved")).unwrap();
+        f.reopen().unwrap();
+        assert_eq!(f.write_lines(b"after\n"), Ok(6));
+        assert_eq!(read(&path), "after\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
