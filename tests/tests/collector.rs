@@ -976,3 +976,29 @@ fn closed_stdout_shuts_the_collector_down() {
     assert!(err.contains("output closed; shutting down"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn producers_gone_before_the_collector_starts_keep_their_service() {
+    // Three short-lived producers, one after the other, each exiting before
+    // any collector runs: each later one must not take over (and so hide) the
+    // resource entry of an earlier one whose records are still unread.
+    let dir = TempDir::new("coll-gone");
+    let ring = dir.path("ring");
+    for svc in ["svc-1", "svc-2", "svc-3"] {
+        finish(producer(
+            &ring,
+            svc,
+            5,
+            &["--level", "info", "--service", svc],
+        ));
+    }
+    let mut c = Collector::start(&dir, "c", &["--ring", ring.to_str().unwrap()]);
+    let out = wait_lines(&c.stdout, 15);
+    assert!(c.stop().success());
+    for line in out {
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let msg = v["msg"].as_str().unwrap();
+        let svc = &msg[..5];
+        assert_eq!(v["service"], svc, "{line}");
+    }
+}

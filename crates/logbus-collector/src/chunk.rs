@@ -135,24 +135,45 @@ impl Resolver {
         if let Some(o) = self.cache.get(&(tag, pid)) {
             return o.clone();
         }
-        let found = self.ring.resource(tag, pid).map(|resource| {
-            self.next_id += 1;
-            Arc::new(Origin {
-                id: self.next_id,
-                resource,
-            })
-        });
+        let found = self
+            .ring
+            .resource(tag, pid)
+            .map(|resource| self.origin(resource));
         self.cache.insert((tag, pid), found.clone());
         found
     }
 
-    /// Forgets cached entries (called about once a second): a pid can be
-    /// reused and an entry rewritten, and a miss may have been a half-written
-    /// entry.
+    fn origin(&mut self, resource: Resource) -> Arc<Origin> {
+        self.next_id += 1;
+        Arc::new(Origin {
+            id: self.next_id,
+            resource,
+        })
+    }
+
+    /// Called about once a second and when idle: learns every entry of the
+    /// ring's resource table, so that a process's resource is known before its
+    /// entry can be reused by another (its records may still be unread), and
+    /// forgets misses (a miss may have been a half-written entry). Entries of
+    /// processes long gone stay, up to a bound.
     pub(crate) fn refresh(&mut self) {
-        self.cache.clear();
+        self.cache.retain(|_, o| o.is_some());
+        if self.cache.len() > MAX_CACHED {
+            self.cache.clear();
+        }
+        for (tag, resource) in self.ring.resources() {
+            let key = (tag, resource.pid);
+            let known = self.cache.get(&key).and_then(|o| o.as_ref());
+            if known.is_none_or(|o| o.resource != resource) {
+                let origin = self.origin(resource);
+                self.cache.insert(key, Some(origin));
+            }
+        }
     }
 }
+
+/// Resources remembered at most (each a few hundred bytes).
+const MAX_CACHED: usize = 4096;
 
 /// The level bit of `level` in a sink mask.
 pub(crate) fn bit(level: Level) -> u8 {

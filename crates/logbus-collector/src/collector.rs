@@ -286,10 +286,12 @@ impl Collector {
                 last_stall_check = now;
                 self.check_stalls();
                 self.reap_retired();
+                // Often enough to learn a short-lived producer's resource before
+                // its table entry can go to another process.
+                self.resolver.refresh();
             }
             if now.duration_since(last_second) >= Duration::from_secs(1) {
                 last_second = now;
-                self.resolver.refresh();
                 if got == 0 {
                     self.consumer.reap_dead_lanes();
                 }

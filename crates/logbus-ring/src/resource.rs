@@ -7,14 +7,19 @@
 //! 0   state u32 (atomic): 0 empty, 1 being written, 2 ready
 //! 4   pid u32
 //! 8   generation u64 (atomic): bumped on every (re)write
-//! 16  service, version, host, command: each u16 length + UTF-8 bytes (496 bytes in all)
+//! 16  registered_ns u64: when the entry was last written
+//! 24  service, version, host, command: each u16 length + UTF-8 bytes (488 bytes in all)
 //! ```
 //!
 //! A producer process takes a free entry by locking its byte (held while its
 //! ring handle lives), writes it seqlock-style (state 1, contents, generation+1,
 //! state 2 with Release) and tags its records with `index + 1`. A reader checks
 //! that the record's pid is the entry's pid: an entry reused after its process
-//! died never resolves records of another process.
+//! died never resolves records of another process. To keep a dead process's
+//! entry readable for as long as possible (its records may still be unread),
+//! a new process takes a never-used entry first, else the one whose owner
+//! registered longest ago; a consumer should also snapshot the table now and
+//! then ([`Ring::resources`]) to remember entries before they are reused.
 
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
@@ -24,7 +29,7 @@ use crate::lock;
 use crate::record::copy_shared;
 use crate::ring::Ring;
 
-const BODY: usize = RESOURCE_BYTES - 16;
+const BODY: usize = RESOURCE_BYTES - 24;
 
 /// What a producer process says about itself.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -55,7 +60,18 @@ impl Ring {
     /// [`LaneError::Forked`] in a child of the opener.
     pub fn register_resource(&self, resource: &Resource) -> Result<u8, LaneError> {
         let fd = self.fd().ok_or(LaneError::Forked)?;
-        for i in 0..RESOURCES {
+        // Never-used entries first, then the longest-registered ones.
+        let mut order: Vec<(u64, usize)> = (0..RESOURCES)
+            .map(|i| {
+                let base = entry(i);
+                // Relaxed: only a preference; the lock decides ownership.
+                let used = self.u32_at(base).load(Ordering::Relaxed) != 0;
+                let since = self.u64_at(base + 16).load(Ordering::Relaxed);
+                (if used { since.max(1) } else { 0 }, i)
+            })
+            .collect();
+        order.sort_unstable();
+        for (_, i) in order {
             let held = &self.inner.resources_held[i];
             if held
                 .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
@@ -101,7 +117,8 @@ impl Ring {
         unsafe {
             let p = self.base().add(base);
             (p.add(4) as *mut u32).write_volatile(std::process::id());
-            std::ptr::copy_nonoverlapping(body.as_ptr(), p.add(16), body.len());
+            (p.add(16) as *mut u64).write_volatile(crate::clock::now_ns());
+            std::ptr::copy_nonoverlapping(body.as_ptr(), p.add(24), body.len());
         }
         generation.fetch_add(1, Ordering::Relaxed);
         // Release: the contents above happen before a reader's Acquire load of 2.
@@ -112,6 +129,19 @@ impl Ring {
     /// and belongs to `pid`. `None` for tag 0, a foreign or half-written entry.
     pub fn resource(&self, tag: u8, pid: u32) -> Option<Resource> {
         let i = (tag as usize).checked_sub(1).filter(|&i| i < RESOURCES)?;
+        self.read_entry(i).filter(|r| r.pid == pid)
+    }
+
+    /// Every ready entry of the resource table, as `(tag, resource)`. A
+    /// consumer that snapshots the table now and then can still resolve the
+    /// records of a process whose entry was since reused by another.
+    pub fn resources(&self) -> Vec<(u8, Resource)> {
+        (0..RESOURCES)
+            .filter_map(|i| Some((i as u8 + 1, self.read_entry(i)?)))
+            .collect()
+    }
+
+    fn read_entry(&self, i: usize) -> Option<Resource> {
         let base = entry(i);
         let state = self.u32_at(base);
         let generation: &AtomicU64 = self.u64_at(base + 8);
@@ -127,11 +157,8 @@ impl Ring {
         if state.load(Ordering::Relaxed) != 2 || generation.load(Ordering::Relaxed) != g {
             return None;
         }
-        let entry_pid = u32::from_le_bytes(raw[4..8].try_into().ok()?);
-        if entry_pid != pid {
-            return None;
-        }
-        let mut rest = &raw[16..];
+        let pid = u32::from_le_bytes(raw[4..8].try_into().ok()?);
+        let mut rest = &raw[24..];
         let mut next = || -> Option<String> {
             let n = u16::from_le_bytes([*rest.first()?, *rest.get(1)?]) as usize;
             let s = std::str::from_utf8(rest.get(2..2 + n)?).ok()?.to_string();

@@ -303,3 +303,37 @@ fn a_full_lane_keeps_every_protected_record_and_evicts_every_lower_one_first() {
     want.extend((0..written).map(|i| format!("e{i}")));
     assert_eq!(got, want);
 }
+
+#[test]
+fn resources_resolve_by_tag_and_pid_and_new_processes_take_unused_entries_first() {
+    let dir = TempDir::new("res");
+    let ring = Ring::open_with(dir.path("r"), &small()).unwrap();
+    let me = Resource {
+        service: "billing".into(),
+        version: "1.2".into(),
+        host: "h1".into(),
+        command: "billing --serve".into(),
+        ..Resource::default()
+    };
+    let tag = ring.register_resource(&me).unwrap();
+    let got = ring.resource(tag, std::process::id()).unwrap();
+    assert_eq!(
+        (got.service.as_str(), got.command.as_str()),
+        ("billing", "billing --serve")
+    );
+    assert_eq!(
+        ring.resource(tag, std::process::id() + 1),
+        None,
+        "another pid's records never resolve"
+    );
+    assert_eq!(ring.resource(0, std::process::id()), None);
+    // A second handle (as another process would) gets another entry, even
+    // once the first is released: released entries are reused last.
+    drop(ring);
+    let ring = Ring::open_existing(dir.path("r")).unwrap();
+    let tag2 = ring.register_resource(&me).unwrap();
+    assert_ne!(tag2, tag);
+    let all = ring.resources();
+    assert_eq!(all.len(), 2);
+    assert!(all.iter().any(|(t, r)| *t == tag && r.service == "billing"));
+}
