@@ -19,7 +19,8 @@
 //!
 //! Text form: `time LEVEL target: message trace_id=… span_id=… key=value …`.
 //!
-//! Both writers append to a `Vec<u8>` and allocate nothing else.
+//! Both writers append to a `Vec<u8>` (growing it at most once per record)
+//! and allocate nothing else.
 //!
 //! ```
 //! # let dir = std::env::temp_dir().join(format!("logbus-fmt-doc-{}", std::process::id()));
@@ -37,190 +38,394 @@
 //! ```
 #![deny(missing_docs)]
 
+use std::cell::Cell;
+
 use logbus_ring::{RecordRef, Value};
+
+/// Writes into a `Vec<u8>` whose capacity was reserved up front, without a
+/// capacity check (or a `memcpy` call for short pieces) per piece: the
+/// collector formats millions of records a second and those checks and calls
+/// were most of the cost.
+struct Out {
+    ptr: *mut u8,
+    #[cfg(debug_assertions)]
+    end: *mut u8,
+}
+
+impl Out {
+    /// # Safety
+    /// `out` must have at least `bound` bytes of spare capacity, and every
+    /// write through the returned `Out` must stay within them.
+    unsafe fn new(out: &mut Vec<u8>, bound: usize) -> Out {
+        out.reserve(bound);
+        let ptr = out.as_mut_ptr().add(out.len());
+        Out {
+            ptr,
+            #[cfg(debug_assertions)]
+            end: ptr.add(bound),
+        }
+    }
+
+    /// Sets the length of `out` to cover everything written.
+    ///
+    /// # Safety
+    /// `self` came from `Out::new(out, _)` and `out` was not touched since.
+    unsafe fn finish(self, out: &mut Vec<u8>) {
+        let len = self.ptr.offset_from(out.as_ptr()) as usize;
+        out.set_len(len);
+    }
+
+    #[inline(always)]
+    fn put(&mut self, bytes: &[u8]) {
+        #[cfg(debug_assertions)]
+        assert!(
+            self.ptr as usize + bytes.len() <= self.end as usize,
+            "format bound"
+        );
+        // SAFETY: `new`'s contract: the reserved bound covers every write (the
+        // bound is computed from the record's size in `json_bound`).
+        unsafe {
+            copy_small(bytes.as_ptr(), self.ptr, bytes.len());
+            self.ptr = self.ptr.add(bytes.len());
+        }
+    }
+
+    #[inline(always)]
+    fn byte(&mut self, b: u8) {
+        self.put(&[b]);
+    }
+}
+
+/// `copy_nonoverlapping` with short lengths done inline.
+///
+/// # Safety
+/// As `copy_nonoverlapping`.
+#[inline(always)]
+unsafe fn copy_small(src: *const u8, dst: *mut u8, len: usize) {
+    if len > 16 {
+        std::ptr::copy_nonoverlapping(src, dst, len);
+    } else if len >= 8 {
+        let a = (src as *const u64).read_unaligned();
+        let b = (src.add(len - 8) as *const u64).read_unaligned();
+        (dst as *mut u64).write_unaligned(a);
+        (dst.add(len - 8) as *mut u64).write_unaligned(b);
+    } else if len >= 4 {
+        let a = (src as *const u32).read_unaligned();
+        let b = (src.add(len - 4) as *const u32).read_unaligned();
+        (dst as *mut u32).write_unaligned(a);
+        (dst.add(len - 4) as *mut u32).write_unaligned(b);
+    } else {
+        for i in 0..len {
+            *dst.add(i) = *src.add(i);
+        }
+    }
+}
+
+/// An upper bound of the bytes `write_json` or `write_text` appends for `r`:
+/// every string byte may become a 6-byte `\u00XX`, every field adds at most
+/// 32 bytes of punctuation and number, and the fixed parts take under 400.
+fn json_bound(r: &RecordRef<'_>, service: Option<&str>) -> usize {
+    400 + 6 * (r.payload_len() + service.map_or(0, str::len)) + 40 * r.field_count()
+}
 
 /// Appends `r` as one JSON object and a newline.
 pub fn write_json(out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option<&str>) {
-    out.extend_from_slice(b"{\"time\":\"");
-    write_rfc3339(out, r.time_ns());
-    out.extend_from_slice(b"\",\"level\":\"");
-    out.extend_from_slice(r.level().name().as_bytes());
-    out.extend_from_slice(b"\",\"severity\":");
-    write_int(out, r.severity());
-    out.extend_from_slice(b",\"target\":");
-    write_json_str(out, r.target());
-    out.extend_from_slice(b",\"msg\":");
-    write_json_str(out, r.message());
-    out.extend_from_slice(b",\"pid\":");
-    write_int(out, r.pid());
-    out.extend_from_slice(b",\"tid\":");
-    write_int(out, r.tid());
-    out.extend_from_slice(b",\"seq\":");
-    write_int(out, r.seq());
+    // SAFETY: `json_bound` bounds everything written below.
+    let mut w = unsafe { Out::new(out, json_bound(r, service)) };
+    w.put(b"{\"time\":\"");
+    put_rfc3339(&mut w, r.time_ns());
+    w.put(b"\",\"level\":\"");
+    w.put(r.level().name().as_bytes());
+    w.put(b"\",\"severity\":");
+    put_int(&mut w, r.severity());
+    w.put(b",\"target\":");
+    put_json_str(&mut w, r.target());
+    w.put(b",\"msg\":");
+    put_json_str(&mut w, r.message());
+    w.put(b",\"pid\":");
+    put_int(&mut w, r.pid());
+    w.put(b",\"tid\":");
+    put_int(&mut w, r.tid());
+    w.put(b",\"seq\":");
+    put_int(&mut w, r.seq());
     if let Some(t) = r.trace_id() {
-        out.extend_from_slice(b",\"trace_id\":\"");
-        write_hex(out, &t);
-        out.push(b'"');
+        w.put(b",\"trace_id\":\"");
+        put_hex(&mut w, &t);
+        w.byte(b'"');
     }
     if let Some(s) = r.span_id() {
-        out.extend_from_slice(b",\"span_id\":\"");
-        write_hex(out, &s);
-        out.push(b'"');
+        w.put(b",\"span_id\":\"");
+        put_hex(&mut w, &s);
+        w.byte(b'"');
     }
     if let Some(s) = service {
-        out.extend_from_slice(b",\"service\":");
-        write_json_str(out, s);
+        w.put(b",\"service\":");
+        put_json_str(&mut w, s);
     }
     let mut first = true;
     for (k, v) in r.fields() {
-        out.extend_from_slice(if first { b",\"fields\":{" } else { b"," });
+        w.put(if first { b",\"fields\":{" } else { b"," });
         first = false;
-        write_json_str(out, k);
-        out.push(b':');
-        write_json_value(out, v);
+        put_json_str(&mut w, k);
+        w.byte(b':');
+        put_json_value(&mut w, v);
     }
     if !first {
-        out.push(b'}');
+        w.byte(b'}');
     }
     if r.truncated() {
-        out.extend_from_slice(b",\"truncated\":true");
+        w.put(b",\"truncated\":true");
     }
-    out.extend_from_slice(b"}\n");
+    w.put(b"}\n");
+    // SAFETY: `w` was made from `out` above, which was not touched since.
+    unsafe { w.finish(out) };
 }
 
 /// Appends `r` as one readable line and a newline.
 pub fn write_text(out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option<&str>) {
-    write_rfc3339(out, r.time_ns());
-    out.push(b' ');
+    // SAFETY: the text form is never longer than the JSON form's bound.
+    let mut w = unsafe { Out::new(out, json_bound(r, service)) };
+    put_rfc3339(&mut w, r.time_ns());
+    w.byte(b' ');
     let name = r.level().name();
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(&b"      "[..6 - name.len()]);
+    w.put(name.as_bytes());
+    w.put(&b"      "[..6 - name.len()]);
     if let Some(s) = service {
-        out.push(b'[');
-        out.extend_from_slice(s.as_bytes());
-        out.extend_from_slice(b"] ");
+        w.byte(b'[');
+        put_text_clean(&mut w, s);
+        w.put(b"] ");
     }
     if !r.target().is_empty() {
-        out.extend_from_slice(r.target().as_bytes());
-        out.extend_from_slice(b": ");
+        put_text_clean(&mut w, r.target());
+        w.put(b": ");
     }
-    write_text_clean(out, r.message());
+    put_text_clean(&mut w, r.message());
     if let Some(t) = r.trace_id() {
-        out.extend_from_slice(b" trace_id=");
-        write_hex(out, &t);
+        w.put(b" trace_id=");
+        put_hex(&mut w, &t);
     }
     if let Some(s) = r.span_id() {
-        out.extend_from_slice(b" span_id=");
-        write_hex(out, &s);
+        w.put(b" span_id=");
+        put_hex(&mut w, &s);
     }
     for (k, v) in r.fields() {
-        out.push(b' ');
-        write_text_clean(out, k);
-        out.push(b'=');
+        w.byte(b' ');
+        put_text_clean(&mut w, k);
+        w.byte(b'=');
         match v {
             Value::Str(s)
                 if s.is_empty() || s.bytes().any(|b| b <= b' ' || b == b'"' || b == b'=') =>
             {
-                write_json_str(out, s)
+                put_json_str(&mut w, s)
             }
-            Value::Str(s) => out.extend_from_slice(s.as_bytes()),
-            other => write_json_value(out, other),
+            Value::Str(s) => put_text_clean(&mut w, s),
+            other => put_json_value(&mut w, other),
         }
     }
     if r.truncated() {
-        out.extend_from_slice(b" (truncated)");
+        w.put(b" (truncated)");
     }
-    out.push(b'\n');
+    w.byte(b'\n');
+    // SAFETY: as in `write_json`.
+    unsafe { w.finish(out) };
 }
 
 /// Control characters (a newline in a message, say) would break the one-line
-/// form: write them escaped as in JSON.
-fn write_text_clean(out: &mut Vec<u8>, s: &str) {
+/// form: write them escaped as in JSON, without the quotes.
+fn put_text_clean(w: &mut Out, s: &str) {
     if s.bytes().any(|b| b < b' ' || b == 0x7f) {
-        let mut tmp = Vec::with_capacity(s.len() + 8);
-        write_json_str(&mut tmp, s);
-        out.extend_from_slice(&tmp[1..tmp.len() - 1]);
+        put_escaped(w, s.as_bytes(), false);
     } else {
-        out.extend_from_slice(s.as_bytes());
+        w.put(s.as_bytes());
     }
 }
 
-fn write_int(out: &mut Vec<u8>, v: impl itoa::Integer) {
-    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+#[inline]
+fn put_int(w: &mut Out, v: impl itoa::Integer) {
+    w.put(itoa::Buffer::new().format(v).as_bytes());
 }
 
-/// Appends a JSON value for a field value (non-finite floats as strings).
-pub fn write_json_value(out: &mut Vec<u8>, v: Value<'_>) {
+fn put_json_value(w: &mut Out, v: Value<'_>) {
     match v {
-        Value::Str(s) => write_json_str(out, s),
-        Value::I64(i) => write_int(out, i),
-        Value::U64(u) => write_int(out, u),
-        Value::F64(f) if f.is_finite() => {
-            out.extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes())
-        }
-        Value::F64(f) => {
-            out.push(b'"');
-            out.extend_from_slice(if f.is_nan() {
-                b"NaN"
-            } else if f > 0.0 {
-                b"inf"
-            } else {
-                b"-inf"
-            });
-            out.push(b'"');
-        }
-        Value::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+        Value::Str(s) => put_json_str(w, s),
+        Value::I64(i) => put_int(w, i),
+        Value::U64(u) => put_int(w, u),
+        Value::F64(f) if f.is_finite() => w.put(ryu::Buffer::new().format_finite(f).as_bytes()),
+        Value::F64(f) => w.put(if f.is_nan() {
+            b"\"NaN\""
+        } else if f > 0.0 {
+            b"\"inf\""
+        } else {
+            b"\"-inf\""
+        }),
+        Value::Bool(b) => w.put(if b { b"true" } else { b"false" }),
     }
+}
+
+/// Whether any of the 8 bytes of `x` needs escaping in JSON: below 0x20,
+/// `"` (0x22), `\` (0x5c) or DEL (0x7f). Bytes >= 0x80 (UTF-8) do not.
+#[inline(always)]
+fn word_needs_escape(x: u64) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let zero_in = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    let below_space = x.wrapping_sub(LO * 0x20) & !x & HI;
+    (below_space | zero_in(x ^ (LO * 0x22)) | zero_in(x ^ (LO * 0x5c)) | zero_in(x ^ (LO * 0x7f)))
+        != 0
+}
+
+#[inline]
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f
+}
+
+/// Appends `s` as a JSON string literal.
+#[inline]
+fn put_json_str(w: &mut Out, s: &str) {
+    w.byte(b'"');
+    let bytes = s.as_bytes();
+    // Most strings need no escaping: check 8 bytes at a time, copy in one go.
+    let words = bytes.chunks_exact(8);
+    let tail = words.remainder();
+    let clean = words
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+        .all(|x| !word_needs_escape(x))
+        && !tail.iter().any(|&b| needs_escape(b));
+    if clean {
+        w.put(bytes);
+    } else {
+        put_escaped(w, bytes, true);
+    }
+    w.byte(b'"');
+}
+
+#[cold]
+fn put_escaped(w: &mut Out, bytes: &[u8], _quoted: bool) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !needs_escape(b) {
+            continue;
+        }
+        w.put(&bytes[start..i]);
+        match b {
+            b'"' => w.put(b"\\\""),
+            b'\\' => w.put(b"\\\\"),
+            b'\n' => w.put(b"\\n"),
+            b'\r' => w.put(b"\\r"),
+            b'\t' => w.put(b"\\t"),
+            _ => w.put(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 15) as usize],
+            ]),
+        }
+        start = i + 1;
+    }
+    w.put(&bytes[start..]);
 }
 
 /// Appends `s` as a JSON string literal.
 pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    // SAFETY: a string literal takes at most 6 bytes per byte plus quotes.
+    let mut w = unsafe { Out::new(out, 6 * s.len() + 2) };
+    put_json_str(&mut w, s);
+    // SAFETY: `w` was made from `out` just above.
+    unsafe { w.finish(out) };
+}
+
+/// Appends a JSON value for a field value (non-finite floats as strings).
+pub fn write_json_value(out: &mut Vec<u8>, v: Value<'_>) {
+    let bound = match v {
+        Value::Str(s) => 6 * s.len() + 2,
+        _ => 40,
+    };
+    // SAFETY: `bound` covers the value (numbers and words are under 40 bytes).
+    let mut w = unsafe { Out::new(out, bound) };
+    put_json_value(&mut w, v);
+    // SAFETY: `w` was made from `out` just above.
+    unsafe { w.finish(out) };
+}
+
+static HEX_PAIRS: [[u8; 2]; 256] = {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f | 0x7f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        if esc.is_empty() {
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[(b >> 4) as usize]);
-            out.push(HEX[(b & 15) as usize]);
-        } else {
-            out.extend_from_slice(esc);
-        }
-        start = i + 1;
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 15]];
+        i += 1;
     }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
+    t
+};
+
+fn put_hex(w: &mut Out, bytes: &[u8]) {
+    for &b in bytes {
+        w.put(&HEX_PAIRS[b as usize]);
+    }
 }
 
 /// Appends bytes as lowercase hex.
 pub fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for &b in bytes {
-        out.push(HEX[(b >> 4) as usize]);
-        out.push(HEX[(b & 15) as usize]);
-    }
+    // SAFETY: two bytes per byte.
+    let mut w = unsafe { Out::new(out, 2 * bytes.len()) };
+    put_hex(&mut w, bytes);
+    // SAFETY: `w` was made from `out` just above.
+    unsafe { w.finish(out) };
 }
 
-/// Appends `ns` since the Unix epoch as RFC 3339 UTC with nanoseconds.
-pub fn write_rfc3339(out: &mut Vec<u8>, ns: u64) {
+static DIGIT_PAIRS: [[u8; 2]; 100] = {
+    let mut t = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    t
+};
+
+thread_local! {
+    /// The last second formatted on this thread and its `YYYY-MM-DDTHH:MM:SS.`
+    /// text: consecutive records are nearly always in the same second.
+    static LAST_SECOND: Cell<(u64, [u8; 20])> = const { Cell::new((u64::MAX, [0; 20])) };
+}
+
+fn put_rfc3339(w: &mut Out, ns: u64) {
     let secs = ns / 1_000_000_000;
     let nanos = (ns % 1_000_000_000) as u32;
+    let prefix = LAST_SECOND
+        .try_with(|last| {
+            let (s, text) = last.get();
+            if s == secs {
+                return text;
+            }
+            let text = second_prefix(secs);
+            last.set((secs, text));
+            text
+        })
+        .unwrap_or_else(|_| second_prefix(secs));
+    w.put(&prefix);
+    // Nine digits of nanoseconds, two at a time.
+    let hi = nanos / 10_000_000; // first two digits
+    let mid = nanos / 100_000 % 100;
+    let lo = nanos / 1_000 % 100;
+    let lo2 = nanos / 10 % 100;
+    let last = nanos % 10;
+    w.put(&DIGIT_PAIRS[hi as usize]);
+    w.put(&DIGIT_PAIRS[mid as usize]);
+    w.put(&DIGIT_PAIRS[lo as usize]);
+    w.put(&DIGIT_PAIRS[lo2 as usize]);
+    w.put(&[b'0' + last as u8, b'Z']);
+}
+
+fn second_prefix(secs: u64) -> [u8; 20] {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
-    let mut buf = *b"0000-00-00T00:00:00.000000000Z";
-    let put = |buf: &mut [u8; 30], at: usize, width: usize, mut v: u64| {
+    let mut buf = *b"0000-00-00T00:00:00.";
+    let put = |buf: &mut [u8; 20], at: usize, width: usize, mut v: u64| {
         for i in (0..width).rev() {
             buf[at + i] = b'0' + (v % 10) as u8;
             v /= 10;
@@ -232,8 +437,16 @@ pub fn write_rfc3339(out: &mut Vec<u8>, ns: u64) {
     put(&mut buf, 11, 2, rem / 3600);
     put(&mut buf, 14, 2, rem % 3600 / 60);
     put(&mut buf, 17, 2, rem % 60);
-    put(&mut buf, 20, 9, nanos as u64);
-    out.extend_from_slice(&buf);
+    buf
+}
+
+/// Appends `ns` since the Unix epoch as RFC 3339 UTC with nanoseconds.
+pub fn write_rfc3339(out: &mut Vec<u8>, ns: u64) {
+    // SAFETY: 30 bytes exactly.
+    let mut w = unsafe { Out::new(out, 30) };
+    put_rfc3339(&mut w, ns);
+    // SAFETY: `w` was made from `out` just above.
+    unsafe { w.finish(out) };
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
@@ -280,6 +493,38 @@ mod tests {
         let out = s(|o| write_json_str(o, nasty));
         let back: String = serde_json::from_str(&out).unwrap();
         assert_eq!(back, nasty);
+    }
+
+    #[test]
+    fn every_special_byte_at_every_position_is_escaped() {
+        // The clean-string scan works 8 bytes at a time: put each byte that
+        // needs escaping (and some that do not) at every offset of strings
+        // long enough to cross word boundaries and leave tails.
+        let specials = [
+            '"', '\\', '\n', '\r', '\t', '\u{0}', '\u{1f}', '\u{7f}', 'é', '€', ' ', '~',
+        ];
+        for len in 0..24 {
+            for at in 0..len {
+                for &c in &specials {
+                    let mut t: String = "abcdefghijklmnopqrstuvwxyz".chars().take(len).collect();
+                    t.replace_range(
+                        t.char_indices()
+                            .nth(at)
+                            .map(|(i, ch)| i..i + ch.len_utf8())
+                            .unwrap(),
+                        &c.to_string(),
+                    );
+                    let out = s(|o| write_json_str(o, &t));
+                    let back: String =
+                        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{out}: {e}"));
+                    assert_eq!(back, t);
+                    assert!(
+                        !out[1..out.len() - 1].bytes().any(|b| b < 0x20 || b == 0x7f),
+                        "{out:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

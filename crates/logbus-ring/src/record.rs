@@ -22,13 +22,23 @@ pub(crate) unsafe fn copy_shared(src: *const u8, len: usize, buf: &mut Vec<u8>) 
     let words = len.div_ceil(8);
     buf.reserve(words * 8);
     let start = buf.len();
+    let dst = buf.as_mut_ptr().add(start);
     for i in 0..words {
         // SAFETY: in bounds and aligned by the caller's contract; atomic loads
         // make a racing writer harmless to us (we validate what we got).
         let w = unsafe { (*(src as *const AtomicU64).add(i)).load(Ordering::Relaxed) };
-        buf.extend_from_slice(&w.to_le_bytes());
+        // SAFETY: `reserve` made room for `words * 8` bytes after `start`.
+        unsafe { (dst.add(i * 8) as *mut u64).write_unaligned(w) };
     }
-    buf.truncate(start + len);
+    // SAFETY: the first `len <= words * 8` bytes after `start` were written.
+    unsafe { buf.set_len(start + len) };
+}
+
+/// UTF-8 validation with a fast path for ASCII, which nearly every target,
+/// key and message is (`is_ascii` checks a word at a time).
+#[inline]
+fn utf8_ok(b: &[u8]) -> bool {
+    b.is_ascii() || std::str::from_utf8(b).is_ok()
 }
 
 /// Checks a record's variable part against its header; `true` if every length,
@@ -42,7 +52,7 @@ pub(crate) fn validate(hdr: &RecordHeader, body: &[u8]) -> bool {
     if t.checked_add(m).is_none_or(|tm| tm > body.len()) {
         return false;
     }
-    if std::str::from_utf8(&body[..t]).is_err() || std::str::from_utf8(&body[t..t + m]).is_err() {
+    if !utf8_ok(&body[..t]) || !utf8_ok(&body[t..t + m]) {
         return false;
     }
     let mut it = FieldIter {
@@ -52,11 +62,11 @@ pub(crate) fn validate(hdr: &RecordHeader, body: &[u8]) -> bool {
     for _ in 0..hdr.nfields {
         match it.parse() {
             Some((key, v)) => {
-                if std::str::from_utf8(key).is_err() {
+                if !utf8_ok(key) {
                     return false;
                 }
                 if let RawValue::Str(s) = v {
-                    if std::str::from_utf8(s).is_err() {
+                    if !utf8_ok(s) {
                         return false;
                     }
                 }
@@ -143,6 +153,15 @@ impl<'a> RecordRef<'a> {
         let m = self.hdr.msg_len as usize;
         // SAFETY: as in `target`.
         unsafe { std::str::from_utf8_unchecked(&self.body[t..t + m]) }
+    }
+    /// Bytes of the record's variable part (target, message and fields): an
+    /// upper bound for sizing output buffers.
+    pub fn payload_len(&self) -> usize {
+        self.body.len()
+    }
+    /// Number of fields.
+    pub fn field_count(&self) -> usize {
+        self.hdr.nfields as usize
     }
     /// The structured fields, in the order they were written.
     pub fn fields(&self) -> FieldIter<'a> {
