@@ -1,8 +1,9 @@
 //! Helpers for the multi-process integration tests under `tests/tests/`.
 //!
-//! The tests run the workspace's real binaries. `cargo test --workspace`
-//! builds every package's binaries and examples before running any test, so
-//! they are found next to the test executable's `deps/` directory.
+//! The tests run the workspace's real binaries, found next to the test
+//! executable's `deps/` directory. `cargo test` builds only this package's
+//! own binaries, so `scripts/test` runs `cargo build --workspace --bins
+//! --examples` first.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -19,7 +20,7 @@ pub fn bin(name: &str) -> PathBuf {
     let path = profile_dir.join(name);
     assert!(
         path.exists(),
-        "{} is not built; run the tests with `cargo test --workspace`",
+        "{} is not built; run scripts/test, or `cargo build --workspace --bins --examples` first",
         path.display()
     );
     path

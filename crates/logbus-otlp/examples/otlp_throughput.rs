@@ -1,6 +1,6 @@
 //! Rough export throughput against the in-process test receivers.
 //!
-//! `cargo run --release -p logbus-otlp --features receiver --example throughput [records] [batch]`
+//! `cargo run --release -p logbus-otlp --features receiver --example otlp_throughput [records] [batch]`
 //!
 //! Prints records/s for gRPC and HTTP/protobuf, each export waiting for its
 //! acknowledgement (as the collector's OTLP sink does). The receiver runs in the same
