@@ -29,6 +29,10 @@ pub struct SinkStats {
     /// The sink's type (`stdout`, `file`, `otlp`, `null`).
     pub kind: &'static str,
     /// Records written (stdout/file: the write returned; otlp: acknowledged).
+    ///
+    /// All counters here are statistics: written and read with Relaxed
+    /// ordering everywhere, since no other memory is published through them
+    /// and a report may be a moment old.
     pub delivered: AtomicU64,
     /// Records dropped by the sink's overflow or stall policy, per level.
     pub dropped: [AtomicU64; LEVELS],

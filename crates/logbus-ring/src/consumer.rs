@@ -118,6 +118,9 @@ struct LaneView {
     cursor: Cursor,
 }
 
+/// (Orderings below: the delivered counters are loaded Relaxed because this
+/// consumer is their only writer; a previous consumer's last stores were
+/// ordered before ours by the consumer lock hand-over.)
 fn view(ring: &Ring, w: &LaneWords<'_>) -> Option<LaneView> {
     // Acquire pairs with the producer's Release store of the tail (SYNC POINT A).
     let tail = w.tail.load(Ordering::Acquire);
@@ -244,11 +247,14 @@ impl Consumer {
         if !lock::try_lock(fd, LOCK_CONSUMER).map_err(ConsumerError::Io)? {
             return Err(ConsumerError::Busy {
                 path: ring.path().to_path_buf(),
+                // Relaxed: the pid is only for the message.
                 pid: ring.consumer_pid_word().load(Ordering::Relaxed),
             });
         }
         // Handles opened separately have separate descriptions, which the OFD
         // lock excludes; clones of one handle share its description, and this flag.
+        // Acquire: pairs with the Release in `Consumer::drop` of a previous
+        // consumer of this handle.
         if ring.inner.consumer_taken.swap(true, Ordering::Acquire) {
             return Err(ConsumerError::Busy {
                 path: ring.path().to_path_buf(),
@@ -483,6 +489,8 @@ impl Consumer {
 impl Drop for Consumer {
     fn drop(&mut self) {
         if self.ring.fd() == Some(self.fd) {
+            // Relaxed: informational; Release on the flag below hands the role
+            // back inside this process, the unlock across processes.
             self.ring.consumer_pid_word().store(0, Ordering::Relaxed);
             self.ring
                 .inner
@@ -530,12 +538,14 @@ fn count_invalid(ring: &Ring, w: &LaneWords<'_>, n: u64) {
 /// does not follow the protocol: give up its unread contents (counted as one
 /// invalid record) and restart it at the tail. Returns the new position.
 fn resync(ring: &Ring, w: &LaneWords<'_>) -> Option<u64> {
+    // Acquire: as in `view`.
     let tail = w.tail.load(Ordering::Acquire);
     if tail > crate::cursor::MAX_POS {
         // Only the lane's owner writes the tail; a garbage tail cannot be
         // repaired from here. The lane stays unread (and no writer takes it).
         return Some(tail);
     }
+    // Acquire: as in `view`.
     let word = w.cursor.load(Ordering::Acquire);
     if Cursor::unpack(word, tail, ring.geometry().slots_per_lane as u64).is_some() {
         return None; // it was fine after all (a racing update); retry normally
@@ -800,6 +810,8 @@ impl Ring {
         };
         reap_dead(self, fd);
         let mut lost = [0u64; LEVELS];
+        // Relaxed loads below: statistics; each counter has one writer and a
+        // snapshot may be a moment old (it is exact when nobody writes).
         for lane in 0..self.geometry().lanes {
             let w = LaneWords::new(self, lane);
             for (l, (c, lost)) in s.levels.iter_mut().zip(&mut lost).enumerate() {
@@ -844,6 +856,7 @@ impl Ring {
             c.emitted = c.published.wrapping_add(c.dropped).wrapping_add(c.torn);
             c.torn = c.torn.wrapping_add(lost);
         }
+        // Relaxed: informational, as above.
         let pid = self.consumer_pid_word().load(Ordering::Relaxed);
         let alive = lock::held_by_other(fd, LOCK_CONSUMER).unwrap_or(false)
             || self.inner.consumer_taken.load(Ordering::Relaxed);

@@ -59,5 +59,7 @@ pub(crate) fn register(fd: i32) -> Option<usize> {
 
 /// Forgets a registered descriptor (before closing it normally).
 pub(crate) fn unregister(slot: usize, fd: i32) {
+    // Relaxed: the registry is read only by the atfork child handler, which
+    // runs in a single-threaded child after fork() copied memory as it was.
     let _ = FDS[slot].compare_exchange(fd, -1, Ordering::Relaxed, Ordering::Relaxed);
 }

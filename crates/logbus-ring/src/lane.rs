@@ -235,7 +235,10 @@ pub(crate) fn reap(ring: &Ring, lane: u32) -> u64 {
     let target = info & TARGET_MASK;
     let mut torn = 0;
     if level < LEVELS && (info >> TARGET_BITS) & 0xFFFF == pos & 0xFFFF {
+        // Acquire: pairs with the dead owner's last Release store of the tail.
         let tail = w.tail.load(Ordering::Acquire);
+        // Relaxed counters here and below: we hold the lane lock, so we are
+        // their only writer; readers (stat) tolerate a momentarily old value.
         let bump = |c: &AtomicU64| {
             let v = c.load(Ordering::Relaxed);
             if (v.wrapping_add(1) & TARGET_MASK) == target {
@@ -259,6 +262,7 @@ pub(crate) fn reap(ring: &Ring, lane: u32) -> u64 {
                 bump(w.counter(LANE_PUBLISHED, level));
             }
             PENDING_EVICT | PENDING_COMPACT => {
+                // Acquire: pairs with the consumer's and the dead owner's CASes.
                 let word = w.cursor.load(Ordering::Acquire);
                 let slots = ring.geometry().slots_per_lane as u64;
                 match Cursor::unpack(word, tail, slots) {
@@ -294,6 +298,7 @@ pub(crate) fn reap(ring: &Ring, lane: u32) -> u64 {
             _ => {}
         }
     }
+    // Relaxed: only lock holders read the note; the lock hand-over orders it.
     w.pending_info.store(0, Ordering::Relaxed);
     torn
 }
@@ -337,6 +342,7 @@ impl Ring {
                     Some(w) => return Ok(w),
                     None => {
                         lock::unlock(fd, LOCK_LANE_BASE + lane as i64);
+                        // Release: as in `LaneWriter::drop` (hands the flag back).
                         held.store(false, Ordering::Release);
                     }
                 },
@@ -515,6 +521,8 @@ impl LaneWriter {
             }
         }
         // Note the write before starting it (see "Accounting" in the module docs).
+        // Relaxed: only a later holder of the lane lock reads the note, and the
+        // lock hand-over (or our death) orders it before that read.
         self.word(self.pending_pos).store(pos, Ordering::Relaxed);
         self.word(self.pending_info).store(
             pending_info(
@@ -718,6 +726,7 @@ impl LaneWriter {
             }
             // SAFETY of the read: `victim` was checked by `header_at`.
             let level = self.victim_level(victim)?;
+            // Relaxed: the note is read only by a later lane-lock holder.
             self.word(self.pending_pos).store(h, Ordering::Relaxed);
             let extra = run
                 .iter()
@@ -806,6 +815,7 @@ impl LaneWriter {
                 );
             }
             self.evicted[level] = self.evicted[level].wrapping_add(1);
+            // Relaxed: single-writer counter, read by stat only.
             self.counter(LANE_EVICTED, level)
                 .store(self.evicted[level], Ordering::Relaxed);
             evicted += 1;
@@ -822,6 +832,7 @@ impl LaneWriter {
     /// it. (A kill between the failed CAS and this store still leaves that
     /// one-record window.)
     fn withdraw_note(&self) {
+        // Relaxed: as every store of the note.
         self.word(self.pending_info).store(0, Ordering::Relaxed);
     }
 }
@@ -831,6 +842,7 @@ impl Drop for LaneWriter {
         let Some(fd) = self.ring.fd() else {
             return; // a forked child's copy: the lane is the parent's
         };
+        // Relaxed: informational (stat); the lock is what frees the lane.
         LaneWords::new(&self.ring, self.lane)
             .owner_pid()
             .store(0, Ordering::Relaxed);

@@ -26,6 +26,8 @@ pub(crate) unsafe fn copy_shared(src: *const u8, len: usize, buf: &mut Vec<u8>) 
     for i in 0..words {
         // SAFETY: in bounds and aligned by the caller's contract; atomic loads
         // make a racing writer harmless to us (we validate what we got).
+        // Relaxed: the caller orders the copy (Acquire load of the tail before,
+        // a CAS or an Acquire fence and re-check after).
         let w = unsafe { (*(src as *const AtomicU64).add(i)).load(Ordering::Relaxed) };
         // SAFETY: `reserve` made room for `words * 8` bytes after `start`.
         unsafe { (dst.add(i * 8) as *mut u64).write_unaligned(w) };

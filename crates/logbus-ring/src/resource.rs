@@ -73,6 +73,8 @@ impl Ring {
         order.sort_unstable();
         for (_, i) in order {
             let held = &self.inner.resources_held[i];
+            // Acquire/Release on this in-process flag: it hands an entry between
+            // users of this handle like a lock.
             if held
                 .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
                 .is_err()
@@ -120,6 +122,7 @@ impl Ring {
             (p.add(16) as *mut u64).write_volatile(crate::clock::now_ns());
             std::ptr::copy_nonoverlapping(body.as_ptr(), p.add(24), body.len());
         }
+        // Relaxed: ordered before readers by the Release store of state 2 below.
         generation.fetch_add(1, Ordering::Relaxed);
         // Release: the contents above happen before a reader's Acquire load of 2.
         state.store(2, Ordering::Release);
@@ -153,6 +156,8 @@ impl Ring {
         let mut raw = Vec::with_capacity(RESOURCE_BYTES);
         // SAFETY: the entry lies inside the mapping and is 8-aligned.
         unsafe { copy_shared(self.base().add(base), RESOURCE_BYTES, &mut raw) };
+        // Seqlock re-check: the Acquire fence orders the copy above before these
+        // Relaxed loads; a writer that started meanwhile changed one of them.
         fence(Ordering::Acquire);
         if state.load(Ordering::Relaxed) != 2 || generation.load(Ordering::Relaxed) != g {
             return None;

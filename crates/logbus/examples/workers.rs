@@ -19,6 +19,8 @@ use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceState}
 
 const WORKER_ENV: &str = "LOGBUS_DEMO_WORKER";
 
+/// Set by the signal handler. Relaxed everywhere: it publishes no other data,
+/// and a loop that sees it one iteration late is fine.
 static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
