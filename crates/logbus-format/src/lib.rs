@@ -85,7 +85,7 @@ impl Out {
         // SAFETY: `new`'s contract: the reserved bound covers every write (the
         // bound is computed from the record's size in `json_bound`).
         unsafe {
-            copy_small(bytes.as_ptr(), self.ptr, bytes.len());
+            logbus_ring::mem::copy_small(bytes.as_ptr(), self.ptr, bytes.len());
             self.ptr = self.ptr.add(bytes.len());
         }
     }
@@ -93,31 +93,6 @@ impl Out {
     #[inline(always)]
     fn byte(&mut self, b: u8) {
         self.put(&[b]);
-    }
-}
-
-/// `copy_nonoverlapping` with short lengths done inline.
-///
-/// # Safety
-/// As `copy_nonoverlapping`.
-#[inline(always)]
-unsafe fn copy_small(src: *const u8, dst: *mut u8, len: usize) {
-    if len > 16 {
-        std::ptr::copy_nonoverlapping(src, dst, len);
-    } else if len >= 8 {
-        let a = (src as *const u64).read_unaligned();
-        let b = (src.add(len - 8) as *const u64).read_unaligned();
-        (dst as *mut u64).write_unaligned(a);
-        (dst.add(len - 8) as *mut u64).write_unaligned(b);
-    } else if len >= 4 {
-        let a = (src as *const u32).read_unaligned();
-        let b = (src.add(len - 4) as *const u32).read_unaligned();
-        (dst as *mut u32).write_unaligned(a);
-        (dst.add(len - 4) as *mut u32).write_unaligned(b);
-    } else {
-        for i in 0..len {
-            *dst.add(i) = *src.add(i);
-        }
     }
 }
 

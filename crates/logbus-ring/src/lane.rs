@@ -625,7 +625,7 @@ impl LaneWriter {
     #[inline(always)]
     unsafe fn put(&self, index: u64, bytes: &[u8], off: usize) -> usize {
         let dst = self.data.add(index as usize * self.slot_size + off);
-        copy_small(bytes.as_ptr(), dst, bytes.len());
+        crate::mem::copy_small(bytes.as_ptr(), dst, bytes.len());
         off + bytes.len()
     }
 
@@ -849,35 +849,6 @@ impl Drop for LaneWriter {
         lock::unlock(fd, LOCK_LANE_BASE + self.lane as i64);
         // Release pairs with the Acquire in `Ring::writer`.
         self.ring.inner.lanes_held[self.lane as usize].store(false, Ordering::Release);
-    }
-}
-
-/// `copy_nonoverlapping`, with the short lengths of keys, targets and small
-/// values done inline: a record has several, and a call into libc's memcpy
-/// for each costs more than the copy.
-///
-/// # Safety
-/// As `copy_nonoverlapping`: `src` readable and `dst` writable for `len` bytes,
-/// not overlapping.
-#[inline(always)]
-unsafe fn copy_small(src: *const u8, dst: *mut u8, len: usize) {
-    if len > 16 {
-        std::ptr::copy_nonoverlapping(src, dst, len);
-    } else if len >= 8 {
-        // Two possibly overlapping 8-byte moves cover 8..=16 bytes.
-        let a = (src as *const u64).read_unaligned();
-        let b = (src.add(len - 8) as *const u64).read_unaligned();
-        (dst as *mut u64).write_unaligned(a);
-        (dst.add(len - 8) as *mut u64).write_unaligned(b);
-    } else if len >= 4 {
-        let a = (src as *const u32).read_unaligned();
-        let b = (src.add(len - 4) as *const u32).read_unaligned();
-        (dst as *mut u32).write_unaligned(a);
-        (dst.add(len - 4) as *mut u32).write_unaligned(b);
-    } else {
-        for i in 0..len {
-            *dst.add(i) = *src.add(i);
-        }
     }
 }
 

@@ -54,6 +54,7 @@ mod level;
 mod lock;
 #[cfg(all(test, loom))]
 mod loom_model;
+pub mod mem;
 mod record;
 mod resource;
 mod ring;
