@@ -8,12 +8,13 @@
 //! file size before anything else touches the mapping.
 //!
 //! A file shrunk by another process *after* it was opened makes accesses past
-//! the new end raise SIGBUS. Nothing in this crate truncates a ring; the
-//! consumer re-checks the size with `fstat` on every idle poll
-//! ([`Ring::check_size`]) so that a collector reports a shrunk ring as an error
-//! instead of touching it, but a process that touches the shrunk part between
-//! two checks is killed by the signal. Only processes with write access to the
-//! file can do this.
+//! the new end raise SIGBUS, which kills the accessing process (no handler is
+//! installed: a library must not take the signal from its host program).
+//! Nothing in logbus truncates a ring, and only processes with write access to
+//! the file can. [`Ring::check_size`] tells whether the file still has the
+//! mapped size; `logbus tail` calls it whenever it is idle and stops with a
+//! one-line error instead of faulting. A process touching the shrunk part
+//! between two checks (the collector, a producer) is killed by the signal.
 
 use std::fs::{File, OpenOptions};
 use std::io;
