@@ -2,7 +2,7 @@
 //!
 //! Exactly one [`Consumer`] may exist per ring at a time, across all processes:
 //! the role is the OFD lock on the consumer byte, so a consumer that dies gives
-//! it up at once. A consumer claims records lane by lane (see [`crate::lane`]
+//! it up at once. A consumer claims records lane by lane (see `src/lane.rs`
 //! for the protocol), hands them out in a [`Batch`], and moves each lane's
 //! committed `head` only when told with [`Consumer::commit`]: a consumer that
 //! restarts resumes at the committed heads, so records claimed but not committed

@@ -2,7 +2,7 @@
 //!
 //! Everything is little-endian, every offset is from the start of the file, and
 //! nothing in the file is a pointer. Another language can write records by
-//! following this page and the protocol in [`crate::lane`].
+//! following this page and the protocol documented at the top of `src/lane.rs`.
 //!
 //! ```text
 //! offset 0           +--------------------------------------------------+
