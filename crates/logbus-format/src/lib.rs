@@ -225,7 +225,7 @@ fn put_json_value(w: &mut Out, v: Value<'_>) {
         Value::Str(s) => put_json_str(w, s),
         Value::I64(i) => put_int(w, i),
         Value::U64(u) => put_int(w, u),
-        Value::F64(f) if f.is_finite() => w.put(ryu::Buffer::new().format_finite(f).as_bytes()),
+        Value::F64(f) if f.is_finite() => put_f64(w, f),
         Value::F64(f) => w.put(if f.is_nan() {
             b"\"NaN\""
         } else if f > 0.0 {
@@ -235,6 +235,42 @@ fn put_json_value(w: &mut Out, v: Value<'_>) {
         }),
         Value::Bool(b) => w.put(if b { b"true" } else { b"false" }),
     }
+}
+
+/// A finite float, shortest round-trip form (as `ryu`, which it falls back to).
+///
+/// Fast path for values with at most three decimals (latencies, ratios): if
+/// `n / 1000.0 == f` for an integer `n`, the decimal `n/1000` reads back as
+/// exactly `f` (division and parsing both round correctly), and no shorter
+/// decimal can: two decimals of at most three places differ by 0.001, far more
+/// than neighbouring doubles below 1e12. Written as ryu would: `12.5`, `3.0`.
+#[inline]
+fn put_f64(w: &mut Out, f: f64) {
+    let scaled = f * 1000.0;
+    if f.abs() < 1e12 && scaled == scaled.trunc() && scaled / 1000.0 == f {
+        let n = scaled as i64;
+        let (int, frac) = (n / 1000, (n % 1000).unsigned_abs());
+        if int == 0 && f.is_sign_negative() {
+            w.byte(b'-');
+        }
+        put_int(w, int);
+        w.byte(b'.');
+        let digits = [
+            b'0' + (frac / 100) as u8,
+            b'0' + (frac / 10 % 10) as u8,
+            b'0' + (frac % 10) as u8,
+        ];
+        let keep = if frac % 100 == 0 {
+            1
+        } else if frac % 10 == 0 {
+            2
+        } else {
+            3
+        };
+        w.put(&digits[..keep]);
+        return;
+    }
+    w.put(ryu::Buffer::new().format_finite(f).as_bytes());
 }
 
 /// Whether any of the 8 bytes of `x` needs escaping in JSON: below 0x20,
@@ -499,6 +535,47 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn floats_read_back_exactly_and_as_short_as_ryu() {
+        let mut values = vec![
+            0.0,
+            -0.0,
+            12.5,
+            3.0,
+            -3.0,
+            0.001,
+            -0.001,
+            0.1,
+            0.2,
+            0.3,
+            1e11 + 0.5,
+            0.0001,
+            1e12,
+            1e15,
+            123.456,
+            -0.25,
+        ];
+        let mut x = 0.37_f64;
+        for i in 0..20_000 {
+            // Decimals of 0-4 places, products, and awkward binary fractions.
+            values.push((i as f64) / 1000.0);
+            values.push(-(i as f64) / 8.0);
+            values.push((i as f64) * 0.1);
+            x = (x * 3.7 + 0.13) % 1000.0;
+            values.push(x);
+        }
+        for f in values {
+            let ours = s(|o| write_json_value(o, Value::F64(f)));
+            let theirs = ryu::Buffer::new().format_finite(f).to_string();
+            let back: f64 = ours.parse().unwrap();
+            assert!(
+                back == f && back.is_sign_negative() == f.is_sign_negative(),
+                "{f}: {ours}"
+            );
+            assert!(ours.len() <= theirs.len(), "{f}: ours {ours}, ryu {theirs}");
         }
     }
 
