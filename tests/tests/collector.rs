@@ -246,10 +246,6 @@ max_level = "info"
             "127.0.0.1:0",
         ],
     );
-    // The producers stay alive (holding their resource entries) until their
-    // records are out: see `test-producer --linger-until`.
-    let go = dir.path("go");
-    let go = go.to_str().unwrap();
     let ps = [
         producer(
             &ring,
@@ -261,24 +257,15 @@ max_level = "info"
                 "--service",
                 "svc-a",
                 "--trace",
-                "--linger-until",
-                go,
             ],
         ),
         producer(
             &ring,
             "b",
             3000,
-            &[
-                "--level",
-                "warn,fatal,trace",
-                "--service",
-                "svc-b",
-                "--linger-until",
-                go,
-            ],
+            &["--level", "warn,fatal,trace", "--service", "svc-b"],
         ),
-        producer(&ring, "c", 3000, &["--level", "info", "--linger-until", go]),
+        producer(&ring, "c", 3000, &["--level", "info"]),
     ];
     let expect: Vec<_> = ["a", "b", "c"]
         .iter()
@@ -288,7 +275,6 @@ max_level = "info"
     assert_exactly_once(&numbers(&out), &expect);
     let stdout = wait_lines(&c.stdout, 9000);
     assert_exactly_once(&numbers(&stdout), &expect);
-    std::fs::write(go, "").unwrap();
     ps.into_iter().for_each(finish);
 
     // Levels by producer and number (the producers cycle through their list).
@@ -810,8 +796,6 @@ fn otlp_sink_end_to_end_field_by_field() {
             "",
         );
         let mut c = Collector::start(&dir, "c", &["--config", cfg.to_str().unwrap()]);
-        let go = dir.path("go");
-        let go = go.to_str().unwrap();
         let ps = [
             producer(
                 &ring,
@@ -823,15 +807,12 @@ fn otlp_sink_end_to_end_field_by_field() {
                     "--trace",
                     "--service",
                     "svc-o",
-                    "--linger-until",
-                    go,
                 ],
             ),
-            producer(&ring, "p", 100, &["--level", "warn", "--linger-until", go]),
+            producer(&ring, "p", 100, &["--level", "warn"]),
         ];
         // DEBUG is below the sink's min_level: 200 of "o" and 100 of "p".
         let logs = receiver.wait_for_records(300, LONG);
-        std::fs::write(go, "").unwrap();
         ps.into_iter().for_each(finish);
         let bodies: Vec<(String, u64)> = logs
             .iter()

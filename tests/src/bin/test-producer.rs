@@ -1,5 +1,5 @@
 //! `test-producer RING --count N --prefix P [--level L] [--service S] [--start K]
-//!  [--trace] [--retry] [--pause-every N] [--linger-until PATH]`
+//!  [--trace] [--retry] [--pause-every N]`
 //!
 //! Emits records numbered `K .. K+N` with message `P-<i>`, target `test`,
 //! fields `n` (u64, the number), `prefix` (string), `even` (bool), `ratio`
@@ -8,9 +8,6 @@
 //! `i`) and span id (8 bytes). `--retry`: a record the ring refuses (lane full)
 //! is emitted again after a short pause, so that every number gets in exactly
 //! once. `--pause-every N`: sleep 1 ms every N records (a slow producer).
-//! `--linger-until PATH`: after the last record, stay alive (holding the
-//! resource entry, so that it is not reused by another process before the
-//! collector has read this one's records) until PATH exists.
 //! Prints `written W dropped D` on stdout at the end.
 
 use std::path::PathBuf;
@@ -29,7 +26,6 @@ struct Args {
     trace: bool,
     retry: bool,
     pause_every: u64,
-    linger_until: Option<PathBuf>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -47,7 +43,6 @@ fn parse() -> Result<Args, String> {
         trace: false,
         retry: false,
         pause_every: 0,
-        linger_until: None,
     };
     while let Some(flag) = it.next() {
         let mut val = || it.next().ok_or(format!("{flag} needs a value"));
@@ -69,7 +64,6 @@ fn parse() -> Result<Args, String> {
             "--pause-every" => {
                 a.pause_every = val()?.parse().map_err(|e| format!("--pause-every: {e}"))?
             }
-            "--linger-until" => a.linger_until = Some(val()?.into()),
             "--trace" => a.trace = true,
             "--retry" => a.retry = true,
             other => return Err(format!("unknown argument {other}")),
@@ -171,12 +165,6 @@ fn main() -> ExitCode {
         }
         if a.pause_every > 0 && (i + 1) % a.pause_every == 0 {
             std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-    if let Some(p) = &a.linger_until {
-        // Waiting for the test to say it has what it needs; not a timing guess.
-        while !p.exists() {
-            std::thread::sleep(Duration::from_millis(2));
         }
     }
     println!("written {written} dropped {dropped} resource {tag}");
