@@ -3,7 +3,7 @@
 //! counts, stderr lines, process exit), never a fixed sleep.
 //!
 //! Run with `cargo build -p logbus-collector-bin && cargo test -p logbus-tests --test collector`
-//! (or `cargo test --workspace`, which builds every binary first).
+//! (or `scripts/test`, which builds every binary first).
 
 use std::collections::HashMap;
 use std::fs::File;

@@ -400,7 +400,7 @@ impl Consumer {
                 st.claimed = reached;
                 st.committed = v.cursor.head;
                 if invalid > 0 {
-                    count_invalid(ring, &w, invalid);
+                    count_invalid(&w, invalid);
                 }
                 return;
             }
@@ -527,11 +527,10 @@ fn reap_one(ring: &Ring, fd: i32, lane: u32) -> u64 {
     torn
 }
 
-fn count_invalid(ring: &Ring, w: &LaneWords<'_>, n: u64) {
+fn count_invalid(w: &LaneWords<'_>, n: u64) {
     // Relaxed: statistics written by the consumer only.
     let c = w.invalid();
     c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
-    let _ = ring;
 }
 
 /// A lane whose cursor cannot belong to its tail was written by someone who
@@ -555,7 +554,7 @@ fn resync(ring: &Ring, w: &LaneWords<'_>) -> Option<u64> {
     w.cursor
         .compare_exchange(word, fresh.pack(), Ordering::AcqRel, Ordering::Relaxed)
         .ok()?;
-    count_invalid(ring, w, 1);
+    count_invalid(w, 1);
     Some(tail)
 }
 
@@ -837,9 +836,6 @@ impl Ring {
                 .load(Ordering::Relaxed);
             s.levels[l].dropped = s.levels[l].dropped.wrapping_add(shortage);
         }
-        s.invalid = s
-            .invalid
-            .wrapping_add(self.u64_at(OFF_INVALID).load(Ordering::Relaxed));
         let mut peek = Peeker::new(self);
         let mut batch = Batch::new();
         // Bounded: with producers still writing, stop after one ring's worth.

@@ -700,7 +700,7 @@ impl LaneWriter {
             let mut at = h;
             let mut run = [0u64; LEVELS];
             let mut run_len = 0;
-            let (victim, victim_n) = loop {
+            let (victim, victim_n, level) = loop {
                 let (hdr, n) = if at == h {
                     (first, first_n)
                 } else {
@@ -711,7 +711,7 @@ impl LaneWriter {
                 }
                 let level = Level::from_severity(hdr.severity)?;
                 if hdr.severity < self.protect {
-                    break (at, n);
+                    break (at, n, level as usize);
                 }
                 run[level as usize] += 1;
                 run_len += 1;
@@ -724,8 +724,6 @@ impl LaneWriter {
             if (h & (self.slots - 1)) + (end - h) > self.slots {
                 return None; // the run wraps around the lane's end
             }
-            // SAFETY of the read: `victim` was checked by `header_at`.
-            let level = self.victim_level(victim)?;
             // Relaxed: the note is read only by a later lane-lock holder.
             self.word(self.pending_pos).store(h, Ordering::Relaxed);
             let extra = run
@@ -820,11 +818,6 @@ impl LaneWriter {
                 .store(self.evicted[level], Ordering::Relaxed);
             evicted += 1;
         }
-    }
-
-    fn victim_level(&self, at: u64) -> Option<usize> {
-        let (hdr, _) = self.header_at(at, self.tail)?;
-        Some(Level::from_severity(hdr.severity)? as usize)
     }
 
     /// The consumer claimed the record first: withdraw the note, or a reaper

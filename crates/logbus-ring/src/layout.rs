@@ -12,8 +12,6 @@
 //!                    |   file gets its name; read-only afterwards.       |
 //! 128                | consumer_pid: u32 (atomic), written by the holder  |
 //!                    |   of the consumer role, for messages only         |
-//! 192                | invalid: u64 (atomic), records the consumer       |
-//!                    |   skipped as garbage                               |
 //! 256                | lane_shortage[6]: u64 (atomic), records dropped   |
 //!                    |   because every lane was held by a live producer  |
 //! 4096               +--------------------------------------------------+
@@ -91,7 +89,6 @@ pub const DEFAULT_MAX_MESSAGE: u32 = 16 * 1024;
 
 /// Offsets inside the header page.
 pub(crate) const OFF_CONSUMER_PID: usize = 128;
-pub(crate) const OFF_INVALID: usize = 192;
 pub(crate) const OFF_LANE_SHORTAGE: usize = 256;
 
 /// Lane header offsets (from the lane header's start).
