@@ -112,17 +112,17 @@ pub fn write_json(out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option<&str>) {
     w.put(b"\",\"level\":\"");
     w.put(r.level().name().as_bytes());
     w.put(b"\",\"severity\":");
-    put_int(&mut w, r.severity());
+    put_u64(&mut w, r.severity().into());
     w.put(b",\"target\":");
     put_json_str(&mut w, r.target());
     w.put(b",\"msg\":");
     put_json_str(&mut w, r.message());
     w.put(b",\"pid\":");
-    put_int(&mut w, r.pid());
+    put_u64(&mut w, r.pid().into());
     w.put(b",\"tid\":");
-    put_int(&mut w, r.tid());
+    put_u64(&mut w, r.tid().into());
     w.put(b",\"seq\":");
-    put_int(&mut w, r.seq());
+    put_u64(&mut w, r.seq());
     if let Some(t) = r.trace_id() {
         w.put(b",\"trace_id\":\"");
         put_hex(&mut w, &t);
@@ -215,16 +215,49 @@ fn put_text_clean(w: &mut Out, s: &str) {
     }
 }
 
+/// Appends the decimal digits of `v`, written in place from the last digit
+/// back (two at a time). Formatting into a stack buffer first and copying it
+/// out (as `itoa` does) made every integer a store-forwarding stall: wide
+/// loads over freshly stored single bytes; four integers a record made that a
+/// quarter of `write_json`'s time.
 #[inline]
-fn put_int(w: &mut Out, v: impl itoa::Integer) {
-    w.put(itoa::Buffer::new().format(v).as_bytes());
+fn put_u64(w: &mut Out, mut v: u64) {
+    let n = (v | 1).ilog10() as usize + 1;
+    #[cfg(debug_assertions)]
+    assert!(w.ptr as usize + n <= w.end as usize, "format bound");
+    // SAFETY: `Out::new`'s contract: the reserved bound covers every write, and
+    // `json_bound` allows 40 bytes per number; the `n` digits are written
+    // exactly into `[ptr, ptr + n)`, from the end back.
+    unsafe {
+        let mut p = w.ptr.add(n);
+        w.ptr = p;
+        while v >= 100 {
+            let pair = &DIGIT_PAIRS[(v % 100) as usize];
+            v /= 100;
+            p = p.sub(2);
+            std::ptr::copy_nonoverlapping(pair.as_ptr(), p, 2);
+        }
+        if v >= 10 {
+            std::ptr::copy_nonoverlapping(DIGIT_PAIRS[v as usize].as_ptr(), p.sub(2), 2);
+        } else {
+            *p.sub(1) = b'0' + v as u8;
+        }
+    }
+}
+
+#[inline]
+fn put_i64(w: &mut Out, v: i64) {
+    if v < 0 {
+        w.byte(b'-');
+    }
+    put_u64(w, v.unsigned_abs());
 }
 
 fn put_json_value(w: &mut Out, v: Value<'_>) {
     match v {
         Value::Str(s) => put_json_str(w, s),
-        Value::I64(i) => put_int(w, i),
-        Value::U64(u) => put_int(w, u),
+        Value::I64(i) => put_i64(w, i),
+        Value::U64(u) => put_u64(w, u),
         Value::F64(f) if f.is_finite() => put_f64(w, f),
         Value::F64(f) => w.put(if f.is_nan() {
             b"\"NaN\""
@@ -253,7 +286,7 @@ fn put_f64(w: &mut Out, f: f64) {
         if int == 0 && f.is_sign_negative() {
             w.byte(b'-');
         }
-        put_int(w, int);
+        put_i64(w, int);
         w.byte(b'.');
         let digits = [
             b'0' + (frac / 100) as u8,
@@ -576,6 +609,25 @@ mod tests {
                 "{f}: {ours}"
             );
             assert!(ours.len() <= theirs.len(), "{f}: ours {ours}, ryu {theirs}");
+        }
+    }
+
+    #[test]
+    fn integers_at_every_width_match_std() {
+        let mut values = vec![0u64, 1, 9, u64::MAX, u64::MAX - 1, i64::MAX as u64];
+        for d in 1..20 {
+            let p = 10u64.pow(d);
+            values.extend([p - 1, p, p + 1, p / 2 + 7]);
+        }
+        for v in values {
+            assert_eq!(s(|o| write_json_value(o, Value::U64(v))), v.to_string());
+            let i = v as i64;
+            assert_eq!(s(|o| write_json_value(o, Value::I64(i))), i.to_string());
+            let i = i.wrapping_neg();
+            assert_eq!(s(|o| write_json_value(o, Value::I64(i))), i.to_string());
+        }
+        for i in [i64::MIN, i64::MIN + 1, -1, -10, -99, -100] {
+            assert_eq!(s(|o| write_json_value(o, Value::I64(i))), i.to_string());
         }
     }
 
