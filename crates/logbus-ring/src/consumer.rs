@@ -20,7 +20,7 @@ use crate::lane::{reap, LaneWords};
 use crate::layout::*;
 use crate::level::{Level, LEVELS};
 use crate::lock;
-use crate::record::{copy_shared, plausible, validate, RecordRef};
+use crate::record::{copy_shared, plausible, read_header, validate, RecordRef};
 use crate::ring::Ring;
 
 /// Records copied out of the ring. Reused across polls, so that a steady-state
@@ -148,15 +148,12 @@ fn copy_lane(
     let data = ring.lane_data(lane);
     let mut pos = from;
     let mut invalid = 0;
-    let mut scratch = Vec::with_capacity(RECORD_HEADER);
     let mut taken = 0;
     while pos < to && taken < max {
         let index = pos & (slots - 1);
-        scratch.clear();
         // SAFETY: slot `index` is inside lane `lane` of the mapping and 64-aligned
         // (slot sizes are multiples of 64); a header is 64 bytes.
-        unsafe { copy_shared(data.add(index as usize * slot), RECORD_HEADER, &mut scratch) };
-        let hdr: RecordHeader = bytemuck::pod_read_unaligned(&scratch);
+        let hdr = unsafe { read_header(data.add(index as usize * slot)) };
         let room = (to - pos).min(slots - index);
         if !plausible(&hdr, pos, slot, room) {
             invalid += 1;

@@ -36,6 +36,23 @@ pub(crate) unsafe fn copy_shared(src: *const u8, len: usize, buf: &mut Vec<u8>) 
     unsafe { buf.set_len(start + len) };
 }
 
+/// Reads a record header from shared memory at `src` with relaxed atomic
+/// 8-byte loads, straight into the value (no intermediate buffer).
+///
+/// # Safety
+/// `src .. src + RECORD_HEADER` lies inside a live mapping and `src` is 8-aligned.
+#[inline]
+pub(crate) unsafe fn read_header(src: *const u8) -> RecordHeader {
+    const WORDS: usize = RECORD_HEADER / 8;
+    let words: [u64; WORDS] = std::array::from_fn(|i| {
+        // SAFETY: in bounds and aligned by the caller's contract; atomic loads
+        // make a racing writer harmless to us (the header is validated).
+        // Relaxed: ordered by the caller, as in `copy_shared`.
+        unsafe { (*(src as *const AtomicU64).add(i)).load(Ordering::Relaxed) }
+    });
+    bytemuck::cast(words)
+}
+
 /// UTF-8 validation with a fast path for ASCII, which nearly every target,
 /// key and message is (`is_ascii` checks a word at a time).
 #[inline]
@@ -54,29 +71,70 @@ pub(crate) fn validate(hdr: &RecordHeader, body: &[u8]) -> bool {
     if t.checked_add(m).is_none_or(|tm| tm > body.len()) {
         return false;
     }
-    if !utf8_ok(&body[..t]) || !utf8_ok(&body[t..t + m]) {
-        return false;
-    }
-    let mut it = FieldIter {
-        rest: &body[t + m..],
-        left: hdr.nfields,
-    };
-    for _ in 0..hdr.nfields {
-        match it.parse() {
-            Some((key, v)) => {
-                if !utf8_ok(key) {
-                    return false;
-                }
-                if let RawValue::Str(s) = v {
-                    if !utf8_ok(s) {
-                        return false;
-                    }
-                }
-            }
-            None => return false,
+    // Fast path: walk the fields once, OR-ing every string byte together; if
+    // no string byte has its high bit set, every string is ASCII, hence UTF-8.
+    // Otherwise check each string as UTF-8 on its own (the slow path).
+    match walk_fields(&body[t + m..], hdr.nfields) {
+        None => false,
+        Some(high) if (high | or_bytes(&body[..t + m])) & HIGH_BITS == 0 => true,
+        Some(_) => {
+            utf8_ok(&body[..t])
+                && utf8_ok(&body[t..t + m])
+                && fields_utf8(&body[t + m..], hdr.nfields)
         }
     }
-    it.rest.is_empty()
+}
+
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// The OR of `b`'s bytes, spread over a word (only its high bits mean anything).
+#[inline(always)]
+fn or_bytes(b: &[u8]) -> u64 {
+    if b.len() >= 8 {
+        let word = |c: &[u8]| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+        let mut acc = word(&b[b.len() - 8..]);
+        for c in b.chunks_exact(8) {
+            acc |= word(c);
+        }
+        acc
+    } else {
+        b.iter().fold(0u64, |acc, &x| acc | x as u64)
+    }
+}
+
+/// Walks `n` fields: `Some(OR of their key and string bytes)` when every
+/// length and kind is valid and nothing is left over.
+#[inline]
+fn walk_fields(mut b: &[u8], n: u16) -> Option<u64> {
+    let mut acc = 0u64;
+    for _ in 0..n {
+        let (klen, k) = (*b.first()? as usize, *b.get(1)?);
+        acc |= or_bytes(b.get(2..2 + klen)?);
+        b = &b[2 + klen..];
+        let len = match k {
+            kind::STR => {
+                let n = u16::from_le_bytes([*b.first()?, *b.get(1)?]) as usize;
+                acc |= or_bytes(b.get(2..2 + n)?);
+                2 + n
+            }
+            kind::I64 | kind::U64 | kind::F64 => 8,
+            kind::BOOL if *b.first()? <= 1 => 1,
+            _ => return None,
+        };
+        b = b.get(len..)?;
+    }
+    b.is_empty().then_some(acc)
+}
+
+/// Whether every key and string of `n` well-formed fields is UTF-8.
+#[cold]
+fn fields_utf8(rest: &[u8], n: u16) -> bool {
+    let mut it = FieldIter { rest, left: n };
+    (0..n).all(|_| match it.parse() {
+        Some((key, RawValue::Str(s))) => utf8_ok(key) && utf8_ok(s),
+        Some((key, _)) => utf8_ok(key),
+        None => false,
+    })
 }
 
 /// A validated record borrowed from a [`crate::Batch`].
@@ -248,4 +306,107 @@ pub(crate) fn plausible(hdr: &RecordHeader, pos: u64, slot_size: usize, room: u6
     hdr.stamp == pos
         && hdr.len as usize >= RECORD_HEADER
         && crate::layout::slots_for(hdr.len as usize, slot_size) <= room
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A field as the producer lays it out: key length, kind, key, value.
+    fn field(key: &[u8], kind: u8, value: &[u8]) -> Vec<u8> {
+        let mut f = vec![key.len() as u8, kind];
+        f.extend_from_slice(key);
+        if kind == kind::STR {
+            f.extend_from_slice(&(value.len() as u16).to_le_bytes());
+        }
+        f.extend_from_slice(value);
+        f
+    }
+
+    fn check(target: &[u8], msg: &[u8], fields: &[Vec<u8>]) -> bool {
+        let mut body = [target, msg].concat();
+        for f in fields {
+            body.extend_from_slice(f);
+        }
+        let hdr = RecordHeader {
+            severity: 9,
+            target_len: target.len() as u16,
+            msg_len: msg.len() as u32,
+            nfields: fields.len() as u16,
+            ..RecordHeader::default()
+        };
+        validate(&hdr, &body)
+    }
+
+    #[test]
+    fn strings_must_be_utf8_wherever_they_are() {
+        let num = field(b"n", kind::U64, &7u64.to_le_bytes());
+        let ok = field(b"path", kind::STR, b"/api/v1/orders");
+        assert!(check(
+            b"app::http",
+            b"request handled",
+            &[num.clone(), ok.clone()]
+        ));
+        // Valid UTF-8 beyond ASCII, short and long, everywhere: accepted.
+        let e = "é".as_bytes();
+        let long = "€uro prices, bien sûr".as_bytes();
+        assert!(check(
+            e,
+            long,
+            &[field(e, kind::STR, long), field(long, kind::BOOL, &[1])]
+        ));
+        // A lone continuation byte or a cut sequence: rejected in each place.
+        for bad in [
+            &b"\x80"[..],
+            b"ok\xc3",
+            b"\xff\xfe long enough to be word-scanned",
+        ] {
+            assert!(
+                !check(bad, b"m", std::slice::from_ref(&num)),
+                "{bad:?} in target"
+            );
+            assert!(
+                !check(b"t", bad, std::slice::from_ref(&num)),
+                "{bad:?} in message"
+            );
+            assert!(
+                !check(b"t", b"m", &[field(bad, kind::U64, &[0; 8])]),
+                "{bad:?} in key"
+            );
+            assert!(
+                !check(b"t", b"m", &[field(b"k", kind::STR, bad)]),
+                "{bad:?} in value"
+            );
+        }
+        // A character split between target and message: each must be UTF-8 alone.
+        assert!(!check(&e[..1], &e[1..], &[]));
+    }
+
+    #[test]
+    fn field_structure_is_checked() {
+        let num = field(b"n", kind::U64, &7u64.to_le_bytes());
+        assert!(
+            !check(b"t", b"m", &[field(b"k", 9, &[0; 8])]),
+            "unknown kind"
+        );
+        assert!(
+            !check(b"t", b"m", &[field(b"k", kind::BOOL, &[2])]),
+            "bool 2"
+        );
+        assert!(
+            !check(b"t", b"m", &[field(b"k", kind::F64, &[0; 7])]),
+            "short value"
+        );
+        let mut long = field(b"k", kind::STR, b"abc");
+        long.truncate(long.len() - 1);
+        assert!(!check(b"t", b"m", &[long]), "string past the end");
+        let mut extra = num.clone();
+        extra.push(0);
+        assert!(!check(b"t", b"m", &[extra]), "bytes left over");
+        assert!(check(
+            b"t",
+            b"m",
+            &[num.clone(), field(b"b", kind::BOOL, &[0])]
+        ));
+    }
 }
