@@ -148,6 +148,7 @@ fn copy_lane(
     let data = ring.lane_data(lane);
     let mut pos = from;
     let mut invalid = 0;
+    let mut scratch = Vec::new();
     let mut taken = 0;
     while pos < to && taken < max {
         let index = pos & (slots - 1);
@@ -165,8 +166,14 @@ fn copy_lane(
             pos += n;
             continue;
         }
-        let off = batch.buf.len();
         let body = hdr.len as usize - RECORD_HEADER;
+        // The body goes to `scratch` first, is validated there, then appended
+        // to the batch. Validating in place was a third of the reader's time:
+        // validation reads at unaligned offsets just after the copy's 8-byte
+        // stores (no store forwarding), and the batch's lines, last read by a
+        // sink thread on another core, take long to own again. `scratch`
+        // stays in this core's cache.
+        scratch.clear();
         // SAFETY: the record's `n` slots lie inside the lane (`index + n <= slots`,
         // checked by `plausible` through `room`), so its body does too, and
         // `RECORD_HEADER` keeps the body 8-aligned.
@@ -174,10 +181,12 @@ fn copy_lane(
             copy_shared(
                 data.add(index as usize * slot + RECORD_HEADER),
                 body,
-                &mut batch.buf,
+                &mut scratch,
             )
         };
-        if validate(&hdr, &batch.buf[off..]) {
+        if validate(&hdr, &scratch) {
+            let off = batch.buf.len();
+            batch.buf.extend_from_slice(&scratch);
             batch.entries.push(Entry {
                 hdr,
                 off,
@@ -187,7 +196,6 @@ fn copy_lane(
             });
             taken += 1;
         } else {
-            batch.buf.truncate(off);
             invalid += 1;
         }
         pos += n;
@@ -337,15 +345,29 @@ impl Consumer {
         batch.clear();
         batch.lanes = self.ring.geometry().lanes;
         let n = self.lanes.len();
-        // Split the budget so that one busy lane cannot starve the others.
+        // Split the budget so that one busy lane cannot starve the others; what
+        // quiet lanes leave goes to the busy ones in a second pass, so that a
+        // single busy lane is not held to its share.
         let share = max.div_ceil(n).max(16);
+        let mut full = false;
         for k in 0..n {
             if batch.len() >= max {
                 break;
             }
             let lane = (self.next_lane + k) % n;
             let budget = share.min(max - batch.len());
+            let before = batch.len();
             self.poll_lane(lane as u32, batch, budget);
+            full |= batch.len() - before == budget;
+        }
+        if full {
+            for k in 0..n {
+                if batch.len() >= max {
+                    break;
+                }
+                let lane = (self.next_lane + k) % n;
+                self.poll_lane(lane as u32, batch, max - batch.len());
+            }
         }
         self.next_lane = (self.next_lane + 1) % n;
         batch.len()

@@ -209,6 +209,31 @@ fn peeking_consumes_nothing() {
 }
 
 #[test]
+fn a_poll_splits_its_budget_between_busy_lanes_and_gives_quiet_lanes_share_to_busy_ones() {
+    let dir = TempDir::new("fair");
+    let ring = Ring::open_with(dir.path("r"), &small()).unwrap();
+    let mut a = ring.writer().unwrap();
+    let mut b = ring.writer().unwrap();
+    for _ in 0..100 {
+        a.emit(&Event::new(9, "a")).unwrap();
+    }
+    let mut c = Consumer::acquire(&ring).unwrap();
+    let mut batch = Batch::new();
+    // One busy lane of four: it gets the whole budget, not a quarter of it.
+    assert_eq!(c.poll(&mut batch, 40), 40);
+    c.commit_all();
+    for _ in 0..100 {
+        b.emit(&Event::new(9, "b")).unwrap();
+    }
+    // Two busy lanes: each gets its share (a quarter each), then what the
+    // two quiet lanes left is shared out too; both lanes are served.
+    assert_eq!(c.poll(&mut batch, 40), 40);
+    let from_a = batch.iter().filter(|r| r.message() == "a").count();
+    assert!((10..=30).contains(&from_a), "{from_a} of 40 from lane a");
+    c.commit_all();
+}
+
+#[test]
 fn threads_sharing_a_handle_get_separate_lanes() {
     let dir = TempDir::new("lanes");
     let ring = Ring::open_with(dir.path("r"), &small()).unwrap();
