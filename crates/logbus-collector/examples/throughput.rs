@@ -2,16 +2,24 @@
 //!
 //! `cargo run --release -p logbus-collector --example throughput [-- RECORDS_PER_PRODUCER]`
 //!
-//! For one and then two producer processes writing as fast as they can (a
-//! record the ring refuses is retried after a `sched_yield`), and a collector
-//! process with (a) a `null` sink (resolve + format JSON, discard) and (b) a
-//! JSON `file` sink on `/dev/shm`, measures records per second from the
-//! producers' start until the collector has finished every record (delivered,
-//! or dropped by the sink's overflow policy when the sink cannot keep up: the
-//! rate counts delivered records only, and the drops are printed), and the
-//! collector's CPU time per delivered record (`wait4` rusage of the collector).
-//! Then the reference: the same JSON bytes (the file sink's own output) written
-//! line by line through a 64 KiB `BufWriter` to `/dev/shm`.
+//! For one and then two producer processes writing as fast as they can, and a
+//! collector process with (a) a `null` sink (resolve + format JSON, discard)
+//! and (b) a JSON `file` sink on `/dev/shm`, measures records per second from
+//! the producers' start until the collector has finished every record
+//! (delivered, or dropped by the sink's overflow policy when the sink cannot
+//! keep up: the rate counts delivered records only, and the drops are
+//! printed), the collector's CPU time per delivered record (`wait4` rusage of
+//! the collector), and the CPU of its reader and sink threads
+//! (`/proc/self/task/*/schedstat`). Right after each file run, the reference:
+//! the same JSON bytes (the file sink's own output) written line by line
+//! through a 64 KiB `BufWriter` to `/dev/shm`. Every configuration runs
+//! [`ROUNDS`] times, interleaved; the summary gives medians.
+//!
+//! The ring is the default's size in 4 lanes (see `run`). A record the ring refuses (the
+//! producer's lane is full: the collector is behind) is retried after a 50 us
+//! sleep, so every record gets through and the run measures the collector. A
+//! producer spinning on a full lane instead (`sched_yield`) would take one of
+//! this machine's two cores away from the collector it waits for.
 //!
 //! The example re-executes itself as the producer (`produce`) and collector
 //! (`collect`) processes; the collector runs the library exactly as the
@@ -132,7 +140,7 @@ fn components() {
     let _ = std::fs::remove_file(&path);
 }
 
-/// Producer process: `count` records, retried (after a yield) when refused.
+/// Producer process: `count` records, retried (after a 50 us sleep) when refused.
 fn produce(ring: &Path, count: u64) {
     let ring = Ring::open(ring).expect("open ring");
     let tag = ring
@@ -148,7 +156,7 @@ fn produce(ring: &Path, count: u64) {
     w.set_resource(tag);
     for i in 0..count {
         while let Emitted::Dropped = emit_bench_record(&mut w, i) {
-            std::thread::yield_now();
+            std::thread::sleep(Duration::from_micros(50));
         }
     }
 }
@@ -182,14 +190,44 @@ fn collect(ring: &Path, kind: &str, out: &Path, expect: u64) {
         while finished() < expect {
             std::thread::sleep(Duration::from_millis(1));
         }
+        let threads = thread_cpu();
         c2.request_shutdown();
-        (sink.delivered.load(Ordering::Relaxed), sink.dropped_total())
+        (
+            sink.delivered.load(Ordering::Relaxed),
+            sink.dropped_total(),
+            threads,
+        )
     });
     println!("ready");
     std::io::stdout().flush().expect("stdout");
     collector.run(&control);
-    let (delivered, dropped) = done.join().expect("watcher");
-    println!("{delivered} {dropped}");
+    let (delivered, dropped, (reader, sink)) = done.join().expect("watcher");
+    println!("{delivered} {dropped} {reader} {sink}");
+}
+
+/// CPU time (ns, from `/proc/self/task/*/schedstat`) of the reader (the main
+/// thread) and of the sink threads, so far.
+fn thread_cpu() -> (u64, u64) {
+    let (mut reader, mut sink) = (0, 0);
+    let me = std::process::id().to_string();
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = task.file_name().to_string_lossy().into_owned();
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let ns: u64 = std::fs::read_to_string(task.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        if name == me {
+            reader += ns;
+        } else if comm.starts_with("sink-") {
+            sink += ns;
+        }
+    }
+    (reader, sink)
 }
 
 struct Run {
@@ -198,7 +236,12 @@ struct Run {
     /// Records the sink dropped (its queue was full: it could not keep up).
     dropped: u64,
     cpu_ns: f64,
+    /// CPU of the reader thread and of the sink thread, per delivered record.
+    reader_ns: f64,
+    sink_ns: f64,
     secs: f64,
+    /// The file sink's output (removed for the null sink).
+    out: PathBuf,
 }
 
 // The collector child is reaped with wait4 (for its rusage), not Child::wait.
@@ -208,16 +251,14 @@ fn run(producers: u64, per_producer: u64, kind: &str, dir: &Path) -> Run {
     let out = dir.join(format!("logbus-bench-{kind}-{}.json", std::process::id()));
     let _ = std::fs::remove_file(&ring);
     let _ = std::fs::remove_file(&out);
-    // 256 Ki slots a lane: producers rarely wait on the ring's size, only on the collector.
-    Ring::create(
-        &ring,
-        &RingOptions {
-            slots: 1 << 20,
-            lanes: 4,
-            ..RingOptions::default()
-        },
-    )
-    .expect("create ring");
+    // The default ring's size (16 MiB: 65,536 slots of 256 B) in 4 lanes
+    // instead of 32, so that one producer thread's lane (16,384 slots) holds
+    // a few milliseconds of records at full speed and the run measures the
+    // collector, not the lane. (With the default 2,048-slot lanes, a single
+    // producer thread sleeping 50 us whenever its lane is full cannot keep the
+    // collector busy.) A far larger ring (4 lanes of 256 Ki slots) measured
+    // lower: its slots are cold in every cache by the time they are read.
+    Ring::create(&ring, &ring_options()).expect("create ring");
     let exe = std::env::current_exe().expect("exe");
     let total = producers * per_producer;
     let mut coll = Command::new(&exe)
@@ -260,7 +301,8 @@ fn run(producers: u64, per_producer: u64, kind: &str, dir: &Path) -> Run {
     let mut counts = line
         .split_whitespace()
         .map(|n| n.parse::<u64>().expect("count"));
-    let (delivered, dropped) = (counts.next().unwrap_or(0), counts.next().unwrap_or(0));
+    let mut next = || counts.next().unwrap_or(0);
+    let (delivered, dropped, reader_ns, sink_ns) = (next(), next(), next(), next());
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "collector failed"
@@ -271,12 +313,14 @@ fn run(producers: u64, per_producer: u64, kind: &str, dir: &Path) -> Run {
     if kind == "null" {
         let _ = std::fs::remove_file(&out);
     }
-    let _ = total;
     Run {
         rate: delivered as f64 / secs,
         dropped,
         cpu_ns: cpu_ns / delivered.max(1) as f64,
+        reader_ns: reader_ns as f64 / delivered.max(1) as f64,
+        sink_ns: sink_ns as f64 / delivered.max(1) as f64,
         secs,
+        out,
     }
 }
 
@@ -297,6 +341,23 @@ fn reference(sample: &[u8], lines: u64, dir: &Path) -> f64 {
     lines as f64 / secs
 }
 
+/// The benchmark's ring (see `run`).
+fn ring_options() -> RingOptions {
+    RingOptions {
+        slots: 1 << 16,
+        lanes: 4,
+        ..RingOptions::default()
+    }
+}
+
+/// Rounds of every configuration; the summary gives medians.
+const ROUNDS: usize = 3;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 fn bench(per_producer: u64) {
     let dir = PathBuf::from(if Path::new("/dev/shm").is_dir() {
         "/dev/shm"
@@ -304,46 +365,81 @@ fn bench(per_producer: u64) {
         "/tmp"
     });
     components();
-    println!("records per producer: {per_producer}; ring: 4 lanes x 256 Ki slots of 256 B");
+    let geo = ring_options();
     println!(
-        "{:<10} {:<6} {:>14} {:>12} {:>16} {:>8}",
-        "producers", "sink", "delivered/s", "sink drops", "collector ns/rec", "secs"
+        "records per producer: {per_producer}; ring: {} slots of {} B in {} lanes; {ROUNDS} rounds",
+        geo.slots, geo.slot_size, geo.lanes
     );
-    let mut file_rate = Vec::new();
-    for producers in [1u64, 2] {
-        for kind in ["null", "file"] {
+    println!(
+        "{:<6} {:<10} {:<6} {:>12} {:>6} {:>14} {:>12} {:>6} {:>14} {:>6}",
+        "round",
+        "producers",
+        "sink",
+        "delivered/s",
+        "drops",
+        "collector ns",
+        "reader/sink",
+        "secs",
+        "reference/s",
+        "ratio"
+    );
+    let configs = [(1u64, "null"), (1, "file"), (2, "null"), (2, "file")];
+    let mut results: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); configs.len()];
+    for round in 1..=ROUNDS {
+        for (c, &(producers, kind)) in configs.iter().enumerate() {
             let r = run(producers, per_producer, kind, &dir);
+            // The reference right after the run it is compared with: the file
+            // sink's own output (the same JSON bytes) written again.
+            let reference = (kind == "file").then(|| reference_from_output(&dir, &r.out));
+            let ratio = reference.map(|(lines_s, _)| r.rate / lines_s);
             println!(
-                "{producers:<10} {kind:<6} {:>14.0} {:>12} {:>16.1} {:>8.2}",
-                r.rate, r.dropped, r.cpu_ns, r.secs
+                "{round:<6} {producers:<10} {kind:<6} {:>12.0} {:>6} {:>14.1} {:>12} {:>6.2} {:>14} {:>6}",
+                r.rate,
+                r.dropped,
+                r.cpu_ns,
+                format!("{:.0}/{:.0}", r.reader_ns, r.sink_ns),
+                r.secs,
+                reference.map_or(String::new(), |(l, _)| format!("{l:.0}")),
+                ratio.map_or(String::new(), |x| format!("{:.0} %", x * 100.0)),
             );
-            if kind == "file" {
-                file_rate.push((producers, r.rate));
-            }
+            results[c].push((r.rate, r.cpu_ns, ratio.unwrap_or(0.0)));
         }
     }
-    // The file sink's own output of the last run: the same JSON bytes.
-    let out = dir.join(format!("logbus-bench-file-{}.json", std::process::id()));
+    println!("median of {ROUNDS} rounds:");
+    for (c, &(producers, kind)) in configs.iter().enumerate() {
+        let col = |f: fn(&(f64, f64, f64)) -> f64| median(results[c].iter().map(f).collect());
+        let ratio = if kind == "file" {
+            format!(", {:.0} % of the reference", col(|r| r.2) * 100.0)
+        } else {
+            String::new()
+        };
+        println!(
+            "  {producers} producer(s), {kind} sink: {:.0} records/s, collector CPU {:.1} ns/record{ratio}",
+            col(|r| r.0),
+            col(|r| r.1),
+        );
+    }
+}
+
+/// Writes the file sink's output (up to 64 MiB of it, cycled to its full
+/// line count) again through a 64 KiB `BufWriter`; returns (lines/s, bytes
+/// per line) and removes the output.
+fn reference_from_output(dir: &Path, out: &Path) -> (f64, f64) {
     let mut sample = Vec::new();
-    File::open(&out)
+    File::open(out)
         .expect("file sink output")
         .take(64 << 20)
         .read_to_end(&mut sample)
         .expect("read sample");
+    let lines = std::fs::read(out)
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
+        .expect("count lines");
+    let _ = std::fs::remove_file(out);
     let cut = sample
         .iter()
         .rposition(|&b| b == b'\n')
         .map_or(0, |p| p + 1);
     sample.truncate(cut);
     let avg = sample.len() as f64 / sample.iter().filter(|&&b| b == b'\n').count().max(1) as f64;
-    let _ = std::fs::remove_file(&out);
-    for (producers, rate) in file_rate {
-        let lines = producers * per_producer;
-        let reference = reference(&sample, lines, &dir);
-        println!(
-            "reference: {lines} lines of {avg:.0} B via 64 KiB BufWriter: {reference:.0} lines/s; \
-             file sink with {producers} producer(s) = {:.0} % of it",
-            rate / reference * 100.0
-        );
-    }
+    (reference(&sample, lines, dir), avg)
 }
