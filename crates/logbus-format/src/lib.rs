@@ -280,8 +280,10 @@ fn put_json_value(w: &mut Out, v: Value<'_>) {
 #[inline]
 fn put_f64(w: &mut Out, f: f64) {
     let scaled = f * 1000.0;
-    if f.abs() < 1e12 && scaled == scaled.trunc() && scaled / 1000.0 == f {
-        let n = scaled as i64;
+    // `scaled as i64` is exact below 1e15 (< 2^63); comparing it back is
+    // `scaled.trunc() == scaled` without a call into libm.
+    let n = scaled as i64;
+    if f.abs() < 1e12 && n as f64 == scaled && scaled / 1000.0 == f {
         let (int, frac) = (n / 1000, (n % 1000).unsigned_abs());
         if int == 0 && f.is_sign_negative() {
             w.byte(b'-');
