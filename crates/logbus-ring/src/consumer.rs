@@ -67,7 +67,7 @@ impl Batch {
     pub fn get(&self, i: usize) -> Option<RecordRef<'_>> {
         let e = self.entries.get(i)?;
         Some(RecordRef {
-            hdr: e.hdr,
+            hdr: &e.hdr,
             body: &self.buf[e.off..e.off + e.len],
             lane: e.lane,
             lanes: self.lanes,

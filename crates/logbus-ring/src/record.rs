@@ -140,7 +140,7 @@ fn fields_utf8(rest: &[u8], n: u16) -> bool {
 /// A validated record borrowed from a [`crate::Batch`].
 #[derive(Clone, Copy, Debug)]
 pub struct RecordRef<'a> {
-    pub(crate) hdr: RecordHeader,
+    pub(crate) hdr: &'a RecordHeader,
     pub(crate) body: &'a [u8],
     pub(crate) lane: u16,
     pub(crate) lanes: u32,
