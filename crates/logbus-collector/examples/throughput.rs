@@ -13,7 +13,8 @@
 //! (`/proc/self/task/*/schedstat`). Right after each file run, the reference:
 //! the same JSON bytes (the file sink's own output) written line by line
 //! through a 64 KiB `BufWriter` to `/dev/shm`. Every configuration runs
-//! [`ROUNDS`] times, interleaved; the summary gives medians.
+//! [`ROUNDS`] times, interleaved; the summary gives medians. Last, the
+//! collector's CPU over 10 s with an empty ring (idle).
 //!
 //! The ring is the default's size in 4 lanes (see `run`). A record the ring refuses (the
 //! producer's lane is full: the collector is behind) is retried after a 50 us
@@ -48,6 +49,7 @@ fn main() {
             args[5].parse().expect("expect"),
         ),
         Some("components") => components(),
+        Some("idle") => idle(&bench_dir(), 10),
         other => bench(other.map_or(5_000_000, |n| n.parse().expect("records per producer"))),
     }
 }
@@ -161,7 +163,8 @@ fn produce(ring: &Path, count: u64) {
     }
 }
 
-/// Collector process: runs until its sink has delivered `expect` records.
+/// Collector process: runs until its sink has delivered `expect` records
+/// (`0`: until its standard input closes).
 fn collect(ring: &Path, kind: &str, out: &Path, expect: u64) {
     let ring = Ring::open(ring).expect("open ring");
     let kind = match kind {
@@ -184,6 +187,13 @@ fn collect(ring: &Path, kind: &str, out: &Path, expect: u64) {
     let c2 = control.clone();
     let done = std::thread::spawn(move || {
         let sink = registry.sinks()[0].clone();
+        if expect == 0 {
+            // Idle measurement: no polling watcher, whose own wake-ups would
+            // be counted as the collector's CPU.
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+            c2.request_shutdown();
+            return (0, 0, (0, 0));
+        }
         // Relaxed: counters read to decide when to stop. A record is finished
         // when the sink wrote it, or dropped it because its queue was full.
         let finished = || sink.delivered.load(Ordering::Relaxed) + sink.dropped_total();
@@ -351,19 +361,24 @@ fn ring_options() -> RingOptions {
 }
 
 /// Rounds of every configuration; the summary gives medians.
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
-fn bench(per_producer: u64) {
-    let dir = PathBuf::from(if Path::new("/dev/shm").is_dir() {
+/// Where rings and files go: `/dev/shm` (else `/tmp`).
+fn bench_dir() -> PathBuf {
+    PathBuf::from(if Path::new("/dev/shm").is_dir() {
         "/dev/shm"
     } else {
         "/tmp"
-    });
+    })
+}
+
+fn bench(per_producer: u64) {
+    let dir = bench_dir();
     components();
     let geo = ring_options();
     println!(
@@ -419,6 +434,48 @@ fn bench(per_producer: u64) {
             col(|r| r.1),
         );
     }
+    idle(&dir, 10);
+}
+
+/// CPU time (user + system) of process `pid` so far, in ms (from
+/// `/proc/PID/stat`, in clock ticks of 10 ms).
+fn process_cpu_ms(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let after = &stat[stat.rfind(')').expect("comm") + 2..];
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // Fields 14 and 15 of the file (utime, stime) are 11 and 12 after the comm.
+    (f[11] + f[12]) * 1000 / 100
+}
+
+/// The collector's CPU over `secs` seconds with an empty ring.
+fn idle(dir: &Path, secs: u64) {
+    let ring = dir.join(format!("logbus-bench-idle-{}", std::process::id()));
+    let _ = std::fs::remove_file(&ring);
+    Ring::create(&ring, &RingOptions::default()).expect("create ring");
+    let exe = std::env::current_exe().expect("exe");
+    let mut coll = Command::new(&exe)
+        .args(["collect", ring.to_str().unwrap(), "null", "/dev/null", "0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn collector");
+    let mut line = String::new();
+    let mut from_collector = BufReader::new(coll.stdout.take().unwrap());
+    from_collector.read_line(&mut line).expect("ready");
+    let before = process_cpu_ms(coll.id());
+    std::thread::sleep(Duration::from_secs(secs));
+    let used = process_cpu_ms(coll.id()) - before;
+    drop(coll.stdin.take()); // asks it to shut down
+    from_collector.read_line(&mut line).expect("counts");
+    assert!(coll.wait().expect("collector").success());
+    let _ = std::fs::remove_file(&ring);
+    println!(
+        "idle: the collector used {used} ms of CPU in {secs} s with an empty ring ({:.2} % of a core)",
+        used as f64 / (secs as f64 * 10.0)
+    );
 }
 
 /// Writes the file sink's output (up to 64 MiB of it, cycled to its full
