@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion, Throughput};
-use logbus_ring::{Batch, Consumer, Event, Field, Ring, RingOptions, Value};
+use logbus_benches::emit_collector_record;
+use logbus_ring::{Batch, Consumer, Ring, RingOptions};
 use serde::Serialize;
 
 /// Records per poll (a quarter of the lane: under the INFO watermark).
@@ -30,26 +31,7 @@ fn ring_path() -> PathBuf {
 
 fn emit_batch(w: &mut logbus_ring::LaneWriter, first: u64) {
     for i in first..first + BATCH as u64 {
-        let fields = [
-            Field {
-                key: "request_id",
-                value: Value::U64(i),
-            },
-            Field {
-                key: "path",
-                value: Value::Str("/api/v1/orders"),
-            },
-            Field {
-                key: "latency_ms",
-                value: Value::F64(12.5),
-            },
-        ];
-        let ev = Event {
-            target: "bench::http",
-            fields: &fields,
-            ..Event::new(9, "request handled")
-        };
-        w.emit(&ev).expect("emit");
+        emit_collector_record(w, i);
     }
 }
 

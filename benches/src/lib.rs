@@ -517,6 +517,33 @@ pub fn run_child_if_asked() {
     std::process::exit(0)
 }
 
+/// Emits the collector benchmarks' record (`benches/collect.rs` and the
+/// `throughput` harness): INFO, target `bench::http`, message `request
+/// handled`, fields `request_id` (`i`), `path` (a string) and `latency_ms`
+/// (an f64).
+pub fn emit_collector_record(w: &mut LaneWriter, i: u64) -> Emitted {
+    let fields = [
+        logbus_ring::Field {
+            key: "request_id",
+            value: logbus_ring::Value::U64(i),
+        },
+        logbus_ring::Field {
+            key: "path",
+            value: logbus_ring::Value::Str("/api/v1/orders"),
+        },
+        logbus_ring::Field {
+            key: "latency_ms",
+            value: logbus_ring::Value::F64(12.5),
+        },
+    ];
+    let ev = Event {
+        target: "bench::http",
+        fields: &fields,
+        ..Event::new(9, "request handled")
+    };
+    w.emit(&ev).expect("emit")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! Multi-process throughput of the collector, end to end.
 //!
-//! `cargo run --release -p logbus-collector --example throughput [-- RECORDS_PER_PRODUCER]`
+//! `cargo run --release -p logbus-benches --bin throughput [-- RECORDS_PER_PRODUCER]`
 //!
 //! For one and then two producer processes writing as fast as they can, and a
 //! collector process with (a) a `null` sink (resolve + format JSON, discard)
@@ -34,9 +34,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use logbus_benches::emit_collector_record;
 use logbus_collector::config::{Config, Format, SinkConfig, SinkKind};
 use logbus_collector::{Collector, Control};
-use logbus_ring::{Emitted, Event, Field, Resource, Ring, RingOptions, Value};
+use logbus_ring::{Emitted, Resource, Ring, RingOptions};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -52,31 +53,6 @@ fn main() {
         Some("idle") => idle(&bench_dir(), 10),
         other => bench(other.map_or(5_000_000, |n| n.parse().expect("records per producer"))),
     }
-}
-
-/// The bench record: INFO, target `bench::http`, message `request handled`,
-/// fields `request_id` (u64), `path` (string), `latency_ms` (f64).
-fn emit_bench_record(w: &mut logbus_ring::LaneWriter, i: u64) -> Emitted {
-    let fields = [
-        Field {
-            key: "request_id",
-            value: Value::U64(i),
-        },
-        Field {
-            key: "path",
-            value: Value::Str("/api/v1/orders"),
-        },
-        Field {
-            key: "latency_ms",
-            value: Value::F64(12.5),
-        },
-    ];
-    let ev = Event {
-        target: "bench::http",
-        fields: &fields,
-        ..Event::new(9, "request handled")
-    };
-    w.emit(&ev).expect("emit")
 }
 
 /// Single-threaded cost of each stage, warm (memory touched before timing):
@@ -109,7 +85,7 @@ fn components() {
         let t = Instant::now();
         for i in 0..per_round {
             assert!(matches!(
-                emit_bench_record(&mut w, i),
+                emit_collector_record(&mut w, i),
                 Emitted::Written { .. }
             ));
         }
@@ -157,7 +133,7 @@ fn produce(ring: &Path, count: u64) {
     let mut w = ring.writer().expect("lane");
     w.set_resource(tag);
     for i in 0..count {
-        while let Emitted::Dropped = emit_bench_record(&mut w, i) {
+        while let Emitted::Dropped = emit_collector_record(&mut w, i) {
             std::thread::sleep(Duration::from_micros(50));
         }
     }
@@ -254,6 +230,30 @@ struct Run {
     out: PathBuf,
 }
 
+/// Starts a collector process on `ring` (see `collect`) and waits until it is
+/// ready; returns it and its standard output (where its counts come last).
+fn spawn_collector(
+    ring: &Path,
+    kind: &str,
+    out: &Path,
+    expect: u64,
+    stdin: Stdio,
+) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
+    let mut coll = Command::new(std::env::current_exe().expect("exe"))
+        .arg("collect")
+        .args([ring, Path::new(kind), out])
+        .arg(expect.to_string())
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn collector");
+    let mut from_collector = BufReader::new(coll.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    from_collector.read_line(&mut line).expect("ready");
+    assert_eq!(line.trim(), "ready");
+    (coll, from_collector)
+}
+
 // The collector child is reaped with wait4 (for its rusage), not Child::wait.
 #[allow(clippy::zombie_processes)]
 fn run(producers: u64, per_producer: u64, kind: &str, dir: &Path) -> Run {
@@ -271,21 +271,8 @@ fn run(producers: u64, per_producer: u64, kind: &str, dir: &Path) -> Run {
     Ring::create(&ring, &ring_options()).expect("create ring");
     let exe = std::env::current_exe().expect("exe");
     let total = producers * per_producer;
-    let mut coll = Command::new(&exe)
-        .args([
-            "collect",
-            ring.to_str().unwrap(),
-            kind,
-            out.to_str().unwrap(),
-        ])
-        .arg(total.to_string())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn collector");
+    let (coll, mut from_collector) = spawn_collector(&ring, kind, &out, total, Stdio::null());
     let mut line = String::new();
-    let mut from_collector = BufReader::new(coll.stdout.take().unwrap());
-    from_collector.read_line(&mut line).expect("ready");
-    assert_eq!(line.trim(), "ready");
     let t0 = Instant::now();
     let ps: Vec<_> = (0..producers)
         .map(|_| {
@@ -479,16 +466,9 @@ fn idle(dir: &Path, secs: u64) {
     let ring = dir.join(format!("logbus-bench-idle-{}", std::process::id()));
     let _ = std::fs::remove_file(&ring);
     Ring::create(&ring, &RingOptions::default()).expect("create ring");
-    let exe = std::env::current_exe().expect("exe");
-    let mut coll = Command::new(&exe)
-        .args(["collect", ring.to_str().unwrap(), "null", "/dev/null", "0"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn collector");
+    let (mut coll, mut from_collector) =
+        spawn_collector(&ring, "null", Path::new("/dev/null"), 0, Stdio::piped());
     let mut line = String::new();
-    let mut from_collector = BufReader::new(coll.stdout.take().unwrap());
-    from_collector.read_line(&mut line).expect("ready");
     let before = process_cpu_ms(coll.id());
     std::thread::sleep(Duration::from_secs(secs));
     let used = process_cpu_ms(coll.id()) - before;
