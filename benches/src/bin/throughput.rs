@@ -59,12 +59,7 @@ fn main() {
 /// emit, poll (copy out + validate), write_json into a reused buffer.
 fn components() {
     use logbus_ring::{Batch, Consumer};
-    let dir = if Path::new("/dev/shm").is_dir() {
-        "/dev/shm"
-    } else {
-        "/tmp"
-    };
-    let path = PathBuf::from(dir).join(format!("logbus-bench-comp-{}", std::process::id()));
+    let path = bench_dir().join(format!("logbus-bench-comp-{}", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let ring = Ring::create(
         &path,
