@@ -239,6 +239,8 @@ pub struct Consumer {
     fd: i32,
     lanes: Vec<LaneState>,
     next_lane: usize,
+    /// Lanes that used their whole share in a poll's first pass (reused).
+    busy: Vec<u32>,
 }
 
 impl Consumer {
@@ -331,6 +333,7 @@ impl Consumer {
             fd,
             lanes,
             next_lane: 0,
+            busy: Vec::new(),
         })
     }
 
@@ -349,7 +352,8 @@ impl Consumer {
         // quiet lanes leave goes to the busy ones in a second pass, so that a
         // single busy lane is not held to its share.
         let share = max.div_ceil(n).max(16);
-        let mut full = false;
+        let mut busy = std::mem::take(&mut self.busy);
+        busy.clear();
         for k in 0..n {
             if batch.len() >= max {
                 break;
@@ -358,17 +362,17 @@ impl Consumer {
             let budget = share.min(max - batch.len());
             let before = batch.len();
             self.poll_lane(lane as u32, batch, budget);
-            full |= batch.len() - before == budget;
-        }
-        if full {
-            for k in 0..n {
-                if batch.len() >= max {
-                    break;
-                }
-                let lane = (self.next_lane + k) % n;
-                self.poll_lane(lane as u32, batch, max - batch.len());
+            if batch.len() - before == budget {
+                busy.push(lane as u32);
             }
         }
+        for &lane in &busy {
+            if batch.len() >= max {
+                break;
+            }
+            self.poll_lane(lane, batch, max - batch.len());
+        }
+        self.busy = busy;
         self.next_lane = (self.next_lane + 1) % n;
         batch.len()
     }
