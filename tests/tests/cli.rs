@@ -37,19 +37,27 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-/// A tiny ring: 4 lanes of 256 slots of 128 bytes.
-fn tiny_ring(dir: &TempDir) -> PathBuf {
-    let path = dir.path("ring");
-    let o = run(&[
+/// `logbus create PATH` for a tiny ring (4 lanes of 256 slots of 128 bytes),
+/// with `extra` arguments.
+fn create_tiny(path: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
         "create",
-        s(&path),
+        s(path),
         "--slots",
         "1024",
         "--slot-size",
         "128",
         "--lanes",
         "4",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+/// A tiny ring (see `create_tiny`).
+fn tiny_ring(dir: &TempDir) -> PathBuf {
+    let path = dir.path("ring");
+    let o = create_tiny(&path, &[]);
     assert!(o.status.success(), "create failed: {}", stderr(&o));
     path
 }
@@ -139,16 +147,7 @@ fn line_reader(child: &mut Child, keep: usize) -> mpsc::Receiver<String> {
 fn create_makes_a_private_ring_of_the_asked_geometry_once() {
     let dir = TempDir::new("cli-create");
     let path = dir.path("ring");
-    let o = run(&[
-        "create",
-        s(&path),
-        "--slots",
-        "1024",
-        "--slot-size",
-        "128",
-        "--lanes",
-        "4",
-    ]);
+    let o = create_tiny(&path, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert_eq!(out.lines().count(), 1, "{out}");
@@ -164,32 +163,12 @@ fn create_makes_a_private_ring_of_the_asked_geometry_once() {
         .unwrap()
         .emit(&Event::new(9, "keep me"))
         .unwrap();
-    let o = run(&[
-        "create",
-        s(&path),
-        "--slots",
-        "1024",
-        "--slot-size",
-        "128",
-        "--lanes",
-        "4",
-    ]);
+    let o = create_tiny(&path, &[]);
     assert_one_line_error(&o, 1, &[s(&path), "exists"]);
     assert_eq!(json_lines(&run(&["dump", s(&path), "--json"])).len(), 1);
 
     let other = dir.path("shared");
-    let o = run(&[
-        "create",
-        s(&other),
-        "--slots",
-        "1024",
-        "--slot-size",
-        "128",
-        "--lanes",
-        "4",
-        "--mode",
-        "640",
-    ]);
+    let o = create_tiny(&other, &["--mode", "640"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let mode = std::fs::metadata(&other).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o640);
@@ -601,16 +580,7 @@ fn unusable_rings_are_one_line_errors_naming_the_file() {
         .set_len(len / 2)
         .unwrap();
     let version = dir.path("version");
-    let o = run(&[
-        "create",
-        s(&version),
-        "--slots",
-        "1024",
-        "--slot-size",
-        "128",
-        "--lanes",
-        "4",
-    ]);
+    let o = create_tiny(&version, &[]);
     assert!(o.status.success());
     let mut head = std::fs::read(&version).unwrap();
     head[8..12].copy_from_slice(&99u32.to_le_bytes());

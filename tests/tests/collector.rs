@@ -170,6 +170,21 @@ fn all(prefix: &str, range: std::ops::Range<u64>) -> Vec<(String, u64)> {
     range.map(|n| (prefix.to_string(), n)).collect()
 }
 
+/// A `[[sinks]]` table for a file sink `name` writing `path`, with `extra`
+/// lines (each ending in a newline).
+fn file_sink(name: &str, path: &Path, extra: &str) -> String {
+    format!(
+        "[[sinks]]\nname = \"{name}\"\ntype = \"file\"\npath = \"{}\"\n{extra}",
+        path.display()
+    )
+}
+
+/// `--ring RING --config CFG`.
+fn ring_and_config<'a>(ring: &'a Path, cfg: &'a Path) -> [&'a str; 4] {
+    let s = |p: &'a Path| p.to_str().expect("utf-8 path");
+    ["--ring", s(ring), "--config", s(cfg)]
+}
+
 fn write_config(path: &Path, text: &str) {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text).unwrap();
@@ -426,19 +441,8 @@ fn sigkill_and_restart_loses_nothing() {
     let ring = dir.path("ring");
     let out = dir.path("out.log");
     let cfg = dir.path("c.toml");
-    write_config(
-        &cfg,
-        &format!(
-            "[[sinks]]\nname = \"f\"\ntype = \"file\"\npath = \"{}\"\n",
-            out.display()
-        ),
-    );
-    let args = [
-        "--ring",
-        ring.to_str().unwrap(),
-        "--config",
-        cfg.to_str().unwrap(),
-    ];
+    write_config(&cfg, &file_sink("f", &out, ""));
+    let args = ring_and_config(&ring, &cfg);
     let first = Collector::start(&dir, "first", &args);
     // A steady stream: 20000 records, 1 ms pause every 50.
     let p = producer(&ring, "k", 20000, &["--pause-every", "50"]);
@@ -501,12 +505,7 @@ fn bad_config_is_one_line_naming_file_and_key() {
         "[[sinks]]\nname = \"x\"\ntype = \"stdout\"\nmin_level = \"loud\"\n",
     );
     let out = Command::new(bin("logbus-collector"))
-        .args([
-            "--ring",
-            ring.to_str().unwrap(),
-            "--config",
-            cfg.to_str().unwrap(),
-        ])
+        .args(ring_and_config(&ring, &cfg))
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -534,27 +533,10 @@ fn sighup_reload_swaps_sinks_without_loss_or_duplicates() {
         dir.path("extra.log"),
     );
     let cfg = dir.path("c.toml");
-    let main_sink = format!(
-        "[[sinks]]\nname = \"main\"\ntype = \"file\"\npath = \"{}\"\n",
-        main_log.display()
-    );
-    let lvl = |min: &str| {
-        format!(
-            "[[sinks]]\nname = \"lvl\"\ntype = \"file\"\npath = \"{}\"\nmin_level = \"{min}\"\n",
-            lvl_log.display()
-        )
-    };
+    let main_sink = file_sink("main", &main_log, "");
+    let lvl = |min: &str| file_sink("lvl", &lvl_log, &format!("min_level = \"{min}\"\n"));
     write_config(&cfg, &format!("{main_sink}{}", lvl("error")));
-    let c = Collector::start(
-        &dir,
-        "c",
-        &[
-            "--ring",
-            ring.to_str().unwrap(),
-            "--config",
-            cfg.to_str().unwrap(),
-        ],
-    );
+    let c = Collector::start(&dir, "c", &ring_and_config(&ring, &cfg));
     let p = producer(
         &ring,
         "h",
@@ -572,10 +554,7 @@ fn sighup_reload_swaps_sinks_without_loss_or_duplicates() {
         c.stderr_text()
     );
     // Then a good one: "lvl" lowers its min_level, "extra" appears, "main" is unchanged.
-    let extra = format!(
-        "[[sinks]]\nname = \"extra\"\ntype = \"file\"\npath = \"{}\"\n",
-        extra_log.display()
-    );
+    let extra = file_sink("extra", &extra_log, "");
     write_config(&cfg, &format!("{main_sink}{}{extra}", lvl("info")));
     c.signal(libc::SIGHUP);
     c.wait_stderr("reloaded", "reloaded");
@@ -630,19 +609,8 @@ fn file_rotation_and_reopen_on_sighup() {
     let ring = dir.path("ring");
     let log = dir.path("app.log");
     let cfg = dir.path("c.toml");
-    write_config(
-        &cfg,
-        &format!(
-            "[[sinks]]\nname = \"f\"\ntype = \"file\"\npath = \"{}\"\nmax_bytes = 50000\nkeep = 2\n",
-            log.display()
-        ),
-    );
-    let args = [
-        "--ring",
-        ring.to_str().unwrap(),
-        "--config",
-        cfg.to_str().unwrap(),
-    ];
+    write_config(&cfg, &file_sink("f", &log, "max_bytes = 50000\nkeep = 2\n"));
+    let args = ring_and_config(&ring, &cfg);
     let c = Collector::start(&dir, "c", &args);
     finish(producer(&ring, "r", 3000, &[]));
     let rotated = |k: u32| PathBuf::from(format!("{}.{k}", log.display()));
@@ -725,16 +693,7 @@ path = "{}"
             out.display()
         ),
     );
-    let mut c = Collector::start(
-        &dir,
-        "c",
-        &[
-            "--ring",
-            ring.to_str().unwrap(),
-            "--config",
-            cfg.to_str().unwrap(),
-        ],
-    );
+    let mut c = Collector::start(&dir, "c", &ring_and_config(&ring, &cfg));
     let ps = [
         producer(&ring, "s", 15000, &[]),
         producer(&ring, "t", 15000, &[]),
@@ -888,10 +847,7 @@ fn stalled_otlp_sink_does_not_hold_others_back() {
             "endpoint = \"{}\"\ntimeout = \"500ms\"\nqueue = 2000\nstall_timeout = \"300ms\"",
             receiver.endpoint()
         ),
-        &format!(
-            "[[sinks]]\nname = \"out\"\ntype = \"file\"\npath = \"{}\"\n",
-            out.display()
-        ),
+        &file_sink("out", &out, ""),
     );
     let mut c = Collector::start(&dir, "c", &["--config", cfg.to_str().unwrap()]);
     let ps = [

@@ -44,6 +44,24 @@ fn hammer(ring: &std::path::Path, args: &[&str]) -> Command {
     c
 }
 
+/// Spawns `n` ring-hammers (`--id 0` to `--id n-1`, then `args`) held at one
+/// start gun, and fires it once for each of their `threads` threads.
+fn spawn_together(ring: &std::path::Path, n: usize, threads: usize, args: &[&str]) -> Vec<Child> {
+    let gun = Gun::new();
+    let fd = gun.read.as_raw_fd().to_string();
+    let children = (0..n)
+        .map(|k| {
+            let id = k.to_string();
+            let mut all = vec!["--id", id.as_str()];
+            all.extend_from_slice(args);
+            all.extend(["--wait-fd", fd.as_str()]);
+            hammer(ring, &all).spawn().unwrap()
+        })
+        .collect();
+    gun.fire(n * threads);
+    children
+}
+
 fn output_of(child: Child) -> serde_json::Value {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "ring-hammer failed: {:?}", out.status);
@@ -119,30 +137,9 @@ fn four_processes_of_100k_records_each_arrive_exactly_once_in_order() {
         ..RingOptions::default()
     };
     let ring = Ring::create(&path, &opts).unwrap();
-    let gun = Gun::new();
-    let fd = gun.read.as_raw_fd().to_string();
     // Short messages: every record fits one 128-byte slot, so a lane holds all
     // 100k records of its producer even if the consumer fell behind.
-    let children: Vec<_> = (0..4)
-        .map(|k| {
-            hammer(
-                &path,
-                &[
-                    "--id",
-                    &k.to_string(),
-                    "--count",
-                    "100000",
-                    "--msg-bytes",
-                    "8",
-                    "--wait-fd",
-                    &fd,
-                ],
-            )
-            .spawn()
-            .unwrap()
-        })
-        .collect();
-    gun.fire(4);
+    let children = spawn_together(&path, 4, 1, &["--count", "100000", "--msg-bytes", "8"]);
     let mut consumer = Consumer::acquire(&ring).unwrap();
     let mut seen = Seen::new();
     // Consume while they write, so that claims race with publishing.
@@ -181,29 +178,12 @@ fn a_small_ring_wrapping_under_four_processes_loses_nothing_uncounted() {
         ..RingOptions::default()
     };
     let ring = Ring::create(&path, &opts).unwrap();
-    let gun = Gun::new();
-    let fd = gun.read.as_raw_fd().to_string();
-    let children: Vec<_> = (0..4)
-        .map(|k| {
-            hammer(
-                &path,
-                &[
-                    "--id",
-                    &k.to_string(),
-                    "--count",
-                    "50000",
-                    "--threads",
-                    "2",
-                    "--mix",
-                    "--wait-fd",
-                    &fd,
-                ],
-            )
-            .spawn()
-            .unwrap()
-        })
-        .collect();
-    gun.fire(8);
+    let children = spawn_together(
+        &path,
+        4,
+        2,
+        &["--count", "50000", "--threads", "2", "--mix"],
+    );
     let mut consumer = Consumer::acquire(&ring).unwrap();
     let mut seen = Seen::new();
     let mut outputs = vec![];
@@ -409,21 +389,9 @@ fn processes_racing_to_create_the_ring_end_with_one_valid_ring() {
     for round in 0..5 {
         let dir = TempDir::new("race");
         let path = dir.path("ring");
-        let gun = Gun::new();
-        let fd = gun.read.as_raw_fd().to_string();
         // The children open (and so create) the ring only after the gun: they
         // race on creation itself.
-        let children: Vec<_> = (0..6)
-            .map(|k| {
-                hammer(
-                    &path,
-                    &["--id", &k.to_string(), "--count", "10", "--wait-fd", &fd],
-                )
-                .spawn()
-                .unwrap()
-            })
-            .collect();
-        gun.fire(6);
+        let children = spawn_together(&path, 6, 1, &["--count", "10"]);
         for c in children {
             assert_eq!(output_of(c)["written"], 10, "round {round}");
         }
