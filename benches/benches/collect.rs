@@ -9,25 +9,15 @@
 //!
 //! Run: `cargo bench -p logbus-benches --bench collect`.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion, Throughput};
-use logbus_benches::emit_collector_record;
+use logbus_benches::{emit_collector_record, TempPath};
 use logbus_ring::{Batch, Consumer, Ring, RingOptions};
 use serde::Serialize;
 
 /// Records per poll (a quarter of the lane: under the INFO watermark).
 const BATCH: usize = 4096;
-
-fn ring_path() -> PathBuf {
-    let dir = if std::path::Path::new("/dev/shm").is_dir() {
-        "/dev/shm"
-    } else {
-        "/tmp"
-    };
-    PathBuf::from(dir).join(format!("logbus-bench-collect-{}", std::process::id()))
-}
 
 fn emit_batch(w: &mut logbus_ring::LaneWriter, first: u64) {
     for i in first..first + BATCH as u64 {
@@ -57,10 +47,9 @@ struct Fields<'a> {
 }
 
 fn stages(c: &mut Criterion) {
-    let path = ring_path();
-    let _ = std::fs::remove_file(&path);
+    let path = TempPath::new("-collect");
     let ring = Ring::create(
-        &path,
+        path.path(),
         &RingOptions {
             slots: 1 << 14,
             lanes: 1,
@@ -147,8 +136,6 @@ fn stages(c: &mut Criterion) {
         })
     });
     g.finish();
-    drop(consumer);
-    let _ = std::fs::remove_file(&path);
 }
 
 criterion_group!(benches, stages);

@@ -26,6 +26,25 @@ use tracing_subscriber::layer::SubscriberExt;
 /// the bench ring (75 % of 32768 slots), so a chunk never meets a full lane.
 const CHUNK: u64 = 16_384;
 
+/// The fields of the `info!` event, for the benchmarks that emit without
+/// tracing: `request_id`, `route`, `latency`.
+fn fields(i: u64) -> [logbus::Field<'static>; 3] {
+    [
+        logbus::Field {
+            key: "request_id",
+            value: logbus::Value::U64(i),
+        },
+        logbus::Field {
+            key: "route",
+            value: logbus::Value::Str("/checkout"),
+        },
+        logbus::Field {
+            key: "latency",
+            value: logbus::Value::F64(0.25),
+        },
+    ]
+}
+
 /// Times `iters` calls of `event`, running `settle` (untimed) after every chunk.
 fn timed(iters: u64, mut event: impl FnMut(u64), mut settle: impl FnMut()) -> Duration {
     let mut total = Duration::ZERO;
@@ -159,20 +178,7 @@ fn bench(c: &mut Criterion) {
             timed(
                 iters,
                 |i| {
-                    let fields = [
-                        logbus::Field {
-                            key: "request_id",
-                            value: logbus::Value::U64(i),
-                        },
-                        logbus::Field {
-                            key: "route",
-                            value: logbus::Value::Str("/checkout"),
-                        },
-                        logbus::Field {
-                            key: "latency",
-                            value: logbus::Value::F64(0.25),
-                        },
-                    ];
+                    let fields = fields(i);
                     black_box(producer.emit(&logbus::Event {
                         target: "producer",
                         fields: &fields,
@@ -191,20 +197,7 @@ fn bench(c: &mut Criterion) {
             timed(
                 iters,
                 |i| {
-                    let fields = [
-                        logbus::Field {
-                            key: "request_id",
-                            value: logbus::Value::U64(i),
-                        },
-                        logbus::Field {
-                            key: "route",
-                            value: logbus::Value::Str("/checkout"),
-                        },
-                        logbus::Field {
-                            key: "latency",
-                            value: logbus::Value::F64(0.25),
-                        },
-                    ];
+                    let fields = fields(i);
                     let _ = black_box(writer.emit(&logbus::Event {
                         target: "producer",
                         fields: &fields,

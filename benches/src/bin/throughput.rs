@@ -59,10 +59,9 @@ fn main() {
 /// emit, poll (copy out + validate), write_json into a reused buffer.
 fn components() {
     use logbus_ring::{Batch, Consumer};
-    let path = bench_dir().join(format!("logbus-bench-comp-{}", std::process::id()));
-    let _ = std::fs::remove_file(&path);
+    let path = logbus_benches::TempPath::new("-components");
     let ring = Ring::create(
-        &path,
+        path.path(),
         &RingOptions {
             slots: 1 << 16,
             lanes: 1,
@@ -109,8 +108,6 @@ fn components() {
         ns(t_fmt),
         out.len() / per_round as usize
     );
-    drop(consumer);
-    let _ = std::fs::remove_file(&path);
 }
 
 /// Producer process: `count` records, retried (after a 50 us sleep) when refused.
