@@ -19,7 +19,7 @@ use serde::Serialize;
 /// Records per poll (a quarter of the lane: under the INFO watermark).
 const BATCH: usize = 4096;
 
-fn emit_batch(w: &mut logbus_ring::LaneWriter, first: u64) {
+fn emit_batch(w: &mut logbus_ring::Writer, first: u64) {
     for i in first..first + BATCH as u64 {
         emit_collector_record(w, i);
     }
@@ -51,8 +51,7 @@ fn stages(c: &mut Criterion) {
     let ring = Ring::create(
         path.path(),
         &RingOptions {
-            slots: 1 << 14,
-            lanes: 1,
+            size: 4 << 20,
             ..RingOptions::default()
         },
     )

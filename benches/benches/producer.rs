@@ -2,7 +2,7 @@
 //! `logbus::layer()`, the same through tracing-appender's non-blocking JSON
 //! writer, the same with no layer at all (tracing's own cost), and
 //! `Producer::emit` with the same 3 fields and no `tracing`; for reference, the
-//! ring's own `LaneWriter::emit` of that record and one `clock_gettime`.
+//! ring's own `Writer::emit` of that record and one `clock_gettime`.
 //!
 //! Every competitor runs the same harness ([`timed`]): the calls are timed in
 //! chunks of at most [`CHUNK`] events, and after each chunk, untimed, the
@@ -22,8 +22,8 @@ use logbus_ring::{Batch, Consumer, Ring, RingOptions};
 use tracing::Dispatch;
 use tracing_subscriber::layer::SubscriberExt;
 
-/// Events per timed chunk: fewer than an INFO record may fill of one lane of
-/// the bench ring (75 % of 32768 slots), so a chunk never meets a full lane.
+/// Events per timed chunk: far fewer than INFO records may fill of the bench
+/// ring (75 % of 256 MiB), so a chunk never meets a full ring.
 const CHUNK: u64 = 16_384;
 
 /// The fields of the `info!` event, for the benchmarks that emit without
@@ -118,9 +118,9 @@ impl Drain {
 fn bench(c: &mut Criterion) {
     let dir = Scratch::new();
     let ring_path = dir.0.join("ring");
-    // 2^20 slots in 32 lanes: 32768 slots a lane (see CHUNK).
+    // 256 MiB: a chunk (see CHUNK) is far below the INFO watermark.
     let options = RingOptions {
-        slots: 1 << 20,
+        size: 256 << 20,
         ..RingOptions::default()
     };
     let ring = Ring::create(&ring_path, &options).expect("create the bench ring");
@@ -189,7 +189,7 @@ fn bench(c: &mut Criterion) {
             )
         })
     });
-    // The ring's own LaneWriter::emit, same record: what Producer::emit adds
+    // The ring's own Writer::emit, same record: what Producer::emit adds
     // on top is the difference (thread-local lookup).
     let mut writer = ring.writer().expect("a lane");
     g.bench_function("ring_writer_emit", |b| {

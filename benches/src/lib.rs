@@ -25,7 +25,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
-use logbus_ring::{now_ns, Batch, Consumer, Emitted, Event, LaneWriter, Level, Ring, RingOptions};
+use logbus_ring::{now_ns, Batch, Consumer, Emitted, Event, Level, Ring, RingOptions, Writer};
 
 /// The message of every benchmark record: exactly 100 bytes.
 pub const MESSAGE: &str = "request served: GET /api/v1/orders/18446744073709551615 \
@@ -181,13 +181,11 @@ pub struct RingCompetitor {
 }
 
 impl RingCompetitor {
-    /// The geometry of the benchmark ring: 8 lanes of 128 Ki slots of 256 bytes
-    /// (32 MiB a lane), so that a chunk never meets the INFO watermark.
+    /// The benchmark ring: 256 MiB, so that a chunk never meets the INFO
+    /// watermark.
     pub fn options() -> RingOptions {
         RingOptions {
-            slots: 1 << 20,
-            slot_size: 256,
-            lanes: 8,
+            size: 256 << 20,
             ..RingOptions::default()
         }
     }
@@ -231,15 +229,16 @@ impl Default for RingCompetitor {
 }
 
 impl Competitor for RingCompetitor {
-    type Emitter = LaneWriter;
+    type Emitter = Writer;
 
-    fn emitter(&self) -> LaneWriter {
+    fn emitter(&self) -> Writer {
         self.ring.writer().unwrap_or_else(|e| fail(e))
     }
 
     fn chunk(&self) -> u64 {
-        // Half a lane: far below the INFO watermark (75 %) even with padding.
-        u64::from(self.ring.geometry().slots_per_lane / 2)
+        // 64 Ki records of about 200 bytes: far below the INFO watermark
+        // (75 % of 256 MiB) even with partly filled blocks.
+        1 << 16
     }
 
     fn reset(&self) {
@@ -251,7 +250,7 @@ impl Competitor for RingCompetitor {
     }
 }
 
-impl Emit for LaneWriter {
+impl Emit for Writer {
     #[inline]
     fn emit_one(&mut self) {
         match self.emit(&EVENT) {
@@ -496,7 +495,7 @@ pub fn run_child_if_asked() {
         return;
     };
     let ring = Ring::open_existing(&path).unwrap_or_else(|e| fail(e));
-    let mut w: LaneWriter = ring.writer().unwrap_or_else(|e| fail(e));
+    let mut w: Writer = ring.writer().unwrap_or_else(|e| fail(e));
     let mut input = std::io::stdin().lock();
     let mut output = std::io::stdout().lock();
     let reply = |out: &mut std::io::StdoutLock<'_>, bytes: &[u8]| {
@@ -521,7 +520,7 @@ pub fn run_child_if_asked() {
 /// `throughput` harness): INFO, target `bench::http`, message `request
 /// handled`, fields `request_id` (`i`), `path` (a string) and `latency_ms`
 /// (an f64).
-pub fn emit_collector_record(w: &mut LaneWriter, i: u64) -> Emitted {
+pub fn emit_collector_record(w: &mut Writer, i: u64) -> Emitted {
     let fields = [
         logbus_ring::Field {
             key: "request_id",

@@ -681,7 +681,7 @@ shutdown_timeout = "1s"
 name = "stuck"
 type = "file"
 path = "{}"
-queue = 1000
+queue = 20000
 stall_timeout = "300ms"
 
 [[sinks]]

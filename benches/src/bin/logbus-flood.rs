@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context};
 use clap::Parser;
-use logbus_ring::{Emitted, Event, LaneError, Ring, Severity};
+use logbus_ring::{Emitted, Event, Ring, Severity};
 
 /// Emits N records into a logbus ring and reports what became of them as JSON.
 #[derive(Parser)]
@@ -64,11 +64,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     let ring = Ring::open_existing(&args.ring).map_err(|e| anyhow!("{e}"))?;
     let severity = args.severity.0;
     let pid = std::process::id();
-    let mut writer = match ring.writer() {
-        Ok(w) => Some(w),
-        Err(LaneError::NoFreeLane { .. }) => None,
-        Err(e) => return Err(e).with_context(|| format!("{}", args.ring.display())),
-    };
+    let mut writer = Some(
+        ring.writer()
+            .with_context(|| format!("{}", args.ring.display()))?,
+    );
     if let Some(fd) = args.start_fd {
         wait_for_start(fd)?;
     }
@@ -97,9 +96,6 @@ fn run(args: Args) -> anyhow::Result<()> {
             }
         }
         None => {
-            for _ in 0..args.records {
-                ring.count_lane_shortage(severity);
-            }
             dropped = args.records;
         }
     }

@@ -63,8 +63,6 @@ fn components() {
     let ring = Ring::create(
         path.path(),
         &RingOptions {
-            slots: 1 << 16,
-            lanes: 1,
             ..RingOptions::default()
         },
     )
@@ -253,13 +251,9 @@ fn run(producers: u64, per_producer: u64, kind: &str, dir: &Path) -> Run {
     let out = dir.join(format!("logbus-bench-{kind}-{}.json", std::process::id()));
     let _ = std::fs::remove_file(&ring);
     let _ = std::fs::remove_file(&out);
-    // The default ring's size (16 MiB: 65,536 slots of 256 B) in 4 lanes
-    // instead of 32, so that one producer thread's lane (16,384 slots) holds
-    // a few milliseconds of records at full speed and the run measures the
-    // collector, not the lane. (With the default 2,048-slot lanes, a single
-    // producer thread sleeping 50 us whenever its lane is full cannot keep the
-    // collector busy.) A far larger ring (4 lanes of 256 Ki slots) measured
-    // lower: its slots are cold in every cache by the time they are read.
+    // The default ring (16 MiB in 512 blocks of 32 KiB). A far larger ring
+    // measured lower: its blocks are cold in every cache by the time they
+    // are read.
     Ring::create(&ring, &ring_options()).expect("create ring");
     let exe = std::env::current_exe().expect("exe");
     let total = producers * per_producer;
@@ -333,8 +327,6 @@ fn reference(sample: &[u8], lines: u64, dir: &Path) -> f64 {
 /// The benchmark's ring (see `run`).
 fn ring_options() -> RingOptions {
     RingOptions {
-        slots: 1 << 16,
-        lanes: 4,
         ..RingOptions::default()
     }
 }
@@ -361,8 +353,9 @@ fn bench(per_producer: u64) {
     components();
     let geo = ring_options();
     println!(
-        "records per producer: {per_producer}; ring: {} slots of {} B in {} lanes; {ROUNDS} rounds",
-        geo.slots, geo.slot_size, geo.lanes
+        "records per producer: {per_producer}; ring: {} blocks of {} B; {ROUNDS} rounds",
+        geo.geometry().blocks,
+        geo.block_size
     );
     println!(
         "{:<6} {:<10} {:<6} {:>12} {:>6} {:>14} {:>12} {:>6} {:>14} {:>6}",

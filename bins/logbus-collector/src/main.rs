@@ -125,10 +125,11 @@ fn run(args: Args) -> anyhow::Result<()> {
         .map(|s| format!("{} ({})", s.name, s.kind.type_name()))
         .collect();
     eprintln!(
-        "logbus-collector: pid {} consuming {} ({} lanes); sinks: {}",
+        "logbus-collector: pid {} consuming {} ({} blocks of {} KiB); sinks: {}",
         std::process::id(),
         ring.path().display(),
-        ring.geometry().lanes,
+        ring.geometry().blocks,
+        ring.geometry().block_size / 1024,
         sinks.join(", ")
     );
     let summary = collector.run(&control);

@@ -42,21 +42,42 @@ pub enum Command {
 pub struct CreateArgs {
     /// The ring file [default: $LOGBUS_RING, else /dev/shm/logbus].
     pub ring: Option<PathBuf>,
-    /// Total slots, a power of two.
-    #[arg(long, default_value_t = logbus_ring::layout::DEFAULT_SLOTS)]
-    pub slots: u32,
-    /// Bytes per slot, a power of two from 64 to 65536 (a record takes one slot or more).
-    #[arg(long, value_name = "BYTES", default_value_t = logbus_ring::layout::DEFAULT_SLOT_SIZE)]
-    pub slot_size: u32,
-    /// Lanes (one per concurrently writing thread), a power of two, at most slots/16.
-    #[arg(long, default_value_t = logbus_ring::layout::DEFAULT_LANES)]
-    pub lanes: u32,
+    /// Bytes of record data (K, M, G suffixes: powers of 1024). Every writer
+    /// may use all of it, up to its level's share.
+    #[arg(long, value_name = "BYTES", default_value = "16M", value_parser = parse_size)]
+    pub size: u64,
+    /// Bytes per block, a power of two from 4K to 16M: the unit a writer
+    /// claims (one at a time) and the largest record. The ring has size /
+    /// block-size blocks; at most that many threads hold one at once.
+    #[arg(long, value_name = "BYTES", default_value = "32K", value_parser = parse_size)]
+    pub block_size: u64,
+    /// Lossless mode: a producer that finds the ring full waits up to this
+    /// many ms for the collector to free room before the overflow policy
+    /// applies (0: producers never wait).
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub wait_ms: u32,
     /// File mode, in octal.
     #[arg(long, value_name = "OCTAL", default_value = "600", value_parser = parse_mode)]
     pub mode: u32,
     /// Records at or above this level evict older, lower ones when the ring is full.
     #[arg(long, value_name = "LEVEL", default_value = "warn", value_parser = parse_level)]
     pub protect: u8,
+}
+
+/// `16M` → 16777216: a byte count with an optional K, M or G (powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.eq_ignore_ascii_case(&'k') => (&t[..i], 1u64 << 10),
+        Some((i, c)) if c.eq_ignore_ascii_case(&'m') => (&t[..i], 1 << 20),
+        Some((i, c)) if c.eq_ignore_ascii_case(&'g') => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("'{s}' is not a size (a number, optionally with K, M or G)"))
 }
 
 /// `logbus emit`.

@@ -10,20 +10,20 @@ use crate::cli::CreateArgs;
 /// Creates the ring (an existing file is an error) and prints one line about it.
 pub fn run(args: &CreateArgs) -> Result<()> {
     let path = ring_path(args.ring.as_deref());
-    // The ring crate would quietly use fewer lanes; say so instead.
-    if args.lanes == 0 || u64::from(args.lanes) * 16 > u64::from(args.slots) {
+    let block_size = u32::try_from(args.block_size).unwrap_or(u32::MAX);
+    if args.size / args.block_size.max(1) < u64::from(logbus_ring::layout::MIN_BLOCKS) {
         bail!(
-            "{}: {} lanes need at least {} slots (16 a lane), not {}",
+            "{}: a ring of {} in blocks of {} has fewer than {} blocks",
             path.display(),
-            args.lanes,
-            u64::from(args.lanes.max(1)) * 16,
-            args.slots
+            human_bytes(args.size),
+            human_bytes(args.block_size),
+            logbus_ring::layout::MIN_BLOCKS
         );
     }
     let options = RingOptions {
-        slots: args.slots,
-        slot_size: args.slot_size,
-        lanes: args.lanes,
+        size: args.size,
+        block_size,
+        wait_ms: args.wait_ms,
         mode: args.mode,
         protect_severity: args.protect,
         ..RingOptions::default()
@@ -31,18 +31,22 @@ pub fn run(args: &CreateArgs) -> Result<()> {
     let ring = Ring::create(&path, &options)?;
     let g = ring.geometry();
     let protect = Level::from_severity(args.protect).map_or("?", Level::name);
+    let mode = match ring.header().wait_ms {
+        0 => "producers never wait".to_string(),
+        ms => format!("lossless: producers wait up to {ms} ms for room"),
+    };
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "created {}: {} lanes x {} slots x {} bytes ({} slots, {}), mode {:04o}, {} and above protected",
+        "created {}: {} blocks x {} ({} of records, file {}), mode {:04o}, {} and above protected, {}",
         path.display(),
-        g.lanes,
-        g.slots_per_lane,
-        g.slot_size,
-        g.slots(),
+        g.blocks,
+        human_bytes(u64::from(g.block_size)),
+        human_bytes(g.data_bytes()),
         human_bytes(g.file_size()),
         args.mode,
         protect,
+        mode,
     )?;
     out.flush()?;
     Ok(())

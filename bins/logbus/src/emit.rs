@@ -5,7 +5,7 @@ use std::io::{self, BufRead};
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use logbus_ring::{ring_path, Emitted, Event, Field, LaneError, LaneWriter, Resource, Ring};
+use logbus_ring::{ring_path, Emitted, Event, Field, Resource, Ring, Writer};
 
 use crate::cli::EmitArgs;
 
@@ -38,7 +38,6 @@ pub fn run(args: &EmitArgs) -> Result<()> {
         resource,
         total: 0,
         refused: 0,
-        no_lane: 0,
     };
     if words.is_empty() {
         let mut input = io::stdin().lock();
@@ -103,17 +102,14 @@ fn register(ring: &Ring, path: &Path, service: &str) -> Option<u8> {
     }
 }
 
-/// Takes a lane lazily (and again after finding none free) and counts what
-/// was not written.
+/// Makes its writer lazily and counts what was not written.
 struct Emitter<'r> {
     ring: &'r Ring,
-    writer: Option<LaneWriter>,
+    writer: Option<Writer>,
     resource: Option<u8>,
     total: u64,
     /// Refused by the overflow policy (already counted in the ring).
     refused: u64,
-    /// Found every lane held (counted in the ring by `count_lane_shortage`).
-    no_lane: u64,
 }
 
 impl Emitter<'_> {
@@ -126,11 +122,6 @@ impl Emitter<'_> {
                         w.set_resource(tag);
                     }
                     self.writer = Some(w);
-                }
-                Err(LaneError::NoFreeLane { .. }) => {
-                    self.ring.count_lane_shortage(event.severity);
-                    self.no_lane += 1;
-                    return Ok(());
                 }
                 Err(e) => {
                     return Err(e)
@@ -154,25 +145,14 @@ impl Emitter<'_> {
 
     /// One line on standard error when anything was dropped.
     fn report(&self) {
-        let dropped = self.refused + self.no_lane;
-        if dropped == 0 {
+        if self.refused == 0 {
             return;
         }
-        let mut why = Vec::new();
-        if self.refused > 0 {
-            why.push(format!(
-                "{} refused by the overflow policy (the ring is full at that level)",
-                self.refused
-            ));
-        }
-        if self.no_lane > 0 {
-            why.push(format!("{} found every lane held", self.no_lane));
-        }
         eprintln!(
-            "logbus: {}: dropped {dropped} of {} records: {}",
+            "logbus: {}: dropped {} of {} records: refused by the overflow policy (the ring is full at that level)",
             self.ring.path().display(),
+            self.refused,
             self.total,
-            why.join(", ")
         );
     }
 }

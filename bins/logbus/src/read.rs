@@ -22,7 +22,7 @@ pub fn open_existing(explicit: Option<&Path>) -> Result<Ring> {
 /// One ring's worth of records: the most a single snapshot can hold, and the
 /// bound that makes `dump` and `drain` finish while producers keep writing.
 fn ring_worth(ring: &Ring) -> usize {
-    usize::try_from(ring.geometry().slots()).unwrap_or(usize::MAX)
+    usize::try_from(ring.geometry().data_bytes() / 64).unwrap_or(usize::MAX)
 }
 
 /// `logbus dump`: prints the unread records, sorted by time, consuming nothing.

@@ -100,16 +100,20 @@ fn to_json(ring: &Ring, stats: &Stats, collector: Option<&CollectorReport>) -> V
     }
     let mut v = json!({
         "path": ring.path().to_string_lossy(),
-        "slots": g.slots(),
-        "slot_size": g.slot_size,
-        "lanes": g.lanes,
-        "slots_per_lane": g.slots_per_lane,
+        "blocks": g.blocks,
+        "block_size": g.block_size,
+        "data_bytes": g.data_bytes(),
         "file_size": g.file_size(),
+        "wait_ms": h.wait_ms,
+        "mode": if h.wait_ms > 0 { "lossless" } else { "lossy" },
         "max_message": h.max_message,
         "protect_severity": h.protect_severity,
         "watermarks": watermarks,
         "created": rfc3339(h.created_ns),
-        "lanes_in_use": stats.lanes_in_use,
+        "blocks_in_use": stats.blocks_in_use,
+        "waits": stats.waits,
+        "wait_timeouts": stats.wait_timeouts,
+        "wakeups": stats.wakeups,
         "emitted": total.emitted,
         "published": total.published,
         "dropped": total.dropped,
@@ -136,12 +140,20 @@ fn to_text(ring: &Ring, stats: &Stats, collector: Option<&CollectorReport>) -> S
     let _ = writeln!(s, "ring       {}", ring.path().display());
     let _ = writeln!(
         s,
-        "geometry   {} lanes x {} slots x {} bytes = {} slots ({})",
-        g.lanes,
-        g.slots_per_lane,
-        g.slot_size,
-        g.slots(),
+        "geometry   {} blocks x {} = {} of records (file {})",
+        g.blocks,
+        human_bytes(u64::from(g.block_size)),
+        human_bytes(g.data_bytes()),
         human_bytes(g.file_size())
+    );
+    let mode = match h.wait_ms {
+        0 => "lossy: producers never wait".to_string(),
+        ms => format!("lossless: producers wait up to {ms} ms for room"),
+    };
+    let _ = writeln!(
+        s,
+        "mode       {mode}; {} waits, {} ran out",
+        stats.waits, stats.wait_timeouts
     );
     let protect = Level::from_severity(h.protect_severity).map_or("?", Level::name);
     let fill: Vec<String> = Level::ALL
@@ -150,15 +162,15 @@ fn to_text(ring: &Ring, stats: &Stats, collector: Option<&CollectorReport>) -> S
         .collect();
     let _ = writeln!(
         s,
-        "policy     severity {} ({protect}) and above protected; lane fill limits {}",
+        "policy     severity {} ({protect}) and above protected; fill limits {}",
         h.protect_severity,
         fill.join(", ")
     );
     let _ = writeln!(s, "created    {}", rfc3339(h.created_ns));
     let _ = writeln!(
         s,
-        "producers  {} of {} lanes held",
-        stats.lanes_in_use, g.lanes
+        "blocks     {} of {} in use; consumer woken {} times",
+        stats.blocks_in_use, g.blocks, stats.wakeups
     );
     let consumer = match stats.consumer {
         None => "none".to_string(),
@@ -337,9 +349,8 @@ mod tests {
         let ring = Ring::create(
             &ring_path,
             &logbus_ring::RingOptions {
-                slots: 1024,
-                slot_size: 128,
-                lanes: 4,
+                size: 128 << 10,
+                block_size: 4096,
                 ..Default::default()
             },
         )

@@ -40,8 +40,8 @@ pub struct Chunk {
     pub origins: Vec<Arc<Origin>>,
     /// Records per level.
     pub counts: [u32; LEVELS],
-    /// Per lane (in batch order): the end of its last record, what to commit.
-    pub ends: Vec<(u16, u64)>,
+    /// The end of its last record: what to commit once every sink is done.
+    pub end: u64,
     /// When the reader polled it (ns since the Unix epoch): the observed time.
     pub polled_ns: u64,
 }
@@ -83,15 +83,12 @@ impl Chunk {
         self.origin_of.clear();
         self.origins.clear();
         self.counts = [0; LEVELS];
-        self.ends.clear();
+        self.end = 0;
         let mut last_key = None;
         let mut last_idx = 0u16;
         for r in self.batch.iter() {
             self.counts[r.level() as usize] += 1;
-            match self.ends.last_mut() {
-                Some((lane, end)) if *lane == r.lane() => *end = r.end(),
-                _ => self.ends.push((r.lane(), r.end())),
-            }
+            self.end = self.end.max(r.end());
             let key = (r.resource(), r.pid());
             if last_key != Some(key) {
                 last_key = Some(key);

@@ -25,9 +25,6 @@ use crate::queue::{Job, SinkQueue};
 use crate::sink::{self, SinkError};
 use crate::stats::{status_path, write_atomic, Registry, SinkStats};
 
-/// Records claimed per poll, per lane of the ring (a poll splits its budget
-/// fairly between lanes).
-const POLL_PER_LANE: usize = 1024;
 /// Most records claimed per poll.
 const POLL_MAX: usize = 1 << 14;
 /// At most one line about a sink's drops this often.
@@ -36,12 +33,14 @@ const DROP_REPORT_EVERY: Duration = Duration::from_secs(10);
 const MIN_POLL: usize = 64;
 /// Chunks kept for reuse.
 const POOL: usize = 8;
-/// Idle polls that only spin before the reader starts sleeping.
+/// Idle polls that only yield before the reader sleeps on the ring's futex.
 const SPIN_POLLS: u32 = 50;
-/// First idle sleep.
-const FIRST_IDLE_SLEEP: Duration = Duration::from_micros(50);
-/// Longest idle sleep.
+/// Longest sleep while every sink is behind (sinks unpark the reader sooner).
 const MAX_IDLE_SLEEP: Duration = Duration::from_millis(50);
+/// Longest sleep on the ring's futex while idle: producers wake the reader
+/// when they write; this bounds only the status file's and the resource
+/// table's refresh.
+const IDLE_WAIT: Duration = Duration::from_secs(1);
 
 /// Requests from outside the reader loop (the binary's signal thread).
 #[derive(Default)]
@@ -49,6 +48,8 @@ pub struct Control {
     shutdown: AtomicBool,
     reload: AtomicBool,
     reader: OnceLock<Thread>,
+    /// The ring the reader may be sleeping on (its futex), to wake it.
+    ring: OnceLock<Ring>,
 }
 
 impl Control {
@@ -75,6 +76,9 @@ impl Control {
     fn wake(&self) {
         if let Some(t) = self.reader.get() {
             t.unpark();
+        }
+        if let Some(r) = self.ring.get() {
+            r.wake_consumer();
         }
     }
 
@@ -142,7 +146,8 @@ pub struct Collector {
     registry: Arc<Registry>,
     status_file: PathBuf,
     reader: Thread,
-    lane_ends: Vec<u64>,
+    /// What to commit once the pending chunks are done: the greatest end seen.
+    commit_end: u64,
     /// Per sink name: drops already reported, and when.
     drops_reported: HashMap<String, (u64, Option<Instant>)>,
 }
@@ -175,7 +180,7 @@ impl Collector {
             registry: Arc::new(Registry::default()),
             status_file: status_path(ring.path()),
             reader,
-            lane_ends: vec![0; ring.geometry().lanes as usize],
+            commit_end: 0,
             drops_reported: HashMap::new(),
             config: Config {
                 sinks: Vec::new(),
@@ -269,6 +274,7 @@ impl Collector {
     /// and returns.
     pub fn run(&mut self, control: &Control) -> Summary {
         let _ = control.reader.set(std::thread::current());
+        let _ = control.ring.set(self.ring.clone());
         let mut idle = 0u32;
         let mut last_second = Instant::now();
         let mut last_stall_check = Instant::now();
@@ -312,15 +318,11 @@ impl Collector {
                     std::hint::spin_loop();
                     std::thread::yield_now();
                 } else {
-                    // 50 us, doubling to 50 ms (ten sleeps later); sinks and
-                    // signals unpark us. The first sleeps are short because a
-                    // busy producer thread fills its lane (2,048 slots by
-                    // default) in well under a millisecond: a pause that long
-                    // between two bursts capped one producer at about 1.4 M
-                    // records/s. Once idle, the collector still sleeps 50 ms at
-                    // a time.
-                    let k = (idle - SPIN_POLLS).min(10);
-                    std::thread::park_timeout((FIRST_IDLE_SLEEP * (1 << k)).min(MAX_IDLE_SLEEP));
+                    // Sleep on the ring's futex: the next record wakes us
+                    // (its producer sees we sleep), and so do signals
+                    // (`Control`). No timer polling; the timeout only paces
+                    // the once-a-second housekeeping above.
+                    self.consumer.wait(Some(IDLE_WAIT));
                 }
             }
         }
@@ -335,7 +337,6 @@ impl Collector {
     /// own records, so that it delays no other sink.
     /// `None` when no sink has room.
     fn poll_once(&mut self) -> Option<usize> {
-        let lanes = self.ring.geometry().lanes as usize;
         let room = self
             .sinks
             .iter()
@@ -345,7 +346,7 @@ impl Collector {
         if room < MIN_POLL {
             return None;
         }
-        let max = (POLL_PER_LANE * lanes).min(POLL_MAX).min(room);
+        let max = POLL_MAX.min(room);
         let mut chunk = self.pool.pop().unwrap_or_default();
         let n = self.consumer.poll(&mut chunk.batch, max);
         if n == 0 {
@@ -389,10 +390,7 @@ impl Collector {
             let Some(p) = self.pending.pop_front() else {
                 break;
             };
-            for &(lane, end) in &p.chunk.ends {
-                let e = &mut self.lane_ends[lane as usize];
-                *e = (*e).max(end);
-            }
+            self.commit_end = self.commit_end.max(p.chunk.end);
             any = true;
             if let Ok(c) = Arc::try_unwrap(p.chunk) {
                 if self.pool.len() < POOL {
@@ -401,12 +399,7 @@ impl Collector {
             }
         }
         if any {
-            for lane in 0..self.lane_ends.len() {
-                let end = std::mem::take(&mut self.lane_ends[lane]);
-                if end > 0 {
-                    self.consumer.commit(lane as u16, end);
-                }
-            }
+            self.consumer.commit(self.commit_end);
         }
     }
 

@@ -248,10 +248,10 @@ impl Registry {
         let _ = writeln!(o, "logbus_ring_invalid_total {}", st.invalid);
         let _ = writeln!(
             o,
-            "# HELP logbus_ring_lanes_in_use Lanes held by live producers."
+            "# HELP logbus_ring_blocks_in_use Blocks claimed by producers and not yet freed."
         );
-        let _ = writeln!(o, "# TYPE logbus_ring_lanes_in_use gauge");
-        let _ = writeln!(o, "logbus_ring_lanes_in_use {}", st.lanes_in_use);
+        let _ = writeln!(o, "# TYPE logbus_ring_blocks_in_use gauge");
+        let _ = writeln!(o, "logbus_ring_blocks_in_use {}", st.blocks_in_use);
         o
     }
 }

@@ -1,47 +1,54 @@
-//! The consumer side: the single consuming reader, batches, and peeking readers.
+//! The consumer side: the single consuming reader and its batches.
 //!
 //! Exactly one [`Consumer`] may exist per ring at a time, across all processes:
 //! the role is the OFD lock on the consumer byte, so a consumer that dies gives
-//! it up at once. A consumer claims records lane by lane (see `src/lane.rs`
-//! for the protocol), hands them out in a [`Batch`], and moves each lane's
-//! committed `head` only when told with [`Consumer::commit`]: a consumer that
-//! restarts resumes at the committed heads, so records claimed but not committed
-//! by a dead consumer are delivered again.
+//! it up at once. A consumer reads blocks in sequence order (see
+//! `crate::block`), copies complete records out into a [`Batch`], numbers them
+//! (its serial numbers, [`crate::RecordRef::end`]) and frees a block only once
+//! every record of it is committed with [`Consumer::commit`]. A consumer that
+//! restarts resumes at each block's committed end (`done`), so records claimed
+//! but not committed by a dead consumer are delivered again.
 //!
-//! A [`Peeker`] reads the unread records without claiming anything; any number
-//! may run next to the consumer.
+//! Blocks still being written are read as far as they are complete, every
+//! poll: a writer that logs slowly never delays the others. The oldest block
+//! is closed by the consumer when it holds up freeing (the ring is an eighth
+//! full, or producers wait for space), and a record reserved by a writer that
+//! died is counted torn and skipped.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use crate::cursor::Cursor;
+use crate::block::{done_end, done_word, Claim, Reserve, MAX_SEQ};
+use crate::clock::monotonic_ns;
 use crate::error::ConsumerError;
-use crate::lane::{reap, LaneWords};
+use crate::futex;
 use crate::layout::*;
 use crate::level::{Level, LEVELS};
 use crate::lock;
-use crate::record::{copy_shared, plausible, read_header, validate, RecordRef};
+use crate::record::{copy_shared, read_header, validate, RecordRef};
 use crate::ring::Ring;
+use crate::writer::ready_record;
 
 /// Records copied out of the ring. Reused across polls, so that a steady-state
 /// consumer allocates nothing.
 #[derive(Default)]
 pub struct Batch {
     buf: Vec<u8>,
-    entries: Vec<Entry>,
-    lanes: u32,
-    /// Where each body is copied and validated before it joins `buf` (see
-    /// `copy_lane`).
+    pub(crate) entries: Vec<Entry>,
+    /// Where each body is copied and validated before it joins `buf`: a
+    /// record-sized buffer that stays in this core's cache.
     scratch: Vec<u8>,
 }
 
 #[derive(Clone, Copy)]
-struct Entry {
+pub(crate) struct Entry {
     hdr: RecordHeader,
     off: usize,
     len: usize,
-    lane: u16,
-    end: u64,
+    serial: u64,
+    /// Offset just past the record in its block.
+    end: u32,
 }
 
 impl Batch {
@@ -72,154 +79,149 @@ impl Batch {
         Some(RecordRef {
             hdr: &e.hdr,
             body: &self.buf[e.off..e.off + e.len],
-            lane: e.lane,
-            lanes: self.lanes,
-            end: e.end,
+            serial: e.serial,
         })
     }
 
-    /// The records, lane by lane, each lane in emit order.
+    /// The records, in the order they were read (each producer thread's in
+    /// emit order).
     pub fn iter(&self) -> impl Iterator<Item = RecordRef<'_>> + '_ {
         (0..self.entries.len()).filter_map(move |i| self.get(i))
     }
 
-    /// Sorts the records by time, keeping each lane's records in emit order even
-    /// if its clock stepped back (a merge of the per-lane sequences).
+    /// Sorts the records by time, keeping each producer thread's records in
+    /// emit order even if its clock stepped back.
     pub fn sort_by_time(&mut self) {
-        // Per-lane runs are contiguous and in order; a stable sort on a key that
-        // is monotone inside each run would be enough, but clocks step, so make
-        // the key monotone per lane first: the running maximum of its times.
+        // Make the key monotone per thread (the running maximum of its
+        // times), then sort stably on it.
+        let mut running: Vec<((u32, u32), u64)> = Vec::new();
         let mut keys: Vec<(u64, usize)> = Vec::with_capacity(self.entries.len());
-        let mut last_lane = u16::MAX;
-        let mut running = 0u64;
         for (i, e) in self.entries.iter().enumerate() {
-            if e.lane != last_lane {
-                last_lane = e.lane;
-                running = 0;
-            }
-            running = running.max(e.hdr.time_ns);
-            keys.push((running, i));
+            let who = (e.hdr.pid, e.hdr.tid);
+            let k = match running.iter_mut().find(|(w, _)| *w == who) {
+                Some((_, t)) => {
+                    *t = (*t).max(e.hdr.time_ns);
+                    *t
+                }
+                None => {
+                    running.push((who, e.hdr.time_ns));
+                    e.hdr.time_ns
+                }
+            };
+            keys.push((k, i));
         }
         keys.sort_by_key(|&(k, _)| k);
         self.entries = keys.into_iter().map(|(_, i)| self.entries[i]).collect();
     }
 
-    fn mark(&self) -> (usize, usize) {
+    pub(crate) fn mark(&self) -> (usize, usize) {
         (self.buf.len(), self.entries.len())
     }
 
-    fn rollback(&mut self, mark: (usize, usize)) {
+    pub(crate) fn rollback(&mut self, mark: (usize, usize)) {
         self.buf.truncate(mark.0);
         self.entries.truncate(mark.1);
     }
 }
 
-/// How one lane looked to a reader.
-struct LaneView {
-    tail: u64,
-    word: u64,
-    cursor: Cursor,
+/// What [`copy_block`] found.
+pub(crate) struct Copied {
+    /// Offset after the last record looked at (copied or skipped as garbage).
+    pub reached: u32,
+    /// Garbage records skipped.
+    pub invalid: u64,
+    /// A reserved record at `reached` is not complete yet.
+    pub blocked: bool,
 }
 
-/// (Orderings below: the delivered counters are loaded Relaxed because this
-/// consumer is their only writer; a previous consumer's last stores were
-/// ordered before ours by the consumer lock hand-over.)
-fn view(ring: &Ring, w: &LaneWords<'_>) -> Option<LaneView> {
-    // Acquire pairs with the producer's Release store of the tail (SYNC POINT A).
-    let tail = w.tail.load(Ordering::Acquire);
-    // Acquire pairs with the CASes of the consumer and of an evicting producer.
-    let word = w.cursor.load(Ordering::Acquire);
-    let cursor = Cursor::unpack(word, tail, ring.geometry().slots_per_lane as u64)?;
-    Some(LaneView { tail, word, cursor })
-}
-
-/// Copies the records of `[from, to)` of `lane` into `batch`. Returns the
-/// position reached (where to claim up to) and the count of garbage records.
-/// Each record copied is validated; garbage is skipped (to the next plausible
-/// record start, or to `to` when its length is not trustworthy).
-fn copy_lane(
+/// Copies the complete records of block `seq` in `[from, end)` into `batch`
+/// (at most `max`), numbering them from `*serial`. Stops at the first record
+/// that is not stamped (still being written, or garbage).
+pub(crate) fn copy_block(
     ring: &Ring,
-    lane: u32,
-    from: u64,
-    to: u64,
+    seq: u64,
+    from: u32,
+    end: u32,
     max: usize,
     batch: &mut Batch,
-) -> (u64, u64) {
-    let geo = ring.geometry();
-    let slots = geo.slots_per_lane as u64;
-    let slot = geo.slot_size as usize;
-    let data = ring.lane_data(lane);
-    let mut pos = from;
+    serial: &mut u64,
+) -> Copied {
+    let data = ring.block_data(seq);
+    let end = end.min(ring.geometry().block_size);
+    let mut off = from as usize & !(ALIGN - 1);
     let mut invalid = 0;
     let mut taken = 0;
-    while pos < to && taken < max {
-        let index = pos & (slots - 1);
-        // SAFETY: slot `index` is inside lane `lane` of the mapping and 64-aligned
-        // (slot sizes are multiples of 64); a header is 64 bytes.
-        let hdr = unsafe { read_header(data.add(index as usize * slot)) };
-        let room = (to - pos).min(slots - index);
-        if !plausible(&hdr, pos, slot, room) {
-            invalid += 1;
-            pos = to;
+    let mut blocked = false;
+    while off < end as usize && taken < max {
+        // SAFETY: `data` is block `seq`'s start, `off` a multiple of 8 below
+        // `end <= block_size`.
+        let Some((len, _)) = (unsafe { ready_record(data, off, end as usize, seq) }) else {
+            blocked = true;
             break;
-        }
-        let n = slots_for(hdr.len as usize, slot);
-        if hdr.flags & flags::PAD != 0 && hdr.severity == 0 {
-            pos += n;
-            continue;
-        }
-        let body = hdr.len as usize - RECORD_HEADER;
-        // The body goes to the batch's scratch buffer first, is validated
-        // there, then appended. Validating in place was a third of the
-        // reader's time: validation reads at unaligned offsets just after the
-        // copy's 8-byte stores (no store forwarding), and the batch's lines,
-        // last read by a sink thread on another core, take long to own again.
-        // The scratch buffer (one record) stays in this core's cache.
-        batch.scratch.clear();
-        // SAFETY: the record's `n` slots lie inside the lane (`index + n <= slots`,
-        // checked by `plausible` through `room`), so its body does too, and
-        // `RECORD_HEADER` keeps the body 8-aligned.
-        unsafe {
-            copy_shared(
-                data.add(index as usize * slot + RECORD_HEADER),
-                body,
-                &mut batch.scratch,
-            )
         };
+        // SAFETY: `ready_record` checked `off + placed(len) <= end`, so the
+        // header and body lie inside the block; 8-aligned.
+        let hdr = unsafe { read_header(data.add(off)) };
+        let body = len - RECORD_HEADER;
+        batch.scratch.clear();
+        // SAFETY: as above; `copy_shared` may read up to 7 bytes past the body,
+        // which stay inside `placed(len)`.
+        unsafe { copy_shared(data.add(off + RECORD_HEADER), body, &mut batch.scratch) };
         if validate(&hdr, &batch.scratch) {
-            let off = batch.buf.len();
+            let boff = batch.buf.len();
             batch.buf.extend_from_slice(&batch.scratch);
             batch.entries.push(Entry {
                 hdr,
-                off,
+                off: boff,
                 len: body,
-                lane: lane as u16,
-                end: pos + n,
+                serial: *serial,
+                end: (off + placed(len)) as u32,
             });
+            *serial += 1;
             taken += 1;
         } else {
             invalid += 1;
         }
-        pos += n;
+        off += placed(len);
     }
-    (pos, invalid)
+    Copied {
+        reached: off as u32,
+        invalid,
+        blocked,
+    }
 }
 
-struct LaneState {
-    /// Claimed records not yet committed: (end position, level).
-    inflight: VecDeque<(u64, u8)>,
-    /// Everything before this is claimed by us.
-    claimed: u64,
+/// The consumer's view of one block between `head` and `alloc`.
+struct BlockState {
+    seq: u64,
+    /// Everything before this is claimed by us (or skipped).
+    claimed: u32,
     /// Everything before this is committed.
-    committed: u64,
-    delivered: [u64; LEVELS],
-    /// Consecutive polls that found the lane flagged EVICTING.
-    flagged_polls: u32,
+    committed: u32,
+    /// Records claimed and not yet committed.
+    inflight: u32,
+    /// Closed, and everything in it claimed or skipped; or evicted.
+    read_all: bool,
+    /// Since when (monotonic ns) the block has looked stuck: not initialised
+    /// by its claimer, or an unstamped record at `claimed`. 0: not stuck.
+    stuck_since: u64,
 }
 
-/// Polls of a lane still flagged EVICTING after which the consumer checks
-/// whether its producer died mid-move.
-const STUCK_POLLS: u32 = 4096;
+/// A claimed record not yet committed.
+struct Inflight {
+    serial: u64,
+    seq: u64,
+    end: u32,
+    level: u8,
+}
+
+/// How long a block may look stuck before the consumer checks whether its
+/// writer died (or, for a claim never initialised, takes it over).
+const STUCK_NS: u64 = 10_000_000;
+/// How long a record of a live writer (or garbage that looks like one) may
+/// stay unstamped before it is skipped as invalid: a bound on what a writer
+/// stopped for good (SIGSTOP) or a garbage writer can hold up.
+const ABANDON_NS: u64 = 2_000_000_000;
 
 /// The ring's single consuming reader.
 ///
@@ -239,10 +241,12 @@ const STUCK_POLLS: u32 = 4096;
 pub struct Consumer {
     ring: Ring,
     fd: i32,
-    lanes: Vec<LaneState>,
-    next_lane: usize,
-    /// Lanes that used their whole share in a poll's first pass (reused).
-    busy: Vec<u32>,
+    /// Sequence number of `blocks[0]`.
+    front: u64,
+    blocks: VecDeque<BlockState>,
+    inflight: VecDeque<Inflight>,
+    next_serial: u64,
+    delivered: [u64; LEVELS],
 }
 
 impl Consumer {
@@ -273,69 +277,19 @@ impl Consumer {
         // Relaxed: informational only; the lock is what excludes.
         ring.consumer_pid_word()
             .store(std::process::id(), Ordering::Relaxed);
-        let mut lanes = Vec::new();
-        for lane in 0..ring.geometry().lanes {
-            let w = LaneWords::new(ring, lane);
-            // Resume at the committed head: whatever a dead consumer claimed but
-            // did not commit is read again.
-            let (head, delivered) = loop {
-                match view(ring, &w) {
-                    Some(v) if v.cursor.evicting => {
-                        // The lane's producer is moving records; it (or the
-                        // reaper, if it died) clears the flag. Start at head.
-                        break (
-                            v.cursor.head,
-                            std::array::from_fn(|l| {
-                                w.counter(LANE_DELIVERED, l).load(Ordering::Relaxed)
-                            }),
-                        );
-                    }
-                    Some(v) => {
-                        let reset = Cursor::at(v.cursor.head, v.cursor.head);
-                        // AcqRel: arbitrates with an evicting producer's CAS.
-                        if w.cursor
-                            .compare_exchange(
-                                v.word,
-                                reset.pack(),
-                                Ordering::AcqRel,
-                                Ordering::Relaxed,
-                            )
-                            .is_ok()
-                        {
-                            break (
-                                v.cursor.head,
-                                std::array::from_fn(|l| {
-                                    w.counter(LANE_DELIVERED, l).load(Ordering::Relaxed)
-                                }),
-                            );
-                        }
-                    }
-                    None => {
-                        if let Some(t) = resync(ring, &w) {
-                            break (
-                                t,
-                                std::array::from_fn(|l| {
-                                    w.counter(LANE_DELIVERED, l).load(Ordering::Relaxed)
-                                }),
-                            );
-                        }
-                    }
-                }
-            };
-            lanes.push(LaneState {
-                inflight: VecDeque::new(),
-                claimed: head,
-                committed: head,
-                delivered,
-                flagged_polls: 0,
-            });
-        }
+        let w = ring.words();
+        // Acquire: pairs with the previous consumer's (and evictors') Release.
+        let front = w.head.load(Ordering::Acquire);
+        // Relaxed: counters with one writer (the consumer role, handed over by the lock).
+        let delivered = std::array::from_fn(|l| w.delivered[l].load(Ordering::Relaxed));
         Ok(Consumer {
             ring: ring.clone(),
             fd,
-            lanes,
-            next_lane: 0,
-            busy: Vec::new(),
+            front,
+            blocks: VecDeque::new(),
+            inflight: VecDeque::new(),
+            next_serial: 0,
+            delivered,
         })
     }
 
@@ -344,170 +298,460 @@ impl Consumer {
         &self.ring
     }
 
-    /// Claims up to `max` published records (from all lanes, fairly) into `batch`
-    /// (cleared first). Returns how many. Never blocks.
+    /// A fresh state for block `seq`: resume at its committed end, taking back
+    /// whatever a dead consumer had claimed beyond it.
+    fn state_for(&self, seq: u64) -> BlockState {
+        let d = self.ring.desc(seq);
+        // Acquire: pairs with the claimer's Release and a previous consumer's stores.
+        let done = done_end(d.done.load(Ordering::Acquire), seq).unwrap_or(0);
+        let word = d.claim.load(Ordering::Acquire);
+        let c = Claim::unpack(word);
+        if c.is(seq) && !c.evicting && !c.evicted && c.claimed != done {
+            // AcqRel: as every CAS of `claim`; losing to an evictor is fine.
+            let _ = d.claim.compare_exchange(
+                word,
+                Claim::at(seq, done).pack(),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+        }
+        BlockState {
+            seq,
+            claimed: done,
+            committed: done,
+            inflight: 0,
+            read_all: false,
+            stuck_since: 0,
+        }
+    }
+
+    /// Claims up to `max` complete records into `batch` (cleared first), in
+    /// block order. Returns how many. Never blocks.
     pub fn poll(&mut self, batch: &mut Batch, max: usize) -> usize {
         batch.clear();
-        batch.lanes = self.ring.geometry().lanes;
-        let n = self.lanes.len();
-        // Split the budget so that one busy lane cannot starve the others; what
-        // quiet lanes leave goes to the busy ones in a second pass, so that a
-        // single busy lane is not held to its share.
-        let share = max.div_ceil(n).max(16);
-        let mut busy = std::mem::take(&mut self.busy);
-        busy.clear();
-        for k in 0..n {
+        let w = self.ring.words();
+        let n = self.ring.geometry().blocks as u64;
+        // Acquire: every block below this snapshot is initialised or being
+        // initialised, and a writer's records in older blocks were committed
+        // before it claimed a newer one (so reading in order keeps its order).
+        let a = w.alloc.load(Ordering::Acquire);
+        // Acquire: pairs with an evicting producer's head CAS.
+        let h = w.head.load(Ordering::Acquire);
+        if a < h || a - h > n || a > MAX_SEQ {
+            return 0; // garbage in the header; nothing can be trusted this time
+        }
+        // Blocks an evicting producer freed: nothing of ours was in flight
+        // there (eviction requires it).
+        while self.front < h {
+            self.blocks.pop_front();
+            self.front += 1;
+        }
+        while self.front + (self.blocks.len() as u64) < a {
+            let seq = self.front + self.blocks.len() as u64;
+            let st = self.state_for(seq);
+            self.blocks.push_back(st);
+        }
+        let mut now = 0;
+        for i in 0..self.blocks.len() {
             if batch.len() >= max {
                 break;
             }
-            let lane = (self.next_lane + k) % n;
-            let budget = share.min(max - batch.len());
-            let before = batch.len();
-            self.poll_lane(lane as u32, batch, budget);
-            if batch.len() - before == budget {
-                busy.push(lane as u32);
+            if self.blocks[i].read_all {
+                continue;
+            }
+            let seq = self.blocks[i].seq;
+            let d = self.ring.desc(seq);
+            // Acquire: pairs with the claimer's Release (the words it
+            // initialised) and with closing CASes.
+            let mut r = Reserve::unpack(d.reserve.load(Ordering::Acquire));
+            if !r.is(seq) {
+                if self.stuck(i, &mut now) {
+                    self.take_over(seq);
+                }
+                continue;
+            }
+            // Acquire: pairs with an evicting producer's CAS.
+            let word = d.claim.load(Ordering::Acquire);
+            let c = Claim::unpack(word);
+            if c.is(seq) && c.evicting {
+                break; // later blocks wait, so that no writer's order breaks
+            }
+            if c.is(seq) && c.evicted {
+                let st = &mut self.blocks[i];
+                st.read_all = true;
+                st.claimed = st.committed;
+                continue;
+            }
+            let st = &self.blocks[i];
+            if !c.is(seq) || c.claimed != st.claimed {
+                // Somebody who does not follow the protocol wrote it: put our
+                // view back (AcqRel, as every claim CAS).
+                let _ = d.claim.compare_exchange(
+                    word,
+                    Claim::at(seq, st.claimed).pack(),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
+                continue;
+            }
+            let mark = batch.mark();
+            let mut serial = self.next_serial;
+            let got = copy_block(
+                &self.ring,
+                seq,
+                st.claimed,
+                r.end,
+                max - batch.len(),
+                batch,
+                &mut serial,
+            );
+            if got.reached > st.claimed {
+                let next = Claim::at(seq, got.reached);
+                // AcqRel: Release keeps our copies before the claim becomes
+                // visible; the CAS fails if an evicting producer flagged the
+                // block meanwhile, and then the copies may be torn: drop them.
+                if d.claim
+                    .compare_exchange(word, next.pack(), Ordering::AcqRel, Ordering::Relaxed)
+                    .is_err()
+                {
+                    batch.rollback(mark);
+                    continue;
+                }
+                self.next_serial = serial;
+                let st = &mut self.blocks[i];
+                for e in &batch.entries[mark.1..] {
+                    self.inflight.push_back(Inflight {
+                        serial: e.serial,
+                        seq,
+                        end: e.end,
+                        level: Level::index(e.hdr.severity) as u8,
+                    });
+                    st.inflight += 1;
+                }
+                st.claimed = got.reached;
+                if got.invalid > 0 {
+                    // Relaxed: a counter with one writer (the consumer).
+                    self.ring
+                        .words()
+                        .invalid
+                        .fetch_add(got.invalid, Ordering::Relaxed);
+                }
+            }
+            if got.blocked && batch.len() < max {
+                if self.stuck(i, &mut now) {
+                    r = self.skip_stuck(i, r, &mut now);
+                }
+            } else {
+                self.blocks[i].stuck_since = 0;
+            }
+            let st = &mut self.blocks[i];
+            if r.closed && st.claimed >= r.end {
+                st.read_all = true;
             }
         }
-        for &lane in &busy {
-            if batch.len() >= max {
-                break;
-            }
-            self.poll_lane(lane, batch, max - batch.len());
-        }
-        self.busy = busy;
-        self.next_lane = (self.next_lane + 1) % n;
+        self.close_front_if_pinning(a);
+        // Blocks finished with nothing in flight (all garbage, all torn, or
+        // emptied by commits before they were closed) need no commit.
+        self.free_finished();
         batch.len()
     }
 
-    fn poll_lane(&mut self, lane: u32, batch: &mut Batch, budget: usize) {
-        let ring = &self.ring;
-        let w = LaneWords::new(ring, lane);
-        loop {
-            let Some(v) = view(ring, &w) else {
-                if let Some(t) = resync(ring, &w) {
-                    let st = &mut self.lanes[lane as usize];
-                    st.inflight.clear();
-                    st.claimed = t;
-                    st.committed = t;
-                }
-                return;
-            };
-            let st = &mut self.lanes[lane as usize];
-            if v.cursor.evicting {
-                // The producer is moving records in this lane; come back later.
-                // A flag that stays means the producer died mid-move: reap the
-                // lane (possible only once its lock is free).
-                st.flagged_polls += 1;
-                if st.flagged_polls.is_multiple_of(STUCK_POLLS) {
-                    reap_one(ring, self.fd, lane);
-                }
-                return;
-            }
-            st.flagged_polls = 0;
-            if v.cursor.read >= v.tail {
-                return;
-            }
-            let mark = batch.mark();
-            let (reached, invalid) = copy_lane(ring, lane, v.cursor.read, v.tail, budget, batch);
-            let claim = Cursor::at(v.cursor.head, reached);
-            // AcqRel: Release keeps our copies above before the claim becomes
-            // visible (the owner may overwrite after a later commit); the CAS
-            // fails if the owner evicted at `read` meanwhile, and then the copies
-            // may be torn: drop them and read again.
-            if w.cursor
-                .compare_exchange(v.word, claim.pack(), Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                let st = &mut self.lanes[lane as usize];
-                for e in &batch.entries[mark.1..] {
-                    st.inflight.push_back((e.end, (e.hdr.severity - 1) / 4));
-                }
-                st.claimed = reached;
-                st.committed = v.cursor.head;
-                if invalid > 0 {
-                    count_invalid(&w, invalid);
-                }
-                return;
-            }
-            batch.rollback(mark);
+    /// Whether block `i` has looked stuck for [`STUCK_NS`] (starting the
+    /// clock if it just started to).
+    fn stuck(&mut self, i: usize, now: &mut u64) -> bool {
+        if *now == 0 {
+            *now = monotonic_ns();
+        }
+        let st = &mut self.blocks[i];
+        if st.stuck_since == 0 {
+            st.stuck_since = *now;
+            return false;
+        }
+        *now - st.stuck_since >= STUCK_NS
+    }
+
+    /// A block claimed (its sequence number handed out) but never initialised:
+    /// its claimer died between its two CASes, or is very slow. Take it over
+    /// as a closed, empty block; a live claimer then loses its CAS.
+    fn take_over(&mut self, seq: u64) {
+        let d = self.ring.desc(seq);
+        // Acquire: as in `poll`.
+        let cur = d.reserve.load(Ordering::Acquire);
+        if Reserve::unpack(cur).is(seq) {
+            return;
+        }
+        // Relaxed: published by the Release of the CAS below.
+        d.claim.store(Claim::at(seq, 0).pack(), Ordering::Relaxed);
+        d.done.store(done_word(seq, 0), Ordering::Relaxed);
+        let closed = Reserve::open(seq).closed();
+        // AcqRel: arbitrates with the claimer's own initialising CAS.
+        let _ = d
+            .reserve
+            .compare_exchange(cur, closed.pack(), Ordering::AcqRel, Ordering::Relaxed);
+    }
+
+    /// Block `i` has had an unstamped record at `claimed` for a while. If its
+    /// writer is dead (or it has been far too long) close the block and skip
+    /// the record: counted torn (dead writer) or invalid (anything else).
+    /// Returns the block's `reserve` as it is afterwards.
+    fn skip_stuck(&mut self, i: usize, r: Reserve, now: &mut u64) -> Reserve {
+        let seq = self.blocks[i].seq;
+        let d = self.ring.desc(seq);
+        // Relaxed: informational; written by the claimer before its Release.
+        let owner = d.owner_pid.load(Ordering::Relaxed);
+        let dead = !lock::process::alive(self.fd, owner);
+        let abandoned = *now - self.blocks[i].stuck_since >= ABANDON_NS;
+        if !dead && !abandoned {
+            return r;
+        }
+        if !r.closed {
+            // AcqRel: as every CAS of `reserve`; the owner cannot reserve more.
+            let _ = d.reserve.compare_exchange(
+                r.pack(),
+                r.closed().pack(),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+        }
+        // Acquire: as in `poll`.
+        let r = Reserve::unpack(d.reserve.load(Ordering::Acquire));
+        let st = &self.blocks[i];
+        if !r.is(seq) || !r.closed || r.end <= st.claimed {
+            return r;
+        }
+        // Look once more: the record may have been stamped just now.
+        let data = self.ring.block_data(seq);
+        // SAFETY: `claimed` is a record start below `r.end <= block_size`.
+        if unsafe { ready_record(data, st.claimed as usize, r.end as usize, seq) }.is_some() {
+            return r;
+        }
+        let word = Claim::at(seq, st.claimed);
+        // AcqRel: as every claim CAS; loses only to an evicting producer.
+        if d.claim
+            .compare_exchange(
+                word.pack(),
+                Claim::at(seq, r.end).pack(),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            return r;
+        }
+        let w = self.ring.words();
+        if dead {
+            // Only the last reservation of a block can be in flight, and its
+            // level is in `reserve`. Relaxed: a statistics counter.
+            w.torn[r.level as usize % LEVELS].fetch_add(1, Ordering::Relaxed);
+        } else {
+            // Relaxed: a counter with one writer (the consumer).
+            w.invalid.fetch_add(1, Ordering::Relaxed);
+        }
+        let st = &mut self.blocks[i];
+        st.claimed = r.end;
+        st.stuck_since = 0;
+        r
+    }
+
+    /// Closes the oldest block if it is all read but still open and holds up
+    /// freeing while the ring fills (an eighth of its blocks in use) or
+    /// producers wait for space. Its writer claims a new block next time.
+    fn close_front_if_pinning(&mut self, alloc: u64) {
+        let n = self.ring.geometry().blocks as u64;
+        let Some(st) = self.blocks.front() else {
+            return;
+        };
+        if st.read_all || alloc <= st.seq + 1 {
+            return;
+        }
+        let w = self.ring.words();
+        // Relaxed: a hint; a missed waiter is woken by the next free anyway.
+        let waiting = w.waiters.load(Ordering::Relaxed) > 0;
+        if (alloc - st.seq) * 8 < n && !waiting {
+            return;
+        }
+        let d = self.ring.desc(st.seq);
+        // Acquire: as in `poll`.
+        let r = Reserve::unpack(d.reserve.load(Ordering::Acquire));
+        if r.is(st.seq) && !r.closed && r.end == st.claimed {
+            // AcqRel: as every CAS of `reserve`; fails if the owner reserved
+            // meanwhile (we look again next poll).
+            let _ = d.reserve.compare_exchange(
+                r.pack(),
+                r.closed().pack(),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
         }
     }
 
-    /// Marks every record of `lane` that ends at or before `end` as finished:
-    /// counts it delivered and lets producers reuse its slots.
-    pub fn commit(&mut self, lane: u16, end: u64) {
-        let ring = &self.ring;
-        let Some(st) = self.lanes.get_mut(lane as usize) else {
-            return;
-        };
-        let mut target = st.committed;
-        while let Some(&(e, level)) = st.inflight.front() {
-            if e > end {
+    /// Commits every record claimed before `end` (a [`RecordRef::end`]): counts
+    /// them delivered and frees the blocks they leave finished.
+    pub fn commit(&mut self, end: u64) {
+        let mut touched = false;
+        while let Some(f) = self.inflight.front() {
+            if f.serial >= end {
                 break;
             }
-            st.inflight.pop_front();
-            st.delivered[level as usize] = st.delivered[level as usize].wrapping_add(1);
-            target = e;
-        }
-        if st.inflight.is_empty() {
-            // Trailing padding and garbage we claimed need no one's approval.
-            target = st.claimed;
-        }
-        if target <= st.committed {
-            return;
-        }
-        let w = LaneWords::new(ring, lane as u32);
-        for l in 0..LEVELS {
-            // Relaxed: counters with one writer (this consumer).
-            w.counter(LANE_DELIVERED, l)
-                .store(st.delivered[l], Ordering::Relaxed);
-        }
-        let mut attempts = 0;
-        loop {
-            let Some(v) = view(ring, &w) else {
-                // A view is inconsistent only while an evicting producer races
-                // our two loads, or when the lane holds garbage (the next poll
-                // resynchronises it): retry a bounded number of times.
-                attempts += 1;
-                if attempts > 1000 {
-                    return;
+            let f = self.inflight.pop_front().expect("front exists");
+            let d = &mut self.delivered[f.level as usize];
+            *d = d.wrapping_add(1);
+            touched = true;
+            if f.seq >= self.front {
+                if let Some(st) = self.blocks.get_mut((f.seq - self.front) as usize) {
+                    st.inflight = st.inflight.saturating_sub(1);
+                    st.committed = st.committed.max(f.end);
+                    if st.inflight == 0 {
+                        // Garbage and torn records we skipped need nobody's approval.
+                        st.committed = st.claimed;
+                    }
+                    let d = self.ring.desc(st.seq);
+                    // Release: an evictor comparing `claim` with `done` (Acquire)
+                    // sees our commits in order.
+                    d.done
+                        .store(done_word(st.seq, st.committed), Ordering::Release);
                 }
-                continue;
-            };
-            if v.cursor.head >= target || v.cursor.read < target {
-                break; // moved by someone else (resync); nothing of ours is left
-            }
-            let next = Cursor::at(target, v.cursor.read);
-            // AcqRel, SYNC POINT B: Release orders our reads of these slots before
-            // the producer (Acquire load of the cursor) overwrites them.
-            if w.cursor
-                .compare_exchange(v.word, next.pack(), Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                break;
             }
         }
-        st.committed = target;
+        let w = self.ring.words();
+        if touched {
+            for l in 0..LEVELS {
+                // Relaxed: counters with one writer (this consumer).
+                w.delivered[l].store(self.delivered[l], Ordering::Relaxed);
+            }
+        }
+        self.free_finished();
+    }
+
+    /// Moves `head` past every leading block that is read and committed.
+    fn free_finished(&mut self) {
+        let w = self.ring.words();
+        let mut freed = false;
+        while let Some(st) = self.blocks.front() {
+            if !st.read_all || st.inflight > 0 {
+                break;
+            }
+            let seq = st.seq;
+            let d = self.ring.desc(seq);
+            // Release: as in `commit`.
+            d.done.store(done_word(seq, st.claimed), Ordering::Release);
+            // SeqCst (includes Release, SYNC POINT B): our reads of the block
+            // happen before a claimer (Acquire load of `head`) reuses it; and
+            // it precedes the `waiters` load in `space_freed`.
+            let _ = w
+                .head
+                .compare_exchange(seq, seq + 1, Ordering::SeqCst, Ordering::Relaxed);
+            self.blocks.pop_front();
+            self.front += 1;
+            freed = true;
+        }
+        if freed {
+            space_freed(&self.ring);
+        }
     }
 
     /// Commits everything claimed so far.
     pub fn commit_all(&mut self) {
-        for lane in 0..self.lanes.len() {
-            let claimed = self.lanes[lane].claimed;
-            self.commit(lane as u16, claimed);
-        }
+        let end = self.next_serial;
+        self.commit(end);
     }
 
     /// Whether records are claimed but not committed.
     pub fn has_inflight(&self) -> bool {
-        self.lanes.iter().any(|l| !l.inflight.is_empty())
+        !self.inflight.is_empty()
     }
 
-    /// Completes the accounting of lanes whose owner died (torn records, counts a
-    /// killed producer had not stored). Costs a lock call per lane: call it when
-    /// idle, not per poll. Returns the torn records found.
+    /// Sleeps until a producer writes something new, or `timeout` passes
+    /// (`None`: as long as it takes). Returns at once if there is already
+    /// something to read. While a record it can see is reserved but not yet
+    /// complete it sleeps at most a millisecond at a time (its writer may have
+    /// looked before this consumer announced its sleep).
+    pub fn wait(&mut self, timeout: Option<Duration>) {
+        let w = self.ring.words();
+        // SeqCst: the Dekker pair with writers (see "Waking the consumer" in
+        // `crate::block`): store, then look.
+        w.sleeping.store(1, Ordering::SeqCst);
+        let (work, in_flight) = self.look();
+        if !work {
+            let t = if in_flight {
+                Some(timeout.map_or(Duration::from_millis(1), |t| {
+                    t.min(Duration::from_millis(1))
+                }))
+            } else {
+                timeout
+            };
+            futex::wait(&w.sleeping, 1, t);
+        }
+        // SeqCst: as above.
+        w.sleeping.store(0, Ordering::SeqCst);
+    }
+
+    /// (something new to read, a reserved record not yet complete)
+    fn look(&self) -> (bool, bool) {
+        let w = self.ring.words();
+        // SeqCst: see `wait`.
+        let a = w.alloc.load(Ordering::SeqCst);
+        if a > self.front + self.blocks.len() as u64 {
+            return (true, false);
+        }
+        let mut in_flight = false;
+        for st in &self.blocks {
+            if st.read_all {
+                continue;
+            }
+            // SeqCst: see `wait`.
+            let r = Reserve::unpack(self.ring.desc(st.seq).reserve.load(Ordering::SeqCst));
+            if !r.is(st.seq) {
+                in_flight = true;
+                continue;
+            }
+            if r.end > st.claimed {
+                let data = self.ring.block_data(st.seq);
+                // SAFETY: `claimed` is a record start below `r.end <= block_size`.
+                if unsafe { ready_record(data, st.claimed as usize, r.end as usize, st.seq) }
+                    .is_some()
+                {
+                    return (true, false);
+                }
+                in_flight = true;
+            }
+            if r.closed && r.end <= st.claimed {
+                return (true, false); // can be finished and freed
+            }
+        }
+        (false, in_flight)
+    }
+
+    /// Kept for callers of the lane-based ring: dead writers are now found
+    /// during polls. Returns 0.
     pub fn reap_dead_lanes(&self) -> u64 {
-        reap_dead(&self.ring, self.fd)
+        0
+    }
+}
+
+impl Ring {
+    /// Wakes this ring's consumer if it sleeps in [`Consumer::wait`] (for a
+    /// signal handler's thread, say). Producers do this by themselves.
+    pub fn wake_consumer(&self) {
+        let w = self.words();
+        // SeqCst: as every access to `sleeping`.
+        if w.sleeping
+            .compare_exchange(1, 0, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+        {
+            futex::wake(&w.sleeping, i32::MAX);
+        }
+    }
+}
+
+/// After `head` moved: wakes producers waiting for space (lossless mode).
+pub(crate) fn space_freed(ring: &Ring) {
+    let w = ring.words();
+    // SeqCst: the Dekker pair with `Writer::wait_for_space` (bump, then look
+    // at `waiters`; they add to `waiters`, then look at `head`).
+    w.space.fetch_add(1, Ordering::SeqCst);
+    if w.waiters.load(Ordering::SeqCst) > 0 {
+        futex::wake(&w.space, i32::MAX);
     }
 }
 
@@ -523,367 +767,5 @@ impl Drop for Consumer {
                 .store(false, Ordering::Release);
             lock::unlock(self.fd, LOCK_CONSUMER);
         }
-    }
-}
-
-pub(crate) fn reap_dead(ring: &Ring, fd: i32) -> u64 {
-    (0..ring.geometry().lanes)
-        .map(|lane| reap_one(ring, fd, lane))
-        .sum()
-}
-
-/// Reaps `lane` if nobody owns it (its lock is free); returns torn records found.
-fn reap_one(ring: &Ring, fd: i32, lane: u32) -> u64 {
-    let held = &ring.inner.lanes_held[lane as usize];
-    // Acquire/Release: the in-process flag hands the lane between this handle's
-    // users like a lock.
-    if held
-        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-        .is_err()
-    {
-        return 0;
-    }
-    let mut torn = 0;
-    if let Ok(true) = lock::try_lock(fd, LOCK_LANE_BASE + lane as i64) {
-        torn = reap(ring, lane);
-        lock::unlock(fd, LOCK_LANE_BASE + lane as i64);
-    }
-    held.store(false, Ordering::Release);
-    torn
-}
-
-fn count_invalid(w: &LaneWords<'_>, n: u64) {
-    // Relaxed: statistics written by the consumer only.
-    let c = w.invalid();
-    c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
-}
-
-/// A lane whose cursor cannot belong to its tail was written by someone who
-/// does not follow the protocol: give up its unread contents (counted as one
-/// invalid record) and restart it at the tail. Returns the new position.
-fn resync(ring: &Ring, w: &LaneWords<'_>) -> Option<u64> {
-    // Acquire: as in `view`.
-    let tail = w.tail.load(Ordering::Acquire);
-    if tail > crate::cursor::MAX_POS {
-        // Only the lane's owner writes the tail; a garbage tail cannot be
-        // repaired from here. The lane stays unread (and no writer takes it).
-        return Some(tail);
-    }
-    // Acquire: as in `view`.
-    let word = w.cursor.load(Ordering::Acquire);
-    if Cursor::unpack(word, tail, ring.geometry().slots_per_lane as u64).is_some() {
-        return None; // it was fine after all (a racing update); retry normally
-    }
-    let fresh = Cursor::at(tail, tail);
-    // AcqRel: as any other cursor CAS.
-    w.cursor
-        .compare_exchange(word, fresh.pack(), Ordering::AcqRel, Ordering::Relaxed)
-        .ok()?;
-    count_invalid(w, 1);
-    Some(tail)
-}
-
-/// A non-consuming reader; any number may run next to the consumer.
-///
-/// [`Peeker::new`] reads what is unread (from each lane's committed head) and
-/// then what is published later *and still unread when it looks*: a consumer
-/// that commits quickly leaves it little. [`Peeker::follow`] starts at the
-/// newest record of every lane and reads everything published from then on,
-/// whether or not the consumer has taken it, as long as the producer cannot
-/// have overwritten it: a follower that falls more than half a lane behind
-/// skips ahead and counts what it skipped ([`Peeker::missed`]).
-pub struct Peeker {
-    ring: Ring,
-    pos: Vec<Option<u64>>,
-    follow: bool,
-    missed: u64,
-}
-
-impl Peeker {
-    /// A peeker starting at the oldest unread record of every lane.
-    pub fn new(ring: &Ring) -> Peeker {
-        Peeker {
-            ring: ring.clone(),
-            pos: vec![None; ring.geometry().lanes as usize],
-            follow: false,
-            missed: 0,
-        }
-    }
-
-    /// A peeker that follows new records (like `tail -f`), consumed or not.
-    ///
-    /// ```
-    /// # let dir = std::env::temp_dir().join(format!("logbus-doc-f-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
-    /// use logbus_ring::{Batch, Consumer, Event, Peeker, Ring};
-    /// let ring = Ring::open(dir.join("ring")).unwrap();
-    /// let mut w = ring.writer().unwrap();
-    /// w.emit(&Event::new(9, "old")).unwrap();
-    /// let mut follower = Peeker::follow(&ring);
-    /// w.emit(&Event::new(9, "new")).unwrap();
-    /// let mut consumer = Consumer::acquire(&ring).unwrap();
-    /// let mut batch = Batch::new();
-    /// consumer.poll(&mut batch, 10);
-    /// consumer.commit_all(); // the collector was faster
-    /// assert_eq!(follower.poll(&mut batch, 10), 1);
-    /// assert_eq!(batch.get(0).unwrap().message(), "new");
-    /// # std::fs::remove_dir_all(&dir).unwrap();
-    /// ```
-    pub fn follow(ring: &Ring) -> Peeker {
-        let pos = (0..ring.geometry().lanes)
-            .map(|lane| {
-                // Acquire: pairs with the producer's Release store of the tail.
-                Some(LaneWords::new(ring, lane).tail.load(Ordering::Acquire))
-            })
-            .collect();
-        Peeker {
-            ring: ring.clone(),
-            pos,
-            follow: true,
-            missed: 0,
-        }
-    }
-
-    /// Records a follower skipped because it fell too far behind (always 0 for
-    /// [`Peeker::new`], which never reads consumed records).
-    pub fn missed(&self) -> u64 {
-        self.missed
-    }
-
-    /// Copies up to `max` records not yet seen by this peeker into `batch`
-    /// (cleared first). Records that may have been overwritten or moved while
-    /// being copied are discarded (and read again next time, if still there).
-    pub fn poll(&mut self, batch: &mut Batch, max: usize) -> usize {
-        batch.clear();
-        batch.lanes = self.ring.geometry().lanes;
-        let slots = self.ring.geometry().slots_per_lane as u64;
-        for lane in 0..self.pos.len() {
-            if batch.len() >= max {
-                break;
-            }
-            let w = LaneWords::new(&self.ring, lane as u32);
-            let Some(v) = view(&self.ring, &w) else {
-                continue;
-            };
-            if v.cursor.evicting {
-                continue; // records are being moved; read them next time
-            }
-            let head = v.cursor.head;
-            // A follower may read below head (consumed records) down to half a
-            // lane behind the tail: a producer writes at most a quarter lane (a
-            // record) plus less than that (padding) beyond its tail, so those
-            // slots are not being reused.
-            let safe = v.tail.saturating_sub(slots / 2);
-            let from = match self.pos[lane] {
-                None => head,
-                Some(p) if !self.follow || p >= head => p.max(head),
-                Some(p) if p >= safe => p,
-                Some(p) => {
-                    // Too far behind: the records between were consumed and may be
-                    // overwritten. Resume at the head (a record boundary).
-                    self.missed += 1 + (head - p) / 4; // an estimate: slots, not records
-                    head
-                }
-            };
-            if from >= v.tail {
-                self.pos[lane] = Some(from);
-                continue;
-            }
-            let mark = batch.mark();
-            let (reached, _) = copy_lane(
-                &self.ring,
-                lane as u32,
-                from,
-                v.tail,
-                max - batch.len(),
-                batch,
-            );
-            // Seqlock-style re-check. SYNC POINT C: this Acquire fence pairs with
-            // the Release fence a producer issues before writing slots: if we read
-            // any byte it wrote, the loads below see the tail and cursor it had.
-            fence(Ordering::Acquire);
-            let Some(again) = view(&self.ring, &w) else {
-                batch.rollback(mark);
-                continue;
-            };
-            // Records that were unread when we started (position >= head) may have
-            // been evicted or moved if the head moved or a move is under way;
-            // consumed ones (below head) cannot be, but must still be out of the
-            // producer's reach.
-            let unread_intact = again.cursor.head == head && !again.cursor.evicting;
-            let floor = again.tail.saturating_sub(slots / 2);
-            let mut keep_to = reached;
-            let mut cut = None;
-            for (i, e) in batch.entries[mark.1..].iter().enumerate() {
-                let p = e.hdr.stamp;
-                let ok = if p >= head { unread_intact } else { p >= floor };
-                if !ok {
-                    cut = Some(mark.1 + i);
-                    keep_to = p;
-                    break;
-                }
-            }
-            if let Some(i) = cut {
-                let off = batch.entries[i].off;
-                batch.buf.truncate(off);
-                batch.entries.truncate(i);
-            }
-            if !self.follow && again.cursor.head > from {
-                // Non-followers only report unread records.
-                batch.rollback(mark);
-                continue;
-            }
-            self.pos[lane] = Some(keep_to);
-        }
-        batch.len()
-    }
-}
-
-/// Per-level counters of a ring, summed over lanes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LevelCounts {
-    /// Records whose emit call returned or was under way: `published + dropped + torn`.
-    pub emitted: u64,
-    /// Records written into the ring.
-    pub published: u64,
-    /// Records refused by the overflow policy (or finding no lane).
-    pub dropped: u64,
-    /// Records pushed out by protected records.
-    pub evicted: u64,
-    /// Records whose producer died while writing them (or while moving them
-    /// during an eviction).
-    pub torn: u64,
-    /// Records the consumer committed.
-    pub delivered: u64,
-    /// Records in the ring not yet committed.
-    pub unread: u64,
-}
-
-/// A snapshot of a ring's counters.
-#[derive(Clone, Debug, Default)]
-pub struct Stats {
-    /// Per level, indexed by `Level as usize`.
-    pub levels: [LevelCounts; LEVELS],
-    /// Garbage records skipped by the consumer.
-    pub invalid: u64,
-    /// The consumer's pid and whether it is alive, if one was recorded.
-    pub consumer: Option<(u32, bool)>,
-    /// Lanes with a live owner.
-    pub lanes_in_use: u32,
-}
-
-impl Stats {
-    /// The counts of one level.
-    pub fn level(&self, level: Level) -> &LevelCounts {
-        &self.levels[level as usize]
-    }
-    /// The first level whose counts do not balance,
-    /// `emitted == delivered + dropped + evicted + torn + unread`, if any.
-    /// A snapshot taken while nobody writes or consumes always balances;
-    /// anything else means a record was lost without being counted.
-    ///
-    /// ```
-    /// # let dir = std::env::temp_dir().join(format!("logbus-doc-b-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
-    /// let ring = logbus_ring::Ring::open(dir.join("ring")).unwrap();
-    /// ring.writer().unwrap().emit(&logbus_ring::Event::new(9, "x")).unwrap();
-    /// assert_eq!(ring.stats().imbalance(), None);
-    /// # std::fs::remove_dir_all(&dir).unwrap();
-    /// ```
-    pub fn imbalance(&self) -> Option<(Level, LevelCounts)> {
-        Level::ALL
-            .into_iter()
-            .map(|l| (l, self.levels[l as usize]))
-            .find(|(_, c)| {
-                c.emitted
-                    != c.delivered
-                        .wrapping_add(c.dropped)
-                        .wrapping_add(c.evicted)
-                        .wrapping_add(c.torn)
-                        .wrapping_add(c.unread)
-            })
-    }
-
-    /// Sum over levels.
-    pub fn total(&self) -> LevelCounts {
-        let mut t = LevelCounts::default();
-        for l in &self.levels {
-            t.emitted = t.emitted.wrapping_add(l.emitted);
-            t.published = t.published.wrapping_add(l.published);
-            t.dropped = t.dropped.wrapping_add(l.dropped);
-            t.evicted = t.evicted.wrapping_add(l.evicted);
-            t.torn = t.torn.wrapping_add(l.torn);
-            t.delivered = t.delivered.wrapping_add(l.delivered);
-            t.unread = t.unread.wrapping_add(l.unread);
-        }
-        t
-    }
-}
-
-impl Ring {
-    /// Reads every counter and counts the unread records per level.
-    ///
-    /// Also completes the accounting of lanes whose producer died (as
-    /// [`Consumer::reap_dead_lanes`]), so that a snapshot taken when nobody
-    /// writes balances exactly: for every level,
-    /// `emitted == delivered + dropped + evicted + torn + unread`.
-    pub fn stats(&self) -> Stats {
-        let mut s = Stats::default();
-        let Some(fd) = self.fd() else {
-            return s;
-        };
-        reap_dead(self, fd);
-        let mut lost = [0u64; LEVELS];
-        // Relaxed loads below: statistics; each counter has one writer and a
-        // snapshot may be a moment old (it is exact when nobody writes).
-        for lane in 0..self.geometry().lanes {
-            let w = LaneWords::new(self, lane);
-            for (l, (c, lost)) in s.levels.iter_mut().zip(&mut lost).enumerate() {
-                let get = |which| w.counter(which, l).load(Ordering::Relaxed);
-                c.published = c.published.wrapping_add(get(LANE_PUBLISHED));
-                c.dropped = c.dropped.wrapping_add(get(LANE_DROPPED));
-                c.evicted = c.evicted.wrapping_add(get(LANE_EVICTED));
-                c.torn = c.torn.wrapping_add(get(LANE_TORN));
-                *lost = lost.wrapping_add(get(LANE_LOST));
-                c.delivered = c.delivered.wrapping_add(get(LANE_DELIVERED));
-            }
-            s.invalid = s.invalid.wrapping_add(w.invalid().load(Ordering::Relaxed));
-            if w.owner_pid().load(Ordering::Relaxed) != 0
-                && lock::held_by_other(fd, LOCK_LANE_BASE + lane as i64).unwrap_or(false)
-            {
-                s.lanes_in_use += 1;
-            }
-        }
-        for l in 0..LEVELS {
-            // Relaxed: statistics.
-            let shortage = self
-                .u64_at(OFF_LANE_SHORTAGE + l * 8)
-                .load(Ordering::Relaxed);
-            s.levels[l].dropped = s.levels[l].dropped.wrapping_add(shortage);
-        }
-        let mut peek = Peeker::new(self);
-        let mut batch = Batch::new();
-        // Bounded: with producers still writing, stop after one ring's worth.
-        let mut budget = self.geometry().slots();
-        while budget > 0 && peek.poll(&mut batch, 4096) > 0 {
-            budget = budget.saturating_sub(batch.len() as u64);
-            for r in batch.iter() {
-                s.levels[r.level() as usize].unread += 1;
-            }
-        }
-        for (c, lost) in s.levels.iter_mut().zip(lost) {
-            // Torn before publishing: part of emitted. Lost after publishing
-            // (a producer killed while moving them): already in published.
-            c.emitted = c.published.wrapping_add(c.dropped).wrapping_add(c.torn);
-            c.torn = c.torn.wrapping_add(lost);
-        }
-        // Relaxed: informational, as above.
-        let pid = self.consumer_pid_word().load(Ordering::Relaxed);
-        let alive = lock::held_by_other(fd, LOCK_CONSUMER).unwrap_or(false)
-            || self.inner.consumer_taken.load(Ordering::Relaxed);
-        if pid != 0 || alive {
-            s.consumer = Some((pid, alive));
-        }
-        s
     }
 }

@@ -58,6 +58,12 @@ impl fmt::Display for OpenError {
             OpenError::NotARing { path } => {
                 write!(f, "{}: not a logbus ring (wrong magic)", path.display())
             }
+            OpenError::Version { path, found } if *found < crate::layout::VERSION => write!(
+                f,
+                "{}: ring layout version {found} is older than this logbus's version {}: stop its producers and collector, delete the file and create it again",
+                path.display(),
+                crate::layout::VERSION
+            ),
             OpenError::Version { path, found } => write!(
                 f,
                 "{}: ring layout version {found}, this logbus reads version {}",
@@ -90,13 +96,13 @@ impl std::error::Error for OpenError {
     }
 }
 
-/// Why no lane writer could be had.
+/// Why a writer, or a resource-table entry, could not be had.
 #[derive(Debug)]
-pub enum LaneError {
-    /// Every lane is held by a live producer.
-    NoFreeLane {
-        /// Lanes in the ring.
-        lanes: u32,
+pub enum WriterError {
+    /// Every entry of the resource table has a live owner.
+    TableFull {
+        /// Entries in the table.
+        entries: u32,
     },
     /// The ring handle was opened before `fork()`.
     Forked,
@@ -104,22 +110,22 @@ pub enum LaneError {
     Io(io::Error),
 }
 
-impl fmt::Display for LaneError {
+impl fmt::Display for WriterError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LaneError::NoFreeLane { lanes } => {
+            WriterError::TableFull { entries } => {
                 write!(
                     f,
-                    "all {lanes} lanes of the ring are held by live producers"
+                    "all {entries} resource entries of the ring are held by live processes"
                 )
             }
-            LaneError::Forked => write!(f, "ring handle was opened before fork(); open it again"),
-            LaneError::Io(e) => write!(f, "cannot lock a lane: {e}"),
+            WriterError::Forked => write!(f, "ring handle was opened before fork(); open it again"),
+            WriterError::Io(e) => write!(f, "cannot take a liveness lock on the ring: {e}"),
         }
     }
 }
 
-impl std::error::Error for LaneError {}
+impl std::error::Error for WriterError {}
 
 /// Why a record could not be written at all (a record refused by the overflow
 /// policy is not an error: see [`crate::Emitted::Dropped`]).
@@ -132,7 +138,7 @@ pub enum EmitError {
 impl fmt::Display for EmitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EmitError::Forked => write!(f, "lane writer was made before fork(); make a new one"),
+            EmitError::Forked => write!(f, "writer was made before fork(); make a new one"),
         }
     }
 }

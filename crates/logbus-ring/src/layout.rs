@@ -1,40 +1,31 @@
-//! The on-disk (in-memory) layout of a ring file, version 1.
+//! The on-disk (in-memory) layout of a ring file, version 2.
 //!
 //! Everything is little-endian, every offset is from the start of the file, and
 //! nothing in the file is a pointer. Another language can write records by
-//! following this page and the protocol documented at the top of `src/lane.rs`.
+//! following this page and the protocol documented at the top of `src/block.rs`.
 //!
 //! ```text
 //! offset 0           +--------------------------------------------------+
 //!                    | StaticHeader (Pod, 128 B): magic "LOGBUS\0R",     |
-//!                    |   version, geometry, created_ns, protect level,   |
-//!                    |   per-level watermarks. Written once, before the  |
-//!                    |   file gets its name; read-only afterwards.       |
-//! 128                | consumer_pid: u32 (atomic), written by the holder  |
-//!                    |   of the consumer role, for messages only         |
-//! 256                | lane_shortage[6]: u64 (atomic), records dropped   |
-//!                    |   because every lane was held by a live producer  |
+//!                    |   version 2, geometry, created_ns, protect level, |
+//!                    |   per-level watermarks, wait_ms. Written once,    |
+//!                    |   before the file gets its name; read-only after. |
+//! 128                | SharedWords: head, alloc, the futex words, the    |
+//!                    |   counters (see the struct), one cache line each  |
+//!                    |   for the words written on hot paths              |
 //! 4096               +--------------------------------------------------+
 //!                    | resource table: RESOURCES entries x 512 B         |
 //!                    |   (see crate::resource)                           |
 //! 4096 + 32 KiB      +--------------------------------------------------+
-//!                    | lane headers: lanes x 512 B                        |
-//!                    |   [0,256)   producer side: tail, pending op,       |
-//!                    |             owner pid/tid, published/dropped/      |
-//!                    |             evicted/torn per level                 |
-//!                    |   [256,384) cursor: head, read, evicting flag      |
-//!                    |   [384,512) consumer side: delivered per level,    |
-//!                    |             invalid records met in this lane,      |
-//!                    |             lost per level (written by reapers)    |
+//!                    | block descriptors: blocks x 64 B (BlockDesc)       |
 //! data_offset        +--------------------------------------------------+
-//!                    | lane 0: slots_per_lane x slot_size bytes           |
-//!                    | lane 1: ...                                        |
+//!                    | block 0: block_size bytes                          |
+//!                    | block 1: ...                                       |
 //! file end           +--------------------------------------------------+
 //! ```
 //!
-//! A record starts on a slot boundary and covers `ceil(len / slot_size)` slots
-//! of one lane; it never wraps around the end of the lane (a padding record
-//! fills the rest of the lane instead). A record is:
+//! A record starts on an 8-byte boundary inside one block and never crosses
+//! the block's end. A record is:
 //!
 //! ```text
 //! +---------------- RecordHeader, 64 bytes ----------------+
@@ -53,65 +44,54 @@
 //!         kind 5 (bool): 1 byte, 0 or 1
 //! ```
 //!
-//! `stamp` is the lane position (in slots, counted from the lane's creation) of
-//! the record's first slot: a reader that finds another stamp at a position
-//! knows the bytes are not the record it expects. `severity` 0 marks a padding
-//! record (flag `PAD`), which readers skip silently.
+//! `stamp` is the record's commit word: the low 32 bits of the sequence number
+//! of the block it was written in, then `len` (`seq << 32 | len`). It is stored
+//! last, with Release; until a reader finds that exact value the bytes are not
+//! a record (they may be a record of an earlier use of the block, or half
+//! written).
+
+use std::mem::offset_of;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use bytemuck::{Pod, Zeroable};
+
+use crate::level::LEVELS;
 
 /// The file's first eight bytes.
 pub const MAGIC: [u8; 8] = *b"LOGBUS\0R";
 /// The layout version this crate reads and writes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Bytes before the resource table.
 pub const HEADER_BYTES: usize = 4096;
 /// Entries in the resource table.
 pub const RESOURCES: usize = 64;
 /// Bytes per resource entry.
 pub const RESOURCE_BYTES: usize = 512;
-/// Bytes per lane header.
-pub const LANE_HEADER_BYTES: usize = 512;
-/// The most lanes a ring may have (lane numbers must fit the lock area and `u16`).
-pub const MAX_LANES: u32 = 1024;
-/// Smallest and largest slot sizes; the slot size must be a power of two.
-pub const MIN_SLOT: u32 = 64;
-/// See [`MIN_SLOT`].
-pub const MAX_SLOT: u32 = 65536;
-/// Default geometry: 64 Ki slots of 256 bytes in 32 lanes (16 MiB, 512 KiB a lane).
-pub const DEFAULT_SLOTS: u32 = 65536;
-/// See [`DEFAULT_SLOTS`].
-pub const DEFAULT_SLOT_SIZE: u32 = 256;
-/// See [`DEFAULT_SLOTS`].
-pub const DEFAULT_LANES: u32 = 32;
+/// Bytes per block descriptor.
+pub const BLOCK_DESC_BYTES: usize = 64;
+/// Smallest and largest block sizes; the block size must be a power of two.
+pub const MIN_BLOCK: u32 = 4096;
+/// See [`MIN_BLOCK`].
+pub const MAX_BLOCK: u32 = 1 << 24;
+/// The fewest and most blocks a ring may have.
+pub const MIN_BLOCKS: u32 = 4;
+/// See [`MIN_BLOCKS`].
+pub const MAX_BLOCKS: u32 = 1 << 20;
+/// Default ring data size: 16 MiB.
+pub const DEFAULT_SIZE: u64 = 16 << 20;
+/// Default block size: 32 KiB (512 blocks in the default ring).
+pub const DEFAULT_BLOCK_SIZE: u32 = 32 << 10;
 /// Longest message kept by default; longer ones are cut and flagged truncated.
 pub const DEFAULT_MAX_MESSAGE: u32 = 16 * 1024;
-
-/// Offsets inside the header page.
-pub(crate) const OFF_CONSUMER_PID: usize = 128;
-pub(crate) const OFF_LANE_SHORTAGE: usize = 256;
-
-/// Lane header offsets (from the lane header's start).
-pub(crate) const LANE_TAIL: usize = 0;
-pub(crate) const LANE_PENDING_POS: usize = 8;
-pub(crate) const LANE_PENDING_INFO: usize = 16;
-pub(crate) const LANE_OWNER_PID: usize = 24;
-pub(crate) const LANE_OWNER_TID: usize = 28;
-pub(crate) const LANE_PUBLISHED: usize = 32;
-pub(crate) const LANE_DROPPED: usize = 80;
-pub(crate) const LANE_EVICTED: usize = 128;
-pub(crate) const LANE_TORN: usize = 176;
-pub(crate) const LANE_PENDING_EXTRA: usize = 224;
-pub(crate) const LANE_CURSOR: usize = 256;
-pub(crate) const LANE_DELIVERED: usize = 384;
-pub(crate) const LANE_INVALID: usize = 432;
-pub(crate) const LANE_LOST: usize = 440;
+/// Records are placed on multiples of this many bytes.
+pub const ALIGN: usize = 8;
 
 /// Byte offsets locked (never written) to signal liveness: the kernel drops an
 /// open-file-description lock the moment its last holder dies.
 pub(crate) const LOCK_CONSUMER: i64 = 1 << 40;
-pub(crate) const LOCK_LANE_BASE: i64 = (1 << 40) + 4096;
 pub(crate) const LOCK_RESOURCE_BASE: i64 = (1 << 40) + 2048;
+/// A writing process locks `LOCK_PROCESS_BASE + pid` for as long as it lives.
+pub(crate) const LOCK_PROCESS_BASE: i64 = 1 << 41;
 
 /// Record flags.
 pub mod flags {
@@ -121,8 +101,6 @@ pub mod flags {
     pub const HAS_TRACE: u8 = 2;
     /// `span_id` holds a span id.
     pub const HAS_SPAN: u8 = 4;
-    /// A padding record: fills the end of a lane, carries nothing.
-    pub const PAD: u8 = 8;
 }
 
 /// Field value kinds.
@@ -147,20 +125,22 @@ pub struct StaticHeader {
     pub magic: [u8; 8],
     /// [`VERSION`].
     pub version: u32,
-    /// Bytes per slot, a power of two from 64 to 65536.
-    pub slot_size: u32,
-    /// Slots in each lane, a power of two.
-    pub slots_per_lane: u32,
-    /// Number of lanes, a power of two, at most [`MAX_LANES`].
-    pub lanes: u32,
+    /// Bytes per block, a power of two from [`MIN_BLOCK`] to [`MAX_BLOCK`].
+    pub block_size: u32,
+    /// Number of blocks, from [`MIN_BLOCKS`] to [`MAX_BLOCKS`].
+    pub blocks: u32,
     /// Longest message stored whole.
     pub max_message: u32,
     /// Records at or above this severity are protected by the overflow policy.
     pub protect_severity: u8,
-    /// Per level: the percentage of a lane that records of that level may fill.
+    /// Per level: the percentage of the ring's blocks that records of that
+    /// level may fill.
     pub watermarks: [u8; 6],
     /// Reserved, zero.
     pub _reserved0: u8,
+    /// Lossless mode: how long a producer that finds no room waits for the
+    /// consumer to free some, in ms (0: never wait).
+    pub wait_ms: u32,
     /// Reserved, zero.
     pub _reserved1: u32,
     /// Creation time, ns since the Unix epoch.
@@ -173,11 +153,93 @@ pub struct StaticHeader {
 
 const _: () = assert!(std::mem::size_of::<StaticHeader>() == 128);
 
+/// The words of the header page that change, at offset 128. Each word written
+/// on a hot path has a cache line of its own.
+///
+/// | word | writers | readers |
+/// |---|---|---|
+/// | `consumer_pid` | the consumer (for messages only) | stat, refused consumers |
+/// | `head` | the consumer (frees blocks), an evicting producer (CAS) | claiming producers |
+/// | `alloc` | claiming producers (CAS) | the consumer, peekers |
+/// | `sleeping` | the consumer (futex word: 1 while it sleeps) | producers after a reserve |
+/// | `space`, `waiters` | the consumer (`space` futex word), waiting producers | |
+/// | `dropped`, `evicted`, `torn`, `waits`, `wait_timeouts`, `wakeups` | anyone, `fetch_add` (cold paths only) | stat |
+/// | `delivered`, `invalid` | the consumer only | stat |
+/// | `evict_owner`, `evict_*` | the producer holding the eviction role | whoever reaps a dead one |
+#[repr(C)]
+pub(crate) struct SharedWords {
+    pub consumer_pid: AtomicU32,
+    _p0: [u8; 60],
+    /// Sequence number of the oldest block not yet free.
+    pub head: AtomicU64,
+    _p1: [u8; 56],
+    /// Sequence number the next claimed block gets.
+    pub alloc: AtomicU64,
+    _p2: [u8; 56],
+    /// 1 while the consumer sleeps (or is about to), else 0: a futex word.
+    pub sleeping: AtomicU32,
+    _p3: [u8; 60],
+    /// Bumped whenever the consumer frees blocks: a futex word for waiters.
+    pub space: AtomicU32,
+    /// Producers waiting for space right now.
+    pub waiters: AtomicU32,
+    _p4: [u8; 56],
+    pub dropped: [AtomicU64; LEVELS],
+    pub evicted: [AtomicU64; LEVELS],
+    pub torn: [AtomicU64; LEVELS],
+    /// Records a producer waited for space for, and those of them whose wait
+    /// ran out (they then went through the overflow policy).
+    pub waits: AtomicU64,
+    pub wait_timeouts: AtomicU64,
+    /// Times a producer woke the sleeping consumer.
+    pub wakeups: AtomicU64,
+    _p5: [u8; 24],
+    pub delivered: [AtomicU64; LEVELS],
+    pub invalid: AtomicU64,
+    _p6: [u8; 8],
+    /// `pid << 32 | phase` of the producer evicting right now, or 0.
+    pub evict_owner: AtomicU64,
+    /// The block being rewritten by an eviction (its sequence number).
+    pub evict_block: AtomicU64,
+    /// Per level: records being moved by the eviction under way.
+    pub evict_moved: [AtomicU64; LEVELS],
+    /// Per level: records the eviction under way removes.
+    pub evict_victims: [AtomicU64; LEVELS],
+}
+
+pub(crate) const SHARED_WORDS_OFFSET: usize = 128;
+const _: () = assert!(SHARED_WORDS_OFFSET + std::mem::size_of::<SharedWords>() <= HEADER_BYTES);
+const _: () = assert!(offset_of!(SharedWords, head) % 64 == 0);
+const _: () = assert!(offset_of!(SharedWords, alloc) % 64 == 0);
+const _: () = assert!(offset_of!(SharedWords, sleeping) % 64 == 0);
+const _: () = assert!(offset_of!(SharedWords, dropped) % 64 == 0);
+const _: () = assert!(offset_of!(SharedWords, delivered) % 64 == 0);
+
+/// One block's descriptor: the packed words of `crate::block` and who claimed it.
+#[repr(C, align(64))]
+pub(crate) struct BlockDesc {
+    /// [`crate::block::Reserve`]: sequence number, CLOSED, reserved end, level
+    /// of the last reservation. Producers and the consumer, CAS only.
+    pub reserve: AtomicU64,
+    /// [`crate::block::Claim`]: sequence number, EVICTING/EVICTED, claimed
+    /// end. The consumer and an evicting producer, CAS only.
+    pub claim: AtomicU64,
+    /// Committed end (`seq << 32 | offset`): the consumer only. Where a new
+    /// consumer resumes.
+    pub done: AtomicU64,
+    /// The claiming process and thread (for liveness checks and `stat`).
+    pub owner_pid: AtomicU32,
+    pub owner_tid: AtomicU32,
+    _pad: [u8; 32],
+}
+
+const _: () = assert!(std::mem::size_of::<BlockDesc>() == BLOCK_DESC_BYTES);
+
 /// The fixed part of every record (64 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct RecordHeader {
-    /// Lane position of the record's first slot.
+    /// Commit word: `block sequence number (low 32 bits) << 32 | len`.
     pub stamp: u64,
     /// Time of the event, ns since the Unix epoch.
     pub time_ns: u64,
@@ -189,7 +251,7 @@ pub struct RecordHeader {
     pub pid: u32,
     /// Producer thread id.
     pub tid: u32,
-    /// Total bytes of the record, header included.
+    /// Total bytes of the record, header included (not rounded).
     pub len: u32,
     /// Bytes of the message.
     pub msg_len: u32,
@@ -197,7 +259,7 @@ pub struct RecordHeader {
     pub target_len: u16,
     /// Number of fields.
     pub nfields: u16,
-    /// OpenTelemetry severity number 1-24; 0 only in a padding record.
+    /// OpenTelemetry severity number 1-24.
     pub severity: u8,
     /// [`flags`].
     pub flags: u8,
@@ -214,86 +276,61 @@ const _: () = assert!(std::mem::size_of::<RecordHeader>() == RECORD_HEADER);
 /// Geometry of a ring, as stored in its header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Geometry {
-    /// Bytes per slot.
-    pub slot_size: u32,
-    /// Slots in each lane.
-    pub slots_per_lane: u32,
-    /// Number of lanes.
-    pub lanes: u32,
+    /// Bytes per block.
+    pub block_size: u32,
+    /// Number of blocks.
+    pub blocks: u32,
 }
 
 impl Geometry {
-    /// Offset of the first lane header.
-    pub fn lane_headers_offset(&self) -> usize {
+    /// Offset of the first block descriptor.
+    pub fn descs_offset(&self) -> usize {
         HEADER_BYTES + RESOURCES * RESOURCE_BYTES
     }
 
-    /// Offset of lane 0's data.
+    /// Offset of block 0's data.
     pub fn data_offset(&self) -> usize {
-        self.lane_headers_offset() + self.lanes as usize * LANE_HEADER_BYTES
+        self.descs_offset() + self.blocks as usize * BLOCK_DESC_BYTES
     }
 
-    /// Bytes of one lane's data.
-    pub fn lane_bytes(&self) -> usize {
-        self.slots_per_lane as usize * self.slot_size as usize
+    /// Bytes of record data in the ring.
+    pub fn data_bytes(&self) -> u64 {
+        self.blocks as u64 * self.block_size as u64
     }
 
     /// Total file size.
     pub fn file_size(&self) -> u64 {
-        self.data_offset() as u64 + self.lanes as u64 * self.lane_bytes() as u64
+        self.data_offset() as u64 + self.data_bytes()
     }
 
-    /// Total slots in the ring.
-    pub fn slots(&self) -> u64 {
-        self.lanes as u64 * self.slots_per_lane as u64
-    }
-
-    /// The largest record (in bytes) a producer writes: a quarter of a lane, so
-    /// that one huge record can never monopolise a lane.
+    /// The largest record (in bytes) a producer writes: a whole block.
     pub fn max_record_bytes(&self) -> usize {
-        (self.lane_bytes() / 4).min(u32::MAX as usize)
+        self.block_size as usize
     }
 
     /// Checks the invariants every other module relies on.
     pub fn check(&self) -> Result<(), String> {
-        if self.slot_size < MIN_SLOT
-            || self.slot_size > MAX_SLOT
-            || !self.slot_size.is_power_of_two()
+        if self.block_size < MIN_BLOCK
+            || self.block_size > MAX_BLOCK
+            || !self.block_size.is_power_of_two()
         {
             return Err(format!(
-                "slot size {} is not a power of two between {MIN_SLOT} and {MAX_SLOT}",
-                self.slot_size
+                "block size {} is not a power of two between {MIN_BLOCK} and {MAX_BLOCK}",
+                self.block_size
             ));
         }
-        if self.lanes == 0 || !self.lanes.is_power_of_two() || self.lanes > MAX_LANES {
+        if self.blocks < MIN_BLOCKS || self.blocks > MAX_BLOCKS {
             return Err(format!(
-                "lane count {} is not a power of two between 1 and {MAX_LANES}",
-                self.lanes
-            ));
-        }
-        if self.slots_per_lane < 16
-            || !self.slots_per_lane.is_power_of_two()
-            || self.slots_per_lane > 1 << 24
-        {
-            return Err(format!(
-                "{} slots per lane is not a power of two between 16 and 2^24",
-                self.slots_per_lane
-            ));
-        }
-        if self.lane_bytes() < 4096 {
-            return Err(format!(
-                "a lane of {} bytes is too small (at least 4096)",
-                self.lane_bytes()
+                "{} blocks is not between {MIN_BLOCKS} and {MAX_BLOCKS}",
+                self.blocks
             ));
         }
         Ok(())
     }
 }
 
-/// Rounds `len` bytes up to whole slots (`slot_size` is a power of two, so
-/// this is a shift: a division here was the costliest instruction of an emit).
+/// Rounds a record length up to its placement in a block.
 #[inline]
-pub(crate) fn slots_for(len: usize, slot_size: usize) -> u64 {
-    debug_assert!(slot_size.is_power_of_two());
-    ((len + slot_size - 1) >> slot_size.trailing_zeros()) as u64
+pub(crate) fn placed(len: usize) -> usize {
+    (len + ALIGN - 1) & !(ALIGN - 1)
 }

@@ -48,9 +48,23 @@ impl Level {
     /// ```
     pub fn from_severity(severity: u8) -> Option<Level> {
         match severity {
-            1..=24 => Some(Level::ALL[usize::from((severity - 1) / 4)]),
+            1..=24 => Some(Level::ALL[Level::index(severity)]),
             _ => None,
         }
+    }
+
+    /// The counter index (`Level as usize`) of a severity, clamped to 1-24:
+    /// the one severity-to-level rule every counter and the policy use.
+    #[inline]
+    pub(crate) const fn index(severity: u8) -> usize {
+        let s = if severity < 1 {
+            1
+        } else if severity > 24 {
+            24
+        } else {
+            severity
+        };
+        ((s - 1) / 4) as usize
     }
 
     /// The first (canonical) severity number of this level: TRACE 1, DEBUG 5, INFO 9, WARN 13, ERROR 17, FATAL 21.

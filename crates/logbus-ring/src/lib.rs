@@ -1,23 +1,27 @@
 //! The logbus ring: a memory-mapped, multi-process, lock-free log ring.
 //!
-//! Producers ([`LaneWriter`]) write fixed-layout records into lanes of one ring
-//! file with no lock, no syscall and no allocation; one [`Consumer`] per ring
-//! claims and commits them; [`Peeker`]s read without consuming. The file layout
-//! is in [`layout`], the concurrent protocol in the docs of the `lane` module
-//! (reproduced in the crate README), the overflow policy below.
+//! Producers ([`Writer`]) write fixed-layout records into blocks of one ring
+//! file with no lock, no syscall and no allocation; blocks are handed out on
+//! demand, so any number of threads and processes write at once and any one of
+//! them may fill the whole ring. One [`Consumer`] per ring claims and commits
+//! records; [`Peeker`]s read without consuming. The file layout is in
+//! [`layout`], the concurrent protocol in the docs of the `block` module, the
+//! overflow policy below.
 //!
 //! # Overflow policy
-//! Each level may fill a lane up to its watermark (by default TRACE and DEBUG
-//! 50 %, INFO 75 %, WARN and above 100 %). A record that finds no room:
+//! Each level may fill the ring up to its watermark (by default TRACE and
+//! DEBUG 50 %, INFO 75 %, WARN and above 100 % of the blocks). A record that
+//! finds no room:
+//! * in lossless mode (`RingOptions::wait_ms`), first waits up to that long
+//!   for the consumer to free room;
 //! * below the protection level (default WARN): is dropped by its producer and
 //!   counted as dropped;
-//! * at or above it: evicts the oldest unread record of its lane that is below
-//!   the protection level, counted as evicted (protected records in front of it
-//!   are moved over it, keeping their order); only when every unread record of
-//!   the lane is protected (or the consumer has records of the lane in flight)
-//!   is the new record dropped and counted.
+//! * at or above it: evicts the oldest block when every record left in it is
+//!   below the protection level (counted as evicted, per level); only when
+//!   that is not possible is the new record dropped and counted.
 //!
-//! Producers never wait for the reader.
+//! Every record emitted ends delivered, dropped, evicted, torn (its producer
+//! died while writing it) or unread, each counted per level ([`Stats`]).
 //!
 //! # Example
 //! ```
@@ -43,28 +47,35 @@
 //! ```
 #![deny(missing_docs)]
 
+mod block;
 mod clock;
 mod consumer;
-mod cursor;
 mod error;
+mod event;
 mod fork;
-mod lane;
+mod futex;
 pub mod layout;
 mod level;
 mod lock;
 #[cfg(all(test, loom))]
 mod loom_model;
 pub mod mem;
+mod peeker;
 mod record;
 mod resource;
 mod ring;
+mod stats;
+mod writer;
 
 pub use clock::now_ns;
-pub use consumer::{Batch, Consumer, LevelCounts, Peeker, Stats};
-pub use error::{ConsumerError, EmitError, LaneError, OpenError};
-pub use lane::{Emitted, Event, Field, LaneWriter, Value};
+pub use consumer::{Batch, Consumer};
+pub use error::{ConsumerError, EmitError, OpenError, WriterError};
+pub use event::{Emitted, Event, Field, Value};
 pub use layout::Geometry;
 pub use level::{Level, ParseSeverityError, Severity, LEVELS};
+pub use peeker::Peeker;
 pub use record::{FieldIter, RecordRef};
 pub use resource::Resource;
 pub use ring::{ring_path, Ring, RingOptions, DEFAULT_RING, RING_ENV};
+pub use stats::{LevelCounts, Stats};
+pub use writer::Writer;

@@ -52,3 +52,63 @@ pub(crate) fn held_by_other(fd: RawFd, offset: i64) -> io::Result<bool> {
     }
     Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
 }
+
+/// Process liveness for writers: every process that writes a ring holds the
+/// lock on byte `LOCK_PROCESS_BASE + pid` of it through a descriptor of its
+/// own, opened once per (ring file, process) and kept open until the process
+/// exits (or forks: the child's copy is closed by `crate::fork`, and the child
+/// takes its own on its first write). One descriptor per ring a process writes
+/// to, whatever number of handles and writers it has.
+pub(crate) mod process {
+    use std::fs::File;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    use std::sync::Mutex;
+
+    use crate::layout::LOCK_PROCESS_BASE;
+
+    /// (device, inode, pid) of the rings this process holds its lock on.
+    static HELD: Mutex<Vec<(u64, u64, u32, File)>> = Mutex::new(Vec::new());
+
+    /// Makes sure this process holds its liveness lock on the ring open as
+    /// `file`. Costs system calls only the first time per ring and process.
+    pub(crate) fn hold(file: &File) -> std::io::Result<()> {
+        let meta = file.metadata()?;
+        let pid = std::process::id();
+        let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+        // Entries of a parent (before fork) have another pid: their
+        // descriptors were closed in this child by `crate::fork`; forget them.
+        for entry in std::mem::take(&mut *held) {
+            if entry.2 == pid {
+                held.push(entry);
+            } else {
+                // Closed already in this child: dropping would close the
+                // number again, maybe someone else's descriptor by now.
+                std::mem::forget(entry.3);
+            }
+        }
+        if held
+            .iter()
+            .any(|(d, i, _, _)| *d == meta.dev() && *i == meta.ino())
+        {
+            return Ok(());
+        }
+        // A descriptor of our own (its own open file description), so that
+        // the lock outlives every ring handle of this process.
+        let own = File::options()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+        super::try_lock(own.as_raw_fd(), LOCK_PROCESS_BASE + pid as i64)?;
+        crate::fork::register(own.as_raw_fd());
+        held.push((meta.dev(), meta.ino(), pid, own));
+        Ok(())
+    }
+
+    /// Whether the process `pid` that wrote into this ring is alive (holds its
+    /// lock). `fd` is any descriptor of the ring.
+    pub(crate) fn alive(fd: i32, pid: u32) -> bool {
+        super::held_by_other(fd, LOCK_PROCESS_BASE + pid as i64).unwrap_or(true)
+    }
+}

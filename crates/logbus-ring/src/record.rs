@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::lane::Value;
+use crate::event::Value;
 use crate::layout::{flags, kind, RecordHeader, RECORD_HEADER};
 use crate::level::Level;
 
@@ -63,7 +63,7 @@ fn utf8_ok(b: &[u8]) -> bool {
 /// Checks a record's variable part against its header; `true` if every length,
 /// kind and string is valid.
 pub(crate) fn validate(hdr: &RecordHeader, body: &[u8]) -> bool {
-    if Level::from_severity(hdr.severity).is_none() || hdr.flags & flags::PAD != 0 {
+    if Level::from_severity(hdr.severity).is_none() {
         return false;
     }
     let t = hdr.target_len as usize;
@@ -142,9 +142,7 @@ fn fields_utf8(rest: &[u8], n: u16) -> bool {
 pub struct RecordRef<'a> {
     pub(crate) hdr: &'a RecordHeader,
     pub(crate) body: &'a [u8],
-    pub(crate) lane: u16,
-    pub(crate) lanes: u32,
-    pub(crate) end: u64,
+    pub(crate) serial: u64,
 }
 
 impl<'a> RecordRef<'a> {
@@ -169,17 +167,16 @@ impl<'a> RecordRef<'a> {
     pub fn tid(&self) -> u32 {
         self.hdr.tid
     }
-    /// Unique in the ring, increasing in emit order for each producer thread.
+    /// The consumer's serial number of this record: unique for the ring's
+    /// consumer, increasing in the order it delivers records (each producer
+    /// thread's records in emit order). Peekers number their own reads.
     pub fn seq(&self) -> u64 {
-        self.hdr.stamp * self.lanes as u64 + self.lane as u64
+        self.serial
     }
-    /// The lane the record came from.
-    pub fn lane(&self) -> u16 {
-        self.lane
-    }
-    /// Position just past the record in its lane: what to commit once done with it.
+    /// What to commit once done with this record and every one before it:
+    /// [`crate::Consumer::commit`] takes it.
     pub fn end(&self) -> u64 {
-        self.end
+        self.serial + 1
     }
     /// The trace id, when the record has one.
     pub fn trace_id(&self) -> Option<[u8; 16]> {
@@ -298,14 +295,6 @@ impl<'a> Iterator for FieldIter<'a> {
             RawValue::Other(v) => (key, v),
         })
     }
-}
-
-/// Whether a header read at position `pos` can start a record of at most
-/// `max_len` bytes within `room` slots.
-pub(crate) fn plausible(hdr: &RecordHeader, pos: u64, slot_size: usize, room: u64) -> bool {
-    hdr.stamp == pos
-        && hdr.len as usize >= RECORD_HEADER
-        && crate::layout::slots_for(hdr.len as usize, slot_size) <= room
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@
 
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
-use crate::error::LaneError;
+use crate::error::WriterError;
 use crate::layout::{HEADER_BYTES, LOCK_RESOURCE_BASE, RESOURCES, RESOURCE_BYTES};
 use crate::lock;
 use crate::record::copy_shared;
@@ -56,10 +56,10 @@ impl Ring {
     /// Strings are cut to fit 496 bytes in all.
     ///
     /// # Errors
-    /// [`LaneError::NoFreeLane`] when every entry has a live owner,
-    /// [`LaneError::Forked`] in a child of the opener.
-    pub fn register_resource(&self, resource: &Resource) -> Result<u8, LaneError> {
-        let fd = self.fd().ok_or(LaneError::Forked)?;
+    /// [`WriterError::TableFull`] when every entry has a live owner,
+    /// [`WriterError::Forked`] in a child of the opener.
+    pub fn register_resource(&self, resource: &Resource) -> Result<u8, WriterError> {
+        let fd = self.fd().ok_or(WriterError::Forked)?;
         // Never-used entries first, then the longest-registered ones.
         let mut order: Vec<(u64, usize)> = (0..RESOURCES)
             .map(|i| {
@@ -89,12 +89,12 @@ impl Ring {
                 Ok(false) => held.store(false, Ordering::Release),
                 Err(e) => {
                     held.store(false, Ordering::Release);
-                    return Err(LaneError::Io(e));
+                    return Err(WriterError::Io(e));
                 }
             }
         }
-        Err(LaneError::NoFreeLane {
-            lanes: RESOURCES as u32,
+        Err(WriterError::TableFull {
+            entries: RESOURCES as u32,
         })
     }
 
@@ -109,7 +109,7 @@ impl Ring {
         let mut body = Vec::with_capacity(BODY);
         for s in [&r.service, &r.version, &r.host, &r.command] {
             let room = BODY.saturating_sub(body.len() + 2).min(u16::MAX as usize);
-            let cut = crate::lane::floor_boundary(s, room);
+            let cut = crate::event::floor_boundary(s, room);
             body.extend_from_slice(&(cut as u16).to_le_bytes());
             body.extend_from_slice(&s.as_bytes()[..cut]);
         }

@@ -55,46 +55,47 @@ pub fn ring_path(explicit: Option<&Path>) -> PathBuf {
 /// with the geometry and policy in its own header.
 #[derive(Clone, Debug)]
 pub struct RingOptions {
-    /// Total slots across all lanes (power of two).
-    pub slots: u32,
-    /// Bytes per slot (a power of two, 64 to 65536).
-    pub slot_size: u32,
-    /// Number of lanes (power of two, at most the slot count / 16).
-    pub lanes: u32,
+    /// Bytes of record data (rounded down to whole blocks; at least 4 blocks).
+    pub size: u64,
+    /// Bytes per block (a power of two, 4 KiB to 16 MiB); the largest record.
+    pub block_size: u32,
     /// File mode of a new ring.
     pub mode: u32,
     /// Records at or above this severity are protected (default 13, WARN).
     pub protect_severity: u8,
-    /// Per level (TRACE..FATAL): the percentage of a lane its records may fill.
+    /// Per level (TRACE..FATAL): the percentage of the ring its records may fill.
     pub watermarks: [u8; 6],
     /// Longest message kept whole.
     pub max_message: u32,
+    /// Lossless mode: a producer that finds no room waits up to this many ms
+    /// for the consumer to free some before the overflow policy applies (0:
+    /// producers never wait).
+    pub wait_ms: u32,
 }
 
 impl Default for RingOptions {
     fn default() -> Self {
         RingOptions {
-            slots: DEFAULT_SLOTS,
-            slot_size: DEFAULT_SLOT_SIZE,
-            lanes: DEFAULT_LANES,
+            size: DEFAULT_SIZE,
+            block_size: DEFAULT_BLOCK_SIZE,
             mode: 0o600,
             protect_severity: 13,
-            // DEBUG and TRACE may fill half a lane, INFO three quarters, so that
-            // WARN and above normally find room without evicting anything.
+            // DEBUG and TRACE may fill half the ring, INFO three quarters, so
+            // that WARN and above normally find room without evicting anything.
             watermarks: [50, 50, 75, 100, 100, 100],
             max_message: DEFAULT_MAX_MESSAGE,
+            wait_ms: 0,
         }
     }
 }
 
 impl RingOptions {
-    /// The lane geometry these options give.
+    /// The geometry these options give.
     pub fn geometry(&self) -> Geometry {
-        let lanes = self.lanes.min(self.slots / 16).max(1);
+        let block = self.block_size.max(1) as u64;
         Geometry {
-            slot_size: self.slot_size,
-            slots_per_lane: self.slots / lanes,
-            lanes,
+            block_size: self.block_size,
+            blocks: (self.size / block).min(u32::MAX as u64) as u32,
         }
     }
 }
@@ -105,7 +106,7 @@ impl RingOptions {
 /// let dir = std::env::temp_dir().join(format!("logbus-doc-{}", std::process::id()));
 /// std::fs::create_dir_all(&dir).unwrap();
 /// let ring = logbus_ring::Ring::open(dir.join("ring")).unwrap();
-/// assert_eq!(ring.geometry().lanes, 32);
+/// assert_eq!(ring.geometry().blocks, 512);
 /// # std::fs::remove_dir_all(&dir).unwrap();
 /// ```
 #[derive(Clone)]
@@ -121,11 +122,9 @@ pub(crate) struct Inner {
     map: MmapRaw,
     pub(crate) header: StaticHeader,
     pub(crate) geo: Geometry,
-    /// Lanes held by lane writers of *this handle*: OFD locks taken through one
+    /// Resource entries held by this handle: OFD locks taken through one
     /// descriptor do not exclude each other, so threads sharing a handle are
     /// kept apart here first.
-    pub(crate) lanes_held: Box<[AtomicBool]>,
-    /// Resource entries held by this handle (same reason as `lanes_held`).
     pub(crate) resources_held: Box<[AtomicBool]>,
     /// Whether a `Consumer` of this handle exists (same reason).
     pub(crate) consumer_taken: AtomicBool,
@@ -244,9 +243,8 @@ impl Ring {
             });
         }
         let geo = Geometry {
-            slot_size: header.slot_size,
-            slots_per_lane: header.slots_per_lane,
-            lanes: header.lanes,
+            block_size: header.block_size,
+            blocks: header.blocks,
         };
         geo.check().map_err(|problem| OpenError::Geometry {
             path: path.to_path_buf(),
@@ -275,8 +273,11 @@ impl Ring {
                 problem: "overflow policy out of range".into(),
             });
         }
+        // Populated: every page is mapped now, so that no emit pays a
+        // first-touch page fault (the space itself was allocated at create).
         let map = MmapOptions::new()
             .len(expected as usize)
+            .populate()
             .map_raw(&file)
             .map_err(io_err("map"))?;
         let fork_slot = fork::register(file.as_raw_fd());
@@ -289,7 +290,6 @@ impl Ring {
                 map,
                 header,
                 geo,
-                lanes_held: (0..geo.lanes).map(|_| AtomicBool::new(false)).collect(),
                 resources_held: (0..RESOURCES).map(|_| AtomicBool::new(false)).collect(),
                 consumer_taken: AtomicBool::new(false),
             }),
@@ -301,7 +301,7 @@ impl Ring {
         &self.inner.path
     }
 
-    /// Lanes, slots per lane and slot size.
+    /// Block size and block count.
     pub fn geometry(&self) -> Geometry {
         self.inner.geo
     }
@@ -342,11 +342,16 @@ impl Ring {
         (self.inner.generation == fork::generation()).then(|| self.inner.file.as_raw_fd())
     }
 
+    /// The ring's open file.
+    pub(crate) fn file(&self) -> &File {
+        &self.inner.file
+    }
+
     pub(crate) fn base(&self) -> *mut u8 {
         self.inner.map.as_mut_ptr()
     }
 
-    /// An atomic `u64` at `off` bytes into the file.
+    /// An atomic `u64` at `off` bytes into the file (header area only).
     pub(crate) fn u64_at(&self, off: usize) -> &AtomicU64 {
         debug_assert!(off.is_multiple_of(8) && off + 8 <= self.inner.geo.data_offset());
         // SAFETY: `off` is 8-aligned (the mapping is page-aligned) and inside the
@@ -355,30 +360,54 @@ impl Ring {
         unsafe { &*(self.base().add(off) as *const AtomicU64) }
     }
 
-    /// An atomic `u32` at `off` bytes into the file.
+    /// An atomic `u32` at `off` bytes into the file (header area only).
     pub(crate) fn u32_at(&self, off: usize) -> &AtomicU32 {
         debug_assert!(off.is_multiple_of(4) && off + 4 <= self.inner.geo.data_offset());
         // SAFETY: as in `u64_at`, with 4-byte alignment.
         unsafe { &*(self.base().add(off) as *const AtomicU32) }
     }
 
-    /// Byte offset of lane `lane`'s header.
-    pub(crate) fn lane_header(&self, lane: u32) -> usize {
-        debug_assert!(lane < self.inner.geo.lanes);
-        self.inner.geo.lane_headers_offset() + lane as usize * LANE_HEADER_BYTES
+    /// The shared words of the header page.
+    #[inline]
+    pub(crate) fn words(&self) -> &SharedWords {
+        // SAFETY: the struct lies at SHARED_WORDS_OFFSET inside the header page
+        // (asserted at compile time in `layout`), is made only of atomics
+        // (which any bit pattern a garbage writer leaves is valid for), and the
+        // mapping lives as long as `self`.
+        unsafe { &*(self.base().add(SHARED_WORDS_OFFSET) as *const SharedWords) }
     }
 
-    /// Pointer to the first byte of lane `lane`'s data.
-    pub(crate) fn lane_data(&self, lane: u32) -> *mut u8 {
-        debug_assert!(lane < self.inner.geo.lanes);
-        let off = self.inner.geo.data_offset() + lane as usize * self.inner.geo.lane_bytes();
-        // SAFETY: `off` is within the mapping (checked geometry, lane < lanes).
-        unsafe { self.base().add(off) }
+    /// The descriptor of physical block `index` (taken modulo the block count).
+    #[inline]
+    pub(crate) fn desc(&self, seq: u64) -> &BlockDesc {
+        let index = (seq % self.inner.geo.blocks as u64) as usize;
+        // SAFETY: `index < blocks`, so the 64-byte descriptor lies inside the
+        // descriptor area of the mapping (checked geometry); it is 64-aligned
+        // (the area starts on a page and entries are 64 bytes) and made only of
+        // atomics; the mapping lives as long as `self`.
+        unsafe {
+            &*(self
+                .base()
+                .add(self.inner.geo.descs_offset() + index * BLOCK_DESC_BYTES)
+                as *const BlockDesc)
+        }
+    }
+
+    /// Pointer to the first data byte of the block for sequence number `seq`.
+    #[inline]
+    pub(crate) fn block_data(&self, seq: u64) -> *mut u8 {
+        let geo = &self.inner.geo;
+        let index = (seq % geo.blocks as u64) as usize;
+        // SAFETY: `index < blocks`: the block lies inside the mapping.
+        unsafe {
+            self.base()
+                .add(geo.data_offset() + index * geo.block_size as usize)
+        }
     }
 
     /// The consumer pid as written in the header (0: none recorded).
     pub(crate) fn consumer_pid_word(&self) -> &AtomicU32 {
-        self.u32_at(OFF_CONSUMER_PID)
+        &self.words().consumer_pid
     }
 }
 
@@ -393,23 +422,12 @@ fn create(path: &Path, options: &RingOptions) -> Result<(), CreateError> {
         let path = path.to_path_buf();
         move |source| CreateError::Open(OpenError::Io { path, op, source })
     };
-    geo.check()
-        .and_then(|()| {
-            if options.slots.is_power_of_two() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "slot count {} is not a power of two",
-                    options.slots
-                ))
-            }
+    geo.check().map_err(|problem| {
+        CreateError::Open(OpenError::Geometry {
+            path: path.to_path_buf(),
+            problem,
         })
-        .map_err(|problem| {
-            CreateError::Open(OpenError::Geometry {
-                path: path.to_path_buf(),
-                problem,
-            })
-        })?;
+    })?;
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -435,18 +453,26 @@ fn create(path: &Path, options: &RingOptions) -> Result<(), CreateError> {
         // The umask may have narrowed the mode; the caller asked for this one.
         file.set_permissions(std::fs::Permissions::from_mode(options.mode))
             .map_err(err("set the ring's mode"))?;
-        file.set_len(geo.file_size())
-            .map_err(err("size the ring"))?;
+        // Allocate every byte now: a ring that does not fit its filesystem is
+        // an error here, not a SIGBUS in a producer later.
+        // SAFETY: `file` is an open descriptor; posix_fallocate only reads its arguments.
+        let rc =
+            unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, geo.file_size() as libc::off_t) };
+        if rc != 0 {
+            return Err(err("allocate the ring's space")(
+                io::Error::from_raw_os_error(rc),
+            ));
+        }
         let header = StaticHeader {
             magic: MAGIC,
             version: VERSION,
-            slot_size: geo.slot_size,
-            slots_per_lane: geo.slots_per_lane,
-            lanes: geo.lanes,
+            block_size: geo.block_size,
+            blocks: geo.blocks,
             max_message: options.max_message.max(64),
             protect_severity: options.protect_severity.min(24),
             watermarks: options.watermarks.map(|w| w.clamp(1, 100)),
             _reserved0: 0,
+            wait_ms: options.wait_ms,
             _reserved1: 0,
             created_ns: crate::clock::now_ns(),
             file_size: geo.file_size(),

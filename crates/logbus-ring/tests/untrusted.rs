@@ -9,9 +9,8 @@ use logbus_ring::*;
 
 fn small() -> RingOptions {
     RingOptions {
-        slots: 1024,
-        slot_size: 128,
-        lanes: 4,
+        size: 128 << 10,
+        block_size: 4096,
         ..RingOptions::default()
     }
 }
@@ -48,7 +47,14 @@ fn foreign_and_damaged_files_get_a_one_line_error_naming_the_problem() {
     let mut v = good.clone();
     v[8..12].copy_from_slice(&(VERSION + 6).to_le_bytes());
     std::fs::write(&p, &v).unwrap();
-    assert!(open_err(&p).contains("version 7"));
+    assert!(open_err(&p).contains(&format!("version {}", VERSION + 6)));
+
+    // A ring of the previous layout (lanes) is refused, saying what to do.
+    let mut v = good.clone();
+    v[8..12].copy_from_slice(&1u32.to_le_bytes());
+    std::fs::write(&p, &v).unwrap();
+    let e = open_err(&p);
+    assert!(e.contains("version 1") && e.contains("older"), "{e}");
 
     std::fs::write(&p, &good[..good.len() / 2]).unwrap();
     assert!(open_err(&p).contains("truncated"));
@@ -57,14 +63,14 @@ fn foreign_and_damaged_files_get_a_one_line_error_naming_the_problem() {
     assert!(open_err(&p).contains("truncated"));
 
     let mut v = good.clone();
-    v[12..16].copy_from_slice(&100u32.to_le_bytes()); // slot size not a power of two
+    v[12..16].copy_from_slice(&100u32.to_le_bytes()); // block size not a power of two
     std::fs::write(&p, &v).unwrap();
-    assert!(open_err(&p).contains("slot size"));
+    assert!(open_err(&p).contains("block size"));
 
     let mut v = good;
-    v[20..24].copy_from_slice(&3u32.to_le_bytes()); // 3 lanes
+    v[16..20].copy_from_slice(&3u32.to_le_bytes()); // 3 blocks
     std::fs::write(&p, &v).unwrap();
-    assert!(open_err(&p).contains("geometry"));
+    assert!(open_err(&p).contains("blocks"));
 
     let missing = dir.path("missing");
     assert!(open_err(&missing).contains("No such file"));
@@ -83,12 +89,16 @@ fn a_second_create_never_reinitialises_a_ring_in_use() {
     let other = Ring::open_with(
         &p,
         &RingOptions {
-            lanes: 8,
+            block_size: 8192,
             ..small()
         },
     )
     .unwrap();
-    assert_eq!(other.geometry().lanes, 4, "the existing geometry wins");
+    assert_eq!(
+        other.geometry().block_size,
+        4096,
+        "the existing geometry wins"
+    );
     assert_eq!(other.stats().total().unread, 1);
 }
 
@@ -156,7 +166,7 @@ fn random_garbage_in_a_live_ring_is_skipped_and_counted() {
             }
         }
         // Scribble: a few runs of random bytes anywhere past the static header
-        // (lane headers, resource table, data).
+        // (shared words, resource table, block descriptors, data).
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -166,10 +176,13 @@ fn random_garbage_in_a_live_ring_is_skipped_and_counted() {
         // and no reader runs while we scribble.
         let mut map = unsafe { memmap2::MmapMut::map_mut(&file).unwrap() };
         let len = map.len();
-        let hot = ring.geometry().data_offset() - 4 * 512; // lane headers: the interesting part
+        // Block descriptors and the shared words: the interesting parts.
+        let descs = ring.geometry().data_offset() - 32 * 64;
         for _ in 0..(1 + rng.next() % 6) {
-            let at = if rng.next().is_multiple_of(2) {
-                hot + (rng.next() as usize % (4 * 512))
+            let at = if rng.next().is_multiple_of(3) {
+                descs + (rng.next() as usize % (32 * 64))
+            } else if rng.next().is_multiple_of(2) {
+                128 + (rng.next() as usize % 1024)
             } else {
                 128 + rng.next() as usize % (len - 128)
             };
@@ -209,7 +222,7 @@ fn random_garbage_in_a_live_ring_is_skipped_and_counted() {
             let _ = ring.resource(tag, std::process::id());
         }
         total_invalid = total_invalid.saturating_add(ring.stats().invalid.min(1 << 40));
-        // The ring stays usable: a fresh record in a lane with a sane header arrives.
+        // The ring stays usable: writing never panics (it may refuse).
         if let Ok(mut w) = ring.writer() {
             w.emit(&Event::new(9, "after")).unwrap();
         }

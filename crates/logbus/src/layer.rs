@@ -9,7 +9,7 @@
 //!   thread-local [`FieldBuf`], the fields of its spans are copied after them
 //!   (innermost span first, a key already present is skipped), the message is
 //!   formatted into a thread-local `String`, and the record is written through
-//!   the thread's lane.
+//!   the thread's writer.
 //! * Trace context, first found wins: the current OpenTelemetry context (feature
 //!   `otel`), the OpenTelemetry context `tracing-opentelemetry` keeps for the
 //!   event's span (feature `otel`, when its context activation is off), the

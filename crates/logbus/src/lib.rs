@@ -40,16 +40,16 @@
 //! No lock, no system call and no heap allocation per record (for up to
 //! [`MAX_FIELDS`] fields; span fields are copied when the span is created, which
 //! allocates then). When the ring is full its overflow policy applies: the
-//! record, or older low-severity ones, are dropped and counted. Each thread takes
-//! a lane of the ring on its first record; when all lanes are held, records are
-//! counted as lane shortage and a lane is tried again every
-//! [`LANE_RETRY_NS`](producer::LANE_RETRY_NS). Safe from async code: nothing
-//! blocks the runtime.
+//! record, or older low-severity ones, are dropped and counted. Each thread makes
+//! a writer of its own on its first record; writers share the whole ring, so
+//! any number of threads log at once. Safe from async code: nothing blocks the
+//! runtime (unless the ring was created in lossless mode, `wait_ms > 0`, where
+//! a record that finds the ring full waits up to that long for room).
 //!
 //! # fork()
 //! A child process after `fork()` notices on its first record (its ring handle
-//! and lanes are the parent's), reopens the ring, registers its own resource and
-//! takes its own lane: its records carry its own pid.
+//! and writers are the parent's), reopens the ring, registers its own resource
+//! and makes its own writer: its records carry its own pid.
 #![deny(missing_docs)]
 
 mod error;

@@ -1,24 +1,20 @@
 //! [`Producer`]: the direct API every other front end (tracing layer, `log`
 //! logger, other languages' bindings) ends in.
 //!
-//! # Per-thread lanes
-//! A [`LaneWriter`] is a single-producer ring, so every thread needs its own.
+//! # Per-thread writers
+//! A ring [`Writer`] holds the block it is filling, so every thread needs its
+//! own; writers share nothing else, so any number of threads may have one.
 //! Each thread keeps its writers in a thread-local list, one entry per
 //! `Producer` it has used (usually one). An entry is made lazily on the thread's
-//! first record and given back when the thread exits. The hot path is: borrow
-//! the thread-local, find the entry (first position in practice), write.
-//!
-//! # Running out of lanes
-//! A ring has a fixed number of lanes. A thread that finds none free counts each
-//! record it cannot write with [`Ring::count_lane_shortage`] and retries taking
-//! a lane only once [`LANE_RETRY_NS`] has passed (taking a lane costs one lock
-//! system call per lane probed, far too much to do per record).
+//! first record and dropped (its block closed) when the thread exits. The hot
+//! path is: borrow the thread-local, find the entry (first position in
+//! practice), write.
 //!
 //! # fork()
 //! After `fork()` the child's copies of the parent's writers and ring handle
 //! refuse to work ([`EmitError::Forked`]); the thread-local entry then asks the
 //! shared state for a ring handle of the current process, which reopens the ring
-//! (and registers the child's resource) once per child, and takes a new lane.
+//! (and registers the child's resource) once per child, and makes a new writer.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -26,14 +22,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use logbus_ring::{
-    now_ns, EmitError, Emitted, Event, LaneError, LaneWriter, Resource, Ring, RingOptions,
+    now_ns, EmitError, Emitted, Event, Resource, Ring, RingOptions, Writer, WriterError,
 };
 
 use crate::error::Error;
 
-/// How long a thread that found no free lane waits before trying again, in ns.
-/// Records in between are dropped and counted as lane shortage.
-pub const LANE_RETRY_NS: u64 = 100_000_000;
+/// How long a thread whose process could not reopen the ring (after `fork()`)
+/// waits before trying again, in ns. Records in between are lost (counted by
+/// the caller through [`Outcome::Unavailable`]).
+pub const REOPEN_RETRY_NS: u64 = 100_000_000;
 
 /// What happened to one record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,9 +42,6 @@ pub enum Outcome {
     },
     /// The ring's overflow policy refused it (counted as dropped by the ring).
     Dropped,
-    /// Every lane of the ring is held by a live producer; the record was counted
-    /// as lane shortage.
-    NoLane,
     /// This process (a `fork()` child) could not reopen the ring; the record is lost.
     Unavailable,
 }
@@ -126,7 +120,7 @@ struct Shared {
     options: RingOptions,
     identity: Identity,
     /// The current process's ring; replaced in a `fork()` child. Locked only to
-    /// take a lane (or reopen), never per record.
+    /// make a writer (or reopen), never per record.
     process: Mutex<Option<ProcessRing>>,
 }
 
@@ -168,7 +162,7 @@ impl Shared {
 /// system calls or allocation per record.
 ///
 /// Cheap to clone (all clones share one ring handle). Each thread that emits
-/// takes a lane of its own on its first record and keeps it until it exits.
+/// makes a writer of its own on its first record and keeps it until it exits.
 ///
 /// Nothing is buffered in the process: when [`Producer::emit`] returns
 /// [`Outcome::Written`], the record is in the shared-memory ring and survives the
@@ -260,21 +254,22 @@ impl Producer {
     }
 
     /// Writes one record from the calling thread: no lock, no system call, no
-    /// allocation once the thread has its lane. Never waits: when the lane is
-    /// full the ring's overflow policy decides (see [`Outcome`]).
+    /// allocation once the thread has its writer. Never waits (unless the ring
+    /// was created in lossless mode): when the ring is full its overflow policy
+    /// decides (see [`Outcome`]).
     ///
     /// `event.time_ns == 0` means now. pid and tid are filled in.
     #[inline]
     pub fn emit(&self, event: &Event<'_>) -> Outcome {
-        let done = LANES.try_with(|lanes| {
-            let mut lanes = lanes.try_borrow_mut().ok()?;
-            Some(self.emit_local(&mut lanes, event))
+        let done = WRITERS.try_with(|writers| {
+            let mut writers = writers.try_borrow_mut().ok()?;
+            Some(self.emit_local(&mut writers, event))
         });
         match done {
             Ok(Some(outcome)) => outcome,
             // The thread-local is being destroyed (a record from another
             // thread-local's destructor), or borrowed further up this stack:
-            // write through a lane taken just for this record.
+            // write through a writer made just for this record.
             _ => {
                 let mut slot = Slot::Idle;
                 self.emit_slot(&mut slot, event)
@@ -283,23 +278,23 @@ impl Producer {
     }
 
     #[inline]
-    fn emit_local(&self, lanes: &mut Vec<Local>, event: &Event<'_>) -> Outcome {
+    fn emit_local(&self, writers: &mut Vec<Local>, event: &Event<'_>) -> Outcome {
         let id = self.shared.id;
-        let i = match lanes.iter().position(|l| l.id == id) {
+        let i = match writers.iter().position(|l| l.id == id) {
             Some(i) => i,
             None => {
-                // First record of this thread for this producer. Give back the
-                // lanes of producers that no longer exist while we are here.
-                lanes.retain(|l| l.owner.strong_count() > 0);
-                lanes.push(Local {
+                // First record of this thread for this producer. Drop the
+                // writers of producers that no longer exist while we are here.
+                writers.retain(|l| l.owner.strong_count() > 0);
+                writers.push(Local {
                     id,
                     owner: Arc::downgrade(&self.shared),
                     slot: Slot::Idle,
                 });
-                lanes.len() - 1
+                writers.len() - 1
             }
         };
-        self.emit_slot(&mut lanes[i].slot, event)
+        self.emit_slot(&mut writers[i].slot, event)
     }
 
     #[inline]
@@ -308,7 +303,7 @@ impl Producer {
             match w.emit(event) {
                 Ok(Emitted::Written { evicted }) => return Outcome::Written { evicted },
                 Ok(Emitted::Dropped) => return Outcome::Dropped,
-                // Made before fork(): take a lane of this process below.
+                // Made before fork(): make a writer of this process below.
                 Err(EmitError::Forked) => *slot = Slot::Idle,
             }
         }
@@ -319,15 +314,12 @@ impl Producer {
     #[cold]
     fn emit_slow(&self, slot: &mut Slot, event: &Event<'_>) -> Outcome {
         let now = now_ns();
-        match slot {
-            Slot::NoLane { ring, retry_ns } if now < *retry_ns => {
-                ring.count_lane_shortage(event.severity);
-                return Outcome::NoLane;
+        if let Slot::Unavailable { retry_ns } = slot {
+            if now < *retry_ns {
+                return Outcome::Unavailable;
             }
-            Slot::Unavailable { retry_ns } if now < *retry_ns => return Outcome::Unavailable,
-            _ => {}
         }
-        *slot = self.take_lane(now);
+        *slot = self.make_writer(now);
         match slot {
             Slot::Writer(w) => match w.emit(event) {
                 Ok(Emitted::Written { evicted }) => Outcome::Written { evicted },
@@ -336,16 +328,12 @@ impl Producer {
                 // this cannot happen; give up on this record rather than loop.
                 Err(EmitError::Forked) => Outcome::Unavailable,
             },
-            Slot::NoLane { ring, .. } => {
-                ring.count_lane_shortage(event.severity);
-                Outcome::NoLane
-            }
             Slot::Unavailable { .. } | Slot::Idle => Outcome::Unavailable,
         }
     }
 
-    fn take_lane(&self, now: u64) -> Slot {
-        let retry_ns = now.saturating_add(LANE_RETRY_NS);
+    fn make_writer(&self, now: u64) -> Slot {
+        let retry_ns = now.saturating_add(REOPEN_RETRY_NS);
         // Twice at most: a handle found stale (forked) is replaced by `ring()`.
         for _ in 0..2 {
             let Some((ring, tag)) = self.shared.ring() else {
@@ -356,9 +344,9 @@ impl Producer {
                     w.set_resource(tag);
                     return Slot::Writer(w);
                 }
-                Err(LaneError::Forked) => continue,
-                Err(LaneError::NoFreeLane { .. }) | Err(LaneError::Io(_)) => {
-                    return Slot::NoLane { ring, retry_ns }
+                Err(WriterError::Forked) => continue,
+                Err(WriterError::TableFull { .. }) | Err(WriterError::Io(_)) => {
+                    return Slot::Unavailable { retry_ns }
                 }
             }
         }
@@ -377,10 +365,8 @@ struct Local {
 // a thread has one `Slot` per producer, so the size does not matter.
 #[allow(clippy::large_enum_variant)]
 enum Slot {
-    /// The thread's own lane.
-    Writer(LaneWriter),
-    /// No lane was free; count records as shortage until `retry_ns`.
-    NoLane { ring: Ring, retry_ns: u64 },
+    /// The thread's own writer.
+    Writer(Writer),
     /// The ring could not be reopened after fork; retry at `retry_ns`.
     Unavailable { retry_ns: u64 },
     /// Nothing taken yet.
@@ -388,5 +374,5 @@ enum Slot {
 }
 
 thread_local! {
-    static LANES: RefCell<Vec<Local>> = const { RefCell::new(Vec::new()) };
+    static WRITERS: RefCell<Vec<Local>> = const { RefCell::new(Vec::new()) };
 }

@@ -78,10 +78,10 @@ struct Point {
 #[test]
 fn no_allocation_per_event() {
     if common::child_role().as_deref() == Some("alloc") {
-        // A ring large enough that one lane holds every record of this thread
-        // (nobody consumes meanwhile); init() then opens it as it is.
+        // A ring large enough to hold every record of this thread (nobody
+        // consumes meanwhile); init() then opens it as it is.
         let options = logbus::RingOptions {
-            slots: 1 << 18,
+            size: 64 << 20,
             ..Default::default()
         };
         logbus::Ring::create(std::env::var("LOGBUS_RING").unwrap(), &options).unwrap();

@@ -3,7 +3,7 @@
 //! `ring-hammer RING --id K [--count N] [--threads T] [--severity S | --mix]
 //!  [--msg-bytes B] [--wait-fd FD]`
 //!
-//! Each thread takes a lane and emits `N` records (forever with `N = 0`) with
+//! Each thread makes a writer and emits `N` records (forever with `N = 0`) with
 //! fields `p` = K, `t` = thread index and `i` = 0, 1, 2, ... so that a reader
 //! can check every record arrived exactly once and in order. With `--mix` the
 //! severity cycles DEBUG, INFO, INFO, ERROR. With `--wait-fd`, every thread

@@ -193,8 +193,7 @@ mod tests {
         let ring = Ring::create(
             dir.join("ring"),
             &RingOptions {
-                slots: 1 << 14,
-                lanes: 1,
+                size: 4 << 20,
                 ..RingOptions::default()
             },
         )

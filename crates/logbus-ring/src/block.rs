@@ -1,0 +1,274 @@
+//! Blocks: how any number of writers share one ring.
+//!
+//! # Why blocks
+//! One shared tail cursor costs ~255 ns a record when two processes write at
+//! once (its cache line bounces between cores), and fixed per-thread lanes cap
+//! every writer at a fixed share of the ring. So the ring's data is cut into
+//! `blocks` blocks of `block_size` bytes, handed out on demand (the shape of
+//! BBQ, "A Block-based Bounded Queue", USENIX ATC 2022): a writer claims a whole
+//! block with one CAS on the shared `alloc` word and fills it alone, so the
+//! per-record path touches only the block's own descriptor line and its data.
+//! Free blocks are shared by everyone: one writer may fill the whole ring up to
+//! its level's watermark. A writer holds at most one open block; a thread that
+//! exits closes it, and the consumer closes the block of a writer that went
+//! quiet when that block is the oldest one left.
+//!
+//! # Sequence numbers
+//! Blocks are claimed in sequence: the `s`-th claim ever gets sequence number
+//! `s` and physical block `s % blocks`. `head` (shared) is the oldest sequence
+//! number not yet free; `alloc` (shared) the next one to hand out. Invariant:
+//! `head <= alloc <= head + blocks`. The consumer reads blocks in sequence
+//! order and frees them in that order (moving `head`), so a writer's records,
+//! which go to blocks of increasing sequence numbers, are delivered in order.
+//!
+//! # Who writes what (one descriptor per block, all words tagged with the
+//! block's sequence number so that a late actor of an earlier use fails its CAS)
+//! | word | writers | meaning |
+//! |---|---|---|
+//! | `reserve` ([`Reserve`]) | the claimer (init), the owner (reserve), anyone (close), the consumer (take-over) | bytes handed out, CLOSED, level of the last reservation |
+//! | `claim` ([`Claim`]) | the claimer (init), the consumer (claim), an evicting producer (flags) | bytes the consumer copied out, EVICTING, EVICTED |
+//! | `done` | the claimer (init), the consumer | bytes the consumer committed: where the next consumer resumes |
+//! | record `stamp` | the owner, last, Release | `seq << 32 | len`: the record is complete |
+//!
+//! # A block's life (sequence number `s`)
+//! 1. **Claim.** A writer loads `alloc` = `s` and `head` (Acquire, pairs with
+//!    the consumer's Release when it frees: the consumer is done reading the
+//!    physical block before anybody reuses it, SYNC POINT B), checks the
+//!    level's watermark `s - head < limit`, and CASes `alloc` from `s` to `s+1`.
+//!    It writes `claim` and `done` for `s`, then CASes `reserve` from the old
+//!    value (another sequence number, always CLOSED) to `{s, open, end 0}`
+//!    with Release: whoever sees `reserve` tagged `s` sees the other words too.
+//!    A writer killed between the two CASes leaves `reserve` untagged: the
+//!    consumer takes the block over (`{s, CLOSED, 0}`, same CAS) once it has
+//!    waited for it a while; a slow but live claimer then loses its CAS and
+//!    claims again.
+//! 2. **Reserve, write, commit.** Per record the owner CASes `reserve` from the
+//!    value it last stored to `end + placed(len)` (SeqCst: see "Waking the
+//!    consumer"). The CAS fails only if somebody closed the block; the owner
+//!    then claims another. It writes the record's bytes, then stores the
+//!    record's `stamp` with Release (SYNC POINT A); a reader that loads the
+//!    stamp with Acquire and finds `seq << 32 | len` sees the whole record.
+//!    Only the last reservation of a block can be in flight (a block has one
+//!    owner), so its length is `reserve.end - (end of the records before it)`
+//!    and its level is in `reserve` even if the owner dies before writing a
+//!    byte.
+//! 3. **Close.** The owner closes its block when the next record does not fit
+//!    or the writer is dropped; the consumer closes the oldest block when it
+//!    holds up freeing; an evicting producer closes the block it evicts.
+//!    Closing is a CAS setting CLOSED, so it and a reservation never both win.
+//! 4. **Read.** The consumer copies ready records out of `[claim, reserve.end)`
+//!    and then CASes `claim` forward (AcqRel). The CAS fails only if an
+//!    evicting producer flagged the block meanwhile; the copies are dropped.
+//! 5. **Free.** Once a block is closed, everything in it is claimed (or torn)
+//!    and committed, the consumer stores `done` and moves `head` past it (CAS,
+//!    Release: SYNC POINT B).
+//!
+//! # Waking the consumer
+//! A consumer that finds nothing to do stores `sleeping = 1` (SeqCst), looks
+//! once more at `alloc` and at every open block's `reserve` (SeqCst loads), and
+//! only then waits on the futex. A writer loads `sleeping` (SeqCst) right after
+//! its reservation CAS (SeqCst). In the single total order of SeqCst operations
+//! either the consumer's second look sees the reservation, or the writer sees
+//! `sleeping == 1`, and then, after storing the stamp, CASes it to 0 and wakes
+//! the futex. On x86 the load is a plain `mov` next to the `lock cmpxchg` the
+//! reservation costs anyway: the check is free on the emit path. The consumer
+//! sleeps with a short timeout only while it can see a reserved record that is
+//! not yet stamped (its writer will not wake it, having looked too early).
+//!
+//! # Dead writers
+//! A writing process holds an OFD lock on byte `LOCK_PROCESS_BASE + pid` of the
+//! ring for as long as it lives (`crate::lock`). A record reserved but not
+//! stamped, whose owner's lock is free, was torn by its writer's death: the
+//! consumer closes the block, counts the record torn (at the level kept in
+//! `reserve`) and skips it. A record of a live writer is waited for (a writer
+//! preempted mid-record delays only its own block, never the other writers').
+//!
+//! # Eviction
+//! See `crate::writer` ("Overflow"): a protected record that finds no room
+//! evicts the oldest block when every record in it that the consumer has not
+//! taken is below the protection level, flagging its `claim` EVICTED with one
+//! CAS that the consumer's claim CAS cannot also win.
+
+/// Positions above this are garbage (rejecting them keeps sums free of overflow).
+pub(crate) const MAX_SEQ: u64 = 1 << 62;
+
+const CLOSED: u64 = 1 << 31;
+const END_MASK: u64 = (1 << 30) - 1 - 7;
+
+/// The packed `reserve` word of a block descriptor.
+///
+/// ```text
+/// bits 63-32    bit 31    bits 30-3                  bits 2-0
+/// seq (low 32)  CLOSED    end (bytes handed out)     level of the last reservation
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Reserve {
+    pub seq: u32,
+    pub closed: bool,
+    /// Bytes handed out, a multiple of 8.
+    pub end: u32,
+    /// Level of the last reservation (the one that may be in flight).
+    pub level: u8,
+}
+
+impl Reserve {
+    #[inline]
+    pub fn open(seq: u64) -> Reserve {
+        Reserve {
+            seq: seq as u32,
+            closed: false,
+            end: 0,
+            level: 0,
+        }
+    }
+
+    #[inline]
+    pub fn pack(self) -> u64 {
+        (self.seq as u64) << 32
+            | (self.closed as u64) << 31
+            | (self.end as u64 & END_MASK)
+            | (self.level as u64 & 7)
+    }
+
+    #[inline]
+    pub fn unpack(w: u64) -> Reserve {
+        Reserve {
+            seq: (w >> 32) as u32,
+            closed: w & CLOSED != 0,
+            end: (w & END_MASK) as u32,
+            level: (w & 7) as u8,
+        }
+    }
+
+    /// Whether this word belongs to sequence number `seq`.
+    #[inline]
+    pub fn is(self, seq: u64) -> bool {
+        self.seq == seq as u32
+    }
+
+    /// The same word, closed.
+    #[inline]
+    pub fn closed(self) -> Reserve {
+        Reserve {
+            closed: true,
+            ..self
+        }
+    }
+}
+
+const EVICTING: u64 = 1 << 31;
+const EVICTED: u64 = 1 << 30;
+const CLAIM_MASK: u64 = (1 << 30) - 1;
+
+/// The packed `claim` word of a block descriptor.
+///
+/// ```text
+/// bits 63-32    bit 31      bit 30     bits 29-0
+/// seq (low 32)  EVICTING    EVICTED    claimed end (bytes)
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Claim {
+    pub seq: u32,
+    /// A producer is rewriting the block; readers keep off (and off every
+    /// later block, so that no writer's order is broken).
+    pub evicting: bool,
+    /// The block's unclaimed records were evicted; it holds nothing to read.
+    pub evicted: bool,
+    pub claimed: u32,
+}
+
+impl Claim {
+    #[inline]
+    pub fn at(seq: u64, claimed: u32) -> Claim {
+        Claim {
+            seq: seq as u32,
+            evicting: false,
+            evicted: false,
+            claimed,
+        }
+    }
+
+    #[inline]
+    pub fn pack(self) -> u64 {
+        (self.seq as u64) << 32
+            | (self.evicting as u64) << 31
+            | (self.evicted as u64) << 30
+            | (self.claimed as u64 & CLAIM_MASK)
+    }
+
+    #[inline]
+    pub fn unpack(w: u64) -> Claim {
+        Claim {
+            seq: (w >> 32) as u32,
+            evicting: w & EVICTING != 0,
+            evicted: w & EVICTED != 0,
+            claimed: (w & CLAIM_MASK) as u32,
+        }
+    }
+
+    #[inline]
+    pub fn is(self, seq: u64) -> bool {
+        self.seq == seq as u32
+    }
+}
+
+/// The `done` word: `seq << 32 | committed end`.
+#[inline]
+pub(crate) fn done_word(seq: u64, end: u32) -> u64 {
+    (seq as u32 as u64) << 32 | end as u64
+}
+
+/// The committed end in a `done` word, if it belongs to `seq`.
+#[inline]
+pub(crate) fn done_end(w: u64, seq: u64) -> Option<u32> {
+    ((w >> 32) as u32 == seq as u32).then_some(w as u32)
+}
+
+/// A record's commit word.
+#[inline]
+pub(crate) fn stamp(seq: u64, len: u32) -> u64 {
+    (seq as u32 as u64) << 32 | len as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_round_trip() {
+        for seq in [0u64, 5, u32::MAX as u64, (1 << 40) + 7] {
+            for end in [0u32, 8, 4096, (1 << 24) - 8] {
+                for closed in [false, true] {
+                    for level in 0..6 {
+                        let r = Reserve {
+                            seq: seq as u32,
+                            closed,
+                            end,
+                            level,
+                        };
+                        assert_eq!(Reserve::unpack(r.pack()), r);
+                        assert!(Reserve::unpack(r.pack()).is(seq));
+                    }
+                }
+                for (evicting, evicted) in [(false, false), (true, false), (false, true)] {
+                    let c = Claim {
+                        seq: seq as u32,
+                        evicting,
+                        evicted,
+                        claimed: end,
+                    };
+                    assert_eq!(Claim::unpack(c.pack()), c);
+                }
+                assert_eq!(done_end(done_word(seq, end), seq), Some(end));
+                assert_eq!(done_end(done_word(seq, end), seq + 1), None);
+            }
+        }
+    }
+
+    #[test]
+    fn a_word_of_another_use_of_the_block_is_told_apart() {
+        let old = Reserve::open(3).closed();
+        assert!(!old.is(3 + 512));
+        assert_ne!(stamp(3, 100), stamp(3 + 512, 100));
+    }
+}

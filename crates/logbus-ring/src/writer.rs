@@ -1,0 +1,606 @@
+//! The producer side: [`Writer`], which claims blocks and writes records into
+//! them (the protocol is in `crate::block`).
+//!
+//! # Overflow
+//! A record first goes into its writer's open block. When that is full, the
+//! writer claims a new block if the ring's used blocks stay under the record
+//! level's watermark (by default TRACE and DEBUG 50 %, INFO 75 %, WARN and
+//! above 100 % of the blocks). When they would not:
+//! * in lossless mode (`wait_ms > 0` in the header) the writer first waits up
+//!   to `wait_ms` on the `space` futex for the consumer to free blocks;
+//! * a record below the protection level (default WARN) is dropped, counted;
+//! * a protected one evicts the oldest block if every record in it that the
+//!   consumer has not taken is below the protection level (counted evicted,
+//!   per level), and is dropped only when that is not possible (the oldest
+//!   block holds protected records, a record of it is still being written, or
+//!   the consumer is in the middle of it).
+//!
+//! Evictions are serialised by the `evict_owner` word (one evicting producer at
+//! a time; another one that needs room meanwhile drops its record). The
+//! evictor writes the counter values it is about to reach into the header
+//! before the CAS that evicts, so that the next holder of the role completes
+//! them if it died in between: the books balance even then.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::block::{done_end, stamp, Claim, Reserve, MAX_SEQ};
+use crate::clock::now_ns;
+use crate::error::{EmitError, WriterError};
+use crate::event::{floor_boundary, Emitted, Event, Plan, Value};
+use crate::fork;
+use crate::futex;
+use crate::layout::*;
+use crate::level::{Level, LEVELS};
+use crate::lock;
+use crate::record::read_header;
+use crate::ring::Ring;
+
+/// The block a writer is filling.
+struct OpenBlock {
+    seq: u64,
+    data: *mut u8,
+    /// The `reserve` word as this writer last stored it (we are its only
+    /// writer while the block is open; a mismatch means somebody closed it).
+    word: Reserve,
+}
+
+/// Why a block could not be had.
+enum NoRoom {
+    /// The level's watermark (or the ring) is full.
+    Full,
+}
+
+/// Eviction role phases (low bits of `evict_owner`).
+const PHASE_HELD: u64 = 1;
+const PHASE_NOTED: u64 = 2;
+
+impl Ring {
+    /// A writer for the calling thread. Writers share nothing but the ring:
+    /// make as many as you like (one per thread; `emit` takes `&mut self`).
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("logbus-doc-w-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// use logbus_ring::{Emitted, Event, Ring};
+    /// let ring = Ring::open(dir.join("ring")).unwrap();
+    /// let mut w = ring.writer().unwrap();
+    /// assert_eq!(w.emit(&Event::new(9, "hello")), Ok(Emitted::Written { evicted: 0 }));
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`WriterError::Forked`] when this handle was opened before `fork()`,
+    /// [`WriterError::Io`] when the process's liveness lock cannot be taken
+    /// (once per process and ring).
+    pub fn writer(&self) -> Result<Writer, WriterError> {
+        self.fd().ok_or(WriterError::Forked)?;
+        lock::process::hold(self.file()).map_err(WriterError::Io)?;
+        let geo = self.geometry();
+        let header = self.header();
+        let blocks = geo.blocks as u64;
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() } as u32;
+        Ok(Writer {
+            open: None,
+            limit: std::array::from_fn(|l| {
+                (blocks * header.watermarks[l] as u64 / 100).clamp(1, blocks)
+            }),
+            blocks,
+            block_size: geo.block_size as usize,
+            max_record: geo.max_record_bytes(),
+            max_message: header.max_message as usize,
+            protect: header.protect_severity,
+            wait: (header.wait_ms > 0).then(|| Duration::from_millis(header.wait_ms as u64)),
+            pid: std::process::id(),
+            tid,
+            resource: 0,
+            generation: self.inner.generation,
+            ring: self.clone(),
+        })
+    }
+}
+
+/// Writes records into a ring. Made by [`Ring::writer`]; closes its block on drop.
+pub struct Writer {
+    ring: Ring,
+    open: Option<OpenBlock>,
+    /// Per level: the most blocks that may be in use after claiming one more.
+    limit: [u64; LEVELS],
+    blocks: u64,
+    block_size: usize,
+    max_record: usize,
+    max_message: usize,
+    protect: u8,
+    wait: Option<Duration>,
+    pid: u32,
+    tid: u32,
+    resource: u8,
+    generation: u64,
+}
+
+// SAFETY: the raw pointer in `open` points into the ring mapping, which
+// `self.ring` keeps alive; the block it designates is written only by this
+// writer while open, so moving the writer to another thread moves that right.
+unsafe impl Send for Writer {}
+
+impl Writer {
+    /// Tags every later record with a resource registered by
+    /// [`Ring::register_resource`] (0 = none).
+    pub fn set_resource(&mut self, resource: u8) {
+        self.resource = resource;
+    }
+
+    /// The thread id written into records (the creating thread's).
+    pub fn set_tid(&mut self, tid: u32) {
+        self.tid = tid;
+    }
+
+    /// Writes one record, applying the overflow policy. No lock, no system
+    /// call and no allocation, except when it claims a block of a full ring in
+    /// lossless mode (a futex wait) or wakes a sleeping consumer (a futex wake).
+    ///
+    /// # Errors
+    /// [`EmitError::Forked`] in a child process after `fork()`.
+    #[inline]
+    pub fn emit(&mut self, ev: &Event<'_>) -> Result<Emitted, EmitError> {
+        if self.generation != fork::generation() {
+            return Err(EmitError::Forked);
+        }
+        let severity = ev.severity.clamp(1, 24);
+        let level = Level::index(severity);
+        let plan = Plan::new(ev, self.max_record, self.max_message);
+        let need = placed(plan.len) as u32;
+        let mut evicted = 0;
+        let mut waited = false;
+        let mut evictions = 0;
+        let (seq, data, off, sleeping) = loop {
+            if let Some(b) = &mut self.open {
+                let r = b.word;
+                if r.end as usize + need as usize <= self.block_size {
+                    let next = Reserve {
+                        end: r.end + need,
+                        level: level as u8,
+                        ..r
+                    };
+                    let desc = self.ring.desc(b.seq);
+                    // SeqCst: orders this reservation against the consumer's
+                    // store of `sleeping` (see "Waking the consumer" in
+                    // `crate::block`). Fails only if somebody closed the block.
+                    if desc
+                        .reserve
+                        .compare_exchange(
+                            r.pack(),
+                            next.pack(),
+                            Ordering::SeqCst,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok()
+                    {
+                        b.word = next;
+                        // SeqCst: the other half of the Dekker pair above.
+                        let sleeping = self.ring.words().sleeping.load(Ordering::SeqCst);
+                        break (b.seq, b.data, r.end, sleeping);
+                    }
+                    self.open = None;
+                } else {
+                    self.close_open();
+                }
+            }
+            match self.claim(level) {
+                Ok(()) => continue,
+                Err(NoRoom::Full) => {
+                    if let (Some(wait), false) = (self.wait, waited) {
+                        waited = true;
+                        if self.wait_for_space(level, wait) {
+                            continue;
+                        }
+                    }
+                    if severity >= self.protect && evictions < 8 {
+                        evictions += 1;
+                        if let Some(k) = self.evict() {
+                            evicted += k;
+                            continue;
+                        }
+                    }
+                    return Ok(self.drop_record(level));
+                }
+            }
+        };
+        let time_ns = if ev.time_ns == 0 {
+            now_ns()
+        } else {
+            ev.time_ns
+        };
+        let mut flags = if plan.truncated { flags::TRUNCATED } else { 0 };
+        if ev.trace_id.is_some() {
+            flags |= flags::HAS_TRACE;
+        }
+        if ev.span_id.is_some() {
+            flags |= flags::HAS_SPAN;
+        }
+        let hdr = RecordHeader {
+            stamp: 0,
+            time_ns,
+            trace_id: ev.trace_id.unwrap_or_default(),
+            span_id: ev.span_id.unwrap_or_default(),
+            pid: self.pid,
+            tid: self.tid,
+            len: plan.len as u32,
+            msg_len: plan.msg_len as u32,
+            target_len: plan.target_len as u16,
+            nfields: plan.nfields as u16,
+            severity,
+            flags,
+            trace_flags: ev.trace_flags,
+            resource: self.resource,
+        };
+        // SAFETY: `[off, off + need)` was reserved for us by the CAS above: no
+        // other writer touches it and no reader trusts it before the stamp;
+        // `off + need <= block_size`, so every `put` below stays in the block
+        // (`plan.len <= need`). `data + off` is 8-aligned (offsets are
+        // multiples of 8 in a page-aligned block).
+        unsafe {
+            let at = data.add(off as usize);
+            // The header without its first word (the stamp, stored last).
+            let mut o = put(at, &bytemuck::bytes_of(&hdr)[8..], 8);
+            o = put(at, &ev.target.as_bytes()[..plan.target_len], o);
+            o = put(at, &ev.message.as_bytes()[..plan.msg_len], o);
+            for (i, f) in ev.fields[..plan.nfields].iter().enumerate() {
+                let key = &f.key.as_bytes()[..floor_boundary(f.key, 255)];
+                let (kind, scalar): (u8, [u8; 8]) = match f.value {
+                    Value::Str(_) => (kind::STR, [0; 8]),
+                    Value::I64(v) => (kind::I64, v.to_le_bytes()),
+                    Value::U64(v) => (kind::U64, v.to_le_bytes()),
+                    Value::F64(v) => (kind::F64, v.to_le_bytes()),
+                    Value::Bool(v) => (kind::BOOL, [v as u8, 0, 0, 0, 0, 0, 0, 0]),
+                };
+                o = put(at, &[key.len() as u8, kind], o);
+                o = put(at, key, o);
+                o = match f.value {
+                    Value::Str(s) => {
+                        let cut = floor_boundary(s, plan.value_cap(i));
+                        let o2 = put(at, &(cut as u16).to_le_bytes(), o);
+                        put(at, &s.as_bytes()[..cut], o2)
+                    }
+                    Value::Bool(_) => put(at, &scalar[..1], o),
+                    _ => put(at, &scalar, o),
+                };
+            }
+            debug_assert_eq!(o, plan.len);
+            // Release, SYNC POINT A: every byte above is visible to a reader
+            // that loads this stamp with Acquire.
+            (*(at as *const std::sync::atomic::AtomicU64))
+                .store(stamp(seq, plan.len as u32), Ordering::Release);
+        }
+        if sleeping != 0 {
+            self.wake_consumer();
+        }
+        Ok(Emitted::Written { evicted })
+    }
+
+    /// Closes the open block (if still open) and forgets it.
+    fn close_open(&mut self) {
+        if let Some(b) = self.open.take() {
+            // AcqRel: as every CAS of `reserve`; failure means it was closed already.
+            let _ = self.ring.desc(b.seq).reserve.compare_exchange(
+                b.word.pack(),
+                b.word.closed().pack(),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// Claims a new block for a record of `level` (step 1 in `crate::block`).
+    #[cold]
+    fn claim(&mut self, level: usize) -> Result<(), NoRoom> {
+        loop {
+            let w = self.ring.words();
+            // Acquire (both): pairs with the consumer's Release when it frees
+            // blocks (SYNC POINT B) and with other claimers' CASes.
+            let a = w.alloc.load(Ordering::Acquire);
+            let h = w.head.load(Ordering::Acquire);
+            if a < h || a - h > self.blocks || a > MAX_SEQ {
+                return Err(NoRoom::Full); // garbage in the header: write nothing
+            }
+            if a - h >= self.limit[level] {
+                return Err(NoRoom::Full);
+            }
+            // SeqCst: a consumer about to sleep looks at `alloc` after its
+            // store of `sleeping` (see "Waking the consumer").
+            if w.alloc
+                .compare_exchange(a, a + 1, Ordering::SeqCst, Ordering::Relaxed)
+                .is_err()
+            {
+                continue;
+            }
+            if self.init(a) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Makes the descriptor of the block just claimed (`seq`) ours. `false`
+    /// when the consumer took it over first (we were too slow).
+    fn init(&mut self, seq: u64) -> bool {
+        let d = self.ring.desc(seq);
+        loop {
+            // Acquire: pairs with the Release of whoever stored it last.
+            let cur = d.reserve.load(Ordering::Acquire);
+            if Reserve::unpack(cur).is(seq) {
+                return false;
+            }
+            // Relaxed: published by the Release of the CAS below.
+            d.claim.store(Claim::at(seq, 0).pack(), Ordering::Relaxed);
+            d.done
+                .store(crate::block::done_word(seq, 0), Ordering::Relaxed);
+            d.owner_pid.store(self.pid, Ordering::Relaxed);
+            d.owner_tid.store(self.tid, Ordering::Relaxed);
+            let open = Reserve::open(seq);
+            // SeqCst (includes Release): publishes the words above to whoever
+            // sees `reserve` tagged `seq`; ordered for the consumer's sleep check.
+            if d.reserve
+                .compare_exchange(cur, open.pack(), Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+            {
+                self.open = Some(OpenBlock {
+                    seq,
+                    data: self.ring.block_data(seq),
+                    word: open,
+                });
+                return true;
+            }
+        }
+    }
+
+    #[cold]
+    fn drop_record(&self, level: usize) -> Emitted {
+        // Relaxed: a statistics counter; a single atomic add, so a SIGKILL
+        // cannot leave it half done.
+        self.ring.words().dropped[level].fetch_add(1, Ordering::Relaxed);
+        Emitted::Dropped
+    }
+
+    /// Lossless mode: waits up to `wait` for the consumer to free room for a
+    /// record of `level`. `true` when there is room.
+    #[cold]
+    fn wait_for_space(&self, level: usize, wait: Duration) -> bool {
+        let w = self.ring.words();
+        let deadline = Instant::now() + wait;
+        // Relaxed: statistics.
+        w.waits.fetch_add(1, Ordering::Relaxed);
+        // SeqCst: Dekker pair with the consumer, which bumps `space` after
+        // moving `head` and then loads `waiters` (SeqCst both).
+        w.waiters.fetch_add(1, Ordering::SeqCst);
+        self.wake_consumer();
+        let room = loop {
+            let seen = w.space.load(Ordering::SeqCst);
+            let a = w.alloc.load(Ordering::SeqCst);
+            let h = w.head.load(Ordering::SeqCst);
+            if a.wrapping_sub(h) < self.limit[level] {
+                break true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break false;
+            }
+            futex::wait(&w.space, seen, Some(deadline - now));
+        };
+        w.waiters.fetch_sub(1, Ordering::SeqCst);
+        if !room {
+            // Relaxed: statistics.
+            w.wait_timeouts.fetch_add(1, Ordering::Relaxed);
+        }
+        room
+    }
+
+    /// Wakes the consumer if it sleeps (one CAS decides who calls the kernel).
+    fn wake_consumer(&self) {
+        let w = self.ring.words();
+        // SeqCst: as every access to `sleeping`.
+        if w.sleeping
+            .compare_exchange(1, 0, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+        {
+            futex::wake(&w.sleeping, 1);
+            // Relaxed: statistics.
+            w.wakeups.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Frees the oldest block by evicting it (see "Overflow" above). Returns
+    /// the records evicted, or `None` when nothing could go.
+    #[cold]
+    fn evict(&mut self) -> Option<u32> {
+        let ring = self.ring.clone();
+        let w = ring.words();
+        let fd = ring.fd()?;
+        let me = (self.pid as u64) << 32;
+        loop {
+            // AcqRel: taking the role orders our reads of the note after the
+            // previous holder's writes (its Release when it gave the role back).
+            match w.evict_owner.compare_exchange(
+                0,
+                me | PHASE_HELD,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(holder) => {
+                    let pid = (holder >> 32) as u32;
+                    if pid == self.pid || lock::process::alive(fd, pid) {
+                        return None; // somebody is making room right now
+                    }
+                    // The holder died: take the role over and finish its work.
+                    if w.evict_owner
+                        .compare_exchange(
+                            holder,
+                            me | PHASE_HELD,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        )
+                        .is_ok()
+                    {
+                        if holder & 3 == PHASE_NOTED {
+                            finish_eviction(&self.ring, w.evict_block.load(Ordering::Relaxed));
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        let result = self.evict_head();
+        // Release: our note and counters before the next holder reads them.
+        self.ring.words().evict_owner.store(0, Ordering::Release);
+        result
+    }
+
+    /// Evicts block `head` if nothing in it that the consumer has not taken is
+    /// protected. The caller holds the eviction role.
+    fn evict_head(&mut self) -> Option<u32> {
+        let ring = &self.ring;
+        let w = ring.words();
+        // Acquire: as in `claim`.
+        let h = w.head.load(Ordering::Acquire);
+        let a = w.alloc.load(Ordering::Acquire);
+        if h >= a || a - h > self.blocks {
+            return None;
+        }
+        let d = ring.desc(h);
+        // Acquire (all three): pairs with the Releases of the claimer and the consumer.
+        let c = Claim::unpack(d.claim.load(Ordering::Acquire));
+        let done = done_end(d.done.load(Ordering::Acquire), h)?;
+        if !c.is(h) || c.evicting || c.evicted || c.claimed != done {
+            return None; // the consumer has records of it in flight
+        }
+        let mut r = Reserve::unpack(d.reserve.load(Ordering::Acquire));
+        if !r.is(h) {
+            return None;
+        }
+        if !r.closed {
+            // AcqRel: as every CAS of `reserve`; its owner will claim another.
+            let _ = d.reserve.compare_exchange(
+                r.pack(),
+                r.closed().pack(),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+            r = Reserve::unpack(d.reserve.load(Ordering::Acquire));
+            if !r.is(h) || !r.closed {
+                return None;
+            }
+        }
+        // Count what would go; refuse if anything is protected or unfinished.
+        let data = ring.block_data(h);
+        let mut victims = [0u64; LEVELS];
+        let mut off = c.claimed as usize;
+        while off < r.end as usize {
+            // SAFETY: `off + RECORD_HEADER <= r.end <= block_size` is checked by
+            // `ready_len`'s caller contract below: `off < r.end` and records are
+            // at least 64 bytes placed at multiples of 8 inside the block.
+            let (len, sev) = unsafe { ready_record(data, off, r.end as usize, h)? };
+            if sev >= self.protect {
+                return None;
+            }
+            victims[Level::index(sev)] += 1;
+            off += placed(len);
+        }
+        for (l, v) in victims.iter().enumerate() {
+            // Relaxed: the role (Acquire/Release on `evict_owner`) orders
+            // these; the targets make finishing idempotent.
+            let now = w.evicted[l].load(Ordering::Relaxed);
+            w.evict_victims[l].store(now.wrapping_add(*v), Ordering::Relaxed);
+        }
+        w.evict_block.store(h, Ordering::Relaxed);
+        // Release: the note before the phase that says it is valid.
+        w.evict_owner
+            .store((self.pid as u64) << 32 | PHASE_NOTED, Ordering::Release);
+        let evicted = Claim { evicted: true, ..c };
+        // AcqRel: one CAS decides between this eviction and a consumer claim.
+        if d.claim
+            .compare_exchange(
+                c.pack(),
+                evicted.pack(),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            return None;
+        }
+        finish_eviction(ring, h);
+        Some(victims.iter().sum::<u64>() as u32)
+    }
+}
+
+/// Completes an eviction of block `h` whose CAS is done (by us, or by a holder
+/// of the role that died): counters to their noted targets, `head` past it.
+/// Idempotent.
+fn finish_eviction(ring: &Ring, h: u64) {
+    let w = ring.words();
+    let d = ring.desc(h);
+    // Acquire: pairs with the evicting CAS.
+    let c = Claim::unpack(d.claim.load(Ordering::Acquire));
+    if !(c.is(h) && c.evicted) {
+        return; // the CAS never happened: nothing to finish
+    }
+    for l in 0..LEVELS {
+        // Relaxed: single writer (the role holder), see `evict_head`.
+        let target = w.evict_victims[l].load(Ordering::Relaxed);
+        if w.evicted[l].load(Ordering::Relaxed) < target {
+            w.evicted[l].store(target, Ordering::Relaxed);
+        }
+    }
+    // SeqCst (includes Release, SYNC POINT B): the block is free for claimers;
+    // ordered before the `waiters` load for lossless-mode wake-ups.
+    if w.head
+        .compare_exchange(h, h + 1, Ordering::SeqCst, Ordering::Relaxed)
+        .is_ok()
+    {
+        crate::consumer::space_freed(ring);
+    }
+}
+
+/// The length and severity of the complete record at `off` of block `seq`,
+/// or `None` when none is there (not stamped yet, or garbage).
+///
+/// # Safety
+/// `data` is the start of the block of `seq` in a live mapping, `off` a
+/// multiple of 8 below `end`, and `end` at most the block size.
+pub(crate) unsafe fn ready_record(
+    data: *const u8,
+    off: usize,
+    end: usize,
+    seq: u64,
+) -> Option<(usize, u8)> {
+    if off + RECORD_HEADER > end {
+        return None;
+    }
+    // Acquire, SYNC POINT A: pairs with the writer's Release store of the stamp.
+    let s = (*(data.add(off) as *const std::sync::atomic::AtomicU64)).load(Ordering::Acquire);
+    let hdr = read_header(data.add(off));
+    let len = hdr.len as usize;
+    let ok = s == stamp(seq, hdr.len) && len >= RECORD_HEADER && off + placed(len) <= end;
+    ok.then_some((len, hdr.severity))
+}
+
+/// Copies `bytes` to `off` bytes past `at`; returns the offset after them.
+///
+/// # Safety
+/// `at + off .. at + off + bytes.len()` is writable and ours alone.
+#[inline(always)]
+unsafe fn put(at: *mut u8, bytes: &[u8], off: usize) -> usize {
+    crate::mem::copy_small(bytes.as_ptr(), at.add(off), bytes.len());
+    off + bytes.len()
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if self.generation == fork::generation() {
+            // Our block is complete: let the consumer finish it now rather
+            // than when it gets in the way.
+            self.close_open();
+        }
+    }
+}
