@@ -374,7 +374,13 @@ impl Consumer {
             let word = d.claim.load(Ordering::Acquire);
             let c = Claim::unpack(word);
             if c.is(seq) && c.evicting {
-                break; // later blocks wait, so that no writer's order breaks
+                // Later blocks wait, so that no writer's order breaks. A flag
+                // that stays means its evictor may have died: complete its work.
+                if self.stuck(i, &mut now) {
+                    crate::evict::reap_if_dead(&self.ring, self.fd);
+                    self.blocks[i].stuck_since = 0;
+                }
+                break;
             }
             if c.is(seq) && c.evicted {
                 let st = &mut self.blocks[i];

@@ -83,6 +83,8 @@ pub const DEFAULT_SIZE: u64 = 16 << 20;
 pub const DEFAULT_BLOCK_SIZE: u32 = 32 << 10;
 /// Longest message kept by default; longer ones are cut and flagged truncated.
 pub const DEFAULT_MAX_MESSAGE: u32 = 16 * 1024;
+/// Most blocks after the oldest one that an eviction rewrites.
+pub(crate) const MAX_SPAN: usize = 32;
 /// Records are placed on multiples of this many bytes.
 pub const ALIGN: usize = 8;
 
@@ -197,14 +199,24 @@ pub(crate) struct SharedWords {
     pub delivered: [AtomicU64; LEVELS],
     pub invalid: AtomicU64,
     _p6: [u8; 8],
-    /// `pid << 32 | phase` of the producer evicting right now, or 0.
+    /// `pid << 32 | phase` of the producer evicting right now, or 0
+    /// (`crate::evict`).
     pub evict_owner: AtomicU64,
-    /// The block being rewritten by an eviction (its sequence number).
+    /// The eviction's note: the oldest block it frees (sequence number) ...
     pub evict_block: AtomicU64,
-    /// Per level: records being moved by the eviction under way.
-    pub evict_moved: [AtomicU64; LEVELS],
-    /// Per level: records the eviction under way removes.
+    /// ... for a merge, how many blocks after it take its kept records and
+    /// where each of them ends once they are moved ...
+    pub evict_span: AtomicU64,
+    /// ... how many of the oldest blocks it frees ...
+    pub evict_freed: AtomicU64,
+    pub evict_ends: [AtomicU64; MAX_SPAN],
+    /// ... and per level the values `evicted` and `lost` reach when it is done
+    /// (targets, so that finishing twice changes nothing).
     pub evict_victims: [AtomicU64; LEVELS],
+    pub evict_lost: [AtomicU64; LEVELS],
+    /// Per level: protected records lost because their evicting producer died
+    /// while moving them (written only by the holder of the eviction role).
+    pub lost: [AtomicU64; LEVELS],
 }
 
 pub(crate) const SHARED_WORDS_OFFSET: usize = 128;

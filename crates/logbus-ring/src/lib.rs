@@ -16,9 +16,10 @@
 //!   for the consumer to free room;
 //! * below the protection level (default WARN): is dropped by its producer and
 //!   counted as dropped;
-//! * at or above it: evicts the oldest block when every record left in it is
-//!   below the protection level (counted as evicted, per level); only when
-//!   that is not possible is the new record dropped and counted.
+//! * at or above it: evicts the records below the protection level in the
+//!   oldest block (its protected ones are moved into the next block, order
+//!   kept), counted as evicted per level; only when that is not possible is
+//!   the new record dropped and counted.
 //!
 //! Every record emitted ends delivered, dropped, evicted, torn (its producer
 //! died while writing it) or unread, each counted per level ([`Stats`]).
@@ -52,6 +53,7 @@ mod clock;
 mod consumer;
 mod error;
 mod event;
+mod evict;
 mod fork;
 mod futex;
 pub mod layout;

@@ -25,7 +25,8 @@ pub struct LevelCounts {
     pub dropped: u64,
     /// Records pushed out by protected records.
     pub evicted: u64,
-    /// Records whose producer died while writing them.
+    /// Records whose producer died while writing them (or while moving them
+    /// during an eviction).
     pub torn: u64,
     /// Records the consumer committed.
     pub delivered: u64,
@@ -108,7 +109,10 @@ impl Ring {
         for (l, c) in s.levels.iter_mut().enumerate() {
             c.dropped = w.dropped[l].load(Ordering::Relaxed);
             c.evicted = w.evicted[l].load(Ordering::Relaxed);
-            c.torn = w.torn[l].load(Ordering::Relaxed);
+            // Protected records a dying evictor was moving count as torn.
+            c.torn = w.torn[l]
+                .load(Ordering::Relaxed)
+                .wrapping_add(w.lost[l].load(Ordering::Relaxed));
             c.delivered = w.delivered[l].load(Ordering::Relaxed);
         }
         s.invalid = w.invalid.load(Ordering::Relaxed);

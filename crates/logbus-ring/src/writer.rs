@@ -9,22 +9,17 @@
 //! * in lossless mode (`wait_ms > 0` in the header) the writer first waits up
 //!   to `wait_ms` on the `space` futex for the consumer to free blocks;
 //! * a record below the protection level (default WARN) is dropped, counted;
-//! * a protected one evicts the oldest block if every record in it that the
-//!   consumer has not taken is below the protection level (counted evicted,
-//!   per level), and is dropped only when that is not possible (the oldest
-//!   block holds protected records, a record of it is still being written, or
-//!   the consumer is in the middle of it).
-//!
-//! Evictions are serialised by the `evict_owner` word (one evicting producer at
-//! a time; another one that needs room meanwhile drops its record). The
-//! evictor writes the counter values it is about to reach into the header
-//! before the CAS that evicts, so that the next holder of the role completes
-//! them if it died in between: the books balance even then.
+//! * a protected one evicts the records below the protection level of the
+//!   oldest block (merging its protected ones into the next block if it has
+//!   any; see `crate::evict`), counted evicted per level, and is dropped only
+//!   when that is not possible (the two oldest blocks hold only protected
+//!   records, a record of them is still being written, the consumer is in the
+//!   middle of them, or another producer is evicting right now).
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::block::{done_end, stamp, Claim, Reserve, MAX_SEQ};
+use crate::block::{stamp, Claim, Reserve, MAX_SEQ};
 use crate::clock::now_ns;
 use crate::error::{EmitError, WriterError};
 use crate::event::{floor_boundary, Emitted, Event, Plan, Value};
@@ -50,10 +45,6 @@ enum NoRoom {
     /// The level's watermark (or the ring) is full.
     Full,
 }
-
-/// Eviction role phases (low bits of `evict_owner`).
-const PHASE_HELD: u64 = 1;
-const PHASE_NOTED: u64 = 2;
 
 impl Ring {
     /// A writer for the calling thread. Writers share nothing but the ring:
@@ -96,6 +87,7 @@ impl Ring {
             tid,
             resource: 0,
             generation: self.inner.generation,
+            scratch: Vec::new(),
             ring: self.clone(),
         })
     }
@@ -117,6 +109,9 @@ pub struct Writer {
     tid: u32,
     resource: u8,
     generation: u64,
+    /// Where an eviction copies the records it keeps (allocated on the first
+    /// eviction that merges blocks, a cold path).
+    scratch: Vec<u8>,
 }
 
 // SAFETY: the raw pointer in `open` points into the ring mapping, which
@@ -409,156 +404,14 @@ impl Writer {
         }
     }
 
-    /// Frees the oldest block by evicting it (see "Overflow" above). Returns
+    /// Frees the oldest block by evicting it (see `crate::evict`). Returns
     /// the records evicted, or `None` when nothing could go.
     #[cold]
     fn evict(&mut self) -> Option<u32> {
+        let fd = self.ring.fd()?;
         let ring = self.ring.clone();
-        let w = ring.words();
-        let fd = ring.fd()?;
-        let me = (self.pid as u64) << 32;
-        loop {
-            // AcqRel: taking the role orders our reads of the note after the
-            // previous holder's writes (its Release when it gave the role back).
-            match w.evict_owner.compare_exchange(
-                0,
-                me | PHASE_HELD,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => break,
-                Err(holder) => {
-                    let pid = (holder >> 32) as u32;
-                    if pid == self.pid || lock::process::alive(fd, pid) {
-                        return None; // somebody is making room right now
-                    }
-                    // The holder died: take the role over and finish its work.
-                    if w.evict_owner
-                        .compare_exchange(
-                            holder,
-                            me | PHASE_HELD,
-                            Ordering::AcqRel,
-                            Ordering::Acquire,
-                        )
-                        .is_ok()
-                    {
-                        if holder & 3 == PHASE_NOTED {
-                            finish_eviction(&self.ring, w.evict_block.load(Ordering::Relaxed));
-                        }
-                        break;
-                    }
-                }
-            }
-        }
-        let result = self.evict_head();
-        // Release: our note and counters before the next holder reads them.
-        self.ring.words().evict_owner.store(0, Ordering::Release);
-        result
-    }
-
-    /// Evicts block `head` if nothing in it that the consumer has not taken is
-    /// protected. The caller holds the eviction role.
-    fn evict_head(&mut self) -> Option<u32> {
-        let ring = &self.ring;
-        let w = ring.words();
-        // Acquire: as in `claim`.
-        let h = w.head.load(Ordering::Acquire);
-        let a = w.alloc.load(Ordering::Acquire);
-        if h >= a || a - h > self.blocks {
-            return None;
-        }
-        let d = ring.desc(h);
-        // Acquire (all three): pairs with the Releases of the claimer and the consumer.
-        let c = Claim::unpack(d.claim.load(Ordering::Acquire));
-        let done = done_end(d.done.load(Ordering::Acquire), h)?;
-        if !c.is(h) || c.evicting || c.evicted || c.claimed != done {
-            return None; // the consumer has records of it in flight
-        }
-        let mut r = Reserve::unpack(d.reserve.load(Ordering::Acquire));
-        if !r.is(h) {
-            return None;
-        }
-        if !r.closed {
-            // AcqRel: as every CAS of `reserve`; its owner will claim another.
-            let _ = d.reserve.compare_exchange(
-                r.pack(),
-                r.closed().pack(),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            );
-            r = Reserve::unpack(d.reserve.load(Ordering::Acquire));
-            if !r.is(h) || !r.closed {
-                return None;
-            }
-        }
-        // Count what would go; refuse if anything is protected or unfinished.
-        let data = ring.block_data(h);
-        let mut victims = [0u64; LEVELS];
-        let mut off = c.claimed as usize;
-        while off < r.end as usize {
-            // SAFETY: `off + RECORD_HEADER <= r.end <= block_size` is checked by
-            // `ready_len`'s caller contract below: `off < r.end` and records are
-            // at least 64 bytes placed at multiples of 8 inside the block.
-            let (len, sev) = unsafe { ready_record(data, off, r.end as usize, h)? };
-            if sev >= self.protect {
-                return None;
-            }
-            victims[Level::index(sev)] += 1;
-            off += placed(len);
-        }
-        for (l, v) in victims.iter().enumerate() {
-            // Relaxed: the role (Acquire/Release on `evict_owner`) orders
-            // these; the targets make finishing idempotent.
-            let now = w.evicted[l].load(Ordering::Relaxed);
-            w.evict_victims[l].store(now.wrapping_add(*v), Ordering::Relaxed);
-        }
-        w.evict_block.store(h, Ordering::Relaxed);
-        // Release: the note before the phase that says it is valid.
-        w.evict_owner
-            .store((self.pid as u64) << 32 | PHASE_NOTED, Ordering::Release);
-        let evicted = Claim { evicted: true, ..c };
-        // AcqRel: one CAS decides between this eviction and a consumer claim.
-        if d.claim
-            .compare_exchange(
-                c.pack(),
-                evicted.pack(),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
-            .is_err()
-        {
-            return None;
-        }
-        finish_eviction(ring, h);
-        Some(victims.iter().sum::<u64>() as u32)
-    }
-}
-
-/// Completes an eviction of block `h` whose CAS is done (by us, or by a holder
-/// of the role that died): counters to their noted targets, `head` past it.
-/// Idempotent.
-fn finish_eviction(ring: &Ring, h: u64) {
-    let w = ring.words();
-    let d = ring.desc(h);
-    // Acquire: pairs with the evicting CAS.
-    let c = Claim::unpack(d.claim.load(Ordering::Acquire));
-    if !(c.is(h) && c.evicted) {
-        return; // the CAS never happened: nothing to finish
-    }
-    for l in 0..LEVELS {
-        // Relaxed: single writer (the role holder), see `evict_head`.
-        let target = w.evict_victims[l].load(Ordering::Relaxed);
-        if w.evicted[l].load(Ordering::Relaxed) < target {
-            w.evicted[l].store(target, Ordering::Relaxed);
-        }
-    }
-    // SeqCst (includes Release, SYNC POINT B): the block is free for claimers;
-    // ordered before the `waiters` load for lossless-mode wake-ups.
-    if w.head
-        .compare_exchange(h, h + 1, Ordering::SeqCst, Ordering::Relaxed)
-        .is_ok()
-    {
-        crate::consumer::space_freed(ring);
+        let role = crate::evict::Role::take(&ring, fd)?;
+        role.make_room(self.protect, &mut self.scratch)
     }
 }
 

@@ -297,6 +297,77 @@ fn a_full_ring_keeps_protected_records_by_evicting_the_oldest_lower_blocks() {
 }
 
 #[test]
+fn an_interleaved_stream_keeps_every_error_while_any_lower_record_is_left() {
+    // One writer alternating INFO and ERROR, so that every block holds both:
+    // ERRORs are kept by compacting the oldest blocks (their INFO evicted),
+    // and one is refused only once less than a block's worth of INFO is left
+    // (space is freed a whole block at a time).
+    let dir = TempDir::new("interleaved");
+    let opts = RingOptions {
+        size: 64 << 10,
+        block_size: 4096,
+        ..RingOptions::default()
+    };
+    let ring = Ring::open_with(dir.path("r"), &opts).unwrap();
+    let mut w = ring.writer().unwrap();
+    let (mut info, mut errors, mut evicted) = (0u64, 0u64, 0u64);
+    let mut kept_errors = 0u64;
+    loop {
+        let i = info + errors;
+        let sev = if i % 2 == 0 { 9 } else { 17 };
+        let msg = format!("record {i}");
+        let r = w.emit(&Event::new(sev, &msg)).unwrap();
+        if sev == 9 {
+            info += 1;
+        } else {
+            errors += 1;
+        }
+        match r {
+            Emitted::Written { evicted: e } => {
+                evicted += e as u64;
+                kept_errors += (sev == 17) as u64;
+            }
+            Emitted::Dropped if sev == 17 => break,
+            Emitted::Dropped => {}
+        }
+    }
+    let s = ring.stats();
+    let left = s.level(Level::Info).unread;
+    assert!(
+        left * 64 < 4096,
+        "less than a block of INFO left when an ERROR is refused: {s:?}"
+    );
+    assert_eq!(s.level(Level::Error).unread, kept_errors);
+    assert_eq!(s.level(Level::Error).dropped, 1);
+    assert_eq!(s.level(Level::Info).evicted, evicted);
+    assert!(
+        kept_errors > 400,
+        "the ring ends full of ERRORs ({kept_errors})"
+    );
+    assert_eq!(s.unaccounted(&[0, 0, info, 0, errors, 0]), None);
+    // Delivered in emit order: the ERRORs that were kept, oldest first.
+    let mut c = Consumer::acquire(&ring).unwrap();
+    let got = drain(&mut c);
+    assert_eq!(got.len() as u64, kept_errors + left);
+    let nums: Vec<u64> = got
+        .iter()
+        .map(|(_, m, _)| m["record ".len()..].parse().unwrap())
+        .collect();
+    assert!(nums.windows(2).all(|p| p[0] < p[1]), "in order");
+    let last_error = got
+        .iter()
+        .zip(&nums)
+        .filter(|((sev, _, _), _)| *sev == 17)
+        .map(|(_, n)| *n)
+        .max();
+    assert_eq!(
+        last_error,
+        Some(info + errors - 3),
+        "the newest ERROR before the refused one is kept"
+    );
+}
+
+#[test]
 fn resources_resolve_by_tag_and_pid_and_new_processes_take_unused_entries_first() {
     let dir = TempDir::new("res");
     let ring = Ring::open_with(dir.path("r"), &small()).unwrap();

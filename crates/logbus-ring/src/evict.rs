@@ -1,0 +1,649 @@
+//! Eviction: how a protected record makes room in a full ring.
+//!
+//! Space is freed in sequence order only (`head` moves forward), so room
+//! always comes from the oldest block, `h`:
+//! * **whole block**: when nothing the consumer has not taken from `h` is
+//!   protected, its unread records are evicted (counted per level) and `head`
+//!   moves past it;
+//! * **compaction**: otherwise, for the smallest `k` (up to `MAX_SPAN`) such
+//!   that the protected records of blocks `h ..= h + k` fit into fewer blocks
+//!   than that, the protected records are rewritten, in order, into the last
+//!   blocks of the span (after what the consumer already took from each), the
+//!   others are evicted, and `head` moves past the blocks left empty (the
+//!   more, the better: one compaction then serves several claims). Every
+//!   writer's order is kept: the span is read in the same order as before,
+//!   minus the evicted records. A record below the protection level more
+//!   than `MAX_SPAN` blocks behind the head is out of reach: a protected
+//!   record that finds only such ones is dropped (and counted).
+//!
+//! Both need the consumer to have nothing in flight in those blocks
+//! (`claim == done`) and every record in them complete; both flag the blocks'
+//! `claim` words with one CAS each, which the consumer's claim CAS cannot also
+//! win. While a block is flagged EVICTING readers keep off it and off every
+//! later block.
+//!
+//! # One evictor at a time, and its death
+//! The role is the `evict_owner` word (`pid << 32 | phase`), taken by CAS.
+//! Before each step that changes shared state, the holder writes a note (which
+//! blocks, the counter values it will reach) and then the phase:
+//!
+//! | phase | what may be half done | how the next holder completes it |
+//! |---|---|---|
+//! | `HELD` | nothing | nothing |
+//! | `NOTED` | whole-block eviction of `h` | if `h`'s claim says EVICTED: counters to their targets, `head` past `h` |
+//! | `FLAGGED` | compaction: flags set, nothing moved | clear the flags |
+//! | `MOVING` | compaction: the span partly rewritten | cut its blocks back to what the consumer took, count the moved records lost, evict `h` |
+//! | `MOVED` | compaction: the span rewritten | set its blocks' ends, evict `h` |
+//!
+//! Every completion is idempotent (CASes that find the work done fail,
+//! counters are stored as targets), so a holder that dies while completing
+//! leaves the same phase for the next one. A dead holder is one whose
+//! process lock (`crate::lock::process`) is free; writers that need room and
+//! the consumer (finding a block flagged for long) both check.
+
+use std::sync::atomic::Ordering;
+
+use crate::block::{done_end, stamp, Claim, Reserve};
+use crate::layout::{placed, MAX_SPAN, RECORD_HEADER};
+use crate::level::{Level, LEVELS};
+use crate::lock;
+use crate::record::copy_shared;
+use crate::ring::Ring;
+use crate::writer::ready_record;
+
+pub(crate) const HELD: u64 = 1;
+const NOTED: u64 = 2;
+const FLAGGED: u64 = 3;
+const MOVING: u64 = 4;
+const MOVED: u64 = 5;
+const PHASE_MASK: u64 = 7;
+
+/// The eviction role, held until dropped.
+pub(crate) struct Role<'r> {
+    ring: &'r Ring,
+    me: u64,
+}
+
+impl<'r> Role<'r> {
+    /// Takes the role, completing the work of a dead holder first. `None`
+    /// when a live process holds it (it is making room right now).
+    pub(crate) fn take(ring: &'r Ring, fd: i32) -> Option<Role<'r>> {
+        let w = ring.words();
+        let pid = std::process::id();
+        let me = (pid as u64) << 32;
+        loop {
+            // AcqRel: taking the role orders our reads of the note after the
+            // previous holder's writes (its Release stores of note and phase).
+            match w
+                .evict_owner
+                .compare_exchange(0, me | HELD, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Some(Role { ring, me }),
+                Err(holder) => {
+                    let hp = (holder >> 32) as u32;
+                    if hp == pid || lock::process::alive(fd, hp) {
+                        return None;
+                    }
+                    // Dead: take over in the same phase, then complete it.
+                    let phase = holder & PHASE_MASK;
+                    if w.evict_owner
+                        .compare_exchange(holder, me | phase, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                    {
+                        let role = Role { ring, me };
+                        role.complete(phase);
+                        role.set(HELD);
+                        return Some(role);
+                    }
+                }
+            }
+        }
+    }
+
+    fn set(&self, phase: u64) {
+        // Release: the note written before is visible to whoever reads this phase.
+        self.ring
+            .words()
+            .evict_owner
+            .store(self.me | phase, Ordering::Release);
+    }
+
+    /// Completes a half-done eviction in `phase` (see the table above).
+    fn complete(&self, phase: u64) {
+        let ring = self.ring;
+        let w = ring.words();
+        // Relaxed (note words): ordered by the role's Acquire/Release.
+        let h = w.evict_block.load(Ordering::Relaxed);
+        match phase {
+            NOTED => {
+                let c = Claim::unpack(ring.desc(h).claim.load(Ordering::Acquire));
+                if c.is(h) && c.evicted {
+                    self.finish(h, 1);
+                }
+            }
+            FLAGGED => {
+                let span = (w.evict_span.load(Ordering::Relaxed) as usize).min(MAX_SPAN) as u64;
+                for seq in h..=h + span {
+                    unflag(ring, seq, None);
+                }
+            }
+            MOVING | MOVED => {
+                let span = (w.evict_span.load(Ordering::Relaxed) as usize).min(MAX_SPAN);
+                let freed = (w.evict_freed.load(Ordering::Relaxed) as usize).clamp(1, span);
+                for t in freed..=span {
+                    let seq = h + t as u64;
+                    let keep = Claim::unpack(ring.desc(seq).claim.load(Ordering::Acquire));
+                    if !keep.is(seq) {
+                        continue;
+                    }
+                    let end = if phase == MOVED {
+                        w.evict_ends[t - 1].load(Ordering::Relaxed) as u32
+                    } else {
+                        keep.claimed
+                    };
+                    set_end(ring, seq, end);
+                }
+                if phase == MOVING {
+                    for l in 0..LEVELS {
+                        raise(&w.lost[l], w.evict_lost[l].load(Ordering::Relaxed));
+                    }
+                }
+                for t in 0..freed {
+                    mark_evicted(ring, h + t as u64);
+                }
+                for t in freed..=span {
+                    unflag(ring, h + t as u64, None);
+                }
+                self.finish(h, freed as u64);
+            }
+            _ => {}
+        }
+    }
+
+    /// Counters to their targets, `head` past the `n` blocks from `h`.
+    fn finish(&self, h: u64, n: u64) {
+        let w = self.ring.words();
+        for l in 0..LEVELS {
+            raise(&w.evicted[l], w.evict_victims[l].load(Ordering::Relaxed));
+        }
+        // SeqCst (includes Release, SYNC POINT B): the block is free for
+        // claimers; ordered before the `waiters` load in `space_freed`.
+        if w.head
+            .compare_exchange(h, h + n, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+        {
+            crate::consumer::space_freed(self.ring);
+        }
+    }
+
+    /// Frees the oldest block by evicting it, or by merging it into the next
+    /// one. Returns the records evicted, or `None` when nothing can go.
+    pub(crate) fn make_room(&self, protect: u8, scratch: &mut Vec<u8>) -> Option<u32> {
+        let ring = self.ring;
+        let w = ring.words();
+        // Acquire: as in `Writer::claim`.
+        let h = w.head.load(Ordering::Acquire);
+        let a = w.alloc.load(Ordering::Acquire);
+        if h >= a || a - h > ring.geometry().blocks as u64 {
+            return None;
+        }
+        let b0 = Inspected::of(ring, h, protect)?;
+        if b0.protected == 0 {
+            self.note(h, &b0.victims, None);
+            self.set(NOTED);
+            let evicted = Claim {
+                evicted: true,
+                ..b0.claim
+            };
+            // AcqRel: one CAS decides between this eviction and a consumer claim.
+            let ok = ring
+                .desc(h)
+                .claim
+                .compare_exchange(
+                    b0.claim.pack(),
+                    evicted.pack(),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok();
+            if ok {
+                self.finish(h, 1);
+            }
+            self.set(HELD);
+            return ok.then(|| b0.victims.iter().sum::<u64>() as u32);
+        }
+        let mut span = vec![b0];
+        for k in 1..=MAX_SPAN as u64 {
+            if h + k >= a {
+                return None;
+            }
+            span.push(Inspected::of(ring, h + k, protect)?);
+            if span.iter().all(|b| b.victims.iter().sum::<u64>() == 0) {
+                continue;
+            }
+            let block = ring.geometry().block_size as usize;
+            // Free as many leading blocks as the kept records allow.
+            if let Some(plan) = (1..=k as usize)
+                .rev()
+                .find_map(|f| pack(&span, f, block, protect))
+            {
+                return self.compact(h, &span, &plan, protect, scratch);
+            }
+        }
+        None
+    }
+
+    /// Rewrites the protected records of `span` (blocks `h ..= h + k`) into
+    /// its blocks after the first, as `plan` places them; evicts the rest.
+    fn compact(
+        &self,
+        h: u64,
+        span: &[Inspected],
+        plan: &Plan,
+        protect: u8,
+        scratch: &mut Vec<u8>,
+    ) -> Option<u32> {
+        let ring = self.ring;
+        let k = span.len() - 1;
+        let mut victims = [0u64; LEVELS];
+        let mut moved = [0u64; LEVELS];
+        for b in span {
+            for l in 0..LEVELS {
+                victims[l] += b.victims[l];
+                moved[l] += b.moved[l];
+            }
+        }
+        self.note(h, &victims, Some((k, plan.freed, &plan.ends, &moved)));
+        self.set(FLAGGED);
+        for (i, b) in span.iter().enumerate() {
+            if !flag(ring, h + i as u64, b.claim) {
+                self.complete(FLAGGED);
+                self.set(HELD);
+                return None;
+            }
+        }
+        // Copy the protected records out, in order, each stamped for the
+        // block it goes to; `plan.dest` says which, in the same order.
+        scratch.clear();
+        let mut at_of = Vec::with_capacity(plan.dest.len());
+        let mut i = 0;
+        for (j, b) in span.iter().enumerate() {
+            let data = ring.block_data(h + j as u64);
+            for &(off, len, sev) in &b.records {
+                if sev < protect {
+                    continue;
+                }
+                let (t, _) = plan.dest[i];
+                i += 1;
+                let at = scratch.len();
+                // SAFETY: the record lies inside its block (checked by
+                // `ready_record` in `Inspected::of`); the block is flagged, so
+                // nobody following the protocol writes it.
+                unsafe { copy_shared(data.add(off), placed(len), scratch) };
+                scratch[at..at + 8].copy_from_slice(&stamp(h + t as u64, len as u32).to_le_bytes());
+                at_of.push(at);
+            }
+        }
+        self.set(MOVING);
+        for (i, &(t, dst_off)) in plan.dest.iter().enumerate() {
+            let at = at_of[i];
+            let n = if i + 1 < at_of.len() {
+                at_of[i + 1]
+            } else {
+                scratch.len()
+            } - at;
+            let dst = ring.block_data(h + t as u64);
+            // SAFETY: `pack` placed the record inside block h + t
+            // (`dst_off + n <= block_size`), which is ours while flagged;
+            // every record was copied to `scratch` before any is written, so
+            // none is read after being overwritten.
+            unsafe { std::ptr::copy_nonoverlapping(scratch.as_ptr().add(at), dst.add(dst_off), n) };
+        }
+        self.set(MOVED);
+        self.complete(MOVED);
+        self.set(HELD);
+        Some(victims.iter().sum::<u64>() as u32)
+    }
+
+    /// Writes the note of an eviction of `h` (and, for a merge, where the
+    /// kept records go and how many of each level are moved).
+    fn note(
+        &self,
+        h: u64,
+        victims: &[u64; LEVELS],
+        merge: Option<(usize, usize, &[u32], &[u64; LEVELS])>,
+    ) {
+        let w = self.ring.words();
+        // Relaxed below: published by the Release store of the phase next.
+        w.evict_block.store(h, Ordering::Relaxed);
+        for (l, v) in victims.iter().enumerate() {
+            let now = w.evicted[l].load(Ordering::Relaxed);
+            w.evict_victims[l].store(now.wrapping_add(*v), Ordering::Relaxed);
+        }
+        if let Some((span, freed, ends, moved)) = merge {
+            w.evict_span.store(span as u64, Ordering::Relaxed);
+            w.evict_freed.store(freed as u64, Ordering::Relaxed);
+            for (t, e) in ends.iter().enumerate().take(MAX_SPAN) {
+                w.evict_ends[t].store(*e as u64, Ordering::Relaxed);
+            }
+            for (l, m) in moved.iter().enumerate() {
+                let now = w.lost[l].load(Ordering::Relaxed);
+                w.evict_lost[l].store(now.wrapping_add(*m), Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Drop for Role<'_> {
+    fn drop(&mut self) {
+        // Release: our note and counters before the next holder reads them.
+        self.ring.words().evict_owner.store(0, Ordering::Release);
+    }
+}
+
+/// What an eviction may do with one block.
+struct Inspected {
+    claim: Claim,
+    /// Records the consumer has not taken: (offset, len, severity).
+    records: Vec<(usize, usize, u8)>,
+    protected: usize,
+    kept_bytes: usize,
+    victims: [u64; LEVELS],
+    moved: [u64; LEVELS],
+}
+
+impl Inspected {
+    /// `None` unless the consumer has nothing in flight in block `seq` and
+    /// every record in it is complete (the block is closed first if open).
+    fn of(ring: &Ring, seq: u64, protect: u8) -> Option<Inspected> {
+        let d = ring.desc(seq);
+        // Acquire (all): pair with the Releases of the claimer and the consumer.
+        let claim = Claim::unpack(d.claim.load(Ordering::Acquire));
+        let done = done_end(d.done.load(Ordering::Acquire), seq)?;
+        if !claim.is(seq) || claim.evicting || claim.evicted || claim.claimed != done {
+            return None;
+        }
+        let mut r = Reserve::unpack(d.reserve.load(Ordering::Acquire));
+        if !r.is(seq) {
+            return None;
+        }
+        if !r.closed {
+            // AcqRel: as every CAS of `reserve`; its owner will claim another.
+            let _ = d.reserve.compare_exchange(
+                r.pack(),
+                r.closed().pack(),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+            r = Reserve::unpack(d.reserve.load(Ordering::Acquire));
+            if !r.is(seq) || !r.closed {
+                return None;
+            }
+        }
+        let data = ring.block_data(seq);
+        let mut out = Inspected {
+            claim,
+            records: Vec::new(),
+            protected: 0,
+            kept_bytes: 0,
+            victims: [0; LEVELS],
+            moved: [0; LEVELS],
+        };
+        let mut off = claim.claimed as usize;
+        let end = (r.end as usize).min(ring.geometry().block_size as usize);
+        while off < end {
+            // SAFETY: `data` is block `seq`, `off` a multiple of 8 below `end`,
+            // which is at most the block size.
+            let (len, sev) = unsafe { ready_record(data, off, end, seq)? };
+            if len < RECORD_HEADER {
+                return None;
+            }
+            let l = Level::index(sev);
+            if sev >= protect {
+                out.protected += 1;
+                out.kept_bytes += placed(len);
+                out.moved[l] += 1;
+            } else {
+                out.victims[l] += 1;
+            }
+            out.records.push((off, len, sev));
+            off += placed(len);
+        }
+        Some(out)
+    }
+}
+
+/// Where compaction puts the protected records of a span.
+struct Plan {
+    /// Leading blocks of the span left empty (freed).
+    freed: usize,
+    /// Per protected record, in order: (block index in the span, offset).
+    dest: Vec<(usize, usize)>,
+    /// Per block `1..=k` of the span: its end once rewritten (for blocks
+    /// below `freed`, unused).
+    ends: Vec<u32>,
+}
+
+/// Places the protected records of `span` into its blocks `freed..=k` (each
+/// after what the consumer took from it), in order. `None` when they do not
+/// fit.
+fn pack(span: &[Inspected], freed: usize, block_size: usize, protect: u8) -> Option<Plan> {
+    let k = span.len() - 1;
+    let mut t = freed;
+    let mut cursor = span[t].claim.claimed as usize;
+    let mut plan = Plan {
+        freed,
+        dest: Vec::new(),
+        ends: span[1..].iter().map(|b| b.claim.claimed).collect(),
+    };
+    for b in span {
+        for &(_, len, sev) in &b.records {
+            if sev < protect {
+                continue;
+            }
+            let p = placed(len);
+            while cursor + p > block_size {
+                t += 1;
+                if t > k {
+                    return None;
+                }
+                cursor = span[t].claim.claimed as usize;
+            }
+            plan.dest.push((t, cursor));
+            cursor += p;
+            plan.ends[t - 1] = cursor as u32;
+        }
+    }
+    Some(plan)
+}
+
+/// Flags block `seq`'s claim word EVICTING, if it is still `c`.
+fn flag(ring: &Ring, seq: u64, c: Claim) -> bool {
+    let flagged = Claim {
+        evicting: true,
+        ..c
+    };
+    // AcqRel: as every claim CAS; Acquire orders our later reads and writes
+    // of the block after the consumer's last reads of it.
+    ring.desc(seq)
+        .claim
+        .compare_exchange(
+            c.pack(),
+            flagged.pack(),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        )
+        .is_ok()
+}
+
+/// Clears block `seq`'s EVICTING flag (and sets its claimed end to `claimed`,
+/// if given).
+fn unflag(ring: &Ring, seq: u64, claimed: Option<u32>) {
+    let d = ring.desc(seq);
+    // Acquire: as every load of a claim word.
+    let word = d.claim.load(Ordering::Acquire);
+    let c = Claim::unpack(word);
+    if !c.is(seq) || !c.evicting {
+        return;
+    }
+    let next = Claim::at(seq, claimed.unwrap_or(c.claimed));
+    // Release: the rewritten block before a reader sees the flag gone.
+    let _ = d
+        .claim
+        .compare_exchange(word, next.pack(), Ordering::Release, Ordering::Relaxed);
+}
+
+/// Marks block `seq` (flagged by us) EVICTED.
+fn mark_evicted(ring: &Ring, seq: u64) {
+    let d = ring.desc(seq);
+    // Acquire: as every load of a claim word.
+    let word = d.claim.load(Ordering::Acquire);
+    let c = Claim::unpack(word);
+    if !c.is(seq) || c.evicted {
+        return;
+    }
+    let next = Claim {
+        evicting: false,
+        evicted: true,
+        ..c
+    };
+    // AcqRel: as every claim CAS.
+    let _ = d
+        .claim
+        .compare_exchange(word, next.pack(), Ordering::AcqRel, Ordering::Relaxed);
+}
+
+/// Sets block `seq`'s (closed) reserved end to `end`.
+fn set_end(ring: &Ring, seq: u64, end: u32) {
+    let d = ring.desc(seq);
+    loop {
+        // Acquire: as every load of `reserve`.
+        let word = d.reserve.load(Ordering::Acquire);
+        let r = Reserve::unpack(word);
+        if !r.is(seq) || r.end == end {
+            return;
+        }
+        let next = Reserve {
+            end,
+            closed: true,
+            ..r
+        };
+        // Release: the rewritten records before the end that covers them.
+        if d.reserve
+            .compare_exchange(word, next.pack(), Ordering::Release, Ordering::Relaxed)
+            .is_ok()
+        {
+            return;
+        }
+    }
+}
+
+/// Stores `target` into a counter only the role holder writes, unless it is
+/// there already.
+fn raise(counter: &std::sync::atomic::AtomicU64, target: u64) {
+    // Relaxed: single writer (the role holder), ordered by the role.
+    if counter.load(Ordering::Relaxed) != target {
+        counter.store(target, Ordering::Relaxed);
+    }
+}
+
+/// Completes the work of a dead evictor, if there is one (the consumer calls
+/// this when a block stays flagged).
+pub(crate) fn reap_if_dead(ring: &Ring, fd: i32) {
+    // Taking the role completes a dead holder's work; then give it back.
+    drop(Role::take(ring, fd));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Batch, Consumer, Emitted, Event, RingOptions};
+
+    /// A pid that is certainly dead: a child we started and reaped.
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    fn ring(name: &str) -> (std::path::PathBuf, Ring) {
+        let dir = std::env::temp_dir().join(format!(
+            "logbus-evict-{name}-{}-{}",
+            std::process::id(),
+            crate::now_ns()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let opts = RingOptions {
+            size: 16 << 10,
+            block_size: 4096,
+            ..RingOptions::default()
+        };
+        let ring = Ring::open_with(dir.join("r"), &opts).unwrap();
+        (dir, ring)
+    }
+
+    /// An evictor killed in the middle of rewriting a span (phase MOVING):
+    /// the next one to need room completes its work. The moved records are
+    /// counted lost (as torn), the victims evicted, the head block freed, and
+    /// the books balance.
+    #[test]
+    fn an_evictor_killed_while_moving_is_completed_by_the_next() {
+        let (dir, ring) = ring("moving");
+        let mut w = ring.writer().unwrap();
+        // Block 0: ERROR, INFO, ERROR; block 1 gets the rest.
+        let mut emitted = [0u64; LEVELS];
+        for (i, sev) in [17u8, 9, 17].iter().cycle().take(100).enumerate() {
+            let msg = format!("{i:040}");
+            if w.emit(&Event::new(*sev, &msg)).unwrap() != Emitted::Dropped {
+                emitted[Level::index(*sev)] += 1;
+            }
+        }
+        drop(w);
+        let fd = ring.fd().unwrap();
+        // What a compaction of blocks 0 and 1 into block 1 writes before it
+        // starts moving bytes: its note, the flags, the phase ...
+        let b0 = Inspected::of(&ring, 0, 13).unwrap();
+        let b1 = Inspected::of(&ring, 1, 13).unwrap();
+        let plan = pack(&[b0, b1], 1, 4096, 13);
+        let span = [
+            Inspected::of(&ring, 0, 13).unwrap(),
+            Inspected::of(&ring, 1, 13).unwrap(),
+        ];
+        let (victims, moved): ([u64; LEVELS], [u64; LEVELS]) = (
+            std::array::from_fn(|l| span[0].victims[l] + span[1].victims[l]),
+            std::array::from_fn(|l| span[0].moved[l] + span[1].moved[l]),
+        );
+        let role = Role::take(&ring, fd).unwrap();
+        let ends = plan.map_or(vec![4096], |p| p.ends);
+        role.note(0, &victims, Some((1, 1, &ends, &moved)));
+        assert!(flag(&ring, 0, span[0].claim) && flag(&ring, 1, span[1].claim));
+        // ... then it dies in phase MOVING, with block 1 half overwritten.
+        let w = ring.words();
+        std::mem::forget(role);
+        w.evict_owner
+            .store((dead_pid() as u64) << 32 | MOVING, Ordering::Release);
+        // SAFETY: block 1 is flagged; nobody else writes it.
+        unsafe { std::ptr::write_bytes(ring.block_data(1).add(200), 0xAB, 300) };
+        // A reader keeps off the flagged blocks ...
+        let mut c = Consumer::acquire(&ring).unwrap();
+        let mut b = Batch::new();
+        assert_eq!(c.poll(&mut b, 100), 0);
+        // ... and the next evictor (or the consumer) completes the work.
+        drop(Role::take(&ring, fd).unwrap());
+        assert_eq!(w.evict_owner.load(Ordering::Relaxed), 0);
+        assert_eq!(w.head.load(Ordering::Relaxed), 1, "block 0 is free");
+        let s = ring.stats();
+        assert_eq!(s.level(Level::Error).torn, moved[Level::Error as usize]);
+        assert_eq!(s.level(Level::Info).evicted, victims[Level::Info as usize]);
+        assert_eq!(s.unaccounted(&emitted), None, "{s:?}");
+        assert_eq!(s.invalid, 0);
+        let mut total = 0;
+        while c.poll(&mut b, 100) > 0 {
+            total += b.len();
+            c.commit_all();
+        }
+        assert_eq!(total as u64, s.total().unread);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
