@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub mod collector;
+
 /// Path of a binary (or, with `example = true`, an example) of this workspace,
 /// built by the same `cargo test` profile.
 pub fn bin(name: &str) -> PathBuf {

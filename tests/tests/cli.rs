@@ -484,7 +484,7 @@ fn stat_json_reports_geometry_counters_and_the_consumer() {
         .expect(&text);
     assert_eq!(
         sink.split_whitespace().collect::<Vec<_>>(),
-        ["console", "stdout", "7", "0", "0", "0"]
+        ["console", "stdout", "7", "0", "0", "0", "-", "-"]
     );
     let info = text.lines().find(|l| l.starts_with("INFO")).expect(&text);
     assert_eq!(

@@ -136,10 +136,15 @@ fn run(args: Args) -> anyhow::Result<()> {
     if summary.unflushed.is_empty() {
         eprintln!("logbus-collector: drained, flushed and committed; exiting");
     } else {
+        let left: Vec<String> = summary
+            .unflushed
+            .iter()
+            .map(|(name, n)| format!("sink \"{name}\" left {n} records"))
+            .collect();
         eprintln!(
-            "logbus-collector: shutdown timeout passed with sinks still writing ({}); \
-             their uncommitted records will be delivered again by the next collector",
-            summary.unflushed.join(", ")
+            "logbus-collector: shutdown timeout passed: {}; those still in the ring \
+             (up to each sink's max_backlog) go to the next collector",
+            left.join(", ")
         );
     }
     Ok(())

@@ -227,8 +227,8 @@ fn to_text(ring: &Ring, stats: &Stats, collector: Option<&CollectorReport>) -> S
         }
         let _ = writeln!(
             s,
-            "{:<16} {:<10} {:>10} {:>10} {:>8} {:>8}",
-            "name", "type", "delivered", "dropped", "errors", "queue"
+            "{:<16} {:<10} {:>10} {:>10} {:>8} {:>8} {:>4} {:>8}",
+            "name", "type", "delivered", "dropped", "errors", "backlog", "up", "retries"
         );
         for sink in &c.sinks {
             let text = |k: &str| {
@@ -251,15 +251,22 @@ fn to_text(ring: &Ring, stats: &Stats, collector: Option<&CollectorReport>) -> S
                 Some(v) => v.as_u64().map_or("-".to_string(), |n| n.to_string()),
                 None => "-".to_string(),
             };
+            let up = match sink.get("up").and_then(Value::as_bool) {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "-",
+            };
             let _ = writeln!(
                 s,
-                "{:<16} {:<10} {:>10} {:>10} {:>8} {:>8}",
+                "{:<16} {:<10} {:>10} {:>10} {:>8} {:>8} {:>4} {:>8}",
                 text("name"),
                 text("type"),
                 num("delivered"),
                 dropped,
                 num("errors"),
-                num("queue_depth")
+                num("queue_depth"),
+                up,
+                num("retries")
             );
         }
     }
@@ -290,7 +297,8 @@ mod tests {
 
     const REPORT: &str = r#"{"pid": 4242, "updated_ns": 17, "sinks": [
         {"name": "console", "type": "stdout", "delivered": 10,
-         "dropped": {"INFO": 2, "DEBUG": 3}, "errors": 0, "queue_depth": 1}]}"#;
+         "dropped": {"INFO": 2, "DEBUG": 3}, "errors": 0, "queue_depth": 1,
+         "up": false, "retries": 4}]}"#;
 
     #[test]
     fn collector_path_appends_to_the_ring_file_name() {
@@ -374,7 +382,7 @@ mod tests {
             .find(|l| l.starts_with("console"))
             .expect(&text);
         let cols: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(cols, ["console", "stdout", "10", "5", "0", "1"]);
+        assert_eq!(cols, ["console", "stdout", "10", "5", "0", "1", "no", "4"]);
         let info = text.lines().find(|l| l.starts_with("INFO")).unwrap();
         assert_eq!(
             info.split_whitespace().collect::<Vec<_>>(),

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use logbus_ring::{Batch, Level, RecordRef, Resource, Ring, LEVELS};
+use logbus_ring::{Batch, RecordRef, Resource, Ring, LEVELS};
 
 /// A producer process as its resource entry describes it.
 #[derive(Debug)]
@@ -42,6 +42,9 @@ pub struct Chunk {
     pub counts: [u32; LEVELS],
     /// The end of its last record: what to commit once every sink is done.
     pub end: u64,
+    /// Per block its records come from (in batch order): the position after
+    /// its last record here, what a sink marks in the ring once it is done.
+    pub block_ends: Vec<logbus_ring::BlockPos>,
     /// When the reader polled it (ns since the Unix epoch): the observed time.
     pub polled_ns: u64,
 }
@@ -84,11 +87,17 @@ impl Chunk {
         self.origins.clear();
         self.counts = [0; LEVELS];
         self.end = 0;
+        self.block_ends.clear();
         let mut last_key = None;
         let mut last_idx = 0u16;
         for r in self.batch.iter() {
             self.counts[r.level() as usize] += 1;
             self.end = self.end.max(r.end());
+            let pos = r.pos();
+            match self.block_ends.last_mut() {
+                Some(last) if last.seq == pos.seq => last.end = last.end.max(pos.end),
+                _ => self.block_ends.push(pos),
+            }
             let key = (r.resource(), r.pid());
             if last_key != Some(key) {
                 last_key = Some(key);
@@ -171,8 +180,3 @@ impl Resolver {
 
 /// Resources remembered at most (each a few hundred bytes).
 const MAX_CACHED: usize = 4096;
-
-/// The level bit of `level` in a sink mask.
-pub(crate) fn bit(level: Level) -> u8 {
-    1 << level as u8
-}

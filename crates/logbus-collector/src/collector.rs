@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
-use logbus_ring::{Consumer, ConsumerError, Ring};
+use logbus_ring::{Consumer, ConsumerError, Ring, SinkResume, SinkSlot, LEVELS};
 
 use crate::chunk::{Chunk, Resolver};
 use crate::config::{self, Config, SinkConfig};
@@ -41,6 +41,23 @@ const MAX_IDLE_SLEEP: Duration = Duration::from_millis(50);
 /// when they write; this bounds only the status file's and the resource
 /// table's refresh.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
+
+/// For a sink that finished some records before a restart: which records of
+/// `chunk` to skip (a bitmap and its counts per level), if any.
+fn skip_done(chunk: &Chunk, resume: &SinkResume) -> Option<Arc<(Vec<u64>, [u32; LEVELS])>> {
+    let mut bits = Vec::new();
+    let mut counts = [0u32; LEVELS];
+    for (i, r) in chunk.batch.iter().enumerate() {
+        if resume.done(r.pos()) {
+            if bits.is_empty() {
+                bits = vec![0u64; chunk.batch.len().div_ceil(64)];
+            }
+            bits[i / 64] |= 1 << (i % 64);
+            counts[r.level() as usize] += 1;
+        }
+    }
+    (!bits.is_empty()).then(|| Arc::new((bits, counts)))
+}
 
 /// Requests from outside the reader loop (the binary's signal thread).
 #[derive(Default)]
@@ -114,9 +131,10 @@ impl std::error::Error for StartError {}
 /// What a finished run left behind.
 #[derive(Debug, Default)]
 pub struct Summary {
-    /// Sinks that had not finished flushing when the shutdown timeout passed;
-    /// their uncommitted records will be delivered again by the next collector.
-    pub unflushed: Vec<String>,
+    /// Sinks that had not finished when the shutdown timeout passed, with the
+    /// records each left behind; those still in the ring (uncommitted) are
+    /// delivered by the next collector.
+    pub unflushed: Vec<(String, u64)>,
 }
 
 struct SinkHandle {
@@ -124,6 +142,9 @@ struct SinkHandle {
     queue: Arc<SinkQueue>,
     mask: u8,
     thread: Option<JoinHandle<()>>,
+    /// What this sink finished before the collector started (records to skip
+    /// for it when they are read again); emptied once they are past.
+    resume: Option<SinkResume>,
 }
 
 /// A chunk handed to the sinks, not yet committed.
@@ -187,7 +208,9 @@ impl Collector {
                 ..config.clone()
             },
         };
-        c.sinks = c.start_sinks(&config.sinks, &mut Vec::new())?;
+        let names: Vec<&str> = config.sinks.iter().map(|s| s.name.as_str()).collect();
+        let slots = c.consumer.sink_slots(&names);
+        c.sinks = c.start_sinks(&config.sinks, &mut Vec::new(), slots)?;
         c.config = config;
         c.registry
             .set(c.sinks.iter().map(|s| s.queue.stats.clone()).collect());
@@ -205,17 +228,24 @@ impl Collector {
         &self.status_file
     }
 
+    /// A quarter of the ring, counting 128 bytes a record.
+    fn default_backlog(&self) -> usize {
+        (self.ring.geometry().data_bytes() / 512).max(1) as usize
+    }
+
     /// Starts sinks for `configs`; reuses (takes out of `old`) the running sink
     /// of identical configuration. On error, the sinks started so far are closed.
     fn start_sinks(
         &self,
         configs: &[SinkConfig],
         old: &mut Vec<SinkHandle>,
+        mut slots: Vec<Option<(SinkSlot, SinkResume)>>,
     ) -> Result<Vec<SinkHandle>, StartError> {
         let mut out: Vec<SinkHandle> = Vec::new();
         let mut kept: Vec<usize> = Vec::new();
         let result = (|| {
-            for cfg in configs {
+            for (k, cfg) in configs.iter().enumerate() {
+                let slot = slots.get_mut(k).and_then(Option::take);
                 if let Some(i) = old.iter().position(|o| &o.config == cfg) {
                     kept.push(out.len());
                     let h = old.remove(i);
@@ -233,14 +263,25 @@ impl Collector {
                     );
                 let queue = Arc::new(SinkQueue::new(
                     cfg.queue,
-                    cfg.stall_timeout,
-                    cfg.block_timeout,
+                    cfg.max_backlog.unwrap_or(self.default_backlog()),
                     stats,
                 ));
+                let (marks, resume) = match slot {
+                    Some((slot, resume)) => (
+                        Some(sink::Marks {
+                            ring: self.ring.clone(),
+                            slot,
+                        }),
+                        (!resume.is_empty()).then_some(resume),
+                    ),
+                    None => (None, None),
+                };
                 let thread = sink::spawn(
                     queue.clone(),
                     output,
                     predecessor.map(|p| p.queue.clone()),
+                    self.config.shutdown_timeout,
+                    marks,
                     self.reader.clone(),
                 )
                 .map_err(StartError::Thread)?;
@@ -249,6 +290,7 @@ impl Collector {
                     config: cfg.clone(),
                     queue,
                     thread: Some(thread),
+                    resume,
                 });
             }
             Ok(())
@@ -277,7 +319,7 @@ impl Collector {
         let _ = control.ring.set(self.ring.clone());
         let mut idle = 0u32;
         let mut last_second = Instant::now();
-        let mut last_stall_check = Instant::now();
+        let mut last_housekeeping = Instant::now();
         loop {
             // Acquire pairs with `request_reload`.
             if control.reload.swap(false, Ordering::Acquire) {
@@ -290,9 +332,8 @@ impl Collector {
             let got = polled.unwrap_or(0);
             self.commit_finished();
             let now = Instant::now();
-            if now.duration_since(last_stall_check) >= Duration::from_millis(50) {
-                last_stall_check = now;
-                self.check_stalls();
+            if now.duration_since(last_housekeeping) >= Duration::from_millis(50) {
+                last_housekeeping = now;
                 self.reap_retired();
                 // Often enough to learn a short-lived producer's resource before
                 // its table entry can go to another process.
@@ -357,11 +398,19 @@ impl Collector {
         self.next_id += 1;
         chunk.resolve(id, &mut self.resolver);
         let chunk = Arc::new(chunk);
-        for s in &self.sinks {
-            s.queue.push(Job {
-                chunk: chunk.clone(),
-                mask: s.mask,
-            });
+        for s in &mut self.sinks {
+            let mut job = Job::new(chunk.clone(), s.mask);
+            if let Some(resume) = &s.resume {
+                job.skip = skip_done(&chunk, resume);
+                if chunk
+                    .block_ends
+                    .first()
+                    .is_some_and(|p| p.seq > resume.max_seq())
+                {
+                    s.resume = None; // read past everything it had finished
+                }
+            }
+            s.queue.push(job);
         }
         self.pending.push_back(Pending { chunk });
         Some(n)
@@ -418,19 +467,6 @@ impl Collector {
         }
     }
 
-    fn check_stalls(&mut self) {
-        let now = Instant::now();
-        for s in self.sinks.iter().chain(&self.retiring) {
-            if let Some(n) = s.queue.check_stall(now) {
-                eprintln!(
-                    "logbus-collector: sink \"{}\" has not finished a write for {:?}: stalled; \
-                     dropping its records ({n} so far) until it recovers",
-                    s.config.name, s.config.stall_timeout
-                );
-            }
-        }
-    }
-
     /// One stderr line per sink per 10 s when it dropped records meanwhile.
     fn report_drops(&mut self, now: Instant) {
         for s in &self.sinks {
@@ -443,7 +479,7 @@ impl Collector {
             let due = at.is_none_or(|t| now.duration_since(t) >= DROP_REPORT_EVERY);
             if total > *seen && due {
                 eprintln!(
-                    "logbus-collector: sink \"{}\" dropped {} records (queue full or stalled; {} in all)",
+                    "logbus-collector: sink \"{}\" shed {} records (its backlog passed its queue bound; {} in all)",
                     stats.name,
                     total - *seen,
                     total
@@ -508,7 +544,9 @@ impl Collector {
         // Everything polled so far went to the old sinks; everything polled from
         // now on goes to the new ones: each record is handled by exactly one set.
         let mut old = std::mem::take(&mut self.sinks);
-        match self.start_sinks(&new.sinks, &mut old) {
+        let names: Vec<&str> = new.sinks.iter().map(|s| s.name.as_str()).collect();
+        let slots = self.consumer.sink_slots(&names);
+        match self.start_sinks(&new.sinks, &mut old, slots) {
             Ok(sinks) => {
                 self.sinks = sinks;
                 for h in &self.sinks {
@@ -554,7 +592,6 @@ impl Collector {
         }
         loop {
             self.commit_finished();
-            self.check_stalls();
             let all = self
                 .sinks
                 .iter()
@@ -566,12 +603,12 @@ impl Collector {
             std::thread::park_timeout(Duration::from_millis(10));
         }
         self.commit_finished();
-        let unflushed: Vec<String> = self
+        let unflushed: Vec<(String, u64)> = self
             .sinks
             .iter()
             .chain(&self.retiring)
             .filter(|s| !s.queue.is_finished())
-            .map(|s| s.config.name.clone())
+            .map(|s| (s.config.name.clone(), s.queue.depth()))
             .collect();
         if unflushed.is_empty() && self.pending.is_empty() {
             // Trailing padding and garbage claimed with the last records.

@@ -3,7 +3,7 @@
 //! ```toml
 //! [ring]
 //! path = "/dev/shm/logbus"     # optional; --ring wins
-//! shutdown_timeout = "5s"      # bound on the final flush at SIGTERM/SIGINT
+//! shutdown_timeout = "10s"     # bound on the final flush at SIGTERM/SIGINT
 //!
 //! [[sinks]]
 //! name = "console"             # unique
@@ -11,9 +11,11 @@
 //! format = "json"              # json | text (stdout and file; default json)
 //! min_level = "info"           # optional; default: everything
 //! max_level = "fatal"          # optional
-//! queue = 65536                # records buffered for this sink
-//! stall_timeout = "2s"         # a write taking longer marks the sink stalled
-//! block_timeout = "100ms"      # how long ERROR and above wait for queue room
+//! queue = 65536                # records kept in memory for this sink; beyond
+//!                              # that the oldest, lowest levels are shed
+//! max_backlog = 32768          # records of this sink's backlog kept in the ring
+//!                              # (they survive a collector crash); default: a
+//!                              # quarter of the ring (its bytes / 512)
 //!
 //! [[sinks]]
 //! name = "errors"
@@ -48,13 +50,9 @@ use logbus_ring::Level;
 use serde::Deserialize;
 
 /// Default bound on the final flush.
-pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default records buffered per sink.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default records kept in memory per sink.
 pub const DEFAULT_QUEUE: usize = 65536;
-/// Default time after which a sink that has not finished a write is stalled.
-pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(2);
-/// Default time ERROR and above wait for room in a full sink queue.
-pub const DEFAULT_BLOCK_TIMEOUT: Duration = Duration::from_millis(100);
 /// Default records per OTLP export request.
 pub const DEFAULT_OTLP_BATCH: usize = 512;
 
@@ -162,13 +160,11 @@ pub struct SinkConfig {
     pub min_level: Level,
     /// Highest level passed on.
     pub max_level: Level,
-    /// Records buffered for this sink.
+    /// Records kept in memory for this sink (beyond: shed, lowest levels first).
     pub queue: usize,
-    /// A write unfinished for this long marks the sink stalled (its records are
-    /// dropped and counted until a write succeeds again).
-    pub stall_timeout: Duration,
-    /// How long ERROR and above wait for room in a full queue before being dropped.
-    pub block_timeout: Duration,
+    /// Records of this sink's backlog kept in the ring (`None`: a quarter of
+    /// the ring, its data bytes / 512).
+    pub max_backlog: Option<usize>,
 }
 
 impl SinkConfig {
@@ -180,8 +176,7 @@ impl SinkConfig {
             min_level: Level::Trace,
             max_level: Level::Fatal,
             queue: DEFAULT_QUEUE,
-            stall_timeout: DEFAULT_STALL_TIMEOUT,
-            block_timeout: DEFAULT_BLOCK_TIMEOUT,
+            max_backlog: None,
         }
     }
 
@@ -249,6 +244,7 @@ struct RawSink {
     min_level: Option<Lvl>,
     max_level: Option<Lvl>,
     queue: Option<usize>,
+    max_backlog: Option<usize>,
     stall_timeout: Option<Dur>,
     block_timeout: Option<Dur>,
     path: Option<PathBuf>,
@@ -539,11 +535,19 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
             }
             sink.queue = q;
         }
-        if let Some(d) = s.stall_timeout {
-            sink.stall_timeout = d.0;
-        }
-        if let Some(d) = s.block_timeout {
-            sink.block_timeout = d.0;
+        sink.max_backlog = s.max_backlog;
+        for (key, set) in [
+            ("stall_timeout", s.stall_timeout.is_some()),
+            ("block_timeout", s.block_timeout.is_some()),
+        ] {
+            if set {
+                return Err(err(
+                    k(key),
+                    "no longer used: a sink that cannot write keeps its backlog \
+                     (max_backlog in the ring, then queue in memory) and retries"
+                        .into(),
+                ));
+            }
         }
         cfg.sinks.push(sink);
     }

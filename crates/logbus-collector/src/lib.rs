@@ -7,19 +7,23 @@
 //!  ring ──poll──▶ reader thread ──Arc<Chunk>──▶ sink queue ──▶ sink thread ──▶ stdout / file / OTLP
 //!    ▲              (resolve:                  (bounded,       (format,
 //!    │               resources,                 per-level       write,
-//!    └──commit───── levels, lane ends)          overflow)       retry)
+//!    └──commit───── levels, block ends)          overflow)       retry)
 //! ```
 //! * The reader ([`Collector::run`]) polls a [`logbus_ring::Batch`] into a
 //!   [`chunk::Chunk`], resolves each record's producer resource (cached per
 //!   resource tag and pid), counts levels, and shares the chunk (an `Arc`, no
 //!   copy) with every sink's [`queue::SinkQueue`].
-//! * Each sink runs on its own thread with its own bounded queue, level filter
-//!   and format ([`sink`]); when the queue is full the lowest levels are dropped
-//!   first and counted; a sink stuck for its `stall_timeout` is bypassed (its
-//!   records dropped and counted) until it recovers.
-//! * The reader commits to the ring only records every sink is done with (see
-//!   [`collector`]), so a killed collector loses nothing: its successor resumes
-//!   at the committed cursor and delivers the in-flight records again.
+//! * Each sink runs on its own thread (which also opens its output) with its
+//!   own queue, level filter and format ([`sink`]). A sink that cannot write
+//!   keeps its backlog and retries with backoff: up to its `max_backlog` in
+//!   the ring (uncommitted, so it survives a crash), beyond that in memory up
+//!   to its `queue`, beyond that the oldest lowest-level records are shed and
+//!   counted. It never holds back another sink.
+//! * The reader commits to the ring only records every sink is done with (or
+//!   holds beyond its `max_backlog`; see [`collector`]), and each sink marks
+//!   per block how far it got, so a killed collector loses nothing and repeats
+//!   at most a sink's last group: its successor resumes at the committed
+//!   cursor and skips, for each sink, what that sink had finished.
 //!
 //! # Example
 //! ```

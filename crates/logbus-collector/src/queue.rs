@@ -1,76 +1,113 @@
-//! A sink's bounded queue: its overflow policy, its in-flight batch, and the
-//! oldest chunk it still pins in the ring.
+//! A sink's queue: its backlog, in the ring and then in memory, and its
+//! severity-aware shedding.
 //!
 //! # Who does what
 //! * The reader thread [`SinkQueue::push`]es jobs (a chunk and the sink's level
-//!   mask), asks for the sink's [`SinkQueue::pin`] before committing, and checks
-//!   for stalls ([`SinkQueue::check_stall`]).
+//!   mask) and asks for the sink's [`SinkQueue::pin`] before committing.
 //! * The sink's thread [`SinkQueue::take`]s jobs (they become *in flight*),
-//!   writes them, and reports [`SinkQueue::finish`] or [`SinkQueue::abandon`].
+//!   writes them, and reports [`SinkQueue::finish`] (or
+//!   [`SinkQueue::abandon`] when its output is gone for good).
 //!
 //! Everything is under one mutex per sink; the reader touches it once per chunk
 //! and once per commit check, the sink once per group of jobs.
 //!
-//! # Overflow policy
-//! The queue holds at most `capacity` records (in flight ones not included).
-//! When a new job does not fit, the lowest levels go first: for TRACE, then
-//! DEBUG, INFO and WARN, that level's records are dropped from the new job, then
-//! from the queued jobs newest first, until there is room. ERROR and FATAL are
-//! never dropped to make room: the reader waits up to `block_timeout` for the
-//! sink to take some, then drops what still does not fit. Every drop is counted
-//! per sink and level.
+//! # Backlog: the ring first, then memory
+//! A sink that cannot write (disk full, endpoint down, a reader not reading)
+//! keeps its records. Up to `max_backlog` of them *pin* the ring: the reader
+//! does not commit them, so they survive a collector crash and are delivered
+//! by the next collector. Beyond that, the oldest jobs are *released*: they
+//! stay queued in memory for the sink but no longer hold the ring's commit,
+//! so a stalled sink never fills the ring for the others. There is no time
+//! limit on a write: a sink retries until it gets through.
 //!
-//! # Stalls
-//! A sink whose in-flight batch has not finished for `stall_timeout` (a file
-//! on a full disk, an endpoint that accepts but never answers) is *stalled*:
-//! its in-flight and queued records are counted as dropped and no longer pin
-//! the ring, and new records for it are dropped (counted) on arrival, until
-//! its write finally succeeds. The sink keeps retrying that batch as its probe;
-//! if it succeeds after all, its records move from `dropped` to `delivered`.
-//! So a stalled sink holds the ring's commit back for at most `stall_timeout`,
-//! once, and delays no other sink.
+//! # Shedding
+//! The queue holds at most `capacity` records (in flight ones not included).
+//! When a push takes it past that, records are shed, oldest first, lowest level
+//! first: TRACE records of the oldest jobs, then of newer ones, then DEBUG,
+//! INFO and WARN, and ERROR and FATAL only when nothing lower is left. Every
+//! shed record is counted per sink and level (`dropped`). The reader is never
+//! blocked.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use logbus_ring::{Level, LEVELS};
+use logbus_ring::LEVELS;
 
-use crate::chunk::{bit, Chunk};
+use crate::chunk::Chunk;
 use crate::stats::SinkStats;
 
-/// A chunk as one sink sees it: the records of the levels in `mask`.
+/// A chunk as one sink sees it: the records of the levels in `mask`, less
+/// those in `skip` (records this sink finished before a collector restart).
 #[derive(Clone)]
 pub struct Job {
     /// The shared chunk.
     pub chunk: Arc<Chunk>,
-    /// Levels selected (bit `Level as usize`); narrowed when records are dropped.
+    /// Levels selected (bit `Level as usize`); narrowed when records are shed.
     pub mask: u8,
+    /// Records of the chunk this sink already delivered (bit `i` of word
+    /// `i / 64`), and their count per level; `None` nearly always.
+    pub skip: Option<Arc<(Vec<u64>, [u32; LEVELS])>>,
 }
 
 impl Job {
+    /// A job of the records of `chunk` whose level is in `mask`.
+    pub fn new(chunk: Arc<Chunk>, mask: u8) -> Job {
+        Job {
+            chunk,
+            mask,
+            skip: None,
+        }
+    }
+
+    /// Records of level `l` selected.
+    pub fn level_count(&self, l: usize) -> u32 {
+        if self.mask & (1 << l) == 0 {
+            return 0;
+        }
+        let skipped = self.skip.as_ref().map_or(0, |s| s.1[l]);
+        self.chunk.counts[l].saturating_sub(skipped)
+    }
+
     /// Records selected.
     pub fn count(&self) -> u32 {
-        self.chunk.count(self.mask)
+        (0..LEVELS).map(|l| self.level_count(l)).sum()
+    }
+
+    /// Whether record `i` of the chunk, of level `level`, is for this sink.
+    #[inline]
+    pub fn wants(&self, i: usize, level: u8) -> bool {
+        self.mask & (1 << level) != 0
+            && self
+                .skip
+                .as_ref()
+                .is_none_or(|s| s.0.get(i / 64).is_none_or(|w| w & (1 << (i % 64)) == 0))
     }
 }
 
-struct Inflight {
-    first_id: u64,
-    since: Instant,
-    counts: [u64; LEVELS],
-    records: u64,
-    /// Counted as dropped by a stall; no longer pins the ring.
+struct Queued {
+    job: Job,
+    /// No longer pins the ring (beyond `max_backlog`).
     released: bool,
 }
 
+struct Inflight {
+    /// The first chunk id of the group that still pins the ring, if any.
+    first_pinned: Option<u64>,
+    counts: [u64; LEVELS],
+    records: u64,
+    /// Records of the group that pin the ring.
+    pinned: u64,
+}
+
 struct State {
-    items: VecDeque<Job>,
+    items: VecDeque<Queued>,
     /// Records selected by `items`.
     queued: usize,
+    /// Records (queued or in flight) that pin the ring.
+    pinned: usize,
     inflight: Option<Inflight>,
-    stalled: bool,
     closed: bool,
     finished: bool,
     reopen: bool,
@@ -94,47 +131,33 @@ pub struct SinkQueue {
     state: Mutex<State>,
     /// Signalled when jobs arrive or the queue closes (the sink waits on it).
     has_items: Condvar,
-    /// Signalled when room appears or the sink finishes (the reader waits on it).
-    has_room: Condvar,
+    /// Signalled when the sink finishes a group or exits.
+    progress: Condvar,
     capacity: usize,
-    stall_timeout: Duration,
-    block_timeout: Duration,
+    max_backlog: usize,
     /// Counters (shared with a predecessor of the same name across reloads).
     pub stats: Arc<SinkStats>,
 }
 
-fn add_counts(into: &mut [u64; LEVELS], job: &Job) {
-    for (l, c) in into.iter_mut().enumerate() {
-        if job.mask & (1 << l) != 0 {
-            *c += job.chunk.counts[l] as u64;
-        }
-    }
-}
-
 impl SinkQueue {
-    /// An empty, open queue.
-    pub fn new(
-        capacity: usize,
-        stall_timeout: Duration,
-        block_timeout: Duration,
-        stats: Arc<SinkStats>,
-    ) -> SinkQueue {
+    /// An empty, open queue holding at most `capacity` records in memory, of
+    /// which at most `max_backlog` pin the ring.
+    pub fn new(capacity: usize, max_backlog: usize, stats: Arc<SinkStats>) -> SinkQueue {
         SinkQueue {
             state: Mutex::new(State {
                 items: VecDeque::new(),
                 queued: 0,
+                pinned: 0,
                 inflight: None,
-                stalled: false,
                 closed: false,
                 finished: false,
                 reopen: false,
                 broken: false,
             }),
             has_items: Condvar::new(),
-            has_room: Condvar::new(),
+            progress: Condvar::new(),
             capacity: capacity.max(1),
-            stall_timeout,
-            block_timeout,
+            max_backlog,
             stats,
         }
     }
@@ -146,11 +169,12 @@ impl SinkQueue {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn count_dropped(&self, job: &Job, levels: u8) {
+    fn count_dropped(&self, job: &Job) {
         for l in 0..LEVELS {
-            if job.mask & levels & (1 << l) != 0 && job.chunk.counts[l] > 0 {
+            let n = job.level_count(l);
+            if n > 0 {
                 // Relaxed: a statistic.
-                self.stats.dropped[l].fetch_add(job.chunk.counts[l] as u64, Ordering::Relaxed);
+                self.stats.dropped[l].fetch_add(n as u64, Ordering::Relaxed);
             }
         }
     }
@@ -165,83 +189,82 @@ impl SinkQueue {
         self.stats.depth.fetch_sub(n, Ordering::Relaxed);
     }
 
-    /// Queues `job` under the overflow policy (reader thread). Records that
-    /// find no room are counted as dropped.
-    pub fn push(&self, mut job: Job) {
+    /// Queues `job` (reader thread): releases the oldest records from the
+    /// ring beyond `max_backlog`, sheds beyond `capacity`. Never blocks.
+    pub fn push(&self, job: Job) {
         let need = job.count() as usize;
         if need == 0 {
             return;
         }
         let mut st = self.lock();
-        if st.stalled || st.closed {
-            self.count_dropped(&job, job.mask);
-            return;
-        }
-        if st.queued + need > self.capacity {
-            self.make_room(&mut st, &mut job);
-        }
-        let mut need = job.count() as usize;
-        if need > 0 && st.queued + need > self.capacity {
-            // Only ERROR and above left: wait for the sink, a bounded while.
-            let deadline = Instant::now() + self.block_timeout;
-            while st.queued + need > self.capacity && !st.stalled {
-                let now = Instant::now();
-                if now >= deadline {
-                    break;
-                }
-                st = self
-                    .has_room
-                    .wait_timeout(st, deadline - now)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
-            }
-            if st.stalled || st.queued + need > self.capacity {
-                self.count_dropped(&job, job.mask);
-                return;
-            }
-            need = job.count() as usize;
-        }
-        if need == 0 {
+        if st.closed {
+            self.count_dropped(&job);
             return;
         }
         st.queued += need;
+        st.pinned += need;
         self.depth_add(need as u64);
-        st.items.push_back(job);
+        st.items.push_back(Queued {
+            job,
+            released: false,
+        });
+        self.release_beyond_backlog(&mut st);
+        if st.queued > self.capacity {
+            self.shed(&mut st);
+        }
         drop(st);
         self.has_items.notify_one();
     }
 
-    /// Drops levels TRACE..WARN, lowest first, from `job` then from the queued
-    /// jobs (newest first), until `job` fits.
-    fn make_room(&self, st: &mut State, job: &mut Job) {
-        for level in [Level::Trace, Level::Debug, Level::Info, Level::Warn] {
-            let b = bit(level);
-            if job.mask & b != 0 {
-                self.count_dropped(job, b);
-                job.mask &= !b;
-            }
-            if st.queued + job.count() as usize <= self.capacity {
-                return;
-            }
-            for i in (0..st.items.len()).rev() {
-                let q = &mut st.items[i];
-                if q.mask & b == 0 {
-                    continue;
-                }
-                let n = q.chunk.counts[level as usize] as usize;
-                self.count_dropped(q, b);
-                q.mask &= !b;
-                st.queued -= n;
-                self.depth_sub(n as u64);
-                if st.queued + job.count() as usize <= self.capacity {
-                    break;
-                }
-            }
-            st.items.retain(|q| q.count() > 0);
-            if st.queued + job.count() as usize <= self.capacity {
-                return;
+    /// Releases the oldest pinning records until at most `max_backlog` pin.
+    fn release_beyond_backlog(&self, st: &mut State) {
+        if st.pinned <= self.max_backlog {
+            return;
+        }
+        if let Some(inf) = st.inflight.as_mut() {
+            if inf.pinned > 0 {
+                st.pinned -= inf.pinned as usize;
+                inf.pinned = 0;
+                inf.first_pinned = None;
             }
         }
+        for q in st.items.iter_mut() {
+            if st.pinned <= self.max_backlog {
+                break;
+            }
+            if !q.released {
+                q.released = true;
+                st.pinned -= q.job.count() as usize;
+            }
+        }
+    }
+
+    /// Sheds records, oldest first and lowest level first, until the queue
+    /// holds at most `capacity`.
+    fn shed(&self, st: &mut State) {
+        for l in 0..LEVELS {
+            for q in st.items.iter_mut() {
+                if st.queued <= self.capacity {
+                    break;
+                }
+                let n = q.job.level_count(l) as usize;
+                if n == 0 {
+                    continue;
+                }
+                // Relaxed: a statistic.
+                self.stats.dropped[l].fetch_add(n as u64, Ordering::Relaxed);
+                q.job.mask &= !(1 << l);
+                st.queued -= n;
+                if !q.released {
+                    st.pinned -= n;
+                }
+                self.depth_sub(n as u64);
+            }
+            if st.queued <= self.capacity {
+                break;
+            }
+        }
+        st.items.retain(|q| q.job.count() > 0);
     }
 
     /// Waits for work (sink thread). Moves up to about `budget` records' worth of
@@ -262,132 +285,112 @@ impl SinkQueue {
             }
             st = self.has_items.wait(st).unwrap_or_else(|p| p.into_inner());
         }
-        let mut counts = [0u64; LEVELS];
-        let mut records = 0u64;
-        let first_id = st.items.front().map_or(0, |j| j.chunk.id);
-        while let Some(j) = st.items.front() {
-            let n = j.count() as u64;
-            if records > 0 && records + n > budget as u64 {
+        let mut inf = Inflight {
+            first_pinned: None,
+            counts: [0; LEVELS],
+            records: 0,
+            pinned: 0,
+        };
+        while let Some(q) = st.items.front() {
+            let n = q.job.count() as u64;
+            if inf.records > 0 && inf.records + n > budget as u64 {
                 break;
             }
-            records += n;
-            add_counts(&mut counts, j);
-            if let Some(j) = st.items.pop_front() {
-                out.push(j);
+            let Some(q) = st.items.pop_front() else {
+                break;
+            };
+            inf.records += n;
+            for (l, c) in inf.counts.iter_mut().enumerate() {
+                *c += q.job.level_count(l) as u64;
             }
+            if !q.released {
+                inf.pinned += n;
+                inf.first_pinned.get_or_insert(q.job.chunk.id);
+            }
+            out.push(q.job);
         }
-        st.queued -= records as usize;
-        st.inflight = Some(Inflight {
-            first_id,
-            since: Instant::now(),
-            counts,
-            records,
-            released: false,
-        });
-        drop(st);
-        self.has_room.notify_all();
+        st.queued -= inf.records as usize;
+        st.inflight = Some(inf);
         Take::Jobs
     }
 
-    /// The in-flight jobs were written (sink thread).
-    pub fn finish(&self) {
+    /// The in-flight jobs were written (sink thread). Returns whether they
+    /// still pinned the ring (and may be marked done in it).
+    pub fn finish(&self) -> bool {
         let mut st = self.lock();
+        let mut pinned = false;
         if let Some(inf) = st.inflight.take() {
-            if inf.released {
-                // Counted as dropped when the sink stalled; it got through after all.
-                for (l, c) in inf.counts.iter().enumerate() {
-                    // Relaxed: statistics.
-                    self.stats.dropped[l].fetch_sub(*c, Ordering::Relaxed);
-                }
-            } else {
-                self.depth_sub(inf.records);
-            }
+            st.pinned -= inf.pinned as usize;
+            pinned = inf.pinned > 0;
+            self.depth_sub(inf.records);
             // Relaxed: a statistic.
             self.stats
                 .delivered
                 .fetch_add(inf.records, Ordering::Relaxed);
         }
-        st.stalled = false;
         drop(st);
-        self.has_room.notify_all();
+        self.progress.notify_all();
+        pinned
     }
 
-    /// Whether the sink should stop retrying its in-flight jobs: the queue is
-    /// closing and they were released by a stall, or the output is gone for
-    /// good (sink thread).
+    /// The in-flight jobs were refused for good by the destination and counted
+    /// as rejected (sink thread): they no longer pin the ring.
+    pub fn finish_rejected(&self) {
+        let mut st = self.lock();
+        if let Some(inf) = st.inflight.take() {
+            st.pinned -= inf.pinned as usize;
+            self.depth_sub(inf.records);
+        }
+        drop(st);
+        self.progress.notify_all();
+    }
+
+    /// Whether the sink should stop retrying its in-flight jobs: its output is
+    /// gone for good and the queue is closing (sink thread).
     pub fn should_give_up(&self) -> bool {
         let st = self.lock();
-        st.closed && (st.broken || st.inflight.as_ref().is_none_or(|i| i.released))
+        st.closed && st.broken
     }
 
     /// The sink gives up its in-flight jobs (after [`should_give_up`](Self::should_give_up)).
     pub fn abandon(&self) {
         let mut st = self.lock();
         if let Some(inf) = st.inflight.take() {
-            if !inf.released {
-                for (l, c) in inf.counts.iter().enumerate() {
-                    // Relaxed: statistics.
-                    self.stats.dropped[l].fetch_add(*c, Ordering::Relaxed);
-                }
-                self.depth_sub(inf.records);
+            st.pinned -= inf.pinned as usize;
+            for (l, c) in inf.counts.iter().enumerate() {
+                // Relaxed: statistics.
+                self.stats.dropped[l].fetch_add(*c, Ordering::Relaxed);
             }
+            self.depth_sub(inf.records);
         }
         drop(st);
-        self.has_room.notify_all();
+        self.progress.notify_all();
     }
 
-    /// The oldest chunk id this sink has not finished or dropped, if any
-    /// (reader thread): chunks before it may be committed as far as this sink
-    /// is concerned.
+    /// The oldest chunk id this sink still pins in the ring, if any (reader
+    /// thread): chunks before it may be committed as far as this sink is
+    /// concerned.
     pub fn pin(&self) -> Option<u64> {
         let st = self.lock();
-        match &st.inflight {
-            Some(i) if !i.released => Some(i.first_id),
-            _ => st.items.front().map(|j| j.chunk.id),
+        let queued = st
+            .items
+            .iter()
+            .find(|q| !q.released)
+            .map(|q| q.job.chunk.id);
+        match st.inflight.as_ref().and_then(|i| i.first_pinned) {
+            Some(id) => Some(id),
+            None => queued,
         }
     }
 
-    /// Marks the sink stalled if its in-flight batch is older than the stall
-    /// timeout (reader thread). Returns the records dropped by doing so.
-    pub fn check_stall(&self, now: Instant) -> Option<u64> {
-        let mut st = self.lock();
-        let st = &mut *st;
-        let inf = st.inflight.as_mut()?;
-        if inf.released || now.duration_since(inf.since) < self.stall_timeout {
-            return None;
-        }
-        inf.released = true;
-        st.stalled = true;
-        let mut dropped = inf.records;
-        for (l, c) in inf.counts.iter().enumerate() {
-            // Relaxed: statistics.
-            self.stats.dropped[l].fetch_add(*c, Ordering::Relaxed);
-        }
-        self.depth_sub(inf.records);
-        for job in st.items.drain(..) {
-            self.count_dropped(&job, job.mask);
-            dropped += job.count() as u64;
-        }
-        self.depth_sub(st.queued as u64);
-        st.queued = 0;
-        self.has_room.notify_all();
-        Some(dropped)
-    }
-
-    /// Records the queue can still take without dropping any (unbounded when
-    /// stalled or closed: such a queue takes nothing but drops at once).
+    /// Records the queue can still take without shedding any.
     pub fn room(&self) -> usize {
         let st = self.lock();
-        if st.stalled || st.closed {
+        if st.closed {
             usize::MAX
         } else {
             self.capacity.saturating_sub(st.queued)
         }
-    }
-
-    /// Whether the sink is stalled.
-    pub fn is_stalled(&self) -> bool {
-        self.lock().stalled
     }
 
     /// No more jobs will come; the sink finishes what it has and exits.
@@ -415,7 +418,7 @@ impl SinkQueue {
     /// The sink thread has exited.
     pub fn set_finished(&self) {
         self.lock().finished = true;
-        self.has_room.notify_all();
+        self.progress.notify_all();
     }
 
     /// Whether the sink thread has exited.
@@ -434,7 +437,7 @@ impl SinkQueue {
                 return false;
             }
             st = self
-                .has_room
+                .progress
                 .wait_timeout(st, deadline - now)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
@@ -442,13 +445,15 @@ impl SinkQueue {
         true
     }
 
-    /// Records queued or in flight (not released).
+    /// Records queued or in flight: the sink's backlog.
     pub fn depth(&self) -> u64 {
         let st = self.lock();
-        st.queued as u64
-            + st.inflight
-                .as_ref()
-                .map_or(0, |i| if i.released { 0 } else { i.records })
+        st.queued as u64 + st.inflight.as_ref().map_or(0, |i| i.records)
+    }
+
+    /// Records that pin the ring (queued or in flight).
+    pub fn pinned(&self) -> u64 {
+        self.lock().pinned as u64
     }
 }
 
@@ -464,13 +469,8 @@ mod tests {
         })
     }
 
-    fn queue(cap: usize) -> SinkQueue {
-        SinkQueue::new(
-            cap,
-            Duration::from_secs(3600),
-            Duration::from_millis(1),
-            Arc::new(SinkStats::new("t", "null")),
-        )
+    fn queue(cap: usize, backlog: usize) -> SinkQueue {
+        SinkQueue::new(cap, backlog, Arc::new(SinkStats::new("t", "null")))
     }
 
     fn dropped(q: &SinkQueue) -> [u64; LEVELS] {
@@ -478,79 +478,57 @@ mod tests {
     }
 
     #[test]
-    fn lowest_levels_go_first() {
-        let q = queue(10);
-        q.push(Job {
-            chunk: chunk(1, [4, 0, 4, 0, 0, 0]),
-            mask: 0x3f,
-        });
-        // 8 queued; 2 WARN + 2 ERROR need 4: TRACE of the queued job goes.
-        q.push(Job {
-            chunk: chunk(2, [0, 0, 0, 2, 2, 0]),
-            mask: 0x3f,
-        });
+    fn the_oldest_lowest_levels_are_shed_first_and_errors_last() {
+        let q = queue(10, 100);
+        q.push(Job::new(chunk(1, [4, 0, 4, 0, 0, 0]), 0x3f));
+        // 8 queued; 2 WARN + 2 ERROR make 12: the oldest TRACE go first (a
+        // level of a job goes whole).
+        q.push(Job::new(chunk(2, [0, 0, 0, 2, 2, 0]), 0x3f));
         assert_eq!(dropped(&q), [4, 0, 0, 0, 0, 0]);
         assert_eq!(q.depth(), 8);
-        // 6 more INFO: its own INFO go first (4 queued INFO stay).
-        q.push(Job {
-            chunk: chunk(3, [0, 0, 6, 0, 0, 0]),
-            mask: 0x3f,
-        });
-        assert_eq!(dropped(&q), [4, 0, 6, 0, 0, 0]);
-        // 6 ERROR: the queued INFO make room.
-        q.push(Job {
-            chunk: chunk(4, [0, 0, 0, 0, 6, 0]),
-            mask: 0x3f,
-        });
+        // 6 INFO more: the oldest INFO (job 1's) go, and that is enough.
+        q.push(Job::new(chunk(3, [0, 0, 6, 0, 0, 0]), 0x3f));
+        assert_eq!(dropped(&q), [4, 0, 4, 0, 0, 0]);
+        assert_eq!(q.depth(), 10);
+        // 6 ERROR: the newer INFO go too; WARN and the ERRORs stay.
+        q.push(Job::new(chunk(4, [0, 0, 0, 0, 6, 0]), 0x3f));
         assert_eq!(dropped(&q), [4, 0, 10, 0, 0, 0]);
         assert_eq!(q.depth(), 10);
-        // 3 FATAL: dropping the queued WARN is not enough; after 1 ms they are dropped.
-        q.push(Job {
-            chunk: chunk(5, [0, 0, 0, 0, 0, 3]),
-            mask: 0x3f,
-        });
-        assert_eq!(dropped(&q), [4, 0, 10, 2, 0, 3]);
-        assert_eq!(q.pin(), Some(2));
+        // 3 FATAL more: the WARN go, then (nothing lower left) the oldest ERRORs.
+        q.push(Job::new(chunk(5, [0, 0, 0, 0, 0, 3]), 0x3f));
+        assert_eq!(dropped(&q), [4, 0, 10, 2, 2, 0]);
+        assert_eq!(q.depth(), 9);
         let mut out = Vec::new();
         assert_eq!(q.take(&mut out, 1000), Take::Jobs);
-        assert_eq!(out.iter().map(|j| j.count()).sum::<u32>(), 8);
-        q.finish();
-        assert_eq!(q.stats.delivered.load(Ordering::Relaxed), 8);
+        assert_eq!(out.iter().map(|j| j.count()).sum::<u32>(), 9);
+        assert!(q.finish());
+        assert_eq!(q.stats.delivered.load(Ordering::Relaxed), 9);
         assert_eq!(q.pin(), None);
         assert_eq!(q.depth(), 0);
     }
 
     #[test]
-    fn stall_releases_pin_and_recovery_moves_counts_back() {
-        let q = SinkQueue::new(
-            100,
-            Duration::ZERO,
-            Duration::ZERO,
-            Arc::new(SinkStats::new("t", "null")),
-        );
-        q.push(Job {
-            chunk: chunk(1, [0, 0, 5, 0, 0, 0]),
-            mask: 0x3f,
-        });
+    fn beyond_max_backlog_the_oldest_records_stop_pinning_the_ring_but_stay_queued() {
+        let q = queue(1000, 10);
+        q.push(Job::new(chunk(1, [0, 0, 6, 0, 0, 0]), 0x3f));
         let mut out = Vec::new();
-        assert_eq!(q.take(&mut out, 1), Take::Jobs);
-        q.push(Job {
-            chunk: chunk(2, [0, 0, 3, 0, 0, 0]),
-            mask: 0x3f,
-        });
+        assert_eq!(q.take(&mut out, 1), Take::Jobs); // chunk 1 in flight, not finishing
+        q.push(Job::new(chunk(2, [0, 0, 3, 0, 0, 0]), 0x3f));
         assert_eq!(q.pin(), Some(1));
-        assert_eq!(q.check_stall(Instant::now()), Some(8));
+        assert_eq!(q.pinned(), 9);
+        // 4 more: 13 would pin; the in-flight group (the oldest) is released.
+        q.push(Job::new(chunk(3, [0, 0, 4, 0, 0, 0]), 0x3f));
+        assert_eq!(q.pin(), Some(2));
+        assert_eq!(q.pinned(), 7);
+        assert_eq!(q.depth(), 13, "nothing dropped");
+        assert_eq!(dropped(&q), [0; LEVELS]);
+        // Its write gets through after all: delivered, nothing to mark in the ring.
+        assert!(!q.finish());
+        assert_eq!(q.stats.delivered.load(Ordering::Relaxed), 6);
+        out.clear();
+        assert_eq!(q.take(&mut out, 100), Take::Jobs);
+        assert!(q.finish());
         assert_eq!(q.pin(), None);
-        assert!(q.is_stalled());
-        q.push(Job {
-            chunk: chunk(3, [0, 0, 2, 0, 0, 0]),
-            mask: 0x3f,
-        });
-        assert_eq!(dropped(&q)[2], 10);
-        q.finish();
-        assert!(!q.is_stalled());
-        assert_eq!(dropped(&q)[2], 5);
-        assert_eq!(q.stats.delivered.load(Ordering::Relaxed), 5);
         q.close();
         assert_eq!(q.take(&mut out, 1), Take::Closed);
     }

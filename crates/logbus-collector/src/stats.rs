@@ -13,7 +13,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,11 +34,18 @@ pub struct SinkStats {
     /// ordering everywhere, since no other memory is published through them
     /// and a report may be a moment old.
     pub delivered: AtomicU64,
-    /// Records dropped by the sink's overflow or stall policy, per level.
+    /// Records shed by the sink's queue (its memory bound), per level.
     pub dropped: [AtomicU64; LEVELS],
+    /// Records its destination refused for good (OTLP: a permanent
+    /// rejection, or the rejected part of a partial success), per level.
+    pub rejected: [AtomicU64; LEVELS],
     /// Failed write attempts.
     pub errors: AtomicU64,
-    /// Records queued or in flight.
+    /// Writes tried again after a failure.
+    pub retries: AtomicU64,
+    /// Whether the last write attempt succeeded (true until one fails).
+    pub up: AtomicBool,
+    /// Records queued or in flight: the sink's backlog.
     pub depth: AtomicU64,
 }
 
@@ -50,7 +57,10 @@ impl SinkStats {
             kind,
             delivered: AtomicU64::new(0),
             dropped: Default::default(),
+            rejected: Default::default(),
             errors: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            up: AtomicBool::new(true),
             depth: AtomicU64::new(0),
         }
     }
@@ -114,10 +124,27 @@ impl Registry {
                     .as_bytes(),
                 );
             }
+            out.extend_from_slice(b"},\"rejected\":{");
+            for (l, level) in Level::ALL.iter().enumerate() {
+                if l > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(
+                    format!(
+                        "\"{}\":{}",
+                        level.name(),
+                        s.rejected[l].load(Ordering::Relaxed)
+                    )
+                    .as_bytes(),
+                );
+            }
             out.extend_from_slice(
                 format!(
-                    "}},\"errors\":{},\"queue_depth\":{}}}",
+                    "}},\"errors\":{},\"retries\":{},\"up\":{},\"backlog\":{},\"queue_depth\":{}}}",
                     s.errors.load(Ordering::Relaxed),
+                    s.retries.load(Ordering::Relaxed),
+                    s.up.load(Ordering::Relaxed),
+                    s.depth.load(Ordering::Relaxed),
                     s.depth.load(Ordering::Relaxed)
                 )
                 .as_bytes(),
@@ -155,7 +182,7 @@ impl Registry {
         }
         let _ = writeln!(
             o,
-            "# HELP logbus_sink_dropped_total Records a sink dropped (queue full or stalled)."
+            "# HELP logbus_sink_dropped_total Records a sink shed (its memory bound reached)."
         );
         let _ = writeln!(o, "# TYPE logbus_sink_dropped_total counter");
         for s in &sinks {
@@ -168,6 +195,61 @@ impl Registry {
                     s.dropped[l].load(Ordering::Relaxed)
                 );
             }
+        }
+        let _ = writeln!(
+            o,
+            "# HELP logbus_sink_rejected_total Records a sink's destination refused for good."
+        );
+        let _ = writeln!(o, "# TYPE logbus_sink_rejected_total counter");
+        for s in &sinks {
+            for (l, level) in Level::ALL.iter().enumerate() {
+                let _ = writeln!(
+                    o,
+                    "logbus_sink_rejected_total{{{},level=\"{}\"}} {}",
+                    label(s),
+                    level.name(),
+                    s.rejected[l].load(Ordering::Relaxed)
+                );
+            }
+        }
+        let _ = writeln!(
+            o,
+            "# HELP logbus_sink_retries_total Writes tried again after a failure."
+        );
+        let _ = writeln!(o, "# TYPE logbus_sink_retries_total counter");
+        for s in &sinks {
+            let _ = writeln!(
+                o,
+                "logbus_sink_retries_total{{{}}} {}",
+                label(s),
+                s.retries.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP logbus_sink_up Whether the sink's last write succeeded."
+        );
+        let _ = writeln!(o, "# TYPE logbus_sink_up gauge");
+        for s in &sinks {
+            let _ = writeln!(
+                o,
+                "logbus_sink_up{{{}}} {}",
+                label(s),
+                s.up.load(Ordering::Relaxed) as u8
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP logbus_sink_backlog Records a sink has not finished (queued or in flight)."
+        );
+        let _ = writeln!(o, "# TYPE logbus_sink_backlog gauge");
+        for s in &sinks {
+            let _ = writeln!(
+                o,
+                "logbus_sink_backlog{{{}}} {}",
+                label(s),
+                s.depth.load(Ordering::Relaxed)
+            );
         }
         let _ = writeln!(o, "# HELP logbus_sink_errors_total Failed write attempts.");
         let _ = writeln!(o, "# TYPE logbus_sink_errors_total counter");

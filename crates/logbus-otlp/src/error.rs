@@ -13,9 +13,14 @@ pub enum OtlpError {
     Config(String),
     /// The exporter's tokio runtime could not be started.
     Runtime(String),
-    /// The endpoint refused or failed the export (connection refused, gRPC error status,
-    /// non-2xx HTTP answer...). The records were not acknowledged.
+    /// The endpoint could not take the export now (connection refused, gRPC
+    /// UNAVAILABLE or RESOURCE_EXHAUSTED, HTTP 429 or 5xx...): worth retrying.
+    /// The records were not acknowledged.
     Export(String),
+    /// The endpoint refused the records for good (gRPC INVALID_ARGUMENT,
+    /// PERMISSION_DENIED, UNAUTHENTICATED, NOT_FOUND, UNIMPLEMENTED...; HTTP
+    /// 400, 401, 403, 404, 405, 413): sending them again would fail again.
+    Rejected(String),
     /// The endpoint did not acknowledge within the configured timeout. The records
     /// may or may not have arrived.
     Timeout,
@@ -29,6 +34,7 @@ impl fmt::Display for OtlpError {
             OtlpError::Config(why) => write!(f, "OTLP configuration: {why}"),
             OtlpError::Runtime(why) => write!(f, "OTLP exporter runtime: {why}"),
             OtlpError::Export(why) => write!(f, "OTLP export failed: {why}"),
+            OtlpError::Rejected(why) => write!(f, "OTLP export rejected: {why}"),
             OtlpError::Timeout => f.write_str(
                 "OTLP export timed out: the endpoint did not acknowledge within the configured timeout",
             ),
@@ -38,6 +44,13 @@ impl fmt::Display for OtlpError {
 }
 
 impl std::error::Error for OtlpError {}
+
+impl OtlpError {
+    /// Whether sending the same records again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, OtlpError::Rejected(_) | OtlpError::Config(_))
+    }
+}
 
 /// Makes a message one line: errors from the transport stack can carry newlines.
 pub(crate) fn one_line(text: &str) -> String {

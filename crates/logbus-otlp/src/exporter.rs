@@ -226,9 +226,35 @@ fn classify(err: OTelSdkError, deadline: Instant) -> OtlpError {
         || lower.contains("deadline has elapsed")
     {
         OtlpError::Timeout
+    } else if permanent(&lower) {
+        OtlpError::Rejected(one_line(&text))
     } else {
         OtlpError::Export(one_line(&text))
     }
+}
+
+/// Whether a transport error says the records are refused for good. The
+/// SDK reports statuses in prose; these are the gRPC codes and HTTP statuses
+/// the OTLP specification lists as not retryable.
+fn permanent(lower: &str) -> bool {
+    const GRPC: [&str; 8] = [
+        "invalidargument",
+        "invalid argument",
+        "permissiondenied",
+        "permission denied",
+        "unauthenticated",
+        "unimplemented",
+        "notfound",
+        "failedprecondition",
+    ];
+    const HTTP: [&str; 6] = ["400", "401", "403", "404", "405", "413"];
+    GRPC.iter().any(|c| lower.contains(c))
+        || HTTP.iter().any(|c| {
+            lower.match_indices(c).any(|(i, _)| {
+                !lower[..i].ends_with(|ch: char| ch.is_ascii_digit())
+                    && !lower[i + 3..].starts_with(|ch: char| ch.is_ascii_digit())
+            })
+        })
 }
 
 fn build_transport(config: &ResolvedConfig) -> Result<opentelemetry_otlp::LogExporter, OtlpError> {

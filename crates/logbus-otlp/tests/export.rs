@@ -399,7 +399,7 @@ fn an_unreachable_endpoint_fails_with_one_line() {
 }
 
 #[test]
-fn a_wrong_http_path_is_an_export_error() {
+fn a_wrong_http_path_is_a_permanent_rejection() {
     let receiver = Receiver::start_http();
     let mut config = config(&receiver, Protocol::HttpProtobuf);
     config.endpoint = Some(format!("{}/not/logs", receiver.endpoint()));
@@ -409,9 +409,10 @@ fn a_wrong_http_path_is_an_export_error() {
         .export(&[record(&Arc::new(alpha()), 9, "INFO", "x")])
         .unwrap_err();
     assert!(
-        matches!(err, OtlpError::Export(ref text) if text.contains("404")),
+        matches!(err, OtlpError::Rejected(ref text) if text.contains("404")),
         "{err:?}"
     );
+    assert!(!err.is_retryable());
     assert!(receiver.requests().is_empty());
 }
 

@@ -26,7 +26,7 @@ use crate::futex;
 use crate::layout::*;
 use crate::level::{Level, LEVELS};
 use crate::lock;
-use crate::record::{copy_shared, read_header, validate, RecordRef};
+use crate::record::{copy_shared, read_header, validate, BlockPos, RecordRef};
 use crate::ring::Ring;
 use crate::writer::ready_record;
 
@@ -47,6 +47,8 @@ pub(crate) struct Entry {
     off: usize,
     len: usize,
     serial: u64,
+    /// The record's block (sequence number).
+    seq: u64,
     /// Offset just past the record in its block.
     end: u32,
 }
@@ -80,6 +82,10 @@ impl Batch {
             hdr: &e.hdr,
             body: &self.buf[e.off..e.off + e.len],
             serial: e.serial,
+            pos: BlockPos {
+                seq: e.seq,
+                end: e.end,
+            },
         })
     }
 
@@ -175,6 +181,7 @@ pub(crate) fn copy_block(
                 off: boff,
                 len: body,
                 serial: *serial,
+                seq,
                 end: (off + placed(len)) as u32,
             });
             *serial += 1;
@@ -746,6 +753,123 @@ impl Ring {
             .is_ok()
         {
             futex::wake(&w.sleeping, i32::MAX);
+        }
+    }
+}
+
+/// A consumer sink's slot in the ring, where its progress is kept per block
+/// (see [`Consumer::sink_slots`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SinkSlot(u8);
+
+/// What a sink had finished, per block, when the consumer started: records at
+/// or before these positions were delivered to it by an earlier consumer.
+#[derive(Clone, Debug, Default)]
+pub struct SinkResume {
+    marks: Vec<(u64, u32)>,
+}
+
+impl SinkResume {
+    /// Whether the record at `pos` was finished by this sink before.
+    pub fn done(&self, pos: BlockPos) -> bool {
+        self.marks
+            .iter()
+            .any(|&(seq, end)| seq == pos.seq && pos.end <= end)
+    }
+
+    /// Whether there is nothing to skip.
+    pub fn is_empty(&self) -> bool {
+        self.marks.is_empty()
+    }
+
+    /// The newest block with something to skip (records of later blocks are
+    /// never skipped).
+    pub fn max_seq(&self) -> u64 {
+        self.marks.iter().map(|m| m.0).max().unwrap_or(0)
+    }
+}
+
+/// A 64-bit FNV-1a hash of a sink's name, never 0 (0 marks a free slot).
+fn name_hash(name: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h.max(1)
+}
+
+impl Consumer {
+    /// Gives each sink name a slot in the ring (keeping the slot a name had,
+    /// freeing the slots of names not listed), with what that sink had
+    /// finished per block. `None` for names beyond [`crate::layout::SINK_SLOTS`]:
+    /// such a sink's progress is not kept (after a restart it gets everything
+    /// not committed again).
+    pub fn sink_slots(&mut self, names: &[&str]) -> Vec<Option<(SinkSlot, SinkResume)>> {
+        let w = self.ring.words();
+        let hashes: Vec<u64> = names.iter().map(|n| name_hash(n)).collect();
+        // Relaxed (slot words): written by the consumer only.
+        for slot in &w.sinks {
+            let h = slot.load(Ordering::Relaxed);
+            if h != 0 && !hashes.contains(&h) {
+                slot.store(0, Ordering::Relaxed);
+            }
+        }
+        let n = self.ring.geometry().blocks as u64;
+        let h = w.head.load(Ordering::Acquire);
+        let a = w.alloc.load(Ordering::Acquire);
+        let live = if a >= h && a - h <= n { h..a } else { h..h };
+        hashes
+            .iter()
+            .map(|&hash| {
+                let found = w
+                    .sinks
+                    .iter()
+                    .position(|s| s.load(Ordering::Relaxed) == hash);
+                let (index, fresh) = match found {
+                    Some(i) => (i, false),
+                    None => {
+                        let i = w
+                            .sinks
+                            .iter()
+                            .position(|s| s.load(Ordering::Relaxed) == 0)?;
+                        w.sinks[i].store(hash, Ordering::Relaxed);
+                        (i, true)
+                    }
+                };
+                let mut resume = SinkResume::default();
+                for seq in live.clone() {
+                    let m = &self.ring.desc(seq).marks[index];
+                    if fresh {
+                        // A slot new to this sink: nothing of it was delivered.
+                        m.store(0, Ordering::Relaxed);
+                        continue;
+                    }
+                    // Acquire: pairs with the Release in `Ring::mark_sink`.
+                    if let Some(end) = done_end(m.load(Ordering::Acquire), seq) {
+                        if end > 0 {
+                            resume.marks.push((seq, end));
+                        }
+                    }
+                }
+                Some((SinkSlot(index as u8), resume))
+            })
+            .collect()
+    }
+}
+
+impl Ring {
+    /// Records that the sink in `slot` has finished every record of block
+    /// `pos.seq` up to `pos.end` (call it for the last record of each block a
+    /// finished group held). Only for records not yet committed: a committed
+    /// block may be reused, and a late mark would then land in its new life
+    /// (tagged with the old sequence number, it is ignored there).
+    pub fn mark_sink(&self, slot: SinkSlot, pos: BlockPos) {
+        let m = &self.desc(pos.seq).marks[slot.0 as usize % crate::layout::SINK_SLOTS];
+        // Release: pairs with the Acquire in `Consumer::sink_slots`. Single
+        // writer per slot (its sink's thread), so a load-compare-store is enough.
+        if done_end(m.load(Ordering::Relaxed), pos.seq).is_none_or(|e| e < pos.end) {
+            m.store(done_word(pos.seq, pos.end), Ordering::Release);
         }
     }
 }

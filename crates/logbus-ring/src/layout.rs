@@ -68,7 +68,7 @@ pub const RESOURCES: usize = 64;
 /// Bytes per resource entry.
 pub const RESOURCE_BYTES: usize = 512;
 /// Bytes per block descriptor.
-pub const BLOCK_DESC_BYTES: usize = 64;
+pub const BLOCK_DESC_BYTES: usize = 128;
 /// Smallest and largest block sizes; the block size must be a power of two.
 pub const MIN_BLOCK: u32 = 4096;
 /// See [`MIN_BLOCK`].
@@ -83,6 +83,8 @@ pub const DEFAULT_SIZE: u64 = 16 << 20;
 pub const DEFAULT_BLOCK_SIZE: u32 = 32 << 10;
 /// Longest message kept by default; longer ones are cut and flagged truncated.
 pub const DEFAULT_MAX_MESSAGE: u32 = 16 * 1024;
+/// Sinks of the consumer whose progress the ring keeps (per block).
+pub const SINK_SLOTS: usize = 8;
 /// Most blocks after the oldest one that an eviction rewrites.
 pub(crate) const MAX_SPAN: usize = 32;
 /// Records are placed on multiples of this many bytes.
@@ -167,7 +169,8 @@ const _: () = assert!(std::mem::size_of::<StaticHeader>() == 128);
 /// | `space`, `waiters` | the consumer (`space` futex word), waiting producers | |
 /// | `dropped`, `evicted`, `torn`, `waits`, `wait_timeouts`, `wakeups` | anyone, `fetch_add` (cold paths only) | stat |
 /// | `delivered`, `invalid` | the consumer only | stat |
-/// | `evict_owner`, `evict_*` | the producer holding the eviction role | whoever reaps a dead one |
+/// | `evict_owner`, `evict_*`, `lost` | the producer holding the eviction role | whoever reaps a dead one |
+/// | `sinks` | the consumer | the consumer |
 #[repr(C)]
 pub(crate) struct SharedWords {
     pub consumer_pid: AtomicU32,
@@ -217,6 +220,9 @@ pub(crate) struct SharedWords {
     /// Per level: protected records lost because their evicting producer died
     /// while moving them (written only by the holder of the eviction role).
     pub lost: [AtomicU64; LEVELS],
+    /// The consumer's sink slots: a hash of each sink's name (0: free).
+    /// Written by the consumer only.
+    pub sinks: [AtomicU64; SINK_SLOTS],
 }
 
 pub(crate) const SHARED_WORDS_OFFSET: usize = 128;
@@ -243,6 +249,11 @@ pub(crate) struct BlockDesc {
     pub owner_pid: AtomicU32,
     pub owner_tid: AtomicU32,
     _pad: [u8; 32],
+    /// Per sink slot (see `SharedWords::sinks`): `seq << 32 | end`, the end of
+    /// what that sink of the consumer has finished in this block. Written by
+    /// the consumer's process (and zeroed by the claimer); a restarted
+    /// consumer skips, for each sink, what it finished before.
+    pub marks: [AtomicU64; SINK_SLOTS],
 }
 
 const _: () = assert!(std::mem::size_of::<BlockDesc>() == BLOCK_DESC_BYTES);

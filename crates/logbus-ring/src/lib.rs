@@ -70,13 +70,13 @@ mod stats;
 mod writer;
 
 pub use clock::now_ns;
-pub use consumer::{Batch, Consumer};
+pub use consumer::{Batch, Consumer, SinkResume, SinkSlot};
 pub use error::{ConsumerError, EmitError, OpenError, WriterError};
 pub use event::{Emitted, Event, Field, Value};
 pub use layout::Geometry;
 pub use level::{Level, ParseSeverityError, Severity, LEVELS};
 pub use peeker::Peeker;
-pub use record::{FieldIter, RecordRef};
+pub use record::{BlockPos, FieldIter, RecordRef};
 pub use resource::Resource;
 pub use ring::{ring_path, Ring, RingOptions, DEFAULT_RING, RING_ENV};
 pub use stats::{LevelCounts, Stats};

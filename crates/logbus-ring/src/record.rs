@@ -137,12 +137,23 @@ fn fields_utf8(rest: &[u8], n: u16) -> bool {
     })
 }
 
+/// Where a record lies in the ring: its block's sequence number and the
+/// offset just past it. Unique, and what a consumer sink's progress is kept in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct BlockPos {
+    /// The block's sequence number.
+    pub seq: u64,
+    /// Offset just past the record in its block.
+    pub end: u32,
+}
+
 /// A validated record borrowed from a [`crate::Batch`].
 #[derive(Clone, Copy, Debug)]
 pub struct RecordRef<'a> {
     pub(crate) hdr: &'a RecordHeader,
     pub(crate) body: &'a [u8],
     pub(crate) serial: u64,
+    pub(crate) pos: BlockPos,
 }
 
 impl<'a> RecordRef<'a> {
@@ -172,6 +183,10 @@ impl<'a> RecordRef<'a> {
     /// thread's records in emit order). Peekers number their own reads.
     pub fn seq(&self) -> u64 {
         self.serial
+    }
+    /// Where the record lies in the ring (see [`BlockPos`]).
+    pub fn pos(&self) -> BlockPos {
+        self.pos
     }
     /// What to commit once done with this record and every one before it:
     /// [`crate::Consumer::commit`] takes it.

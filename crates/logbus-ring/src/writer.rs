@@ -332,6 +332,9 @@ impl Writer {
                 .store(crate::block::done_word(seq, 0), Ordering::Relaxed);
             d.owner_pid.store(self.pid, Ordering::Relaxed);
             d.owner_tid.store(self.tid, Ordering::Relaxed);
+            for m in &d.marks {
+                m.store(0, Ordering::Relaxed);
+            }
             let open = Reserve::open(seq);
             // SeqCst (includes Release): publishes the words above to whoever
             // sees `reserve` tagged `seq`; ordered for the consumer's sleep check.

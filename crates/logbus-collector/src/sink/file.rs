@@ -17,6 +17,30 @@ pub struct RotatingFile {
     keep: u32,
 }
 
+/// A file that does not end with a newline ends with part of a line a
+/// collector was writing when it was killed (its record is delivered again,
+/// whole, by the next one): cut it off. Returns the size after.
+fn cut_partial_line(file: &File, size: u64) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    if size == 0 {
+        return Ok(0);
+    }
+    let tail = size.min(1 << 20);
+    let mut buf = vec![0u8; tail as usize];
+    file.read_exact_at(&mut buf, size - tail)?;
+    if buf.last() == Some(&b'\n') {
+        return Ok(size);
+    }
+    let keep = match buf.iter().rposition(|&b| b == b'\n') {
+        Some(i) => size - tail + i as u64 + 1,
+        // No newline in the last MiB: not a line file we wrote; leave it.
+        None if tail < size => return Ok(size),
+        None => 0,
+    };
+    file.set_len(keep)?;
+    Ok(keep)
+}
+
 fn numbered(path: &Path, k: u32) -> PathBuf {
     let mut p: OsString = path.as_os_str().to_owned();
     p.push(format!(".{k}"));
@@ -29,15 +53,21 @@ impl RotatingFile {
     /// # Errors
     /// A one-line message naming the file.
     pub fn open(path: &Path, max_bytes: Option<u64>, keep: u32) -> Result<RotatingFile, String> {
-        let mut f = RotatingFile {
+        let mut f = RotatingFile::lazy(path, max_bytes, keep);
+        f.reopen()?;
+        Ok(f)
+    }
+
+    /// A file opened on its first write (on the sink's own thread: an open
+    /// that blocks, on a FIFO say, blocks only that sink).
+    pub fn lazy(path: &Path, max_bytes: Option<u64>, keep: u32) -> RotatingFile {
+        RotatingFile {
             path: path.to_path_buf(),
             file: None,
             size: 0,
             max_bytes,
             keep,
-        };
-        f.reopen()?;
-        Ok(f)
+        }
     }
 
     /// Closes and opens the file again (it may have been renamed away).
@@ -47,11 +77,14 @@ impl RotatingFile {
     pub fn reopen(&mut self) -> Result<(), String> {
         self.file = None;
         let file = OpenOptions::new()
+            .read(true)
             .append(true)
             .create(true)
             .open(&self.path)
             .map_err(|e| format!("cannot open {}: {e}", self.path.display()))?;
         self.size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        self.size = cut_partial_line(&file, self.size)
+            .map_err(|e| format!("cannot repair {}: {e}", self.path.display()))?;
         self.file = Some(file);
         Ok(())
     }

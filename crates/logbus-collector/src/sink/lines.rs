@@ -73,7 +73,7 @@ impl LineSink {
                     self.next = (j, i);
                     return true;
                 }
-                if job.mask & (1 << r.level() as u8) != 0 {
+                if job.wants(i, r.level() as u8) {
                     match self.format {
                         Format::Json => write_json(&mut self.buf, &r, c.service(i)),
                         Format::Text => write_text(&mut self.buf, &r, c.service(i)),
@@ -212,10 +212,7 @@ mod tests {
             write_json(&mut expect, &r, None);
         }
         assert!(expect.len() > 4 * FLUSH_AT, "several buffers");
-        let jobs = [Job {
-            chunk: Arc::new(chunk),
-            mask: 0x3f,
-        }];
+        let jobs = [Job::new(Arc::new(chunk), 0x3f)];
 
         let out = dir.join("out.log");
         std::os::unix::fs::symlink("/dev/full", &out).unwrap();

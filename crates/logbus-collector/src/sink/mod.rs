@@ -3,8 +3,13 @@
 //!
 //! A sink is an [`Output`]: it is handed groups of jobs (chunks plus the
 //! sink's level mask) and returns once they are written; on error the thread
-//! retries the same group with backoff (100 ms doubling to 5 s) and reports
-//! the errors on stderr, at most one line per sink per 10 s.
+//! retries the same group, for as long as it takes, with backoff (100 ms
+//! doubling to 5 s, each wait drawn at random between half and all of it, so
+//! that sinks failing together do not retry in step), and reports the errors
+//! on stderr, at most one line per sink per 10 s. Files are opened by the
+//! sink's thread on its first write, so an open that never returns (a FIFO
+//! nobody reads) holds up that sink alone. Meanwhile its records wait in its
+//! queue (see `crate::queue`: in the ring, then in memory).
 //!
 //! * `stdout`, `file`, `null`: [`lines`] (format each record as a JSON or text
 //!   line with [`logbus_format`], write the group with one call).
@@ -48,6 +53,13 @@ pub trait Output: Send {
         false
     }
 
+    /// Whether the last failed [`write`](Self::write) was a refusal for good
+    /// (OTLP: a permanent status): its records are then counted as rejected
+    /// and the sink moves on instead of retrying.
+    fn rejected(&self) -> bool {
+        false
+    }
+
     /// Records to hand to one [`write`](Self::write).
     fn group_records(&self) -> usize {
         GROUP_RECORDS
@@ -71,7 +83,7 @@ impl std::fmt::Display for SinkError {
 
 impl std::error::Error for SinkError {}
 
-/// Builds the output of a sink configuration (opens files, connects nothing yet).
+/// Builds the output of a sink configuration (opens no file, connects nothing yet).
 ///
 /// # Errors
 /// A [`SinkError`] when a file cannot be opened or the exporter not made.
@@ -89,7 +101,7 @@ pub fn open_output(cfg: &SinkConfig) -> Result<Box<dyn Output>, SinkError> {
             max_bytes,
             keep,
         } => Box::new(lines::LineSink::file(
-            file::RotatingFile::open(path, *max_bytes, *keep).map_err(err)?,
+            file::RotatingFile::lazy(path, *max_bytes, *keep),
             *format,
         )),
         SinkKind::Otlp { .. } => Box::new(otlp::OtlpSink::new(cfg).map_err(err)?),
@@ -107,6 +119,10 @@ const REPORT_EVERY: Duration = Duration::from_secs(10);
 
 impl Reporter {
     fn error(&mut self, what: &str) {
+        self.report(what, "retrying");
+    }
+
+    fn report(&mut self, what: &str, then: &str) {
         let now = Instant::now();
         match self.last {
             Some(t) if now.duration_since(t) < REPORT_EVERY => self.suppressed += 1,
@@ -117,7 +133,7 @@ impl Reporter {
                     String::new()
                 };
                 eprintln!(
-                    "logbus-collector: sink \"{}\": {}{more}; retrying",
+                    "logbus-collector: sink \"{}\": {}{more}; {then}",
                     self.name,
                     what.replace('\n', " ")
                 );
@@ -128,8 +144,19 @@ impl Reporter {
     }
 }
 
+/// Where a sink thread keeps its progress in the ring (see
+/// `logbus_ring::Consumer::sink_slots`).
+#[derive(Clone)]
+pub struct Marks {
+    /// The ring.
+    pub ring: logbus_ring::Ring,
+    /// This sink's slot.
+    pub slot: logbus_ring::SinkSlot,
+}
+
 /// Starts the sink's thread. `predecessor`: the sink it replaces on a reload,
-/// whose remaining records are written first (keeps a file's lines in order).
+/// whose remaining records are written first (keeps a file's lines in order),
+/// waited for at most `wait_predecessor`.
 /// `reader` is unparked whenever a group finishes, so that it commits promptly.
 ///
 /// # Errors
@@ -138,6 +165,8 @@ pub fn spawn(
     queue: Arc<SinkQueue>,
     mut output: Box<dyn Output>,
     predecessor: Option<Arc<SinkQueue>>,
+    wait_predecessor: Duration,
+    marks: Option<Marks>,
     reader: Thread,
 ) -> std::io::Result<JoinHandle<()>> {
     let name = queue.stats.name.clone();
@@ -145,16 +174,28 @@ pub fn spawn(
         .name(format!("sink-{name}"))
         .spawn(move || {
             if let Some(p) = predecessor {
-                // The predecessor is closed and gives up when stalled, so this ends.
-                while !p.wait_finished(Duration::from_secs(3600)) {}
+                // A predecessor that cannot write keeps retrying in the
+                // background; after a while this sink starts anyway.
+                p.wait_finished(wait_predecessor);
             }
-            run(&queue, &mut *output, &reader);
+            run(&queue, &mut *output, marks.as_ref(), &reader);
             queue.set_finished();
             reader.unpark();
         })
 }
 
-fn run(queue: &SinkQueue, output: &mut dyn Output, reader: &Thread) {
+/// A small, fast pseudo-random number (xorshift seeded from the clock), for
+/// backoff jitter.
+fn jitter(max: Duration) -> Duration {
+    let mut x = logbus_ring::now_ns() | 1;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    let half = max / 2;
+    half + Duration::from_nanos(x % (half.as_nanos().max(1) as u64))
+}
+
+fn run(queue: &SinkQueue, output: &mut dyn Output, marks: Option<&Marks>, reader: &Thread) {
     let stats: &SinkStats = &queue.stats;
     let mut reporter = Reporter {
         name: stats.name.clone(),
@@ -162,6 +203,7 @@ fn run(queue: &SinkQueue, output: &mut dyn Output, reader: &Thread) {
         suppressed: 0,
     };
     let mut jobs = Vec::new();
+    let mut ends: Vec<logbus_ring::BlockPos> = Vec::new();
     let group = output.group_records();
     loop {
         match queue.take(&mut jobs, group) {
@@ -180,15 +222,43 @@ fn run(queue: &SinkQueue, output: &mut dyn Output, reader: &Thread) {
         loop {
             match output.write(&jobs) {
                 Ok(()) => {
+                    // Relaxed (stats): statistics.
+                    stats.up.store(true, Ordering::Relaxed);
+                    if let Some(m) = marks {
+                        // Mark the ring before finishing, while these records
+                        // still hold the commit (their blocks cannot be reused).
+                        ends.clear();
+                        ends.extend(jobs.iter().flat_map(|j| j.chunk.block_ends.iter().copied()));
+                        for pos in &ends {
+                            m.ring.mark_sink(m.slot, *pos);
+                        }
+                    }
                     // Drop our references first, so that the reader can reuse the chunks.
                     jobs.clear();
                     queue.finish();
                     reader.unpark();
                     break;
                 }
-                Err(e) => {
-                    // Relaxed: a statistic.
+                Err(e) if output.rejected() => {
+                    // Refused for good: count the group per level and move on.
+                    // Relaxed: statistics.
                     stats.errors.fetch_add(1, Ordering::Relaxed);
+                    for job in &jobs {
+                        for (l, r) in stats.rejected.iter().enumerate() {
+                            r.fetch_add(job.level_count(l) as u64, Ordering::Relaxed);
+                        }
+                    }
+                    reporter.report(&e, "records counted as rejected");
+                    output.discard();
+                    jobs.clear();
+                    queue.finish_rejected();
+                    reader.unpark();
+                    break;
+                }
+                Err(e) => {
+                    // Relaxed: statistics.
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                    stats.up.store(false, Ordering::Relaxed);
                     reporter.error(&e);
                     if output.closed() {
                         queue.set_broken();
@@ -201,7 +271,9 @@ fn run(queue: &SinkQueue, output: &mut dyn Output, reader: &Thread) {
                         reader.unpark();
                         break;
                     }
-                    std::thread::sleep(backoff);
+                    std::thread::sleep(jitter(backoff));
+                    // Relaxed: a statistic.
+                    stats.retries.fetch_add(1, Ordering::Relaxed);
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }

@@ -26,6 +26,8 @@ pub struct OtlpSink {
     by_origin: HashMap<u64, Arc<OtlpResource>>,
     /// Producers without a resource entry, per pid.
     by_pid: HashMap<u32, Arc<OtlpResource>>,
+    /// The last export was refused for good.
+    rejected: bool,
 }
 
 impl OtlpSink {
@@ -59,6 +61,7 @@ impl OtlpSink {
             records: Vec::new(),
             by_origin: HashMap::new(),
             by_pid: HashMap::new(),
+            rejected: false,
         })
     }
 
@@ -69,7 +72,10 @@ impl OtlpSink {
         }
         for job in jobs {
             let c = &job.chunk;
-            for (i, r) in c.selected(job.mask) {
+            for (i, r) in c
+                .selected(job.mask)
+                .filter(|(i, r)| job.wants(*i, r.level() as u8))
+            {
                 let resource = match c.origin(i) {
                     Some(o) => self
                         .by_origin
@@ -131,11 +137,17 @@ impl Output for OtlpSink {
         if self.records.is_empty() {
             self.convert(jobs);
         }
-        self.exporter
-            .export(&self.records)
-            .map_err(|e| e.to_string())?;
+        self.rejected = false;
+        if let Err(e) = self.exporter.export(&self.records) {
+            self.rejected = !e.is_retryable();
+            return Err(e.to_string());
+        }
         self.records.clear();
         Ok(())
+    }
+
+    fn rejected(&self) -> bool {
+        self.rejected
     }
 
     fn discard(&mut self) {

@@ -168,6 +168,24 @@ impl Receiver {
         }
     }
 
+    /// Starts an OTLP/gRPC receiver on `addr` (a port an exporter was pointed
+    /// at before the receiver existed: an endpoint that comes up late).
+    ///
+    /// # Panics
+    ///
+    /// If `addr` cannot be bound (taken meanwhile: a test set-up failure).
+    pub fn start_on(addr: SocketAddr) -> Receiver {
+        let listener = std::net::TcpListener::bind(addr)
+            .unwrap_or_else(|e| panic!("OTLP test receiver: cannot bind {addr}: {e}"));
+        let store = Arc::new(Store::default());
+        let server = grpc::GrpcServer::start(listener, Arc::clone(&store));
+        Receiver {
+            addr,
+            store,
+            server: Some(Server::Grpc(server)),
+        }
+    }
+
     /// Starts an OTLP/HTTP (protobuf) receiver; its logs path is `/v1/logs`.
     ///
     /// # Panics

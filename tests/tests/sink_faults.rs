@@ -1,0 +1,446 @@
+//! Sinks that cannot write, for real: a full disk (a small tmpfs filled to
+//! the brim), an OTLP endpoint that is down and comes up late or never
+//! answers, a stdout reader that pauses, a FIFO nobody reads, and a collector
+//! killed by SIGKILL in the middle of an outage. In each, the sink keeps its
+//! backlog (in the ring, then in memory), sheds only the lowest levels when
+//! its memory bound is passed, catches up once the fault ends (every record
+//! once), and holds back no other sink and no signal.
+//!
+//! The tmpfs tests need root (to mount); elsewhere they print why they are
+//! skipped.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use logbus_ring::{Level, Ring, RingOptions};
+use logbus_tests::collector::*;
+use logbus_tests::{bin, wait_for, TempDir};
+
+/// A tmpfs of `size` mounted at `dir/name`, unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// `None` (with the reason printed) when this process may not mount.
+    fn mount(dir: &TempDir, name: &str, size: &str) -> Option<Tmpfs> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: mounting a small tmpfs needs root");
+            return None;
+        }
+        let p = dir.path(name);
+        std::fs::create_dir_all(&p).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&p)
+            .status()
+            .expect("run mount");
+        if !st.success() {
+            eprintln!("skipped: mount -t tmpfs failed ({st}) in this environment");
+            return None;
+        }
+        Some(Tmpfs(p))
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// Fills the filesystem to the brim with one file; returns its path.
+    fn fill(&self) -> PathBuf {
+        let filler = self.path("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![b'x'; 4096];
+        loop {
+            match f.write(&chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+                Err(e) => panic!("filling the tmpfs: {e}"),
+            }
+        }
+        // The last bytes that fit, to the very last block.
+        for _ in 0..4096 {
+            if f.write(b"x").is_err() {
+                break;
+            }
+        }
+        filler
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// JSON lines of `path` that parse, and whether every line did (no partial line).
+fn parsed_lines(path: &Path) -> (Vec<String>, bool) {
+    let all = lines(path);
+    let ok = all
+        .iter()
+        .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok());
+    (all, ok)
+}
+
+#[test]
+fn a_full_disk_keeps_every_error_sheds_info_first_and_catches_up_exactly_once() {
+    let dir = TempDir::new("fault-disk");
+    let Some(fs) = Tmpfs::mount(&dir, "small", "4m") else {
+        return;
+    };
+    let ring = dir.path("ring");
+    // The ring: 4,096 slots of 256 bytes. Lossless mode, so that the
+    // producers' flood is not itself cut by the ring while the collector
+    // catches up: what is measured here is the sinks.
+    Ring::create(
+        &ring,
+        &RingOptions {
+            size: 1 << 20,
+            block_size: 16 << 10,
+            wait_ms: 10_000,
+            ..RingOptions::default()
+        },
+    )
+    .unwrap();
+    let disk = fs.path("out.log");
+    let healthy = dir.path("all.log");
+    let cfg = dir.path("c.toml");
+    write_config(
+        &cfg,
+        &format!(
+            "{}\n{}",
+            file_sink("disk", &disk, "queue = 5000\n"),
+            file_sink("all", &healthy, "")
+        ),
+    );
+    let filler = fs.fill();
+    let mut c = Collector::start(&dir, "c", &ring_and_config(&ring, &cfg));
+    let ps = [
+        producer(&ring, "i", 40_000, &[]),
+        producer(
+            &ring,
+            "e",
+            500,
+            &["--level", "error", "--pause-every", "10"],
+        ),
+    ];
+    ps.into_iter().for_each(finish);
+    let expect: Vec<_> = all("i", 0..40_000)
+        .into_iter()
+        .chain(all("e", 0..500))
+        .collect();
+    // The healthy sink beside it gets everything, during the outage.
+    assert_exactly_once(&numbers(&wait_lines(&healthy, 40_500)), &expect);
+    let s = wait_for("the full disk reported", LONG, || {
+        let s = sink_status(&ring, "disk");
+        (s["up"] == false && s["retries"].as_u64() > Some(0)).then_some(s)
+    });
+    c.wait_stderr("the error line", "sink \"disk\"");
+    // Its memory bound (5,000) is far below 40,500: INFO went, no ERROR did.
+    assert!(s["dropped"]["INFO"].as_u64().unwrap() > 30_000, "{s}");
+    assert_eq!(s["dropped"]["ERROR"], 0, "{s}");
+    // Space again: it catches up, every record it kept once, no partial line.
+    std::fs::remove_file(&filler).unwrap();
+    let shed = s["dropped"]["INFO"].as_u64().unwrap() as usize;
+    let got = wait_lines(&disk, 40_500 - shed);
+    let (_, whole) = parsed_lines(&disk);
+    assert!(whole, "a partial line in {}", disk.display());
+    let got = numbers(&got);
+    let errors: Vec<_> = got.iter().filter(|(p, _)| p == "e").cloned().collect();
+    assert_exactly_once(&errors, &all("e", 0..500));
+    let t = tally(&got);
+    assert!(t.values().all(|&n| n == 1), "a record written twice");
+    assert_eq!(got.len(), 40_500 - shed);
+    wait_for("the sink back up", LONG, || {
+        (sink_status(&ring, "disk")["up"] == true).then_some(())
+    });
+    assert!(c.stop().success(), "{}", c.stderr_text());
+}
+
+#[test]
+fn a_collector_killed_during_an_outage_resumes_each_sink_where_it_stood() {
+    let dir = TempDir::new("fault-kill");
+    let Some(fs) = Tmpfs::mount(&dir, "small", "2m") else {
+        return;
+    };
+    let ring = dir.path("ring");
+    let disk = fs.path("out.log");
+    let healthy = dir.path("all.log");
+    let cfg = dir.path("c.toml");
+    write_config(
+        &cfg,
+        &format!(
+            "{}\n{}",
+            file_sink("disk", &disk, ""),
+            file_sink("all", &healthy, "")
+        ),
+    );
+    // A first record reaches both, so that the disk file exists.
+    let mut c = Collector::start(&dir, "c1", &ring_and_config(&ring, &cfg));
+    finish(producer(&ring, "a", 1, &[]));
+    wait_lines(&disk, 1);
+    wait_lines(&healthy, 1);
+    let filler = fs.fill();
+    finish(producer(&ring, "b", 3000, &["--level", "info,error"]));
+    wait_lines(&healthy, 3001);
+    wait_for("the outage seen", LONG, || {
+        (sink_status(&ring, "disk")["up"] == false).then_some(())
+    });
+    c.signal(libc::SIGKILL);
+    c.wait_exit();
+    std::fs::remove_file(&filler).unwrap();
+    let mut c = Collector::start(&dir, "c2", &ring_and_config(&ring, &cfg));
+    let expect: Vec<_> = all("a", 0..1)
+        .into_iter()
+        .chain(all("b", 0..3000))
+        .collect();
+    // The stalled sink gets everything it had not finished: what it wrote of
+    // its last group before the kill comes again (at most that one group),
+    // and no partial line is left; the healthy one does not get again what it
+    // had (its progress is kept in the ring).
+    let got = wait_for("every record in the disk file", LONG, || {
+        // (Until the new collector opens it, the file may end in the part of
+        // a line the killed one was writing: read whole lines only.)
+        let whole: Vec<String> = lines(&disk)
+            .into_iter()
+            .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+            .collect();
+        let got = numbers(&whole);
+        let t = tally(&got);
+        expect.iter().all(|e| t.contains_key(e)).then_some(got)
+    });
+    let (_, whole) = parsed_lines(&disk);
+    assert!(whole, "a partial line in {}", disk.display());
+    let repeated = got.len() - expect.len();
+    assert!(
+        repeated <= 4096,
+        "{repeated} records written twice: more than one group"
+    );
+    assert!(tally(&got).values().all(|&n| n <= 2));
+    finish(producer(&ring, "z", 1, &[]));
+    wait_lines(&healthy, 3002);
+    let mut expect_all = expect.clone();
+    expect_all.push(("z".into(), 0));
+    assert_exactly_once(&numbers(&lines(&healthy)), &expect_all);
+    assert!(c.stop().success(), "{}", c.stderr_text());
+}
+
+#[test]
+fn a_stuck_file_sink_keeps_its_backlog_and_holds_back_no_other_sink() {
+    let dir = TempDir::new("fault-fifo-idle");
+    let ring = dir.path("ring");
+    let fifo = dir.path("fifo");
+    let out = dir.path("out.log");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    // Hold a read end open and never read: writes block once the pipe is full.
+    // SAFETY: as above; the descriptor is closed at the end of the test.
+    let rd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK) };
+    assert!(rd >= 0);
+    let cfg = dir.path("c.toml");
+    write_config(
+        &cfg,
+        &format!(
+            "[ring]\nshutdown_timeout = \"1s\"\n\n{}\n{}",
+            file_sink("stuck", &fifo, ""),
+            file_sink("out", &out, "")
+        ),
+    );
+    let mut c = Collector::start(&dir, "c", &ring_and_config(&ring, &cfg));
+    let ps = [
+        producer(&ring, "s", 15000, &[]),
+        producer(&ring, "t", 15000, &["--level", "error"]),
+    ];
+    ps.into_iter().for_each(finish);
+    let expect: Vec<_> = all("s", 0..15000)
+        .into_iter()
+        .chain(all("t", 0..15000))
+        .collect();
+    assert_exactly_once(&numbers(&wait_lines(&out, 30000)), &expect);
+    let s = wait_for("the stuck sink's backlog", LONG, || {
+        let s = sink_status(&ring, "stuck");
+        (s["backlog"].as_u64() > Some(0)).then_some(s)
+    });
+    assert_eq!(
+        s["dropped"]["INFO"], 0,
+        "nothing shed below its memory bound: {s}"
+    );
+    assert_eq!(s["dropped"]["ERROR"], 0, "{s}");
+    // SIGTERM: bounded by shutdown_timeout although the sink never finishes;
+    // the last line says what it left behind.
+    let t = Instant::now();
+    let st = c.stop();
+    assert!(st.success(), "{}", c.stderr_text());
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    let err = c.stderr_text();
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("sink \"stuck\" left") && last.contains("records"),
+        "{err}"
+    );
+    // What it had not written stays in the ring for the next collector.
+    let stats = Ring::open_existing(&ring).unwrap().stats();
+    assert!(stats.total().unread > 0, "{stats:?}");
+    // SAFETY: our descriptor.
+    unsafe { libc::close(rd) };
+}
+
+#[test]
+fn a_fifo_nobody_reads_blocks_only_its_own_sink() {
+    let dir = TempDir::new("fault-fifo-none");
+    let ring = dir.path("ring");
+    let fifo = dir.path("fifo");
+    let out = dir.path("out.log");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    let cfg = dir.path("c.toml");
+    write_config(
+        &cfg,
+        &format!(
+            "[ring]\nshutdown_timeout = \"1s\"\n\n{}\n{}",
+            file_sink("fifo", &fifo, ""),
+            file_sink("out", &out, "")
+        ),
+    );
+    // It starts (the open happens on the sink's own thread) ...
+    let mut c = Collector::start(&dir, "c", &ring_and_config(&ring, &cfg));
+    finish(producer(&ring, "f", 1000, &[]));
+    // ... the other sink gets everything ...
+    assert_exactly_once(&numbers(&wait_lines(&out, 1000)), &all("f", 0..1000));
+    // ... and SIGTERM is obeyed within the shutdown timeout.
+    let st = c.stop();
+    assert!(st.success(), "{}", c.stderr_text());
+    assert!(
+        c.stderr_text().contains("sink \"fifo\" left"),
+        "{}",
+        c.stderr_text()
+    );
+}
+
+#[test]
+fn a_paused_stdout_reader_loses_nothing() {
+    let dir = TempDir::new("fault-stdout");
+    let ring = dir.path("ring");
+    let stderr = dir.path("stderr");
+    let mut child = Command::new(bin("logbus-collector"))
+        .args(["--ring", ring.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for("startup", LONG, || {
+        std::fs::read_to_string(&stderr)
+            .unwrap_or_default()
+            .contains("consuming")
+            .then_some(())
+    });
+    // Nobody reads stdout meanwhile: the pipe fills and the sink blocks.
+    let ps = [
+        producer(&ring, "p", 10_000, &[]),
+        producer(&ring, "q", 10_000, &["--level", "error"]),
+    ];
+    ps.into_iter().for_each(finish);
+    wait_for("the stdout sink's backlog", LONG, || {
+        (sink_status(&ring, "stdout")["backlog"].as_u64() > Some(0)).then_some(())
+    });
+    // The reader comes back: everything arrives, once.
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut got = Vec::new();
+    let mut line = String::new();
+    while got.len() < 20_000 {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "stdout ended early");
+        got.push(line.trim_end().to_string());
+    }
+    let expect: Vec<_> = all("p", 0..10_000)
+        .into_iter()
+        .chain(all("q", 0..10_000))
+        .collect();
+    assert_exactly_once(&numbers(&got), &expect);
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let st = wait_for("collector exit", LONG, || child.try_wait().unwrap());
+    assert!(st.success());
+}
+
+#[test]
+fn an_otlp_endpoint_that_comes_up_late_gets_every_record_once() {
+    use logbus_otlp::receiver::Receiver;
+    let dir = TempDir::new("fault-otlp-late");
+    let ring = dir.path("ring");
+    // A port nobody listens on yet.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let cfg = otlp_config(
+        &dir,
+        &ring,
+        &format!("endpoint = \"http://{addr}\"\ntimeout = \"500ms\""),
+        "",
+    );
+    let mut c = Collector::start(&dir, "c", &["--config", cfg.to_str().unwrap()]);
+    finish(producer(&ring, "o", 3000, &["--level", "info,error"]));
+    wait_for("the endpoint seen down", LONG, || {
+        let s = sink_status(&ring, "otel");
+        (s["up"] == false && s["retries"].as_u64() > Some(0)).then_some(())
+    });
+    let receiver = Receiver::start_on(addr);
+    let got = wait_for("3,000 records at the endpoint", LONG, || {
+        let r = receiver.records();
+        (r.len() >= 3000).then_some(r)
+    });
+    let items: Vec<(String, u64)> = got
+        .iter()
+        .map(|l| {
+            let (p, n) = l.body().expect("string body").rsplit_once('-').unwrap();
+            (p.to_string(), n.parse().unwrap())
+        })
+        .collect();
+    assert_exactly_once(&items, &all("o", 0..3000));
+    let s = sink_status(&ring, "otel");
+    assert_eq!(s["dropped"]["ERROR"], 0, "{s}");
+    assert!(c.stop().success(), "{}", c.stderr_text());
+}
+
+#[test]
+fn an_otlp_endpoint_that_never_answers_delays_neither_others_nor_sigterm() {
+    let receiver = logbus_otlp::receiver::Receiver::start_stalled();
+    let dir = TempDir::new("fault-otlp-mute");
+    let ring = dir.path("ring");
+    let out = dir.path("out.log");
+    let cfg = dir.path("c.toml");
+    write_config(
+        &cfg,
+        &format!(
+            "[ring]\npath = \"{}\"\nshutdown_timeout = \"1s\"\n\n[[sinks]]\nname = \"otel\"\ntype = \"otlp\"\nendpoint = \"{}\"\ntimeout = \"30s\"\n\n{}",
+            ring.display(),
+            receiver.endpoint(),
+            file_sink("out", &out, "")
+        ),
+    );
+    let mut c = Collector::start(&dir, "c", &["--config", cfg.to_str().unwrap()]);
+    finish(producer(&ring, "m", 5000, &["--level", "info,error"]));
+    assert_exactly_once(&numbers(&wait_lines(&out, 5000)), &all("m", 0..5000));
+    assert!(receiver.wait_for_connections(1, LONG) >= 1);
+    let t = Instant::now();
+    let st = c.stop();
+    assert!(st.success(), "{}", c.stderr_text());
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert!(
+        c.stderr_text().contains("sink \"otel\" left"),
+        "{}",
+        c.stderr_text()
+    );
+    let stats = Ring::open_existing(&ring).unwrap().stats();
+    assert!(
+        stats.level(Level::Error).unread > 0,
+        "kept for the next collector"
+    );
+}
