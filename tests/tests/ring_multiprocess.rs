@@ -208,14 +208,16 @@ fn a_small_ring_wrapping_under_four_processes_loses_nothing_uncounted() {
     let dropped: u64 = outputs.iter().map(|o| o["dropped"].as_u64().unwrap()).sum();
     let evicted: u64 = outputs.iter().map(|o| o["evicted"].as_u64().unwrap()).sum();
     assert_eq!(written + dropped, 400_000);
-    assert_eq!(
-        delivered as u64 + evicted,
-        written,
-        "every written record delivered or evicted"
-    );
     let s = ring.stats();
-    assert_eq!(s.total().emitted, 400_000);
+    // Every record written was delivered or evicted. (The producers' own
+    // eviction counts can be lower than the ring's: an eviction whose record
+    // then lost the freed block to another writer, and was dropped, is
+    // reported by no `Written`.)
+    assert_eq!(s.total().published, written, "{s:?}");
     assert_eq!(s.total().delivered, delivered as u64);
+    assert_eq!(s.total().delivered + s.total().evicted, written);
+    assert!(evicted <= s.total().evicted, "{evicted} {s:?}");
+    assert_eq!(s.total().emitted, 400_000);
     assert_eq!(s.total().dropped, dropped);
     assert_eq!(s.total().unread, 0);
     assert!(delivered > 4096, "the ring wrapped (delivered {delivered})");

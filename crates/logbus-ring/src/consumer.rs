@@ -363,7 +363,7 @@ impl Consumer {
             if batch.len() >= max {
                 break;
             }
-            if self.blocks[i].read_all {
+            if self.blocks[i].read_all && !self.grew(i) {
                 continue;
             }
             let seq = self.blocks[i].seq;
@@ -467,6 +467,25 @@ impl Consumer {
         // emptied by commits before they were closed) need no commit.
         self.free_finished();
         batch.len()
+    }
+
+    /// For a block read to its end: whether an evicting producer has since
+    /// moved kept records into it (its end grew), so it must be read again.
+    fn grew(&mut self, i: usize) -> bool {
+        let st = &self.blocks[i];
+        let d = self.ring.desc(st.seq);
+        // Acquire (both): pair with the evictor's Releases (flag gone, end set).
+        let c = Claim::unpack(d.claim.load(Ordering::Acquire));
+        if !c.is(st.seq) || c.evicted {
+            return false;
+        }
+        let r = Reserve::unpack(d.reserve.load(Ordering::Acquire));
+        // Reopened by an adopting writer, or records moved in by an evictor.
+        let grew = c.evicting || (r.is(st.seq) && (r.end > st.claimed || !r.closed));
+        if grew {
+            self.blocks[i].read_all = false;
+        }
+        grew
     }
 
     /// Whether block `i` has looked stuck for [`STUCK_NS`] (starting the
@@ -645,9 +664,51 @@ impl Consumer {
                 break;
             }
             let seq = st.seq;
+            let claimed = st.claimed;
             let d = self.ring.desc(seq);
             // Release: as in `commit`.
-            d.done.store(done_word(seq, st.claimed), Ordering::Release);
+            d.done.store(done_word(seq, claimed), Ordering::Release);
+            // Seal it: its claim word says EVICTED (nothing left to read), so
+            // that an evicting producer can no longer flag it and move kept
+            // records into it between our look and the head CAS. Fails when
+            // one did first: then it is not finished after all.
+            // Acquire: as every load of a claim word.
+            let word = d.claim.load(Ordering::Acquire);
+            let c = Claim::unpack(word);
+            if c.is(seq) && !c.evicted {
+                let sealed = Claim {
+                    evicted: true,
+                    ..Claim::at(seq, claimed)
+                };
+                // SeqCst (includes AcqRel, as every claim CAS): see the
+                // reserve load below.
+                if c.evicting
+                    || c.claimed != claimed
+                    || d.claim
+                        .compare_exchange(word, sealed.pack(), Ordering::SeqCst, Ordering::Relaxed)
+                        .is_err()
+                {
+                    self.blocks[0].read_all = false;
+                    break;
+                }
+                // An eviction that finished just before the seal may have
+                // moved records in: then unseal (nobody else touches a sealed
+                // word) and read them first. Acquire: pairs with its Release.
+                // SeqCst: the other half of the Dekker pair with a writer
+                // adopting the block (`Writer::adopt`), which reopens it.
+                let r = Reserve::unpack(d.reserve.load(Ordering::SeqCst));
+                if r.is(seq) && (r.end > claimed || !r.closed) {
+                    // AcqRel: as every claim CAS.
+                    let _ = d.claim.compare_exchange(
+                        sealed.pack(),
+                        Claim::at(seq, claimed).pack(),
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    );
+                    self.blocks[0].read_all = false;
+                    break;
+                }
+            }
             // SeqCst (includes Release, SYNC POINT B): our reads of the block
             // happen before a claimer (Acquire load of `head`) reuses it; and
             // it precedes the `waiters` load in `space_freed`.

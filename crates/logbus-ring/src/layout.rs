@@ -167,7 +167,7 @@ const _: () = assert!(std::mem::size_of::<StaticHeader>() == 128);
 /// | `alloc` | claiming producers (CAS) | the consumer, peekers |
 /// | `sleeping` | the consumer (futex word: 1 while it sleeps) | producers after a reserve |
 /// | `space`, `waiters` | the consumer (`space` futex word), waiting producers | |
-/// | `dropped`, `evicted`, `torn`, `waits`, `wait_timeouts`, `wakeups` | anyone, `fetch_add` (cold paths only) | stat |
+/// | `dropped`, `evicted`, `torn`, `waits`, `wait_timeouts`, `wakeups`, `closes` | anyone, `fetch_add` (cold paths only) | stat, writers |
 /// | `delivered`, `invalid` | the consumer only | stat |
 /// | `evict_owner`, `evict_*`, `lost` | the producer holding the eviction role | whoever reaps a dead one |
 /// | `sinks` | the consumer | the consumer |
@@ -198,7 +198,10 @@ pub(crate) struct SharedWords {
     pub wait_timeouts: AtomicU64,
     /// Times a producer woke the sleeping consumer.
     pub wakeups: AtomicU64,
-    _p5: [u8; 24],
+    /// Blocks closed by writers that went away (threads that exited): a hint
+    /// for writers looking for a block to adopt.
+    pub closes: AtomicU64,
+    _p5: [u8; 16],
     pub delivered: [AtomicU64; LEVELS],
     pub invalid: AtomicU64,
     _p6: [u8; 8],

@@ -88,6 +88,8 @@ impl Ring {
             resource: 0,
             generation: self.inner.generation,
             scratch: Vec::new(),
+            last_seq: None,
+            adopt_hint: None,
             ring: self.clone(),
         })
     }
@@ -112,6 +114,12 @@ pub struct Writer {
     /// Where an eviction copies the records it keeps (allocated on the first
     /// eviction that merges blocks, a cold path).
     scratch: Vec<u8>,
+    /// The newest block this writer has written into (`None`: it has written
+    /// nothing, and may adopt a block; see `adopt`).
+    last_seq: Option<u64>,
+    /// `(alloc, head, closes)` when a search for a block to adopt last found
+    /// none: nothing to look for until one of them changes.
+    adopt_hint: Option<(u64, u64, u64)>,
 }
 
 // SAFETY: the raw pointer in `open` points into the ring mapping, which
@@ -185,6 +193,9 @@ impl Writer {
             match self.claim(level) {
                 Ok(()) => continue,
                 Err(NoRoom::Full) => {
+                    if self.adopt(need) {
+                        continue;
+                    }
                     if let (Some(wait), false) = (self.wait, waited) {
                         waited = true;
                         if self.wait_for_space(level, wait) {
@@ -287,6 +298,84 @@ impl Writer {
         }
     }
 
+    /// The ring's blocks are all claimed (up to the level's watermark), but
+    /// some may be closed with room left: by writers that went away (threads
+    /// that exited) or by the consumer. A writer that has written nothing yet
+    /// (a new thread) reopens one of them, if its records are all complete (a
+    /// record in flight there would have an unknown length once we append
+    /// after it). Only a writer with no earlier record may: a consumer reading
+    /// that older block concurrently could otherwise deliver the new record
+    /// before the writer's earlier ones in a newer block. (So thousands of
+    /// short-lived threads share the room their predecessors left.) Cold, and
+    /// skipped while nothing changed since the last search found nothing.
+    #[cold]
+    fn adopt(&mut self, need: u32) -> bool {
+        let w = self.ring.words();
+        // Acquire (both): as in `claim`. Relaxed: `closes` is only a hint.
+        let h = w.head.load(Ordering::Acquire);
+        let a = w.alloc.load(Ordering::Acquire);
+        let hint = (a, h, w.closes.load(Ordering::Relaxed));
+        if self.last_seq.is_some() || a < h || a - h > self.blocks || self.adopt_hint == Some(hint)
+        {
+            return false;
+        }
+        // Newest first: the oldest blocks are the next to be freed.
+        for seq in (h..a).rev() {
+            let d = self.ring.desc(seq);
+            // Acquire: pairs with the Release of whoever closed it.
+            let word = d.reserve.load(Ordering::Acquire);
+            let r = Reserve::unpack(word);
+            if !r.is(seq) || !r.closed || r.end as usize + need as usize > self.block_size {
+                continue;
+            }
+            let data = self.ring.block_data(seq);
+            let mut off = 0usize;
+            while off < r.end as usize {
+                // SAFETY: `data` is block `seq`, `off` a multiple of 8 below
+                // `r.end <= block_size`.
+                match unsafe { ready_record(data, off, r.end as usize, seq) } {
+                    Some((len, _)) => off += placed(len),
+                    None => break,
+                }
+            }
+            if off != r.end as usize {
+                continue;
+            }
+            let open = Reserve { closed: false, ..r };
+            // SeqCst: the Dekker pair with the consumer sealing a block it
+            // frees (it CASes the claim word, then looks at `reserve`; we CAS
+            // `reserve`, then look at the claim word): never both miss.
+            if d.reserve
+                .compare_exchange(word, open.pack(), Ordering::SeqCst, Ordering::Relaxed)
+                .is_err()
+            {
+                continue;
+            }
+            // SeqCst: see above.
+            let c = Claim::unpack(d.claim.load(Ordering::SeqCst));
+            if !c.is(seq) || c.evicted || c.evicting {
+                // Being freed or evicted: close it again and look further.
+                // AcqRel: as every CAS of `reserve`.
+                let _ = d.reserve.compare_exchange(
+                    open.pack(),
+                    word,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
+                continue;
+            }
+            self.open = Some(OpenBlock {
+                seq,
+                data,
+                word: open,
+            });
+            self.last_seq = Some(seq);
+            return true;
+        }
+        self.adopt_hint = Some(hint);
+        false
+    }
+
     /// Claims a new block for a record of `level` (step 1 in `crate::block`).
     #[cold]
     fn claim(&mut self, level: usize) -> Result<(), NoRoom> {
@@ -347,6 +436,7 @@ impl Writer {
                     data: self.ring.block_data(seq),
                     word: open,
                 });
+                self.last_seq = Some(seq);
                 return true;
             }
         }
@@ -453,10 +543,12 @@ unsafe fn put(at: *mut u8, bytes: &[u8], off: usize) -> usize {
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        if self.generation == fork::generation() {
+        if self.generation == fork::generation() && self.open.is_some() {
             // Our block is complete: let the consumer finish it now rather
-            // than when it gets in the way.
+            // than when it gets in the way, and another writer adopt its room.
             self.close_open();
+            // Relaxed: a hint for adopters (see `adopt`).
+            self.ring.words().closes.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

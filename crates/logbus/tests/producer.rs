@@ -509,6 +509,40 @@ fn many_threads_and_tokio() {
 }
 
 #[test]
+fn thousands_of_short_lived_threads_fill_the_default_ring_with_no_reader() {
+    // Each thread writes a few records and exits, giving its block back: the
+    // next ones adopt the room left in those blocks, so the ring takes every
+    // record although it has far fewer blocks than there are threads.
+    const THREADS: u64 = 3000;
+    const EACH: u64 = 3;
+    let dir = TempDir::new("short-lived");
+    let producer = logbus::Builder::new()
+        .ring_path(dir.ring())
+        .producer()
+        .unwrap();
+    for t in 0..THREADS {
+        let p = producer.clone();
+        std::thread::spawn(move || {
+            for k in 0..EACH {
+                let msg = format!("thread {t} record {k}");
+                let o = p.emit(&logbus::Event::new(9, &msg));
+                assert!(
+                    matches!(o, logbus::Outcome::Written { .. }),
+                    "{t}/{k}: {o:?}"
+                );
+            }
+        })
+        .join()
+        .unwrap();
+    }
+    let ring = producer.ring().unwrap();
+    let stats = ring.stats();
+    assert_eq!(stats.unaccounted(&[0, 0, THREADS * EACH, 0, 0, 0]), None);
+    assert_eq!(stats.level(logbus_ring::Level::Info).unread, THREADS * EACH);
+    assert!(THREADS > stats.blocks, "more threads than blocks");
+}
+
+#[test]
 fn two_hundred_threads_log_at_once_into_the_default_ring_and_nothing_is_refused() {
     // The default ring, the Producer API alone: every thread gets a writer
     // (there is no per-thread resource to run out of), every record lands.
