@@ -371,7 +371,7 @@ fn a_paused_stdout_reader_loses_nothing() {
 
 #[test]
 fn an_otlp_endpoint_that_comes_up_late_gets_every_record_once() {
-    use logbus_otlp::receiver::Receiver;
+    use logbus_tests::otlp_receiver::Receiver;
     let dir = TempDir::new("fault-otlp-late");
     let ring = dir.path("ring");
     // A port nobody listens on yet.
@@ -382,7 +382,9 @@ fn an_otlp_endpoint_that_comes_up_late_gets_every_record_once() {
     let cfg = otlp_config(
         &dir,
         &ring,
-        &format!("endpoint = \"http://{addr}\"\ntimeout = \"500ms\""),
+        // A timeout long enough that an export the endpoint took is not
+        // thought lost (and sent again) on a busy machine.
+        &format!("endpoint = \"http://{addr}\"\ntimeout = \"5s\""),
         "",
     );
     let mut c = Collector::start(&dir, "c", &["--config", cfg.to_str().unwrap()]);
@@ -411,7 +413,7 @@ fn an_otlp_endpoint_that_comes_up_late_gets_every_record_once() {
 
 #[test]
 fn an_otlp_endpoint_that_never_answers_delays_neither_others_nor_sigterm() {
-    let receiver = logbus_otlp::receiver::Receiver::start_stalled();
+    let receiver = logbus_tests::otlp_receiver::Receiver::start_stalled();
     let dir = TempDir::new("fault-otlp-mute");
     let ring = dir.path("ring");
     let out = dir.path("out.log");

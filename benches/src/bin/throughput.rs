@@ -147,7 +147,8 @@ fn collect(ring: &Path, kind: &str, out: &Path, expect: u64) {
         shutdown_timeout: Duration::from_secs(60),
         sinks: vec![SinkConfig::new("bench", kind)],
     };
-    let mut collector = Collector::new(&ring, config, None).expect("collector");
+    let mut collector =
+        Collector::new(&ring, config, None, |n| eprintln!("collector: {n}")).expect("collector");
     let registry = collector.registry();
     let control = Arc::new(Control::new());
     let c2 = control.clone();

@@ -92,7 +92,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     // The error's line already names its cause: keep it, not its source chain.
     let ring = Ring::open(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut collector = Collector::new(&ring, config.clone(), args.config.clone())?;
+    let mut collector = Collector::new(&ring, config.clone(), args.config.clone(), |notice| {
+        eprintln!("logbus-collector: {notice}")
+    })?;
 
     if let Some(addr) = &args.metrics {
         let listener =

@@ -63,14 +63,6 @@ impl Chunk {
         self.origin(i).and_then(|o| o.service())
     }
 
-    /// Records whose level is in `mask` (bit `Level as usize`).
-    pub fn count(&self, mask: u8) -> u32 {
-        (0..LEVELS)
-            .filter(|l| mask & (1 << l) != 0)
-            .map(|l| self.counts[l])
-            .sum()
-    }
-
     /// The records whose level is in `mask`, with their index.
     pub fn selected(&self, mask: u8) -> impl Iterator<Item = (usize, RecordRef<'_>)> + '_ {
         self.batch

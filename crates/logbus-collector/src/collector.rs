@@ -21,6 +21,7 @@ use logbus_ring::{Consumer, ConsumerError, Ring, SinkResume, SinkSlot, LEVELS};
 
 use crate::chunk::{Chunk, Resolver};
 use crate::config::{self, Config, SinkConfig};
+use crate::notice::{Notice, Notify};
 use crate::queue::{Job, SinkQueue};
 use crate::sink::{self, SinkError};
 use crate::stats::{status_path, write_atomic, Registry, SinkStats};
@@ -169,14 +170,17 @@ pub struct Collector {
     reader: Thread,
     /// What to commit once the pending chunks are done: the greatest end seen.
     commit_end: u64,
+    /// Where notices go (see [`Notice`]).
+    notify: Notify,
     /// Per sink name: drops already reported, and when.
     drops_reported: HashMap<String, (u64, Option<Instant>)>,
 }
 
 impl Collector {
     /// Takes the consumer role of `ring` and starts the sinks of `config`.
-    /// `config_path` is re-read on [`Control::request_reload`]. Must be called
-    /// on the thread that then calls [`run`](Self::run).
+    /// `config_path` is re-read on [`Control::request_reload`]; `notify`
+    /// gets every [`Notice`] (the library prints nothing). Must be called on
+    /// the thread that then calls [`run`](Self::run).
     ///
     /// # Errors
     /// [`StartError::Consumer`] when another collector holds the ring (its pid
@@ -185,6 +189,7 @@ impl Collector {
         ring: &Ring,
         config: Config,
         config_path: Option<PathBuf>,
+        notify: impl Fn(Notice) + Send + Sync + 'static,
     ) -> Result<Collector, StartError> {
         let consumer = Consumer::acquire(ring).map_err(StartError::Consumer)?;
         let reader = std::thread::current();
@@ -202,6 +207,7 @@ impl Collector {
             status_file: status_path(ring.path()),
             reader,
             commit_end: 0,
+            notify: Arc::new(notify),
             drops_reported: HashMap::new(),
             config: Config {
                 sinks: Vec::new(),
@@ -282,6 +288,7 @@ impl Collector {
                     predecessor.map(|p| p.queue.clone()),
                     self.config.shutdown_timeout,
                     marks,
+                    self.notify.clone(),
                     self.reader.clone(),
                 )
                 .map_err(StartError::Thread)?;
@@ -457,10 +464,9 @@ impl Collector {
     fn output_gone(&self) -> bool {
         match self.sinks.iter().find(|s| s.queue.is_broken()) {
             Some(s) => {
-                eprintln!(
-                    "logbus-collector: sink \"{}\": output closed; shutting down",
-                    s.config.name
-                );
+                (self.notify)(Notice::OutputClosed {
+                    sink: s.config.name.clone(),
+                });
                 true
             }
             None => false,
@@ -478,12 +484,11 @@ impl Collector {
                 .or_insert((0, None));
             let due = at.is_none_or(|t| now.duration_since(t) >= DROP_REPORT_EVERY);
             if total > *seen && due {
-                eprintln!(
-                    "logbus-collector: sink \"{}\" shed {} records (its backlog passed its queue bound; {} in all)",
-                    stats.name,
-                    total - *seen,
-                    total
-                );
+                (self.notify)(Notice::SinkShed {
+                    sink: stats.name.clone(),
+                    now: total - *seen,
+                    total,
+                });
                 (*seen, *at) = (total, Some(now));
             }
         }
@@ -509,10 +514,10 @@ impl Collector {
         if let Err(e) = write_atomic(&self.status_file, &doc) {
             static ONCE: std::sync::Once = std::sync::Once::new();
             ONCE.call_once(|| {
-                eprintln!(
-                    "logbus-collector: cannot write {}: {e}",
-                    self.status_file.display()
-                )
+                (self.notify)(Notice::StatusUnwritable {
+                    path: self.status_file.clone(),
+                    error: e.to_string(),
+                })
             });
         }
     }
@@ -521,7 +526,7 @@ impl Collector {
     /// keep running), otherwise keeps the running ones. Files are reopened.
     fn reload(&mut self) {
         let Some(path) = self.config_path.clone() else {
-            eprintln!("logbus-collector: SIGHUP: no --config file; reopening files");
+            (self.notify)(Notice::ReopenOnly);
             for s in &self.sinks {
                 s.queue.request_reopen();
             }
@@ -530,16 +535,14 @@ impl Collector {
         let new = match config::load(&path) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!(
-                    "logbus-collector: reload failed, keeping the running configuration: {e}"
-                );
+                (self.notify)(Notice::ReloadFailed {
+                    error: e.to_string(),
+                });
                 return;
             }
         };
         if new.ring_path != self.config.ring_path {
-            eprintln!(
-                "logbus-collector: reload: [ring] path changed; a running collector keeps its ring (restart to switch)"
-            );
+            (self.notify)(Notice::RingPathIgnored);
         }
         // Everything polled so far went to the old sinks; everything polled from
         // now on goes to the new ones: each record is handled by exactly one set.
@@ -562,16 +565,17 @@ impl Collector {
                 self.config = new;
                 self.registry
                     .set(self.sinks.iter().map(|s| s.queue.stats.clone()).collect());
-                eprintln!(
-                    "logbus-collector: reloaded {}: {kept} sinks ({changed} replaced or removed)",
-                    path.display()
-                );
+                (self.notify)(Notice::Reloaded {
+                    path: path.clone(),
+                    kept,
+                    replaced: changed,
+                });
             }
             Err(e) => {
                 self.sinks = old;
-                eprintln!(
-                    "logbus-collector: reload failed, keeping the running configuration: {e}"
-                );
+                (self.notify)(Notice::ReloadFailed {
+                    error: e.to_string(),
+                });
             }
         }
     }

@@ -10,11 +10,11 @@
 //!    └──commit───── levels, block ends)          overflow)       retry)
 //! ```
 //! * The reader ([`Collector::run`]) polls a [`logbus_ring::Batch`] into a
-//!   [`chunk::Chunk`], resolves each record's producer resource (cached per
+//!   chunk (`chunk.rs`), resolves each record's producer resource (cached per
 //!   resource tag and pid), counts levels, and shares the chunk (an `Arc`, no
-//!   copy) with every sink's [`queue::SinkQueue`].
+//!   copy) with every sink's queue (`queue.rs`).
 //! * Each sink runs on its own thread (which also opens its output) with its
-//!   own queue, level filter and format ([`sink`]). A sink that cannot write
+//!   own queue, level filter and format (`sink/`). A sink that cannot write
 //!   keeps its backlog and retries with backoff: up to its `max_backlog` in
 //!   the ring (uncommitted, so it survives a crash), beyond that in memory up
 //!   to its `queue`, beyond that the oldest lowest-level records are shed and
@@ -37,7 +37,7 @@
 //!     &format!("[[sinks]]\nname = \"f\"\ntype = \"file\"\npath = \"{}\"\n", dir.join("out.log").display()),
 //!     "doc.toml".as_ref(),
 //! )?;
-//! let mut collector = Collector::new(&ring, cfg, None)?;
+//! let mut collector = Collector::new(&ring, cfg, None, |notice| eprintln!("{notice}"))?;
 //! let control = Control::new();
 //! control.request_shutdown(); // drains what is published, flushes, commits
 //! let summary = collector.run(&control);
@@ -49,12 +49,15 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod chunk;
+mod chunk;
 pub mod collector;
 pub mod config;
-pub mod queue;
-pub mod sink;
+mod notice;
+mod queue;
+mod sink;
 pub mod stats;
 
 pub use collector::{Collector, Control, StartError, Summary};
 pub use config::{Config, ConfigError, Format, SinkConfig, SinkKind};
+pub use notice::{Notice, Notify};
+pub use sink::SinkError;

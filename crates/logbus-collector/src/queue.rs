@@ -452,6 +452,7 @@ impl SinkQueue {
     }
 
     /// Records that pin the ring (queued or in flight).
+    #[cfg(test)]
     pub fn pinned(&self) -> u64 {
         self.lock().pinned as u64
     }

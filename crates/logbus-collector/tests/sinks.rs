@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use logbus_collector::config::{Format, OtlpProtocol, SinkConfig, SinkKind};
 use logbus_collector::{Collector, Config, Control};
-use logbus_otlp::receiver::Receiver;
 use logbus_ring::{Event, Field, Level, Resource, Ring, Value};
+use logbus_testkit::otlp_receiver::Receiver;
 
 const PER_LEVEL: u64 = 50;
 
@@ -69,7 +69,7 @@ fn run_sink(dir: &Path, kind: SinkKind) -> (u64, u64, u64) {
         shutdown_timeout: Duration::from_secs(30),
         sinks: vec![sink],
     };
-    let mut collector = Collector::new(&ring, config, None).unwrap();
+    let mut collector = Collector::new(&ring, config, None, |n| eprintln!("{n}")).unwrap();
     let registry = collector.registry();
     let control = Control::new();
     control.request_shutdown();

@@ -48,10 +48,11 @@ fn numbered(path: &Path, k: u32) -> PathBuf {
 }
 
 impl RotatingFile {
-    /// Opens (creates) `path` for appending.
+    /// Opens (creates) `path` for appending, now.
     ///
     /// # Errors
     /// A one-line message naming the file.
+    #[cfg(test)]
     pub fn open(path: &Path, max_bytes: Option<u64>, keep: u32) -> Result<RotatingFile, String> {
         let mut f = RotatingFile::lazy(path, max_bytes, keep);
         f.reopen()?;

@@ -25,6 +25,7 @@ use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use crate::config::{SinkConfig, SinkKind};
+use crate::notice::{Notice, Notify};
 use crate::queue::{Job, SinkQueue, Take};
 use crate::stats::SinkStats;
 
@@ -108,11 +109,12 @@ pub fn open_output(cfg: &SinkConfig) -> Result<Box<dyn Output>, SinkError> {
     })
 }
 
-/// Rate-limits a sink's error lines: at most one per 10 s, with a count.
+/// Rate-limits a sink's error notices: at most one per 10 s, with a count.
 struct Reporter {
     name: String,
     last: Option<Instant>,
     suppressed: u64,
+    notify: Notify,
 }
 
 const REPORT_EVERY: Duration = Duration::from_secs(10);
@@ -122,21 +124,17 @@ impl Reporter {
         self.report(what, "retrying");
     }
 
-    fn report(&mut self, what: &str, then: &str) {
+    fn report(&mut self, what: &str, next: &'static str) {
         let now = Instant::now();
         match self.last {
             Some(t) if now.duration_since(t) < REPORT_EVERY => self.suppressed += 1,
             _ => {
-                let more = if self.suppressed > 0 {
-                    format!(" ({} more errors since the last report)", self.suppressed)
-                } else {
-                    String::new()
-                };
-                eprintln!(
-                    "logbus-collector: sink \"{}\": {}{more}; {then}",
-                    self.name,
-                    what.replace('\n', " ")
-                );
+                (self.notify)(Notice::SinkFailed {
+                    sink: self.name.clone(),
+                    error: what.to_string(),
+                    suppressed: self.suppressed,
+                    next,
+                });
                 self.last = Some(now);
                 self.suppressed = 0;
             }
@@ -167,6 +165,7 @@ pub fn spawn(
     predecessor: Option<Arc<SinkQueue>>,
     wait_predecessor: Duration,
     marks: Option<Marks>,
+    notify: Notify,
     reader: Thread,
 ) -> std::io::Result<JoinHandle<()>> {
     let name = queue.stats.name.clone();
@@ -178,7 +177,7 @@ pub fn spawn(
                 // background; after a while this sink starts anyway.
                 p.wait_finished(wait_predecessor);
             }
-            run(&queue, &mut *output, marks.as_ref(), &reader);
+            run(&queue, &mut *output, marks.as_ref(), notify, &reader);
             queue.set_finished();
             reader.unpark();
         })
@@ -195,12 +194,19 @@ fn jitter(max: Duration) -> Duration {
     half + Duration::from_nanos(x % (half.as_nanos().max(1) as u64))
 }
 
-fn run(queue: &SinkQueue, output: &mut dyn Output, marks: Option<&Marks>, reader: &Thread) {
+fn run(
+    queue: &SinkQueue,
+    output: &mut dyn Output,
+    marks: Option<&Marks>,
+    notify: Notify,
+    reader: &Thread,
+) {
     let stats: &SinkStats = &queue.stats;
     let mut reporter = Reporter {
         name: stats.name.clone(),
         last: None,
         suppressed: 0,
+        notify,
     };
     let mut jobs = Vec::new();
     let mut ends: Vec<logbus_ring::BlockPos> = Vec::new();

@@ -1,0 +1,115 @@
+//! What the collector tells its operator. The library prints nothing: it
+//! hands each [`Notice`] to the function its user gave
+//! ([`crate::Collector::new`]), and the binary decides where it goes (the
+//! `logbus-collector` program writes one line to stderr for each).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// One event worth a line in the operator's log. `Display` is that line,
+/// without the program's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// A sink's write (or reopen) failed; `suppressed` more failures since
+    /// its last notice (at most one every 10 s per sink).
+    SinkFailed {
+        /// The sink.
+        sink: String,
+        /// What failed, one line.
+        error: String,
+        /// Failures not reported since the last notice.
+        suppressed: u64,
+        /// What the sink does next: retries, or (refused for good) counts the
+        /// records as rejected and moves on.
+        next: &'static str,
+    },
+    /// A sink shed records (its backlog passed its memory bound).
+    SinkShed {
+        /// The sink.
+        sink: String,
+        /// Records shed since the last notice.
+        now: u64,
+        /// Records shed in all.
+        total: u64,
+    },
+    /// A sink's output is gone for good (stdout closed): the collector stops.
+    OutputClosed {
+        /// The sink.
+        sink: String,
+    },
+    /// The status file could not be written (reported once).
+    StatusUnwritable {
+        /// The status file.
+        path: PathBuf,
+        /// Why.
+        error: String,
+    },
+    /// SIGHUP without a configuration file: files are reopened.
+    ReopenOnly,
+    /// A reload failed; the running configuration stays.
+    ReloadFailed {
+        /// Why, one line.
+        error: String,
+    },
+    /// A reload named another ring; a running collector keeps its ring.
+    RingPathIgnored,
+    /// A reload succeeded.
+    Reloaded {
+        /// The configuration file.
+        path: PathBuf,
+        /// Sinks now running.
+        kept: usize,
+        /// Sinks replaced or removed.
+        replaced: usize,
+    },
+}
+
+impl fmt::Display for Notice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Notice::SinkFailed {
+                sink,
+                error,
+                suppressed,
+                next,
+            } => {
+                write!(f, "sink \"{sink}\": {}", error.replace('\n', " "))?;
+                if *suppressed > 0 {
+                    write!(f, " ({suppressed} more errors since the last report)")?;
+                }
+                write!(f, "; {next}")
+            }
+            Notice::SinkShed { sink, now, total } => write!(
+                f,
+                "sink \"{sink}\" shed {now} records (its backlog passed its queue bound; {total} in all)"
+            ),
+            Notice::OutputClosed { sink } => {
+                write!(f, "sink \"{sink}\": output closed; shutting down")
+            }
+            Notice::StatusUnwritable { path, error } => {
+                write!(f, "cannot write {}: {error}", path.display())
+            }
+            Notice::ReopenOnly => write!(f, "SIGHUP: no --config file; reopening files"),
+            Notice::ReloadFailed { error } => {
+                write!(f, "reload failed, keeping the running configuration: {error}")
+            }
+            Notice::RingPathIgnored => write!(
+                f,
+                "reload: [ring] path changed; a running collector keeps its ring (restart to switch)"
+            ),
+            Notice::Reloaded {
+                path,
+                kept,
+                replaced,
+            } => write!(
+                f,
+                "reloaded {}: {kept} sinks ({replaced} replaced or removed)",
+                path.display()
+            ),
+        }
+    }
+}
+
+/// Where notices go: shared by the reader and every sink thread.
+pub type Notify = Arc<dyn Fn(Notice) + Send + Sync>;
