@@ -6,7 +6,6 @@
 //! --examples` first.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 pub mod collector;
 
@@ -33,58 +32,4 @@ pub fn example(name: &str) -> PathBuf {
     bin(&format!("examples/{name}"))
 }
 
-/// A fresh directory (under `/dev/shm` when it exists, like real rings), removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    /// Makes a new, empty directory whose name contains `tag`.
-    pub fn new(tag: &str) -> TempDir {
-        let base = if Path::new("/dev/shm").is_dir() {
-            PathBuf::from("/dev/shm")
-        } else {
-            std::env::temp_dir()
-        };
-        let p = base.join(format!(
-            "logbus-test-{tag}-{}-{}",
-            std::process::id(),
-            logbus_ring::now_ns()
-        ));
-        std::fs::create_dir_all(&p).expect("create temp dir");
-        TempDir(p)
-    }
-
-    /// A path inside the directory.
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    /// The directory itself.
-    pub fn dir(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Polls `cond` until it returns `Some` or `timeout` passes (then panics with
-/// `what`). For waiting on a condition another process brings about; the
-/// timeout is a generous failure bound, not a synchronisation delay.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut cond: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    let mut pause = Duration::from_micros(100);
-    loop {
-        if let Some(v) = cond() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(20));
-    }
-}
+pub use logbus_testkit::{otlp_receiver, wait_for, TempDir};

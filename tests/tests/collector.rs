@@ -466,7 +466,7 @@ fn file_rotation_and_reopen_on_sighup() {
 
 #[test]
 fn otlp_sink_end_to_end_field_by_field() {
-    use logbus_otlp::receiver::{Receiver, Value};
+    use logbus_tests::otlp_receiver::{Receiver, Value};
     for (receiver, protocol) in [
         (Receiver::start(), "grpc"),
         (Receiver::start_http(), "http"),

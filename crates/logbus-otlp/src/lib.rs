@@ -12,8 +12,9 @@
 //!   `Resource` (the target becomes the instrumentation scope name).
 //! - [`exporter`]: the blocking exporter, built on `opentelemetry-otlp` 0.33's
 //!   `LogExporter` driven by a one-worker tokio runtime of its own.
-//! - `receiver` (feature `receiver`): a real OTLP receiver for tests, over gRPC,
-//!   HTTP/protobuf, or one that accepts connections and never answers.
+//!
+//! The OTLP receiver the tests export to lives in the test-support crate
+//! (`logbus-testkit`).
 //!
 //! # Examples
 //!
@@ -58,8 +59,6 @@
 pub mod config;
 mod error;
 pub mod exporter;
-#[cfg(feature = "receiver")]
-pub mod receiver;
 pub mod record;
 
 pub use config::{OtlpConfig, Protocol, ResolvedConfig};

@@ -6,10 +6,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use logbus_otlp::receiver::{ReceivedLog, Receiver, Value};
 use logbus_otlp::{
     AttrValue, OtlpConfig, OtlpError, OtlpExporter, OtlpRecord, OtlpResource, Protocol,
 };
+use logbus_testkit::otlp_receiver::{ReceivedLog, Receiver, Value};
 
 /// Long enough never to expire on a loaded machine; the waits return as soon as the
 /// condition holds.

@@ -567,19 +567,14 @@ mod tests {
         pid
     }
 
-    fn ring(name: &str) -> (std::path::PathBuf, Ring) {
-        let dir = std::env::temp_dir().join(format!(
-            "logbus-evict-{name}-{}-{}",
-            std::process::id(),
-            crate::now_ns()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+    fn ring(name: &str) -> (logbus_testkit::TempDir, Ring) {
+        let dir = logbus_testkit::TempDir::new(name);
         let opts = RingOptions {
             size: 16 << 10,
             block_size: 4096,
             ..RingOptions::default()
         };
-        let ring = Ring::open_with(dir.join("r"), &opts).unwrap();
+        let ring = Ring::open_with(dir.ring(), &opts).unwrap();
         (dir, ring)
     }
 
@@ -644,6 +639,6 @@ mod tests {
             c.commit_all();
         }
         assert_eq!(total as u64, s.total().unread);
-        std::fs::remove_dir_all(&dir).unwrap();
+        drop(dir);
     }
 }

@@ -184,12 +184,8 @@ mod tests {
     /// buffers formatted before the failure, then the rest.
     #[test]
     fn a_file_write_that_fails_resumes_without_loss_or_duplicates() {
-        let dir = std::env::temp_dir().join(format!(
-            "logbus-lines-{}-{}",
-            std::process::id(),
-            logbus_ring::now_ns()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = logbus_testkit::TempDir::new("lines");
+        let dir = tmp.dir();
         let ring = Ring::create(
             dir.join("ring"),
             &RingOptions {
@@ -233,6 +229,6 @@ mod tests {
         sink.write(&jobs).unwrap();
         assert_eq!(std::fs::read(&out).unwrap().len(), 2 * expect.len());
         drop(sink);
-        std::fs::remove_dir_all(&dir).unwrap();
+        drop(tmp);
     }
 }

@@ -9,6 +9,9 @@ use std::thread::JoinHandle;
 
 use prost::Message;
 
+/// The OTLP/HTTP logs path (the specification's default).
+const HTTP_LOGS_PATH: &str = "/v1/logs";
+
 use super::{ExportLogsServiceRequest, ExportLogsServiceResponse, Received, Store};
 
 /// Bodies above this are refused (the OTLP exporter's own limit is far below).
@@ -149,7 +152,7 @@ fn serve_connection(stream: TcpStream, store: &Store) -> std::io::Result<()> {
         let mut body = vec![0; length];
         reader.read_exact(&mut body)?;
 
-        if head.method != "POST" || head.path != crate::config::HTTP_LOGS_PATH {
+        if head.method != "POST" || head.path != HTTP_LOGS_PATH {
             respond(
                 &mut writer,
                 "404 Not Found",

@@ -1,4 +1,4 @@
-//! A real OTLP receiver for tests (feature `receiver`).
+//! A real OTLP receiver for tests.
 //!
 //! Three kinds, all on `127.0.0.1` with a port of the kernel's choosing, each serving
 //! from threads of its own until dropped:
@@ -17,7 +17,7 @@
 //! # Examples
 //!
 //! ```
-//! use logbus_otlp::receiver::Receiver;
+//! use logbus_testkit::otlp_receiver::Receiver;
 //! use std::time::Duration;
 //!
 //! let receiver = Receiver::start();

@@ -7,7 +7,7 @@
 //! (which installs process-wide state, hence a process of its own), logs, and
 //! exits; the test then reads the ring back with a `Consumer`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use logbus_ring::{Batch, Consumer, Resource, Ring, Value};
@@ -15,29 +15,7 @@ use logbus_ring::{Batch, Consumer, Resource, Ring, Value};
 /// The environment variable telling a re-executed test binary which child part to play.
 pub const CHILD_ENV: &str = "LOGBUS_TEST_CHILD";
 
-/// A fresh directory under the system temp dir, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!(
-            "logbus-producer-test-{tag}-{}-{}",
-            std::process::id(),
-            logbus_ring::now_ns()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    pub fn ring(&self) -> PathBuf {
-        self.0.join("ring")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub use logbus_testkit::TempDir;
 
 /// The role this process plays, if it is a re-executed child.
 pub fn child_role() -> Option<String> {
