@@ -15,6 +15,8 @@
 //!   does not model. (With SeqCst operations on both sides the real code is
 //!   correct by that total order; on x86 the CAS and the store are locked
 //!   instructions, full barriers already.)
+//! * adopt vs seal: a new writer reopening a closed block while the consumer
+//!   seals it to free it: never both (a record in a freed block).
 #![cfg(all(test, loom))]
 
 use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
@@ -142,5 +144,70 @@ fn loom_a_sleeping_consumer_is_never_missed() {
             writer_wakes || consumer_sees,
             "a record left behind a sleeping consumer"
         );
+    });
+}
+
+#[test]
+fn loom_an_adopted_block_is_never_freed_under_its_writer() {
+    loom::model(|| {
+        let closed = Reserve::open(4).closed();
+        let reserve = Arc::new(AtomicU64::new(closed.pack()));
+        let claim = Arc::new(AtomicU64::new(Claim::at(4, 0).pack()));
+        let (r, c) = (reserve.clone(), claim.clone());
+        let adopter = thread::spawn(move || {
+            let open = Reserve {
+                closed: false,
+                ..closed
+            };
+            if r.compare_exchange(
+                closed.pack(),
+                open.pack(),
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            )
+            .is_err()
+            {
+                return false;
+            }
+            fence(Ordering::SeqCst);
+            let seen = Claim::unpack(c.load(Ordering::SeqCst));
+            if seen.evicted {
+                // Being freed: close it again, write nothing.
+                let _ = r.compare_exchange(
+                    open.pack(),
+                    closed.pack(),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
+                return false;
+            }
+            true // writes its record here
+        });
+        let (r, c) = (reserve.clone(), claim.clone());
+        let consumer = thread::spawn(move || {
+            let unsealed = Claim::at(4, 0);
+            let sealed = Claim {
+                evicted: true,
+                ..unsealed
+            };
+            c.compare_exchange(
+                unsealed.pack(),
+                sealed.pack(),
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            )
+            .unwrap();
+            fence(Ordering::SeqCst);
+            let now = Reserve::unpack(r.load(Ordering::SeqCst));
+            if !now.closed {
+                // Reopened meanwhile: unseal, do not free.
+                c.store(unsealed.pack(), Ordering::Release);
+                return false;
+            }
+            true // frees the block
+        });
+        let wrote = adopter.join().unwrap();
+        let freed = consumer.join().unwrap();
+        assert!(!(wrote && freed), "a record written into a freed block");
     });
 }
