@@ -7,9 +7,42 @@
 //! allocates one `Arc` per chunk and nothing per record.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
+use logbus_format::{write_json, write_text};
 use logbus_ring::{Batch, RecordRef, Resource, Ring, LEVELS};
+
+use crate::config::Format;
+
+/// A chunk's records formatted as lines, once per format for all the sinks
+/// that write that format: line `i` is `buf[ends[i - 1]..ends[i]]`.
+#[derive(Default)]
+pub struct Lines {
+    /// Every record's line, in batch order.
+    pub buf: Vec<u8>,
+    /// Where each line ends in `buf`.
+    pub ends: Vec<u32>,
+}
+
+impl Lines {
+    /// Line `i` (with its newline).
+    #[inline]
+    pub fn line(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.buf[start..self.ends[i] as usize]
+    }
+
+    /// Lines `from..` as one slice.
+    #[inline]
+    pub fn from(&self, from: usize) -> &[u8] {
+        let start = if from == 0 {
+            0
+        } else {
+            self.ends[from - 1] as usize
+        };
+        &self.buf[start..]
+    }
+}
 
 /// A producer process as its resource entry describes it.
 #[derive(Debug)]
@@ -47,6 +80,11 @@ pub struct Chunk {
     pub block_ends: Vec<logbus_ring::BlockPos>,
     /// When the reader polled it (ns since the Unix epoch): the observed time.
     pub polled_ns: u64,
+    /// The records as JSON and as text lines, made by the first sink that
+    /// needs them (see [`Chunk::lines`]).
+    pub(crate) formatted: [OnceLock<Lines>; 2],
+    /// The buffers of an earlier use of this chunk, for `formatted` to reuse.
+    pub(crate) spare: [Mutex<Option<Lines>>; 2],
 }
 
 impl Chunk {
@@ -72,7 +110,37 @@ impl Chunk {
     }
 
     /// Fills the derived fields from `batch` (already polled).
+    /// The records formatted as `format` lines: made once, by the first sink
+    /// that asks (others wait for it, then share it).
+    pub fn lines(&self, format: Format) -> &Lines {
+        let k = format as usize;
+        self.formatted[k].get_or_init(|| {
+            let mut lines = self.spare[k]
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .unwrap_or_default();
+            lines.buf.clear();
+            lines.ends.clear();
+            lines.buf.reserve(self.batch.len() * 192);
+            for (i, r) in self.batch.iter().enumerate() {
+                match format {
+                    Format::Json => write_json(&mut lines.buf, &r, self.service(i)),
+                    Format::Text => write_text(&mut lines.buf, &r, self.service(i)),
+                }
+                lines.ends.push(lines.buf.len() as u32);
+            }
+            lines
+        })
+    }
+
     pub(crate) fn resolve(&mut self, id: u64, resolver: &mut Resolver) {
+        for k in 0..2 {
+            // Keep the buffers of the last use (no allocation per chunk).
+            if let Some(old) = self.formatted[k].take() {
+                *self.spare[k].get_mut().unwrap_or_else(|p| p.into_inner()) = Some(old);
+            }
+        }
         self.id = id;
         self.polled_ns = logbus_ring::now_ns();
         self.origin_of.clear();

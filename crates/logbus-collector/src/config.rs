@@ -87,9 +87,9 @@ impl Default for Config {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     /// [`logbus_format::write_json`]: one JSON object per line.
-    Json,
+    Json = 0,
     /// [`logbus_format::write_text`]: one readable line.
-    Text,
+    Text = 1,
 }
 
 /// The OTLP transport.

@@ -75,6 +75,13 @@ impl Job {
         (0..LEVELS).map(|l| self.level_count(l)).sum()
     }
 
+    /// Whether the job selects every record of its chunk.
+    #[inline]
+    pub fn takes_all(&self) -> bool {
+        self.skip.is_none()
+            && (0..LEVELS).all(|l| self.mask & (1 << l) != 0 || self.chunk.counts[l] == 0)
+    }
+
     /// Whether record `i` of the chunk, of level `level`, is for this sink.
     #[inline]
     pub fn wants(&self, i: usize, level: u8) -> bool {

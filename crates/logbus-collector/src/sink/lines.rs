@@ -1,12 +1,12 @@
-//! Line sinks: `stdout`, `file` and `null`. Records are formatted (JSON or
-//! text lines, with the producer's service name) into a reusable buffer that is
-//! written whenever it reaches 64 KiB, like a `BufWriter`; a group counts as
-//! written when its last bytes are. After a failed write the next attempt
+//! Line sinks: `stdout`, `file` and `null` (which discards). Records are
+//! formatted (JSON or text lines, with the producer's service name) once per
+//! chunk and format, whatever the number of sinks writing that format; each
+//! sink copies the lines it selects into a reusable buffer that is written
+//! whenever it reaches 64 KiB, like a `BufWriter`; a group counts as written
+//! when its last bytes are. After a failed write the next attempt
 //! resumes at the first byte not written, so a retry duplicates nothing.
 
 use std::io::{ErrorKind, Write};
-
-use logbus_format::{write_json, write_text};
 
 use crate::config::Format;
 use crate::queue::Job;
@@ -46,7 +46,8 @@ impl LineSink {
         LineSink::new(Dest::File(file), format)
     }
 
-    /// Formats as JSON, then discards.
+    /// Discards (formats nothing): what is left is the collector's own cost
+    /// of reading, queueing and committing.
     pub fn null() -> LineSink {
         LineSink::new(Dest::Null, Format::Json)
     }
@@ -62,27 +63,38 @@ impl LineSink {
         }
     }
 
-    /// Formats records from `self.next` on until the buffer is full or the
-    /// jobs are done. Returns whether anything was formatted.
+    /// Copies the lines of the records the jobs select, from `self.next` on,
+    /// until the buffer is full or the jobs are done; the lines are formatted
+    /// once per chunk and format, for every sink of that format
+    /// ([`crate::chunk::Chunk::lines`]). Returns whether anything was copied.
     fn fill(&mut self, jobs: &[Job]) -> bool {
         let (mut j, mut i) = self.next;
         while let Some(job) = jobs.get(j) {
             let c = &job.chunk;
-            while let Some(r) = c.batch.get(i) {
-                if self.buf.len() >= FLUSH_AT {
-                    self.next = (j, i);
-                    return true;
+            let lines = c.lines(self.format);
+            if job.takes_all() {
+                // Every record of the chunk: one copy of what is left.
+                if i < lines.ends.len() {
+                    self.buf.extend_from_slice(lines.from(i));
                 }
-                if job.wants(i, r.level() as u8) {
-                    match self.format {
-                        Format::Json => write_json(&mut self.buf, &r, c.service(i)),
-                        Format::Text => write_text(&mut self.buf, &r, c.service(i)),
+            } else {
+                while let Some(r) = c.batch.get(i) {
+                    if self.buf.len() >= FLUSH_AT {
+                        self.next = (j, i);
+                        return true;
                     }
+                    if job.wants(i, r.level() as u8) {
+                        self.buf.extend_from_slice(lines.line(i));
+                    }
+                    i += 1;
                 }
-                i += 1;
             }
             j += 1;
             i = 0;
+            if self.buf.len() >= FLUSH_AT {
+                self.next = (j, 0);
+                return true;
+            }
         }
         self.next = (j, 0);
         !self.buf.is_empty()
@@ -132,6 +144,9 @@ impl LineSink {
 
 impl Output for LineSink {
     fn write(&mut self, jobs: &[Job]) -> Result<(), String> {
+        if let Dest::Null = self.dest {
+            return Ok(());
+        }
         loop {
             if self.done < self.buf.len() {
                 self.flush_buf()?;
@@ -205,7 +220,7 @@ mod tests {
         assert_eq!(consumer.poll(&mut chunk.batch, 4096), 2000);
         let mut expect = Vec::new();
         for r in chunk.batch.iter() {
-            write_json(&mut expect, &r, None);
+            logbus_format::write_json(&mut expect, &r, None);
         }
         assert!(expect.len() > 4 * FLUSH_AT, "several buffers");
         let jobs = [Job::new(Arc::new(chunk), 0x3f)];

@@ -11,7 +11,8 @@
 //! nobody reads) holds up that sink alone. Meanwhile its records wait in its
 //! queue (see `crate::queue`: in the ring, then in memory).
 //!
-//! * `stdout`, `file`, `null`: [`lines`] (format each record as a JSON or text
+//! * `null`: discards, formatting nothing.
+//! * `stdout`, `file`: [`lines`] (format each record as a JSON or text
 //!   line with [`logbus_format`], write the group with one call).
 //! * `otlp`: [`otlp`] (convert to OTLP records, export, wait for the acknowledgement).
 
