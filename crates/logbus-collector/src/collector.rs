@@ -346,6 +346,10 @@ impl Collector {
         if room < MIN_POLL {
             return None;
         }
+        if self.ring.faulted() {
+            // The file was shrunk under us: what is left reads as zeros.
+            return Some(0);
+        }
         let max = POLL_MAX.min(room);
         let mut chunk = self.pool.pop().unwrap_or_default();
         let n = self.consumer.poll(&mut chunk.batch, max);

@@ -48,9 +48,11 @@
 pub mod chunk;
 pub mod collector;
 pub mod config;
+pub mod metrics;
 pub mod queue;
 pub mod sink;
 pub mod stats;
+pub mod status;
 
 pub use collector::{Collector, Control, StartError, Summary};
 pub use config::{Config, ConfigError, Format, SinkConfig, SinkKind};

@@ -60,6 +60,12 @@ impl Ring {
     /// [`WriterError::Forked`] in a child of the opener.
     pub fn register_resource(&self, resource: &Resource) -> Result<u8, WriterError> {
         let fd = self.fd().ok_or(WriterError::Forked)?;
+        if !self.is_writable() {
+            return Err(WriterError::Io(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "the ring was opened read-only",
+            )));
+        }
         // Never-used entries first, then the longest-registered ones.
         let mut order: Vec<(u64, usize)> = (0..RESOURCES)
             .map(|i| {

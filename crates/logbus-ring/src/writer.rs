@@ -66,6 +66,12 @@ impl Ring {
     /// (once per process and ring).
     pub fn writer(&self) -> Result<Writer, WriterError> {
         self.fd().ok_or(WriterError::Forked)?;
+        if !self.is_writable() {
+            return Err(WriterError::Io(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "the ring was opened read-only",
+            )));
+        }
         lock::process::hold(self.file()).map_err(WriterError::Io)?;
         let geo = self.geometry();
         let header = self.header();
