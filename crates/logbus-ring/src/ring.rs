@@ -510,6 +510,15 @@ fn create(path: &Path, options: &RingOptions) -> Result<(), CreateError> {
             problem,
         })
     })?;
+    if options.mode & 0o002 != 0 {
+        return Err(CreateError::Open(OpenError::Untrusted {
+            path: path.to_path_buf(),
+            problem: format!(
+                "mode {:04o} would let every user write it (and crash its users)",
+                options.mode
+            ),
+        }));
+    }
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())

@@ -22,7 +22,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use logbus_ring::{
-    now_ns, EmitError, Emitted, Event, Resource, Ring, RingOptions, Writer, WriterError,
+    monotonic_ns, now_ns, EmitError, Emitted, Event, Resource, Ring, RingOptions, Writer,
+    WriterError,
 };
 
 use crate::error::Error;
@@ -313,7 +314,8 @@ impl Producer {
     /// No writer yet, none to be had lately, or the writer became the parent's.
     #[cold]
     fn emit_slow(&self, slot: &mut Slot, event: &Event<'_>) -> Outcome {
-        let now = now_ns();
+        // Monotonic: a wall-clock step back must not stretch the retry pause.
+        let now = monotonic_ns();
         if let Slot::Unavailable { retry_ns } = slot {
             if now < *retry_ns {
                 return Outcome::Unavailable;
