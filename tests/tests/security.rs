@@ -645,3 +645,89 @@ fn a_0640_ring_can_be_inspected_by_its_group_with_read_access_alone() {
         assert_one_line(&o, "logbus", &[s(&ring)]);
     }
 }
+
+/// `logbus emit --service SERVICE RING MSG` as pid 1 of a new pid namespace.
+fn emit_as_pid1(ring: &Path, service: &str, msg: &str) -> Output {
+    let mut c = Command::new("unshare");
+    c.args(["--pid", "--fork"])
+        .arg(bin("logbus"))
+        .args(["emit", "--service", service, s(ring), msg])
+        .env_remove("LOGBUS_RING");
+    out(c)
+}
+
+/// (service, message) of every JSON line the collector wrote.
+fn services(c: &Collector) -> Vec<(Option<String>, String)> {
+    c.stdout_text()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["service"].as_str().map(str::to_string),
+                v["msg"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+// Item 10: two containers' pid 1 share the ring, and many processes come and
+// go before anything is read: every record keeps its own service or none.
+#[test]
+fn identity_survives_pid_namespaces_and_a_cycling_resource_table() {
+    if !root("identity_survives_pid_namespaces_and_a_cycling_resource_table") {
+        return;
+    }
+    let dir = TempDir::new("identity");
+    let ring = dir.path("ring");
+    // A block per process (each writer claims its own): room for them all.
+    let o = out({
+        let mut c = logbus();
+        c.args(["create", s(&ring), "--size", "2M", "--block-size", "4K"]);
+        c
+    });
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    for (svc, msg) in [("svc-a", "from-a"), ("svc-b", "from-b")] {
+        let o = emit_as_pid1(&ring, svc, msg);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    // More processes than the table has entries, none of them read yet.
+    for i in 0..(logbus_ring::layout::RESOURCES + 6) {
+        let o = out({
+            let mut c = logbus();
+            c.args(["emit", "--service", &format!("filler-{i}"), s(&ring)])
+                .arg(format!("filler-{i}"));
+            c
+        });
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    let o = emit_as_pid1(&ring, "svc-c", "from-c");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+
+    let c = Collector::start(dir.dir(), "c", &["--ring", s(&ring)], &[]);
+    c.wait_stdout("from-c");
+    let peek = Ring::open_read_only(&ring).unwrap();
+    wait_for("every block freed", LONG, || {
+        (peek.stats().blocks_in_use == 0).then_some(())
+    });
+    // Everything read: retired entries may be reused now, and a new pid 1
+    // gets its own name, not the one cached for the last pid 1.
+    let o = emit_as_pid1(&ring, "svc-d", "from-d");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    c.wait_stdout("from-d");
+    for (service, msg) in services(&c) {
+        let own = match msg.strip_prefix("from-") {
+            Some(x) => format!("svc-{x}"),
+            None => msg.clone(),
+        };
+        match msg.as_str() {
+            // Written while the table had room, or after it was read.
+            "from-a" | "from-b" | "from-d" => {
+                assert_eq!(service.as_deref(), Some(own.as_str()), "{msg}")
+            }
+            _ => assert!(
+                service.is_none() || service.as_deref() == Some(own.as_str()),
+                "{msg} carries {service:?}"
+            ),
+        }
+    }
+}
