@@ -305,14 +305,15 @@ fn a_ring_truncated_under_its_readers_crashes_none_of_them() {
         .stderr(File::create(&tail_err).unwrap())
         .spawn()
         .unwrap();
-    // Collector and tail both have the ring mapped once tail printed the
-    // backlog (a record the collector took is still in its block).
-    emit_with(&ring, "second", &trust);
-    c.wait_stdout("second");
+    // Tail has the ring mapped once it prints a record written after it
+    // started (records it finds already taken by the collector it skips).
+    let mut probe = 0;
     wait_for("tail running", LONG, || {
+        probe += 1;
+        emit_with(&ring, &format!("probe-{probe}"), &trust);
         std::fs::read_to_string(&tail_out)
             .ok()?
-            .contains("second")
+            .contains("probe-")
             .then_some(())
     });
 

@@ -544,3 +544,39 @@ fn two_hundred_threads_log_at_once_into_the_default_ring_and_nothing_is_refused(
     assert_eq!(stats.unaccounted(&[0, 0, 0, 0, total, 0]), None);
     assert_eq!(stats.level(logbus_ring::Level::Error).unread, total);
 }
+
+/// Issue 10, item 6: the ring file deleted and created again while a producer
+/// runs. Within a second the producer notices and writes into the new ring
+/// (not into the deleted file nobody reads any more).
+#[test]
+fn a_producer_follows_its_ring_when_the_file_is_replaced() {
+    if role().is_some() {
+        return;
+    }
+    let dir = TempDir::new("replaced");
+    let path = dir.0.join("ring");
+    let producer = logbus::Producer::open(&path).unwrap();
+    let event = logbus::Event::new(9, "before");
+    assert!(matches!(
+        producer.emit(&event),
+        logbus::Outcome::Written { .. }
+    ));
+    std::fs::remove_file(&path).unwrap();
+    let fresh = logbus_ring::Ring::create(&path, &logbus_ring::RingOptions::default()).unwrap();
+    let replaced = std::time::Instant::now();
+    // Emit until a record lands in the new ring (bounded well above 1 s).
+    let mut landed = None;
+    while replaced.elapsed() < std::time::Duration::from_secs(10) {
+        producer.emit(&logbus::Event::new(9, "after"));
+        if fresh.stats().total().emitted > 0 {
+            landed = Some(replaced.elapsed());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let took = landed.expect("the producer never wrote into the new ring");
+    assert!(
+        took < std::time::Duration::from_millis(1500),
+        "took {took:?}"
+    );
+}
