@@ -109,12 +109,16 @@ impl Chunk {
     }
 }
 
+/// A resolved entry and the generation it was read at.
+type Cached = (u64, Option<Arc<Origin>>);
+
 /// Looks up producers' resources, caching them per (tag, pid) and entry
 /// generation: a rewritten entry (another process, maybe with the same pid in
 /// another pid namespace) is read again, never answered from the cache.
 pub(crate) struct Resolver {
     ring: Ring,
-    cache: HashMap<(u8, u32), (u64, Option<Arc<Origin>>)>,
+    /// (tag, pid) -> (entry generation when read, what it resolved to).
+    cache: HashMap<(u8, u32), Cached>,
     next_id: u64,
 }
 
