@@ -580,3 +580,130 @@ fn a_producer_follows_its_ring_when_the_file_is_replaced() {
         "took {took:?}"
     );
 }
+
+/// A C shim for `LD_PRELOAD`: once the file named by `$LOGBUS_TEST_STEP_FILE`
+/// exists, `CLOCK_REALTIME` reads one hour earlier (a wall-clock step back);
+/// every other clock is untouched.
+const CLOCK_STEP_SHIM: &str = r#"
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+int clock_gettime(clockid_t id, struct timespec *ts) {
+    static int (*real)(clockid_t, struct timespec *);
+    if (!real) real = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT, "clock_gettime");
+    int rc = real(id, ts);
+    const char *f = getenv("LOGBUS_TEST_STEP_FILE");
+    if (rc == 0 && id == CLOCK_REALTIME && f && access(f, F_OK) == 0) ts->tv_sec -= 3600;
+    return rc;
+}
+"#;
+
+/// Issue 10, item 11: a thread whose process could not reopen the ring
+/// (a `fork()` child, the ring path unusable for a moment) retries after
+/// `REOPEN_RETRY_NS` on the monotonic clock: a wall-clock step back by an
+/// hour right after the failure does not stall it for an hour. The step is
+/// real for the child process (an `LD_PRELOAD` shim over `clock_gettime`),
+/// without touching the machine's clock.
+#[test]
+fn a_wall_clock_step_back_does_not_stall_a_retry() {
+    if role().as_deref() == Some("clock-step") {
+        clock_step_child();
+        return;
+    }
+    if role().is_some() {
+        return;
+    }
+    let dir = TempDir::new("clock-step");
+    let src = dir.0.join("shim.c");
+    let shim = dir.0.join("shim.so");
+    std::fs::write(&src, CLOCK_STEP_SHIM).unwrap();
+    let built = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&shim)
+        .arg(&src)
+        .arg("-ldl")
+        .status()
+        .is_ok_and(|s| s.success());
+    if !built {
+        eprintln!(
+            "SKIPPED a_wall_clock_step_back_does_not_stall_a_retry: no C compiler (cc) to build the clock shim"
+        );
+        return;
+    }
+    let step = dir.0.join("stepped");
+    let (_, out) = run_child(
+        "a_wall_clock_step_back_does_not_stall_a_retry",
+        "clock-step",
+        &dir.ring(),
+        &[
+            ("LD_PRELOAD", shim.to_str().unwrap()),
+            ("LOGBUS_TEST_STEP_FILE", step.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(reported(&out, "result"), "written", "{out:?}");
+}
+
+fn clock_step_child() {
+    use std::time::{Duration, Instant};
+    let ring = std::path::PathBuf::from(std::env::var("LOGBUS_RING").unwrap());
+    let step = std::path::PathBuf::from(std::env::var("LOGBUS_TEST_STEP_FILE").unwrap());
+    let producer = logbus::Producer::open(&ring).unwrap();
+    // SAFETY: fork in this (re-executed) test process; the child only uses
+    // the forking thread and ends with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork");
+    if pid > 0 {
+        let mut status = 0;
+        // SAFETY: waiting for our own child; `status` is a valid out-pointer.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        let code = libc::WEXITSTATUS(status);
+        println!(
+            "result={}",
+            match code {
+                0 => "written",
+                2 => "no-step",
+                3 => "first-not-unavailable",
+                _ => "stalled",
+            }
+        );
+        return;
+    }
+    // The fork child must reopen the ring; make that fail once.
+    let aside = ring.with_extension("aside");
+    std::fs::rename(&ring, &aside).unwrap();
+    std::fs::create_dir(&ring).unwrap();
+    let first = producer.emit(&logbus::Event::new(9, "while unavailable"));
+    std::fs::remove_dir(&ring).unwrap();
+    std::fs::rename(&aside, &ring).unwrap();
+    let before = logbus_ring::now_ns();
+    std::fs::write(&step, "").unwrap();
+    let after = logbus_ring::now_ns();
+    let code = if before.saturating_sub(after) < 3_000_000_000_000 {
+        2
+    } else if first != logbus::Outcome::Unavailable {
+        3
+    } else {
+        let start = Instant::now();
+        let mut written = false;
+        while start.elapsed() < Duration::from_secs(5) {
+            if matches!(
+                producer.emit(&logbus::Event::new(9, "after the step")),
+                logbus::Outcome::Written { .. }
+            ) {
+                written = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if written {
+            0
+        } else {
+            1
+        }
+    };
+    // SAFETY: ends the fork child without running the parent's atexit
+    // handlers or test harness teardown.
+    unsafe { libc::_exit(code) };
+}
