@@ -263,6 +263,43 @@ fn a_ring_created_by_another_user_is_refused_by_root() {
         0
     );
 
+    // A symlink at the ring path (to a ring root owns), or a FIFO: refused
+    // at once, one line, never followed or waited on.
+    let root_ring = TempDir::new("foreign-target");
+    let target = root_ring.path("ring");
+    create_ring(&target, &[]);
+    let link = dir.path("link");
+    let st = as_nobody({
+        let mut l = Command::new("ln");
+        l.args(["-s", s(&target), s(&link)]);
+        l
+    })
+    .status()
+    .unwrap();
+    assert!(st.success());
+    let fifo = dir.path("fifo");
+    let st = as_nobody({
+        let mut m = Command::new("mkfifo");
+        m.arg(&fifo);
+        m
+    })
+    .status()
+    .unwrap();
+    assert!(st.success());
+    for (path, why) in [(&link, "symbolic link"), (&fifo, "FIFO")] {
+        for cmd in ["emit", "dump", "stat"] {
+            let o = out({
+                let mut c = logbus();
+                c.args([cmd, s(path)]);
+                if cmd == "emit" {
+                    c.arg("x");
+                }
+                c
+            });
+            assert_one_line(&o, "logbus", &[s(path), why]);
+        }
+    }
+
     // Mode 0600 but another owner: still refused for writing.
     let mine = dir.path("theirs");
     let o = out({
@@ -293,6 +330,13 @@ fn a_ring_truncated_under_its_readers_crashes_none_of_them() {
     std::fs::set_permissions(&ring, std::fs::Permissions::from_mode(0o660)).unwrap();
     // Sharing with a group is explicit configuration.
     let trust = [("LOGBUS_TRUST_GROUP", "65534")];
+    // Without that configuration, a group-writable ring is refused.
+    let o = out({
+        let mut l = logbus();
+        l.args(["emit", s(&ring), "untrusted"]);
+        l
+    });
+    assert_one_line(&o, "logbus", &["writable by its group", "0660"]);
     let mut c = Collector::start(dir.dir(), "c", &["--ring", s(&ring)], &trust);
     emit_with(&ring, "before", &trust);
     c.wait_stdout("before");
@@ -555,7 +599,22 @@ fn a_ring_larger_than_its_filesystem_is_an_error_at_create_and_leaves_no_file() 
     assert_one_line(&o, "logbus", &[s(&ring), "allocate"]);
     let left: Vec<_> = std::fs::read_dir(fs.dir.dir()).unwrap().collect();
     assert!(left.is_empty(), "files left behind: {left:?}");
-    // One that fits works, and its space is really allocated.
+    // An absurd size is refused before any file is made (no sparse giant).
+    let o = out({
+        let mut c = logbus();
+        c.args([
+            "create",
+            s(&ring),
+            "--size",
+            "131072G",
+            "--block-size",
+            "16M",
+        ]);
+        c
+    });
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert_eq!(std::fs::read_dir(fs.dir.dir()).unwrap().count(), 0);
+    // One that fits works.
     create_ring(&ring, &[]);
 }
 
