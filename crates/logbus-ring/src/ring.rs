@@ -22,6 +22,7 @@
 //! after which a fault inside a ring mapping maps zero pages over the vanished
 //! range and flags the ring ([`Ring::faulted`]). [`Ring::check_size`] tells
 //! whether the file still has the mapped size.
+
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
@@ -251,7 +252,7 @@ impl Ring {
             .map_err(|source| match source.raw_os_error() {
                 Some(libc::ELOOP) => OpenError::Untrusted {
                     path: path.to_path_buf(),
-                    problem: "is a symbolic link; refusing to follow it".into(),
+                    problem: "it is a symbolic link, which is never followed".into(),
                 },
                 _ => io_err("open")(source),
             })?;

@@ -76,9 +76,9 @@ pub fn check_file(meta: &Metadata, for_writing: bool) -> Result<(), String> {
         } else if ft.is_symlink() {
             "a symbolic link"
         } else {
-            "not a regular file (a device or socket)"
+            "a device or socket"
         };
-        return Err(format!("is {what}, not a regular file"));
+        return Err(format!("it is {what}, not a regular file"));
     }
     check_owner(meta, for_writing)
 }
