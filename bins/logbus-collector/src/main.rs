@@ -4,6 +4,12 @@
 //! stdout as JSON lines). SIGTERM/SIGINT: drain, flush, commit, exit 0.
 //! SIGHUP: reload the configuration and reopen files. Messages go to stderr,
 //! one line each.
+//!
+//! The ring file is watched: when its path names another file (deleted and
+//! created again, renamed over), the collector drains the old ring and follows
+//! the new one; when it is truncated under us (the SIGBUS guard turns the
+//! fault into zero pages), it says so in one line, drops it and waits for a
+//! new ring at the path. Each ring gets a fresh `Collector`; sinks reopen.
 
 use std::net::TcpListener;
 use std::path::PathBuf;

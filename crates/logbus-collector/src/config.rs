@@ -18,7 +18,8 @@
 //! [[sinks]]
 //! name = "errors"
 //! type = "file"
-//! path = "errors.log"          # relative to the collector's working directory
+//! path = "errors.log"          # relative to the collector's working directory; another
+//!                              # user's symlink, FIFO or file there is refused (SECURITY.md)
 //! max_bytes = 104857600        # optional size-based rotation
 //! keep = 5                     # rotated files kept (errors.log.1 .. .5)
 //!
