@@ -118,12 +118,15 @@ pub fn finish(mut p: Child) {
     assert!(st.success(), "producer failed: {st}");
 }
 
+/// The complete lines of `path`: a last line without its newline is still
+/// being written (a reader can see part of a large write) and is left out.
 pub fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = match text.rfind('\n') {
+        Some(i) => &text[..=i],
+        None => "",
+    };
+    complete.lines().map(str::to_string).collect()
 }
 
 pub fn wait_lines(path: &Path, n: usize) -> Vec<String> {

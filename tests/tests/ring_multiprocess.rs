@@ -177,9 +177,13 @@ fn four_processes_of_100k_records_each_arrive_exactly_once_in_order() {
 fn a_small_ring_wrapping_under_four_processes_loses_nothing_uncounted() {
     let dir = TempDir::new("wrap4");
     let path = dir.path("ring");
+    // Producers wait up to 2 ms for room before the overflow policy applies:
+    // they run about at the reader's pace (so the ring wraps many times even
+    // when other tests starve this one's reader), and still overflow often.
     let opts = RingOptions {
         size: 512 << 10,
         block_size: 4096,
+        wait_ms: 2,
         ..RingOptions::default()
     };
     let ring = Ring::create(&path, &opts).unwrap();
@@ -401,8 +405,10 @@ fn producers_killed_at_random_moments_leave_the_accounting_exact() {
         s.total().delivered,
         seen.values().map(Vec::len).sum::<usize>() as u64
     );
-    // Killed threads: 8 + 3 processes of 2 threads, at most one torn record each.
-    assert!(s.total().torn <= 22, "{s:?}");
+    // Killed threads: 8 + 3 processes of 2 threads, at most one torn record
+    // each, besides what a producer killed in the middle of compacting blocks
+    // was moving (counted, as lost).
+    assert!(s.total().torn - s.total().lost <= 22, "{s:?}");
     assert_eq!(s.invalid, 0);
 }
 

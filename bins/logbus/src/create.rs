@@ -20,6 +20,22 @@ pub fn run(args: &CreateArgs) -> Result<()> {
             logbus_ring::layout::MIN_BLOCKS
         );
     }
+    if args.mode & 0o002 != 0 {
+        bail!(
+            "{}: mode {:04o} would let every user write the ring, and so crash its producers and collector; \
+             share it with a group instead (mode 660 and LOGBUS_TRUST_GROUP)",
+            path.display(),
+            args.mode
+        );
+    }
+    if args.mode & 0o020 != 0 && logbus_ring::trust::trusted_group().is_none() {
+        bail!(
+            "{}: mode {:04o} lets the ring's group write it; set LOGBUS_TRUST_GROUP to that group \
+             (for this command and every program that uses the ring)",
+            path.display(),
+            args.mode
+        );
+    }
     let options = RingOptions {
         size: args.size,
         block_size,

@@ -14,7 +14,20 @@ use crate::cli::EmitArgs;
 pub fn run(args: &EmitArgs) -> Result<()> {
     let (ring_arg, words) = args.ring_and_message();
     let path = ring_path(ring_arg.as_deref());
-    let ring = Ring::open(&path)?;
+    // Never creates a ring: a missing one is an error naming the path (a ring
+    // made here would have this command's owner and mode, and a typo would
+    // silently log into a new file nobody reads).
+    let ring = Ring::open_existing(&path).map_err(|e| match e {
+        logbus_ring::OpenError::Io { ref source, .. }
+            if source.kind() == io::ErrorKind::NotFound =>
+        {
+            anyhow::anyhow!(
+                "{}: no such ring (create it with `logbus create`)",
+                path.display()
+            )
+        }
+        e => e.into(),
+    })?;
     let resource = args
         .service
         .as_deref()

@@ -31,6 +31,12 @@ fn main() -> ExitCode {
         eprintln!("logbus: internal error: {}", what.replace('\n', " "));
         std::process::exit(1);
     }));
+    // A ring another process truncates under us must end the command with a
+    // line, not kill it with SIGBUS (see logbus_ring::sigbus).
+    if let Err(e) = logbus_ring::sigbus::install() {
+        eprintln!("logbus: cannot install the SIGBUS guard: {e}");
+        return ExitCode::from(1);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),

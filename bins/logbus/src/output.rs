@@ -11,9 +11,10 @@ pub struct Printer {
     out: BufWriter<StdoutLock<'static>>,
     json: bool,
     line: Vec<u8>,
-    /// Service names by (resource tag, pid). Only found names are kept: an
-    /// entry still being written is looked up again next time.
-    services: HashMap<(u8, u32), String>,
+    /// Service names by (resource tag, pid), with the entry's generation
+    /// when read (a rewritten entry is read again). Only found names are
+    /// kept: an entry still being written is looked up again next time.
+    services: HashMap<(u8, u32), (u64, String)>,
 }
 
 /// Bound on remembered services, so that a long `tail` does not grow forever.
@@ -33,15 +34,21 @@ impl Printer {
     /// Writes one record.
     pub fn record(&mut self, ring: &Ring, r: &RecordRef<'_>) -> io::Result<()> {
         let key = (r.resource(), r.pid());
-        if key.0 != 0 && !self.services.contains_key(&key) {
+        let generation = ring.resource_generation(key.0);
+        let fresh = self
+            .services
+            .get(&key)
+            .is_some_and(|(g, _)| *g == generation);
+        if key.0 != 0 && !fresh {
+            self.services.remove(&key);
             if let Some(res) = ring.resource(key.0, key.1) {
                 if self.services.len() >= MAX_SERVICES {
                     self.services.clear();
                 }
-                self.services.insert(key, res.service);
+                self.services.insert(key, (generation, res.service));
             }
         }
-        let service = self.services.get(&key).map(String::as_str);
+        let service = self.services.get(&key).map(|(_, s)| s.as_str());
         self.line.clear();
         if self.json {
             logbus_format::write_json(&mut self.line, r, service);

@@ -14,9 +14,26 @@ const IDLE_PAUSE: Duration = Duration::from_millis(25);
 /// Records per poll of `tail` (it prints and flushes after each poll).
 const TAIL_BATCH: usize = 4096;
 
-/// Opens an existing ring (never creates one).
+/// Opens an existing ring for writing (never creates one).
 pub fn open_existing(explicit: Option<&Path>) -> Result<Ring> {
     Ok(Ring::open_existing(ring_path(explicit))?)
+}
+
+/// Opens an existing ring read-only: read access to the file is enough.
+pub fn open_read_only(explicit: Option<&Path>) -> Result<Ring> {
+    Ok(Ring::open_read_only(ring_path(explicit))?)
+}
+
+/// Fails with one line when the ring was shrunk under its mapping (the
+/// SIGBUS guard installed in `main` turned the fault into zeros).
+pub fn check_alive(ring: &Ring) -> Result<()> {
+    if ring.faulted() {
+        anyhow::bail!(
+            "{}: the ring file was truncated while being read; stopping",
+            ring.path().display()
+        );
+    }
+    Ok(())
 }
 
 /// One ring's worth of records: the most a single snapshot can hold, and the
@@ -31,17 +48,19 @@ fn ring_worth(ring: &Ring) -> usize {
 /// sorted snapshot; records a producer overwrote during the copy are read
 /// again by a later poll (printed after, each poll sorted in itself).
 pub fn dump(args: &ReadArgs) -> Result<()> {
-    let ring = open_existing(args.ring.as_deref())?;
+    let ring = open_read_only(args.ring.as_deref())?;
     let mut peeker = Peeker::new(&ring);
     let mut batch = Batch::new();
     let mut printer = Printer::new(args.json);
     let worth = ring_worth(&ring);
     let mut budget = worth;
     while budget > 0 && peeker.poll(&mut batch, worth) > 0 {
+        check_alive(&ring)?;
         budget = budget.saturating_sub(batch.len());
         batch.sort_by_time();
         printer.batch(&ring, &batch)?;
     }
+    check_alive(&ring)?;
     printer.flush()?;
     Ok(())
 }
@@ -57,6 +76,7 @@ pub fn drain(args: &ReadArgs) -> Result<()> {
     let worth = ring_worth(&ring);
     let mut budget = worth;
     while budget > 0 && consumer.poll(&mut batch, worth) > 0 {
+        check_alive(&ring)?;
         budget = budget.saturating_sub(batch.len());
         batch.sort_by_time();
         printer.batch(&ring, &batch)?;
@@ -73,7 +93,7 @@ pub fn drain(args: &ReadArgs) -> Result<()> {
 /// and everything polled so far has already been flushed) or until its
 /// standard output is closed.
 pub fn tail(args: &TailArgs) -> Result<()> {
-    let ring = open_existing(args.read.ring.as_deref())?;
+    let ring = open_read_only(args.read.ring.as_deref())?;
     // A follower sees new records even when a collector consumes them at once.
     let mut peeker = Peeker::follow(&ring);
     let mut batch = Batch::new();
@@ -84,6 +104,7 @@ pub fn tail(args: &TailArgs) -> Result<()> {
         let mut backlog = Peeker::new(&ring);
         let mut budget = ring_worth(&ring);
         while budget > 0 && backlog.poll(&mut batch, TAIL_BATCH) > 0 {
+            check_alive(&ring)?;
             budget = budget.saturating_sub(batch.len());
             batch.sort_by_time();
             printer.batch(&ring, &batch)?;
@@ -92,6 +113,7 @@ pub fn tail(args: &TailArgs) -> Result<()> {
     }
     loop {
         if peeker.poll(&mut batch, TAIL_BATCH) > 0 {
+            check_alive(&ring)?;
             batch.sort_by_time();
             printer.batch(&ring, &batch)?;
             printer.flush()?;

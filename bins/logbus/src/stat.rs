@@ -11,12 +11,13 @@ use serde_json::{json, Map, Value};
 
 use crate::cli::ReadArgs;
 use crate::create::human_bytes;
-use crate::read::open_existing;
+use crate::read::{check_alive, open_read_only};
 
 /// Prints the ring's statistics as a table or one JSON object.
 pub fn run(args: &ReadArgs) -> Result<()> {
-    let ring = open_existing(args.ring.as_deref())?;
+    let ring = open_read_only(args.ring.as_deref())?;
     let stats = ring.stats();
+    check_alive(&ring)?;
     let collector = collector_report(ring.path(), stats.consumer);
     let text = if args.json {
         let mut s = serde_json::to_string(&to_json(&ring, &stats, collector.as_ref()))?;
@@ -58,7 +59,7 @@ pub fn collector_report(ring: &Path, consumer: Option<(u32, bool)>) -> Option<Co
     let (pid, true) = consumer? else {
         return None;
     };
-    let bytes = std::fs::read(collector_path(ring)).ok()?;
+    let bytes = read_status(&collector_path(ring))?;
     let v: Value = serde_json::from_slice(&bytes).ok()?;
     if v.get("pid")?.as_u64()? != u64::from(pid) {
         return None;
@@ -68,6 +69,26 @@ pub fn collector_report(ring: &Path, consumer: Option<(u32, bool)>) -> Option<Co
         updated_ns: v.get("updated_ns").and_then(Value::as_u64).unwrap_or(0),
         sinks: v.get("sinks")?.as_array()?.clone(),
     })
+}
+
+/// Reads the status file without following a symlink and without waiting on
+/// a FIFO (`O_NONBLOCK`, then only a regular file not writable by others is
+/// read), at most 1 MiB of it.
+fn read_status(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.mode() & 0o022 != 0 {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    file.take(1 << 20).read_to_end(&mut bytes).ok()?;
+    Some(bytes)
 }
 
 fn rfc3339(ns: u64) -> String {
@@ -84,6 +105,7 @@ fn counts_json(c: &LevelCounts) -> Value {
         "evicted": c.evicted,
         "delivered": c.delivered,
         "torn": c.torn,
+        "lost": c.lost,
         "unread": c.unread,
     })
 }
@@ -120,6 +142,7 @@ fn to_json(ring: &Ring, stats: &Stats, collector: Option<&CollectorReport>) -> V
         "evicted": total.evicted,
         "delivered": total.delivered,
         "torn": total.torn,
+        "lost": total.lost,
         "unread": total.unread,
         "invalid": stats.invalid,
         "levels": levels,

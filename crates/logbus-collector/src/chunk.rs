@@ -178,10 +178,16 @@ impl Chunk {
     }
 }
 
-/// Looks up producers' resources, caching them per (tag, pid).
+/// A resolved entry and the generation it was read at.
+type Cached = (u64, Option<Arc<Origin>>);
+
+/// Looks up producers' resources, caching them per (tag, pid) and entry
+/// generation: a rewritten entry (another process, maybe with the same pid in
+/// another pid namespace) is read again, never answered from the cache.
 pub(crate) struct Resolver {
     ring: Ring,
-    cache: HashMap<(u8, u32), Option<Arc<Origin>>>,
+    /// (tag, pid) -> (entry generation when read, what it resolved to).
+    cache: HashMap<(u8, u32), Cached>,
     next_id: u64,
 }
 
@@ -198,14 +204,17 @@ impl Resolver {
         if tag == 0 {
             return None;
         }
-        if let Some(o) = self.cache.get(&(tag, pid)) {
-            return o.clone();
+        let generation = self.ring.resource_generation(tag);
+        if let Some((g, o)) = self.cache.get(&(tag, pid)) {
+            if *g == generation {
+                return o.clone();
+            }
         }
         let found = self
             .ring
             .resource(tag, pid)
             .map(|resource| self.origin(resource));
-        self.cache.insert((tag, pid), found.clone());
+        self.cache.insert((tag, pid), (generation, found.clone()));
         found
     }
 
@@ -223,16 +232,19 @@ impl Resolver {
     /// forgets misses (a miss may have been a half-written entry). Entries of
     /// processes long gone stay, up to a bound.
     pub(crate) fn refresh(&mut self) {
-        self.cache.retain(|_, o| o.is_some());
+        self.cache.retain(|_, (_, o)| o.is_some());
         if self.cache.len() > MAX_CACHED {
             self.cache.clear();
         }
         for (tag, resource) in self.ring.resources() {
             let key = (tag, resource.pid);
-            let known = self.cache.get(&key).and_then(|o| o.as_ref());
+            // Read before the entry's contents were (by `resources`): a
+            // rewrite in between makes the next lookup read it again.
+            let generation = self.ring.resource_generation(tag);
+            let known = self.cache.get(&key).and_then(|(_, o)| o.as_ref());
             if known.is_none_or(|o| o.resource != resource) {
                 let origin = self.origin(resource);
-                self.cache.insert(key, Some(origin));
+                self.cache.insert(key, (generation, Some(origin)));
             }
         }
     }

@@ -234,9 +234,9 @@ impl Collector {
         &self.status_file
     }
 
-    /// A quarter of the ring, counting 128 bytes a record.
-    fn default_backlog(&self) -> usize {
-        (self.ring.geometry().data_bytes() / 512).max(1) as usize
+    /// `max_backlog` (a percentage of the ring) in blocks.
+    fn backlog_blocks(&self, percent: u8) -> usize {
+        (self.ring.geometry().blocks as usize * percent as usize / 100).max(1)
     }
 
     /// Starts sinks for `configs`; reuses (takes out of `old`) the running sink
@@ -269,7 +269,7 @@ impl Collector {
                     );
                 let queue = Arc::new(SinkQueue::new(
                     cfg.queue,
-                    cfg.max_backlog.unwrap_or(self.default_backlog()),
+                    self.backlog_blocks(cfg.max_backlog),
                     stats,
                 ));
                 let (marks, resume) = match slot {
@@ -289,7 +289,10 @@ impl Collector {
                     self.config.shutdown_timeout,
                     marks,
                     self.notify.clone(),
-                    self.reader.clone(),
+                    sink::Reader {
+                        thread: self.reader.clone(),
+                        ring: self.ring.clone(),
+                    },
                 )
                 .map_err(StartError::Thread)?;
                 out.push(SinkHandle {
@@ -393,6 +396,10 @@ impl Collector {
             .unwrap_or(usize::MAX);
         if room < MIN_POLL {
             return None;
+        }
+        if self.ring.faulted() {
+            // The file was shrunk under us: what is left reads as zeros.
+            return Some(0);
         }
         let max = POLL_MAX.min(room);
         let mut chunk = self.pool.pop().unwrap_or_default();

@@ -13,14 +13,15 @@
 //! max_level = "fatal"          # optional
 //! queue = 65536                # records kept in memory for this sink; beyond
 //!                              # that the oldest, lowest levels are shed
-//! max_backlog = 32768          # records of this sink's backlog kept in the ring
-//!                              # (they survive a collector crash); default: a
-//!                              # quarter of the ring (its bytes / 512)
+//! max_backlog = 25             # percent of the ring's blocks this sink's
+//!                              # unwritten records may keep (they survive a
+//!                              # collector crash); beyond, they wait in memory
 //!
 //! [[sinks]]
 //! name = "errors"
 //! type = "file"
-//! path = "errors.log"          # relative to the collector's working directory
+//! path = "errors.log"          # relative to the collector's working directory; another
+//!                              # user's symlink, FIFO or file there is refused (SECURITY.md)
 //! max_bytes = 104857600        # optional size-based rotation
 //! keep = 5                     # rotated files kept (errors.log.1 .. .5)
 //!
@@ -53,6 +54,8 @@ use serde::Deserialize;
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default records kept in memory per sink.
 pub const DEFAULT_QUEUE: usize = 65536;
+/// Default share of the ring (percent of its blocks) a sink's backlog keeps.
+pub const DEFAULT_MAX_BACKLOG: u8 = 25;
 /// Default records per OTLP export request.
 pub const DEFAULT_OTLP_BATCH: usize = 512;
 
@@ -162,9 +165,9 @@ pub struct SinkConfig {
     pub max_level: Level,
     /// Records kept in memory for this sink (beyond: shed, lowest levels first).
     pub queue: usize,
-    /// Records of this sink's backlog kept in the ring (`None`: a quarter of
-    /// the ring, its data bytes / 512).
-    pub max_backlog: Option<usize>,
+    /// Percent of the ring's blocks this sink's unwritten records may keep
+    /// from being reused (1-100; default 25).
+    pub max_backlog: u8,
 }
 
 impl SinkConfig {
@@ -176,7 +179,7 @@ impl SinkConfig {
             min_level: Level::Trace,
             max_level: Level::Fatal,
             queue: DEFAULT_QUEUE,
-            max_backlog: None,
+            max_backlog: DEFAULT_MAX_BACKLOG,
         }
     }
 
@@ -244,7 +247,7 @@ struct RawSink {
     min_level: Option<Lvl>,
     max_level: Option<Lvl>,
     queue: Option<usize>,
-    max_backlog: Option<usize>,
+    max_backlog: Option<u64>,
     stall_timeout: Option<Dur>,
     block_timeout: Option<Dur>,
     path: Option<PathBuf>,
@@ -535,7 +538,15 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
             }
             sink.queue = q;
         }
-        sink.max_backlog = s.max_backlog;
+        if let Some(p) = s.max_backlog {
+            if !(1..=100).contains(&p) {
+                return Err(err(
+                    k("max_backlog"),
+                    format!("{p} is not a percentage of the ring from 1 to 100"),
+                ));
+            }
+            sink.max_backlog = p as u8;
+        }
         for (key, set) in [
             ("stall_timeout", s.stall_timeout.is_some()),
             ("block_timeout", s.block_timeout.is_some()),

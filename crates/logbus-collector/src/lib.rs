@@ -52,10 +52,12 @@
 mod chunk;
 pub mod collector;
 pub mod config;
+pub mod metrics;
 mod notice;
 mod queue;
 mod sink;
 pub mod stats;
+pub mod status;
 
 pub use collector::{Collector, Control, StartError, Summary};
 pub use config::{Config, ConfigError, Format, SinkConfig, SinkKind};

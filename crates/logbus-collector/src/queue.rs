@@ -13,11 +13,13 @@
 //!
 //! # Backlog: the ring first, then memory
 //! A sink that cannot write (disk full, endpoint down, a reader not reading)
-//! keeps its records. Up to `max_backlog` of them *pin* the ring: the reader
-//! does not commit them, so they survive a collector crash and are delivered
-//! by the next collector. Beyond that, the oldest jobs are *released*: they
-//! stay queued in memory for the sink but no longer hold the ring's commit,
-//! so a stalled sink never fills the ring for the others. There is no time
+//! keeps its records. Those within `max_backlog` blocks of the newest block
+//! read *pin* the ring: the reader does not commit them, so they survive a
+//! collector crash and are delivered by the next collector. Older ones are
+//! *released*: they stay queued in memory for the sink but no longer hold the
+//! ring's commit, so a stalled sink never holds more than that share of the
+//! ring, and never fills it for the others. (Counted in blocks, not records:
+//! what a backlog costs the ring is the blocks it keeps from being reused.) There is no time
 //! limit on a write: a sink retries until it gets through.
 //!
 //! # Shedding
@@ -102,6 +104,8 @@ struct Queued {
 struct Inflight {
     /// The first chunk id of the group that still pins the ring, if any.
     first_pinned: Option<u64>,
+    /// The oldest block its records come from.
+    first_block: u64,
     counts: [u64; LEVELS],
     records: u64,
     /// Records of the group that pin the ring.
@@ -114,6 +118,8 @@ struct State {
     queued: usize,
     /// Records (queued or in flight) that pin the ring.
     pinned: usize,
+    /// The newest block sequence number a job has come from.
+    newest: u64,
     inflight: Option<Inflight>,
     closed: bool,
     finished: bool,
@@ -148,13 +154,14 @@ pub struct SinkQueue {
 
 impl SinkQueue {
     /// An empty, open queue holding at most `capacity` records in memory, of
-    /// which at most `max_backlog` pin the ring.
+    /// which those from the newest `max_backlog` blocks pin the ring.
     pub fn new(capacity: usize, max_backlog: usize, stats: Arc<SinkStats>) -> SinkQueue {
         SinkQueue {
             state: Mutex::new(State {
                 items: VecDeque::new(),
                 queued: 0,
                 pinned: 0,
+                newest: 0,
                 inflight: None,
                 closed: false,
                 finished: false,
@@ -210,6 +217,9 @@ impl SinkQueue {
         }
         st.queued += need;
         st.pinned += need;
+        if let Some(last) = job.chunk.block_ends.last() {
+            st.newest = st.newest.max(last.seq);
+        }
         self.depth_add(need as u64);
         st.items.push_back(Queued {
             job,
@@ -223,26 +233,27 @@ impl SinkQueue {
         self.has_items.notify_one();
     }
 
-    /// Releases the oldest pinning records until at most `max_backlog` pin.
+    /// Releases the oldest pinning jobs until the oldest one left starts
+    /// within `max_backlog` blocks of the newest block read.
     fn release_beyond_backlog(&self, st: &mut State) {
-        if st.pinned <= self.max_backlog {
-            return;
-        }
+        let limit = st.newest.saturating_sub(self.max_backlog as u64);
+        let first_block = |job: &Job| job.chunk.block_ends.first().map_or(u64::MAX, |p| p.seq);
         if let Some(inf) = st.inflight.as_mut() {
-            if inf.pinned > 0 {
+            if inf.pinned > 0 && inf.first_block < limit {
                 st.pinned -= inf.pinned as usize;
                 inf.pinned = 0;
                 inf.first_pinned = None;
             }
         }
         for q in st.items.iter_mut() {
-            if st.pinned <= self.max_backlog {
+            if q.released {
+                continue;
+            }
+            if first_block(&q.job) >= limit {
                 break;
             }
-            if !q.released {
-                q.released = true;
-                st.pinned -= q.job.count() as usize;
-            }
+            q.released = true;
+            st.pinned -= q.job.count() as usize;
         }
     }
 
@@ -294,6 +305,7 @@ impl SinkQueue {
         }
         let mut inf = Inflight {
             first_pinned: None,
+            first_block: u64::MAX,
             counts: [0; LEVELS],
             records: 0,
             pinned: 0,
@@ -313,6 +325,9 @@ impl SinkQueue {
             if !q.released {
                 inf.pinned += n;
                 inf.first_pinned.get_or_insert(q.job.chunk.id);
+                if let Some(first) = q.job.chunk.block_ends.first() {
+                    inf.first_block = inf.first_block.min(first.seq);
+                }
             }
             out.push(q.job);
         }
@@ -515,17 +530,33 @@ mod tests {
         assert_eq!(q.depth(), 0);
     }
 
+    /// A chunk of `info` INFO records from blocks `first..=last`.
+    fn chunk_in(id: u64, info: u32, first: u64, last: u64) -> Arc<Chunk> {
+        Arc::new(Chunk {
+            id,
+            counts: [0, 0, info, 0, 0, 0],
+            block_ends: vec![
+                logbus_ring::BlockPos {
+                    seq: first,
+                    end: 64,
+                },
+                logbus_ring::BlockPos { seq: last, end: 64 },
+            ],
+            ..Chunk::default()
+        })
+    }
+
     #[test]
-    fn beyond_max_backlog_the_oldest_records_stop_pinning_the_ring_but_stay_queued() {
+    fn beyond_max_backlog_blocks_the_oldest_records_stop_pinning_the_ring_but_stay_queued() {
         let q = queue(1000, 10);
-        q.push(Job::new(chunk(1, [0, 0, 6, 0, 0, 0]), 0x3f));
+        q.push(Job::new(chunk_in(1, 6, 0, 3), 0x3f));
         let mut out = Vec::new();
         assert_eq!(q.take(&mut out, 1), Take::Jobs); // chunk 1 in flight, not finishing
-        q.push(Job::new(chunk(2, [0, 0, 3, 0, 0, 0]), 0x3f));
+        q.push(Job::new(chunk_in(2, 3, 4, 9), 0x3f));
         assert_eq!(q.pin(), Some(1));
         assert_eq!(q.pinned(), 9);
-        // 4 more: 13 would pin; the in-flight group (the oldest) is released.
-        q.push(Job::new(chunk(3, [0, 0, 4, 0, 0, 0]), 0x3f));
+        // Block 12 read: chunk 1 (from block 0) is more than 10 blocks back.
+        q.push(Job::new(chunk_in(3, 4, 10, 12), 0x3f));
         assert_eq!(q.pin(), Some(2));
         assert_eq!(q.pinned(), 7);
         assert_eq!(q.depth(), 13, "nothing dropped");

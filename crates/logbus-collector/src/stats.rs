@@ -1,8 +1,8 @@
-//! Counters: per sink and the ring's own, as a status file
-//! (`<ring path>.collector.json`, read by `logbus stat`) and as Prometheus text
-//! (served by [`serve_metrics`]).
+//! Counters: per sink, and the registry of the current sinks' counters that
+//! the status file ([`crate::status`], read by `logbus stat`) and the metrics
+//! endpoint ([`crate::metrics`]) report.
 //!
-//! Status file:
+//! Status document:
 //! ```json
 //! {"pid": 1234, "updated_ns": 1700000000000000000,
 //!  "sinks": [{"name": "console", "type": "stdout", "delivered": 10,
@@ -10,15 +10,14 @@
 //!             "errors": 0, "queue_depth": 0}]}
 //! ```
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use logbus_format::write_json_str;
-use logbus_ring::{Level, Ring, LEVELS};
+use logbus_ring::{Level, LEVELS};
+
+// The status file's helpers lived here; the reader loop still names them so.
+pub use crate::status::{status_path, write_atomic};
 
 /// One sink's counters. Shared by a sink and its replacement of the same name
 /// across reloads, so that they keep counting.
@@ -153,252 +152,4 @@ impl Registry {
         out.extend_from_slice(b"]}\n");
         out
     }
-
-    /// Prometheus text exposition of the sinks' and the ring's counters.
-    pub fn prometheus(&self, ring: &Ring) -> String {
-        use std::fmt::Write as _;
-        let mut o = String::with_capacity(4096);
-        let sinks = self.sinks();
-        let label = |s: &SinkStats| {
-            format!(
-                "sink=\"{}\",type=\"{}\"",
-                s.name.replace('\\', "\\\\").replace('"', "\\\""),
-                s.kind
-            )
-        };
-        let _ = writeln!(
-            o,
-            "# HELP logbus_sink_delivered_total Records a sink finished writing."
-        );
-        let _ = writeln!(o, "# TYPE logbus_sink_delivered_total counter");
-        for s in &sinks {
-            // Relaxed loads: statistics.
-            let _ = writeln!(
-                o,
-                "logbus_sink_delivered_total{{{}}} {}",
-                label(s),
-                s.delivered.load(Ordering::Relaxed)
-            );
-        }
-        let _ = writeln!(
-            o,
-            "# HELP logbus_sink_dropped_total Records a sink shed (its memory bound reached)."
-        );
-        let _ = writeln!(o, "# TYPE logbus_sink_dropped_total counter");
-        for s in &sinks {
-            for (l, level) in Level::ALL.iter().enumerate() {
-                let _ = writeln!(
-                    o,
-                    "logbus_sink_dropped_total{{{},level=\"{}\"}} {}",
-                    label(s),
-                    level.name(),
-                    s.dropped[l].load(Ordering::Relaxed)
-                );
-            }
-        }
-        let _ = writeln!(
-            o,
-            "# HELP logbus_sink_rejected_total Records a sink's destination refused for good."
-        );
-        let _ = writeln!(o, "# TYPE logbus_sink_rejected_total counter");
-        for s in &sinks {
-            for (l, level) in Level::ALL.iter().enumerate() {
-                let _ = writeln!(
-                    o,
-                    "logbus_sink_rejected_total{{{},level=\"{}\"}} {}",
-                    label(s),
-                    level.name(),
-                    s.rejected[l].load(Ordering::Relaxed)
-                );
-            }
-        }
-        let _ = writeln!(
-            o,
-            "# HELP logbus_sink_retries_total Writes tried again after a failure."
-        );
-        let _ = writeln!(o, "# TYPE logbus_sink_retries_total counter");
-        for s in &sinks {
-            let _ = writeln!(
-                o,
-                "logbus_sink_retries_total{{{}}} {}",
-                label(s),
-                s.retries.load(Ordering::Relaxed)
-            );
-        }
-        let _ = writeln!(
-            o,
-            "# HELP logbus_sink_up Whether the sink's last write succeeded."
-        );
-        let _ = writeln!(o, "# TYPE logbus_sink_up gauge");
-        for s in &sinks {
-            let _ = writeln!(
-                o,
-                "logbus_sink_up{{{}}} {}",
-                label(s),
-                s.up.load(Ordering::Relaxed) as u8
-            );
-        }
-        let _ = writeln!(
-            o,
-            "# HELP logbus_sink_backlog Records a sink has not finished (queued or in flight)."
-        );
-        let _ = writeln!(o, "# TYPE logbus_sink_backlog gauge");
-        for s in &sinks {
-            let _ = writeln!(
-                o,
-                "logbus_sink_backlog{{{}}} {}",
-                label(s),
-                s.depth.load(Ordering::Relaxed)
-            );
-        }
-        let _ = writeln!(o, "# HELP logbus_sink_errors_total Failed write attempts.");
-        let _ = writeln!(o, "# TYPE logbus_sink_errors_total counter");
-        for s in &sinks {
-            let _ = writeln!(
-                o,
-                "logbus_sink_errors_total{{{}}} {}",
-                label(s),
-                s.errors.load(Ordering::Relaxed)
-            );
-        }
-        let _ = writeln!(
-            o,
-            "# HELP logbus_sink_queue_depth Records queued or in flight."
-        );
-        let _ = writeln!(o, "# TYPE logbus_sink_queue_depth gauge");
-        for s in &sinks {
-            let _ = writeln!(
-                o,
-                "logbus_sink_queue_depth{{{}}} {}",
-                label(s),
-                s.depth.load(Ordering::Relaxed)
-            );
-        }
-        let st = ring.stats();
-        let counters: [(&str, &str, CountOf); 6] = [
-            ("emitted", "Records producers emitted.", |c| c.emitted),
-            ("published", "Records written into the ring.", |c| {
-                c.published
-            }),
-            (
-                "dropped",
-                "Records the ring's overflow policy refused.",
-                |c| c.dropped,
-            ),
-            ("evicted", "Records pushed out by protected records.", |c| {
-                c.evicted
-            }),
-            (
-                "torn",
-                "Records whose producer died while writing them.",
-                |c| c.torn,
-            ),
-            ("delivered", "Records the collector committed.", |c| {
-                c.delivered
-            }),
-        ];
-        for (name, help, get) in counters {
-            let _ = writeln!(o, "# HELP logbus_ring_{name}_total {help}");
-            let _ = writeln!(o, "# TYPE logbus_ring_{name}_total counter");
-            for (l, level) in Level::ALL.iter().enumerate() {
-                let _ = writeln!(
-                    o,
-                    "logbus_ring_{name}_total{{level=\"{}\"}} {}",
-                    level.name(),
-                    get(&st.levels[l])
-                );
-            }
-        }
-        let _ = writeln!(
-            o,
-            "# HELP logbus_ring_unread Records in the ring not yet committed."
-        );
-        let _ = writeln!(o, "# TYPE logbus_ring_unread gauge");
-        for (l, level) in Level::ALL.iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "logbus_ring_unread{{level=\"{}\"}} {}",
-                level.name(),
-                st.levels[l].unread
-            );
-        }
-        let _ = writeln!(
-            o,
-            "# HELP logbus_ring_invalid_total Garbage records skipped."
-        );
-        let _ = writeln!(o, "# TYPE logbus_ring_invalid_total counter");
-        let _ = writeln!(o, "logbus_ring_invalid_total {}", st.invalid);
-        let _ = writeln!(
-            o,
-            "# HELP logbus_ring_blocks_in_use Blocks claimed by producers and not yet freed."
-        );
-        let _ = writeln!(o, "# TYPE logbus_ring_blocks_in_use gauge");
-        let _ = writeln!(o, "logbus_ring_blocks_in_use {}", st.blocks_in_use);
-        o
-    }
-}
-
-type CountOf = fn(&logbus_ring::LevelCounts) -> u64;
-
-/// Where the status file of the collector of `ring` lives.
-pub fn status_path(ring: &Path) -> PathBuf {
-    let mut p = ring.as_os_str().to_owned();
-    p.push(".collector.json");
-    PathBuf::from(p)
-}
-
-/// Writes `bytes` to `path` atomically (a temporary file, then rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp.{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
-}
-
-/// Serves `GET /metrics` (Prometheus text) on `listener`, one connection at a
-/// time, until the process exits. Other paths get 404.
-pub fn serve_metrics(listener: TcpListener, registry: Arc<Registry>, ring: Ring) {
-    for conn in listener.incoming() {
-        let Ok(conn) = conn else { continue };
-        let _ = answer(conn, &registry, &ring);
-    }
-}
-
-fn answer(conn: TcpStream, registry: &Registry, ring: &Ring) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
-    conn.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut request = String::new();
-    reader.read_line(&mut request)?;
-    // Skip the headers (up to the blank line).
-    let mut line = String::new();
-    while reader.read_line(&mut line)? > 2 {
-        line.clear();
-    }
-    let mut parts = request.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("");
-    let (status, ctype, body) = match (method, path) {
-        ("GET", "/metrics") => (
-            "200 OK",
-            "text/plain; version=0.0.4; charset=utf-8",
-            registry.prometheus(ring),
-        ),
-        ("GET", _) => (
-            "404 Not Found",
-            "text/plain",
-            "not found; try /metrics\n".into(),
-        ),
-        _ => ("405 Method Not Allowed", "text/plain", "only GET\n".into()),
-    };
-    let mut w = conn;
-    write!(
-        w,
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    w.flush()
 }

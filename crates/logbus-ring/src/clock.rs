@@ -22,7 +22,7 @@ pub fn now_ns() -> u64 {
 /// Monotonic time in ns (`CLOCK_MONOTONIC`): for deadlines and timeouts, which
 /// a wall-clock step must not stretch or cut short.
 #[inline]
-pub(crate) fn monotonic_ns() -> u64 {
+pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

@@ -264,6 +264,12 @@ impl Consumer {
     /// (or another `Consumer` of this process) holds the role.
     pub fn acquire(ring: &Ring) -> Result<Consumer, ConsumerError> {
         let fd = ring.fd().ok_or(ConsumerError::Forked)?;
+        if !ring.is_writable() {
+            return Err(ConsumerError::Io(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "the ring was opened read-only",
+            )));
+        }
         if !lock::try_lock(fd, LOCK_CONSUMER).map_err(ConsumerError::Io)? {
             return Err(ConsumerError::Busy {
                 path: ring.path().to_path_buf(),

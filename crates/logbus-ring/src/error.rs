@@ -47,6 +47,14 @@ pub enum OpenError {
     },
     /// The ring was opened before `fork()`; the child must open it again.
     Forked,
+    /// The path is not a file this process may trust: a symlink, not a
+    /// regular file, writable by other users, or owned by another user.
+    Untrusted {
+        /// The ring file.
+        path: PathBuf,
+        /// What is wrong, with the owner and mode where they matter.
+        problem: String,
+    },
 }
 
 impl fmt::Display for OpenError {
@@ -83,6 +91,9 @@ impl fmt::Display for OpenError {
                 write!(f, "{}: bad ring geometry: {problem}", path.display())
             }
             OpenError::Forked => write!(f, "ring handle was opened before fork(); open it again"),
+            OpenError::Untrusted { path, problem } => {
+                write!(f, "{}: refusing the ring: {problem}", path.display())
+            }
         }
     }
 }

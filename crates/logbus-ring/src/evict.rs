@@ -119,6 +119,9 @@ impl<'r> Role<'r> {
                 let c = Claim::unpack(ring.desc(h).claim.load(Ordering::Acquire));
                 if c.is(h) && c.evicted {
                     self.finish(h, 1);
+                } else {
+                    // Flagged (maybe) but not evicted: give it back.
+                    unflag(ring, h, None);
                 }
             }
             FLAGGED => {
@@ -191,26 +194,21 @@ impl<'r> Role<'r> {
         if b0.protected == 0 {
             self.note(h, &b0.victims, None);
             self.set(NOTED);
-            let evicted = Claim {
-                evicted: true,
-                ..b0.claim
-            };
-            // AcqRel: one CAS decides between this eviction and a consumer claim.
-            let ok = ring
-                .desc(h)
-                .claim
-                .compare_exchange(
-                    b0.claim.pack(),
-                    evicted.pack(),
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                )
-                .is_ok();
-            if ok {
-                self.finish(h, 1);
+            // Flag it first (readers keep off, adopters back off), check that
+            // nobody reopened it since we looked, then evict it.
+            if !flag(ring, h, b0.claim) {
+                self.set(HELD);
+                return None;
             }
+            if !unchanged(ring, h, &b0) {
+                unflag(ring, h, None);
+                self.set(HELD);
+                return None;
+            }
+            mark_evicted(ring, h);
+            self.finish(h, 1);
             self.set(HELD);
-            return ok.then(|| b0.victims.iter().sum::<u64>() as u32);
+            return Some(b0.victims.iter().sum::<u64>() as u32);
         }
         let mut span = vec![b0];
         for k in 1..=MAX_SPAN as u64 {
@@ -261,6 +259,17 @@ impl<'r> Role<'r> {
                 self.set(HELD);
                 return None;
             }
+        }
+        // With every block flagged, none can be reopened any more; one that
+        // was reopened (adopted) since we looked makes us give up.
+        if !span
+            .iter()
+            .enumerate()
+            .all(|(i, b)| unchanged(ring, h + i as u64, b))
+        {
+            self.complete(FLAGGED);
+            self.set(HELD);
+            return None;
         }
         // Copy the protected records out, in order, each stamped for the
         // block it goes to; `plan.dest` says which, in the same order.
@@ -344,6 +353,9 @@ impl Drop for Role<'_> {
 /// What an eviction may do with one block.
 struct Inspected {
     claim: Claim,
+    /// The block's `reserve` word as inspected (closed): a writer that
+    /// reopened it since (an adopter) makes the eviction give it up.
+    reserve: u64,
     /// Records the consumer has not taken: (offset, len, severity).
     records: Vec<(usize, usize, u8)>,
     protected: usize,
@@ -383,6 +395,7 @@ impl Inspected {
         let data = ring.block_data(seq);
         let mut out = Inspected {
             claim,
+            reserve: r.pack(),
             records: Vec::new(),
             protected: 0,
             kept_bytes: 0,
@@ -457,20 +470,29 @@ fn pack(span: &[Inspected], freed: usize, block_size: usize, protect: u8) -> Opt
     Some(plan)
 }
 
+/// Whether block `seq`'s `reserve` word is still as inspected (closed, same
+/// end): an adopter that reopened it before our flag would write into it.
+fn unchanged(ring: &Ring, seq: u64, b: &Inspected) -> bool {
+    // SeqCst: the Dekker pair with an adopter (it CASes `reserve`, then
+    // looks at the claim word; we CAS the claim word, then look here).
+    ring.desc(seq).reserve.load(Ordering::SeqCst) == b.reserve
+}
+
 /// Flags block `seq`'s claim word EVICTING, if it is still `c`.
 fn flag(ring: &Ring, seq: u64, c: Claim) -> bool {
     let flagged = Claim {
         evicting: true,
         ..c
     };
-    // AcqRel: as every claim CAS; Acquire orders our later reads and writes
-    // of the block after the consumer's last reads of it.
+    // SeqCst (includes AcqRel, as every claim CAS): Acquire orders our later
+    // reads and writes of the block after the consumer's last reads of it;
+    // SeqCst for the pair with an adopter (see `unchanged`).
     ring.desc(seq)
         .claim
         .compare_exchange(
             c.pack(),
             flagged.pack(),
-            Ordering::AcqRel,
+            Ordering::SeqCst,
             Ordering::Relaxed,
         )
         .is_ok()

@@ -67,6 +67,26 @@ pub const HEADER_BYTES: usize = 4096;
 pub const RESOURCES: usize = 64;
 /// Bytes per resource entry.
 pub const RESOURCE_BYTES: usize = 512;
+/// Byte offsets inside one resource entry (see `resource.rs`).
+pub mod resource_entry {
+    /// u32, atomic: 0 never used, 1 being written, 2 ready.
+    pub const STATE: usize = 0;
+    /// u32: the writer's pid (in its own pid namespace).
+    pub const PID: usize = 4;
+    /// u64, atomic: bumped on every (re)write.
+    pub const GENERATION: usize = 8;
+    /// u64: when the entry was last written (ns since the Unix epoch).
+    pub const REGISTERED_NS: usize = 16;
+    /// u64: inode of the writer's pid namespace (`/proc/self/ns/pid`).
+    pub const PID_NS: usize = 24;
+    /// u64, atomic: 0 while the owner may be alive; else 1 + the ring's
+    /// `alloc` when a later registrant found the owner gone. The entry may be
+    /// reused once `head` reaches that `alloc`: every record of the owner is
+    /// in a block before it, so none is unread any more.
+    pub const RETIRE_AT: usize = 32;
+    /// The strings: service, version, host, command, each a u16 length + UTF-8.
+    pub const BODY: usize = 40;
+}
 /// Bytes per block descriptor.
 pub const BLOCK_DESC_BYTES: usize = 128;
 /// Smallest and largest block sizes; the block size must be a power of two.

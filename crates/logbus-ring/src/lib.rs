@@ -66,10 +66,12 @@ mod peeker;
 mod record;
 mod resource;
 mod ring;
+pub mod sigbus;
 mod stats;
+pub mod trust;
 mod writer;
 
-pub use clock::now_ns;
+pub use clock::{monotonic_ns, now_ns};
 pub use consumer::{Batch, Consumer, SinkResume, SinkSlot};
 pub use error::{ConsumerError, EmitError, OpenError, WriterError};
 pub use event::{Emitted, Event, Field, Value};

@@ -1,35 +1,51 @@
 //! The resource table: who a process is (service, version, host, command),
 //! written once per process instead of into every record.
 //!
-//! Entry `i` (512 bytes at `HEADER_BYTES + i * 512`):
+//! Entry `i` (512 bytes at `HEADER_BYTES + i * 512`; offsets in
+//! `layout::resource_entry`):
 //!
 //! ```text
 //! 0   state u32 (atomic): 0 empty, 1 being written, 2 ready
 //! 4   pid u32
 //! 8   generation u64 (atomic): bumped on every (re)write
 //! 16  registered_ns u64: when the entry was last written
-//! 24  service, version, host, command: each u16 length + UTF-8 bytes (488 bytes in all)
+//! 24  pid_ns u64: inode of the writer's pid namespace
+//! 32  retire_at u64 (atomic): 0, or 1 + the ring's `alloc` when the owner was found gone
+//! 40  service, version, host, command: each u16 length + UTF-8 bytes (472 bytes in all)
 //! ```
 //!
 //! A producer process takes a free entry by locking its byte (held while its
 //! ring handle lives), writes it seqlock-style (state 1, contents, generation+1,
 //! state 2 with Release) and tags its records with `index + 1`. A reader checks
-//! that the record's pid is the entry's pid: an entry reused after its process
-//! died never resolves records of another process. To keep a dead process's
-//! entry readable for as long as possible (its records may still be unread),
-//! a new process takes a never-used entry first, else the one whose owner
-//! registered longest ago; a consumer should also snapshot the table now and
-//! then ([`Ring::resources`]) to remember entries before they are reused.
+//! that the record's pid is the entry's pid, and caches by generation.
+//!
+//! Identity must survive pid reuse, pid namespaces (two containers' pid 1
+//! share a `/dev/shm`) and any number of processes coming and going, for as
+//! long as a record is unread. So an entry is never rewritten while records
+//! tagged with it may be unread: a registrant that finds an entry's lock free
+//! (its owner is gone) first marks it retired at the ring's current `alloc`
+//! (every block the owner ever claimed comes before it), and takes it only
+//! once the consumer has freed every block before that mark (`head` passed
+//! it). Until then the entry stays readable; a table whose entries are all
+//! live or retired-but-unread is full, and the newcomer's records carry no
+//! resource rather than another process's.
 
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 use crate::error::WriterError;
+use crate::layout::resource_entry as off;
 use crate::layout::{HEADER_BYTES, LOCK_RESOURCE_BASE, RESOURCES, RESOURCE_BYTES};
 use crate::lock;
 use crate::record::copy_shared;
 use crate::ring::Ring;
 
-const BODY: usize = RESOURCE_BYTES - 24;
+const BODY: usize = RESOURCE_BYTES - off::BODY;
+
+/// This process's pid namespace (the inode of `/proc/self/ns/pid`; 0 if unknown).
+fn pid_namespace() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino())
+}
 
 /// What a producer process says about itself.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -53,20 +69,30 @@ fn entry(index: usize) -> usize {
 impl Ring {
     /// Writes `resource` into a free table entry held for as long as this handle
     /// (or a clone) lives, and returns the tag for [`crate::LaneWriter::set_resource`].
-    /// Strings are cut to fit 496 bytes in all.
+    /// Strings are cut to fit 472 bytes in all. An entry whose owner is gone is
+    /// reused only once none of its owner's records is unread (see the module
+    /// documentation).
     ///
     /// # Errors
     /// [`WriterError::TableFull`] when every entry has a live owner,
     /// [`WriterError::Forked`] in a child of the opener.
     pub fn register_resource(&self, resource: &Resource) -> Result<u8, WriterError> {
         let fd = self.fd().ok_or(WriterError::Forked)?;
+        if !self.is_writable() {
+            return Err(WriterError::Io(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "the ring was opened read-only",
+            )));
+        }
         // Never-used entries first, then the longest-registered ones.
         let mut order: Vec<(u64, usize)> = (0..RESOURCES)
             .map(|i| {
                 let base = entry(i);
                 // Relaxed: only a preference; the lock decides ownership.
-                let used = self.u32_at(base).load(Ordering::Relaxed) != 0;
-                let since = self.u64_at(base + 16).load(Ordering::Relaxed);
+                let used = self.u32_at(base + off::STATE).load(Ordering::Relaxed) != 0;
+                let since = self
+                    .u64_at(base + off::REGISTERED_NS)
+                    .load(Ordering::Relaxed);
                 (if used { since.max(1) } else { 0 }, i)
             })
             .collect();
@@ -82,9 +108,14 @@ impl Ring {
                 continue;
             }
             match lock::try_lock(fd, LOCK_RESOURCE_BASE + i as i64) {
-                Ok(true) => {
+                Ok(true) if self.reusable(i) => {
                     self.write_resource(i, resource);
                     return Ok(i as u8 + 1);
+                }
+                Ok(true) => {
+                    // Its owner is gone but its records may be unread: keep it.
+                    lock::unlock(fd, LOCK_RESOURCE_BASE + i as i64);
+                    held.store(false, Ordering::Release);
                 }
                 Ok(false) => held.store(false, Ordering::Release),
                 Err(e) => {
@@ -98,10 +129,52 @@ impl Ring {
         })
     }
 
+    /// Whether entry `i`, whose lock we just took (so its owner is gone), may
+    /// be rewritten: never used, or retired at an `alloc` that `head` has
+    /// reached. Marks it retired when it is not yet.
+    fn reusable(&self, i: usize) -> bool {
+        let base = entry(i);
+        // Acquire: pairs with the Release store of state 2 by the last writer.
+        if self.u32_at(base + off::STATE).load(Ordering::Acquire) == 0 {
+            return true;
+        }
+        let w = self.words();
+        let retire = self.u64_at(base + off::RETIRE_AT);
+        // Relaxed: we hold the entry's lock, the only writers of this word.
+        let mark = match retire.load(Ordering::Relaxed) {
+            0 => {
+                // SeqCst: the owner's last claim (a SeqCst CAS on `alloc`)
+                // happened before its death, which happened before our lock;
+                // any later `alloc` value bounds every block it claimed.
+                let a = w.alloc.load(Ordering::SeqCst);
+                // Relaxed: read only by lock holders, like the load above.
+                retire.store(a.wrapping_add(1), Ordering::Relaxed);
+                a
+            }
+            r => r.wrapping_sub(1),
+        };
+        // Acquire: pairs with the consumer's (and evictors') Release of `head`;
+        // once it passed `mark`, every record before it was taken or counted.
+        let head = w.head.load(Ordering::Acquire);
+        (head.wrapping_sub(mark) as i64) >= 0
+    }
+
+    /// The generation of the entry record tag `tag` refers to (bumped on every
+    /// rewrite): a cache of resolved resources is valid while it is unchanged.
+    pub fn resource_generation(&self, tag: u8) -> u64 {
+        match (tag as usize).checked_sub(1).filter(|&i| i < RESOURCES) {
+            // Acquire: pairs with the Release store of state 2 after the bump.
+            Some(i) => self
+                .u64_at(entry(i) + off::GENERATION)
+                .load(Ordering::Acquire),
+            None => 0,
+        }
+    }
+
     fn write_resource(&self, i: usize, r: &Resource) {
         let base = entry(i);
-        let state = self.u32_at(base);
-        let generation = self.u64_at(base + 8);
+        let state = self.u32_at(base + off::STATE);
+        let generation = self.u64_at(base + off::GENERATION);
         // Relaxed + the fence: readers that see state 1 or a changed generation
         // discard what they copied.
         state.store(1, Ordering::Relaxed);
@@ -118,10 +191,14 @@ impl Ring {
         // re-check the generation.
         unsafe {
             let p = self.base().add(base);
-            (p.add(4) as *mut u32).write_volatile(std::process::id());
-            (p.add(16) as *mut u64).write_volatile(crate::clock::now_ns());
-            std::ptr::copy_nonoverlapping(body.as_ptr(), p.add(24), body.len());
+            (p.add(off::PID) as *mut u32).write_volatile(std::process::id());
+            (p.add(off::REGISTERED_NS) as *mut u64).write_volatile(crate::clock::now_ns());
+            (p.add(off::PID_NS) as *mut u64).write_volatile(pid_namespace());
+            std::ptr::copy_nonoverlapping(body.as_ptr(), p.add(off::BODY), body.len());
         }
+        // Relaxed: only lock holders read it (`reusable`); a new owner is live.
+        self.u64_at(base + off::RETIRE_AT)
+            .store(0, Ordering::Relaxed);
         // Relaxed: ordered before readers by the Release store of state 2 below.
         generation.fetch_add(1, Ordering::Relaxed);
         // Release: the contents above happen before a reader's Acquire load of 2.
@@ -146,8 +223,8 @@ impl Ring {
 
     fn read_entry(&self, i: usize) -> Option<Resource> {
         let base = entry(i);
-        let state = self.u32_at(base);
-        let generation: &AtomicU64 = self.u64_at(base + 8);
+        let state = self.u32_at(base + off::STATE);
+        let generation: &AtomicU64 = self.u64_at(base + off::GENERATION);
         // Acquire pairs with the writer's Release store of state 2.
         if state.load(Ordering::Acquire) != 2 {
             return None;
@@ -162,8 +239,8 @@ impl Ring {
         if state.load(Ordering::Relaxed) != 2 || generation.load(Ordering::Relaxed) != g {
             return None;
         }
-        let pid = u32::from_le_bytes(raw[4..8].try_into().ok()?);
-        let mut rest = &raw[24..];
+        let pid = u32::from_le_bytes(raw[off::PID..off::PID + 4].try_into().ok()?);
+        let mut rest = &raw[off::BODY..];
         let mut next = || -> Option<String> {
             let n = u16::from_le_bytes([*rest.first()?, *rest.get(1)?]) as usize;
             let s = std::str::from_utf8(rest.get(2..2 + n)?).ok()?.to_string();

@@ -1,25 +1,32 @@
 //! Opening and creating a ring file, and the handle every other part uses.
 //!
 //! Creation is race-free: the creator builds the whole file under a temporary
-//! name in the same directory (header written, size set), then gives it its real
-//! name with `link(2)`, which fails if the name exists. So an opener either finds
-//! no file or a completely initialised one, two creators end with one ring, and an
-//! existing ring is never reinitialised. Opening validates the header against the
-//! file size before anything else touches the mapping.
+//! name in the same directory (created with `O_EXCL`, header written, every
+//! byte allocated), then gives it its real name with `link(2)`, which fails if
+//! the name exists. So an opener either finds no file or a completely
+//! initialised one, two creators end with one ring, and an existing ring is
+//! never reinitialised. A create that fails removes its temporary file.
+//!
+//! Opening never follows a symlink (`O_NOFOLLOW`), never waits on a FIFO or a
+//! device (`O_NONBLOCK`, then `fstat`: only a regular file is accepted), and
+//! checks who could have written the file (see `SECURITY.md`): a ring writable
+//! by other users, or (when opened for writing) owned by another user, is
+//! refused with one line naming its owner and mode, unless
+//! `$LOGBUS_TRUST_GROUP` names its group. [`Ring::open_read_only`] maps the
+//! file read-only, for peers that only inspect it.
 //!
 //! A file shrunk by another process *after* it was opened makes accesses past
-//! the new end raise SIGBUS, which kills the accessing process (no handler is
-//! installed: a library must not take the signal from its host program).
-//! Nothing in logbus truncates a ring, and only processes with write access to
-//! the file can. [`Ring::check_size`] tells whether the file still has the
-//! mapped size; `logbus tail` calls it whenever it is idle and stops with a
-//! one-line error instead of faulting. A process touching the shrunk part
-//! between two checks (the collector, a producer) is killed by the signal.
+//! the new end raise SIGBUS. A library must not take that signal from its host
+//! program, so nothing is installed on open: a program that wants to survive
+//! it calls [`crate::sigbus::install`] once (the collector and the CLI do),
+//! after which a fault inside a ring mapping maps zero pages over the vanished
+//! range and flags the ring ([`Ring::faulted`]). [`Ring::check_size`] tells
+//! whether the file still has the mapped size.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::sync::Arc;
@@ -128,10 +135,19 @@ pub(crate) struct Inner {
     pub(crate) resources_held: Box<[AtomicBool]>,
     /// Whether a `Consumer` of this handle exists (same reason).
     pub(crate) consumer_taken: AtomicBool,
+    /// Mapped read and write (false: [`Ring::open_read_only`]).
+    pub(crate) writable: bool,
+    /// This mapping's entry in the SIGBUS guard's table.
+    guard_slot: Option<usize>,
+    /// (device, inode) of the file when it was opened.
+    pub(crate) id: (u64, u64),
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        if let Some(slot) = self.guard_slot {
+            crate::sigbus::unregister(slot);
+        }
         if self.generation != fork::generation() && self.fork_slot.is_some() {
             // The atfork child handler already closed this descriptor in this
             // process; closing the number again could close someone else's file.
@@ -198,23 +214,55 @@ impl Ring {
         }
     }
 
-    /// Opens an existing ring; never creates one.
+    /// Opens an existing ring for reading and writing; never creates one.
     ///
     /// # Errors
-    /// [`OpenError`] naming the file; a missing file is `Io` with kind `NotFound`.
+    /// [`OpenError`] naming the file; a missing file is `Io` with kind
+    /// `NotFound`; a symlink, a file that is not regular, one writable by other
+    /// users or owned by another user is [`OpenError::Untrusted`].
     pub fn open_existing(path: impl AsRef<Path>) -> Result<Ring, OpenError> {
-        let path = path.as_ref();
+        Ring::open_checked(path.as_ref(), true)
+    }
+
+    /// Opens an existing ring read-only (a read-only mapping): enough for
+    /// [`crate::Peeker`] and [`Ring::stats`], and all that a peer with read
+    /// access alone can do. Writers and the consumer role need
+    /// [`Ring::open_existing`]. A ring owned by another user is accepted
+    /// here (reading it cannot change it), one writable by others is not.
+    ///
+    /// # Errors
+    /// As [`Ring::open_existing`].
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Ring, OpenError> {
+        Ring::open_checked(path.as_ref(), false)
+    }
+
+    fn open_checked(path: &Path, writable: bool) -> Result<Ring, OpenError> {
         let io_err = |op: &'static str| {
             let path = path.to_path_buf();
             move |source| OpenError::Io { path, op, source }
         };
+        // O_NOFOLLOW: a symlink planted at the path is refused (ELOOP), not
+        // followed. O_NONBLOCK: a FIFO opens at once instead of waiting for a
+        // writer, and is refused by the fstat check below.
         let file = OpenOptions::new()
             .read(true)
-            .write(true)
-            .custom_flags(libc::O_CLOEXEC)
+            .write(writable)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(path)
-            .map_err(io_err("open"))?;
-        let actual = file.metadata().map_err(io_err("stat"))?.len();
+            .map_err(|source| match source.raw_os_error() {
+                Some(libc::ELOOP) => OpenError::Untrusted {
+                    path: path.to_path_buf(),
+                    problem: "it is a symbolic link, which is never followed".into(),
+                },
+                _ => io_err("open")(source),
+            })?;
+        let meta = file.metadata().map_err(io_err("stat"))?;
+        crate::trust::check_file(&meta, writable).map_err(|problem| OpenError::Untrusted {
+            path: path.to_path_buf(),
+            problem,
+        })?;
+        let id = (meta.dev(), meta.ino());
+        let actual = meta.len();
         let static_len = std::mem::size_of::<StaticHeader>() as u64;
         if actual < 8 {
             return Err(OpenError::NotARing {
@@ -275,11 +323,15 @@ impl Ring {
         }
         // Populated: every page is mapped now, so that no emit pays a
         // first-touch page fault (the space itself was allocated at create).
-        let map = MmapOptions::new()
-            .len(expected as usize)
-            .populate()
-            .map_raw(&file)
-            .map_err(io_err("map"))?;
+        let mut options = MmapOptions::new();
+        options.len(expected as usize).populate();
+        let map = if writable {
+            options.map_raw(&file)
+        } else {
+            options.map_raw_read_only(&file)
+        }
+        .map_err(io_err("map"))?;
+        let guard_slot = crate::sigbus::register(map.as_ptr() as usize, expected as usize);
         let fork_slot = fork::register(file.as_raw_fd());
         Ok(Ring {
             inner: Arc::new(Inner {
@@ -292,8 +344,31 @@ impl Ring {
                 geo,
                 resources_held: (0..RESOURCES).map(|_| AtomicBool::new(false)).collect(),
                 consumer_taken: AtomicBool::new(false),
+                writable,
+                guard_slot,
+                id,
             }),
         })
+    }
+
+    /// Whether this handle maps the ring for writing (not [`Ring::open_read_only`]).
+    pub fn is_writable(&self) -> bool {
+        self.inner.writable
+    }
+
+    /// Whether an access to this ring's mapping faulted because the file was
+    /// shrunk under it (only with [`crate::sigbus::install`]; without it the
+    /// process would have died). The vanished range now reads as zeros: stop
+    /// using the ring.
+    pub fn faulted(&self) -> bool {
+        self.inner.guard_slot.is_some_and(crate::sigbus::faulted)
+    }
+
+    /// Whether the ring's path still names the file this handle maps (false
+    /// when it was deleted, or replaced by another file).
+    pub fn is_current(&self) -> bool {
+        std::fs::symlink_metadata(&self.inner.path)
+            .is_ok_and(|m| (m.dev(), m.ino()) == self.inner.id)
     }
 
     /// The ring file's path.
@@ -311,11 +386,19 @@ impl Ring {
         &self.inner.header
     }
 
-    /// Whether the file still has the size the mapping needs.
+    /// Whether the file still has the size the mapping needs (and no access
+    /// to it has faulted).
     ///
     /// # Errors
     /// [`OpenError::Truncated`] when it was shrunk, [`OpenError::Io`] when `fstat` fails.
     pub fn check_size(&self) -> Result<(), OpenError> {
+        if self.faulted() {
+            return Err(OpenError::Truncated {
+                path: self.inner.path.clone(),
+                actual: 0,
+                expected: self.inner.geo.file_size(),
+            });
+        }
         let actual = self
             .inner
             .file
@@ -428,6 +511,15 @@ fn create(path: &Path, options: &RingOptions) -> Result<(), CreateError> {
             problem,
         })
     })?;
+    if options.mode & 0o002 != 0 {
+        return Err(CreateError::Open(OpenError::Untrusted {
+            path: path.to_path_buf(),
+            problem: format!(
+                "mode {:04o} would let every user write it (and crash its users)",
+                options.mode
+            ),
+        }));
+    }
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -446,7 +538,7 @@ fn create(path: &Path, options: &RingOptions) -> Result<(), CreateError> {
         .write(true)
         .create_new(true)
         .mode(options.mode)
-        .custom_flags(libc::O_CLOEXEC)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
         .open(&tmp)
         .map_err(err("create the ring"))?;
     let result = (|| {

@@ -26,8 +26,12 @@ pub struct LevelCounts {
     /// Records pushed out by protected records.
     pub evicted: u64,
     /// Records whose producer died while writing them (or while moving them
-    /// during an eviction).
+    /// during an eviction: those are also in `lost`).
     pub torn: u64,
+    /// Of `torn`: protected records a producer was moving (compacting the
+    /// oldest blocks to make room) when it died. The move rewrites blocks in
+    /// place, so what it held is gone.
+    pub lost: u64,
     /// Records the consumer committed.
     pub delivered: u64,
     /// Records in the ring not yet committed.
@@ -92,6 +96,7 @@ impl Stats {
             t.dropped = t.dropped.wrapping_add(l.dropped);
             t.evicted = t.evicted.wrapping_add(l.evicted);
             t.torn = t.torn.wrapping_add(l.torn);
+            t.lost = t.lost.wrapping_add(l.lost);
             t.delivered = t.delivered.wrapping_add(l.delivered);
             t.unread = t.unread.wrapping_add(l.unread);
         }
@@ -110,9 +115,8 @@ impl Ring {
             c.dropped = w.dropped[l].load(Ordering::Relaxed);
             c.evicted = w.evicted[l].load(Ordering::Relaxed);
             // Protected records a dying evictor was moving count as torn.
-            c.torn = w.torn[l]
-                .load(Ordering::Relaxed)
-                .wrapping_add(w.lost[l].load(Ordering::Relaxed));
+            c.lost = w.lost[l].load(Ordering::Relaxed);
+            c.torn = w.torn[l].load(Ordering::Relaxed).wrapping_add(c.lost);
             c.delivered = w.delivered[l].load(Ordering::Relaxed);
         }
         s.invalid = w.invalid.load(Ordering::Relaxed);

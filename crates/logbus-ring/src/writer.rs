@@ -66,6 +66,12 @@ impl Ring {
     /// (once per process and ring).
     pub fn writer(&self) -> Result<Writer, WriterError> {
         self.fd().ok_or(WriterError::Forked)?;
+        if !self.is_writable() {
+            return Err(WriterError::Io(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "the ring was opened read-only",
+            )));
+        }
         lock::process::hold(self.file()).map_err(WriterError::Io)?;
         let geo = self.geometry();
         let header = self.header();
@@ -447,6 +453,9 @@ impl Writer {
         // Relaxed: a statistics counter; a single atomic add, so a SIGKILL
         // cannot leave it half done.
         self.ring.words().dropped[level].fetch_add(1, Ordering::Relaxed);
+        // A full ring and a sleeping consumer: it has records to free (their
+        // sinks may have finished since it went to sleep). Cheap when awake.
+        self.wake_consumer();
         Emitted::Dropped
     }
 

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use logbus_ring::{
-    now_ns, EmitError, Emitted, Event, Resource, Ring, RingOptions, Writer, WriterError,
+    monotonic_ns, EmitError, Emitted, Event, Resource, Ring, RingOptions, Writer, WriterError,
 };
 
 use crate::error::Error;
@@ -122,6 +122,9 @@ struct Shared {
     /// The current process's ring; replaced in a `fork()` child. Locked only to
     /// make a writer (or reopen), never per record.
     process: Mutex<Option<ProcessRing>>,
+    /// Bumped when the ring was reopened because its path names another file
+    /// (or none) now: threads drop writers made before and make new ones.
+    epoch: AtomicU64,
 }
 
 impl Shared {
@@ -138,6 +141,29 @@ impl Shared {
             // A full resource table costs records their resource, not their place.
             .unwrap_or(0);
         Ok(ProcessRing { ring, tag, pid })
+    }
+
+    /// Reopens the ring when its path no longer names the file this process
+    /// writes into (deleted, or replaced by another ring): records must go
+    /// where the collector reads. Called by the watcher thread.
+    fn follow_path(&self) {
+        let pid = std::process::id();
+        let mut guard = match self.process.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let stale = guard
+            .as_ref()
+            .is_some_and(|p| p.pid == pid && !p.ring.is_current());
+        if !stale {
+            return;
+        }
+        if let Ok(fresh) = self.open_ring(pid) {
+            *guard = Some(fresh);
+            // Release: a thread that sees the new epoch (Acquire) and then
+            // locks `process` finds the new ring (the mutex orders it anyway).
+            self.epoch.fetch_add(1, Ordering::Release);
+        }
     }
 
     /// The ring handle of the calling process (reopened after `fork()`), or
@@ -225,15 +251,16 @@ impl Producer {
             options,
             identity,
             process: Mutex::new(None),
+            epoch: AtomicU64::new(0),
         };
         let first = shared.open_ring(std::process::id())?;
         *shared
             .process
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(first);
-        Ok(Producer {
-            shared: Arc::new(shared),
-        })
+        let shared = Arc::new(shared);
+        spawn_watcher(Arc::downgrade(&shared));
+        Ok(Producer { shared })
     }
 
     /// The ring file's path.
@@ -280,6 +307,8 @@ impl Producer {
     #[inline]
     fn emit_local(&self, writers: &mut Vec<Local>, event: &Event<'_>) -> Outcome {
         let id = self.shared.id;
+        // Acquire: pairs with the Release bump in `follow_path`.
+        let epoch = self.shared.epoch.load(Ordering::Acquire);
         let i = match writers.iter().position(|l| l.id == id) {
             Some(i) => i,
             None => {
@@ -290,11 +319,18 @@ impl Producer {
                     id,
                     owner: Arc::downgrade(&self.shared),
                     slot: Slot::Idle,
+                    epoch,
                 });
                 writers.len() - 1
             }
         };
-        self.emit_slot(&mut writers[i].slot, event)
+        let local = &mut writers[i];
+        if local.epoch != epoch {
+            // The ring was reopened: this writer writes into the old file.
+            local.slot = Slot::Idle;
+            local.epoch = epoch;
+        }
+        self.emit_slot(&mut local.slot, event)
     }
 
     #[inline]
@@ -313,7 +349,8 @@ impl Producer {
     /// No writer yet, none to be had lately, or the writer became the parent's.
     #[cold]
     fn emit_slow(&self, slot: &mut Slot, event: &Event<'_>) -> Outcome {
-        let now = now_ns();
+        // Monotonic: a wall-clock step back must not stretch the retry pause.
+        let now = monotonic_ns();
         if let Slot::Unavailable { retry_ns } = slot {
             if now < *retry_ns {
                 return Outcome::Unavailable;
@@ -359,6 +396,27 @@ struct Local {
     id: u64,
     owner: Weak<Shared>,
     slot: Slot,
+    /// `Shared::epoch` when `slot` was made.
+    epoch: u64,
+}
+
+/// How often a producer checks that its ring's path still names its ring.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// One thread per producer (ended within [`WATCH_EVERY`] of the producer's
+/// last clone being dropped): notices within a second that the ring file was
+/// deleted or replaced, and reopens the path. A `stat` four times a second,
+/// off the emit path, which stays free of system calls.
+fn spawn_watcher(shared: Weak<Shared>) {
+    let _ = std::thread::Builder::new()
+        .name("logbus-watch".into())
+        .spawn(move || loop {
+            std::thread::sleep(WATCH_EVERY);
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            shared.follow_path();
+        });
 }
 
 // The writer stays inline: boxing it would add a pointer chase per record, and

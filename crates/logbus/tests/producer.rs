@@ -578,3 +578,166 @@ fn two_hundred_threads_log_at_once_into_the_default_ring_and_nothing_is_refused(
     assert_eq!(stats.unaccounted(&[0, 0, 0, 0, total, 0]), None);
     assert_eq!(stats.level(logbus_ring::Level::Error).unread, total);
 }
+
+/// Issue 10, item 6: the ring file deleted and created again while a producer
+/// runs. Within a second the producer notices and writes into the new ring
+/// (not into the deleted file nobody reads any more).
+#[test]
+fn a_producer_follows_its_ring_when_the_file_is_replaced() {
+    if role().is_some() {
+        return;
+    }
+    let dir = TempDir::new("replaced");
+    let path = dir.path("ring");
+    let producer = logbus::Producer::open(&path).unwrap();
+    let event = logbus::Event::new(9, "before");
+    assert!(matches!(
+        producer.emit(&event),
+        logbus::Outcome::Written { .. }
+    ));
+    std::fs::remove_file(&path).unwrap();
+    let fresh = logbus_ring::Ring::create(&path, &logbus_ring::RingOptions::default()).unwrap();
+    let replaced = std::time::Instant::now();
+    // Emit until a record lands in the new ring (bounded well above 1 s).
+    let mut landed = None;
+    while replaced.elapsed() < std::time::Duration::from_secs(10) {
+        producer.emit(&logbus::Event::new(9, "after"));
+        if fresh.stats().total().emitted > 0 {
+            landed = Some(replaced.elapsed());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let took = landed.expect("the producer never wrote into the new ring");
+    assert!(
+        took < std::time::Duration::from_millis(1500),
+        "took {took:?}"
+    );
+}
+
+/// A C shim for `LD_PRELOAD`: once the file named by `$LOGBUS_TEST_STEP_FILE`
+/// exists, `CLOCK_REALTIME` reads one hour earlier (a wall-clock step back);
+/// every other clock is untouched.
+const CLOCK_STEP_SHIM: &str = r#"
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+int clock_gettime(clockid_t id, struct timespec *ts) {
+    static int (*real)(clockid_t, struct timespec *);
+    if (!real) real = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT, "clock_gettime");
+    int rc = real(id, ts);
+    const char *f = getenv("LOGBUS_TEST_STEP_FILE");
+    if (rc == 0 && id == CLOCK_REALTIME && f && access(f, F_OK) == 0) ts->tv_sec -= 3600;
+    return rc;
+}
+"#;
+
+/// Issue 10, item 11: a thread whose process could not reopen the ring
+/// (a `fork()` child, the ring path unusable for a moment) retries after
+/// `REOPEN_RETRY_NS` on the monotonic clock: a wall-clock step back by an
+/// hour right after the failure does not stall it for an hour. The step is
+/// real for the child process (an `LD_PRELOAD` shim over `clock_gettime`),
+/// without touching the machine's clock.
+#[test]
+fn a_wall_clock_step_back_does_not_stall_a_retry() {
+    if role().as_deref() == Some("clock-step") {
+        clock_step_child();
+        return;
+    }
+    if role().is_some() {
+        return;
+    }
+    let dir = TempDir::new("clock-step");
+    let src = dir.path("shim.c");
+    let shim = dir.path("shim.so");
+    std::fs::write(&src, CLOCK_STEP_SHIM).unwrap();
+    let built = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&shim)
+        .arg(&src)
+        .arg("-ldl")
+        .status()
+        .is_ok_and(|s| s.success());
+    if !built {
+        eprintln!(
+            "SKIPPED a_wall_clock_step_back_does_not_stall_a_retry: no C compiler (cc) to build the clock shim"
+        );
+        return;
+    }
+    let step = dir.path("stepped");
+    let (_, out) = run_child(
+        "a_wall_clock_step_back_does_not_stall_a_retry",
+        "clock-step",
+        &dir.ring(),
+        &[
+            ("LD_PRELOAD", shim.to_str().unwrap()),
+            ("LOGBUS_TEST_STEP_FILE", step.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(reported(&out, "result"), "written", "{out:?}");
+}
+
+fn clock_step_child() {
+    use std::time::{Duration, Instant};
+    let ring = std::path::PathBuf::from(std::env::var("LOGBUS_RING").unwrap());
+    let step = std::path::PathBuf::from(std::env::var("LOGBUS_TEST_STEP_FILE").unwrap());
+    let producer = logbus::Producer::open(&ring).unwrap();
+    // SAFETY: fork in this (re-executed) test process; the child only uses
+    // the forking thread and ends with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork");
+    if pid > 0 {
+        let mut status = 0;
+        // SAFETY: waiting for our own child; `status` is a valid out-pointer.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        let code = libc::WEXITSTATUS(status);
+        println!(
+            "result={}",
+            match code {
+                0 => "written",
+                2 => "no-step",
+                3 => "first-not-unavailable",
+                _ => "stalled",
+            }
+        );
+        return;
+    }
+    // The fork child must reopen the ring; make that fail once.
+    let aside = ring.with_extension("aside");
+    std::fs::rename(&ring, &aside).unwrap();
+    std::fs::create_dir(&ring).unwrap();
+    let first = producer.emit(&logbus::Event::new(9, "while unavailable"));
+    std::fs::remove_dir(&ring).unwrap();
+    std::fs::rename(&aside, &ring).unwrap();
+    let before = logbus_ring::now_ns();
+    std::fs::write(&step, "").unwrap();
+    let after = logbus_ring::now_ns();
+    let code = if before.saturating_sub(after) < 3_000_000_000_000 {
+        2
+    } else if first != logbus::Outcome::Unavailable {
+        3
+    } else {
+        let start = Instant::now();
+        let mut written = false;
+        while start.elapsed() < Duration::from_secs(5) {
+            if matches!(
+                producer.emit(&logbus::Event::new(9, "after the step")),
+                logbus::Outcome::Written { .. }
+            ) {
+                written = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if written {
+            0
+        } else {
+            1
+        }
+    };
+    // SAFETY: ends the fork child without running the parent's atexit
+    // handlers or test harness teardown.
+    unsafe { libc::_exit(code) };
+}

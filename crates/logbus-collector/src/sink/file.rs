@@ -2,6 +2,11 @@
 //! take it past `max_bytes`, `path.(keep-1)` becomes `path.keep`, ...,
 //! `path` becomes `path.1`, and a new `path` is started. Rotation happens at
 //! line boundaries; a single line longer than `max_bytes` gets a file of its own.
+//!
+//! The collector often runs as root and the directory may be shared and
+//! sticky: see `open_checked` for what is refused at the path (symlinks,
+//! FIFOs and files of other users). Rotation renames, which move a planted
+//! symlink itself, never its target; the new file is then opened checked.
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
@@ -15,6 +20,79 @@ pub struct RotatingFile {
     size: u64,
     max_bytes: Option<u64>,
     keep: u32,
+}
+
+/// Opens `path` for appending (creating it with mode 0640 less the umask).
+///
+/// What another user could have put at the path is refused: a symlink owned
+/// by someone else (the kernel's `protected_symlinks` rule, applied whatever
+/// the sysctl says), a regular file owned by another user, writable by
+/// others or with more than one link, and a FIFO or device that is not ours.
+/// A symlink this user made (say to `/dev/full`) is followed: it is
+/// configuration. The open itself never waits (`O_NONBLOCK`); writes block
+/// as usual afterwards.
+fn open_checked(path: &Path) -> Result<File, String> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let euid = logbus_ring::trust::euid();
+    let own_link = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            if m.uid() != euid {
+                return Err(format!(
+                    "refusing {}: it is a symbolic link owned by uid {}, not by this user",
+                    path.display(),
+                    m.uid()
+                ));
+            }
+            true
+        }
+        _ => false,
+    };
+    // Not a link of ours: never follow one (a link planted after the check
+    // above makes the open fail with ELOOP).
+    let nofollow = if own_link { 0 } else { libc::O_NOFOLLOW };
+    let file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK | nofollow)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => format!("refusing {}: it is a symbolic link", path.display()),
+            _ => format!("cannot open {}: {e}", path.display()),
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
+    if meta.is_file() {
+        logbus_ring::trust::check_file(&meta, true)
+            .map_err(|why| format!("refusing {}: {why}", path.display()))?;
+        if meta.nlink() != 1 {
+            return Err(format!(
+                "refusing {}: it has {} hard links (another name may be a file it must not touch)",
+                path.display(),
+                meta.nlink()
+            ));
+        }
+    } else if !own_link && meta.uid() != euid {
+        return Err(format!(
+            "refusing {}: it is not a regular file and belongs to uid {} ({})",
+            path.display(),
+            meta.uid(),
+            logbus_ring::trust::describe(&meta)
+        ));
+    }
+    // Writes block (and stall, and are counted as such) like any file's.
+    // SAFETY: `file` is an open descriptor; F_GETFL/F_SETFL only change its flags.
+    unsafe {
+        let fd = file.as_raw_fd();
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags >= 0 {
+            libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+        }
+    }
+    Ok(file)
 }
 
 /// A file that does not end with a newline ends with part of a line a
@@ -52,7 +130,6 @@ impl RotatingFile {
     ///
     /// # Errors
     /// A one-line message naming the file.
-    #[cfg(test)]
     pub fn open(path: &Path, max_bytes: Option<u64>, keep: u32) -> Result<RotatingFile, String> {
         let mut f = RotatingFile::lazy(path, max_bytes, keep);
         f.reopen()?;
@@ -77,12 +154,7 @@ impl RotatingFile {
     /// A one-line message naming the file.
     pub fn reopen(&mut self) -> Result<(), String> {
         self.file = None;
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&self.path)
-            .map_err(|e| format!("cannot open {}: {e}", self.path.display()))?;
+        let file = open_checked(&self.path)?;
         self.size = file.metadata().map(|m| m.len()).unwrap_or(0);
         self.size = cut_partial_line(&file, self.size)
             .map_err(|e| format!("cannot repair {}: {e}", self.path.display()))?;

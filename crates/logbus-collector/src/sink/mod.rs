@@ -102,10 +102,19 @@ pub fn open_output(cfg: &SinkConfig) -> Result<Box<dyn Output>, SinkError> {
             format,
             max_bytes,
             keep,
-        } => Box::new(lines::LineSink::file(
-            file::RotatingFile::lazy(path, *max_bytes, *keep),
-            *format,
-        )),
+        } => {
+            // Opened now if it can be (the open never waits): what another
+            // user planted at the path is refused here, at start. A file that
+            // cannot be opened for now (a FIFO with no reader yet, a missing
+            // directory, a full disk) is opened by the sink's own thread,
+            // which retries.
+            let file = match file::RotatingFile::open(path, *max_bytes, *keep) {
+                Ok(f) => f,
+                Err(e) if e.starts_with("refusing") => return Err(err(e)),
+                Err(_) => file::RotatingFile::lazy(path, *max_bytes, *keep),
+            };
+            Box::new(lines::LineSink::file(file, *format))
+        }
         SinkKind::Otlp { .. } => Box::new(otlp::OtlpSink::new(cfg).map_err(err)?),
     })
 }
@@ -153,10 +162,28 @@ pub struct Marks {
     pub slot: logbus_ring::SinkSlot,
 }
 
+/// How a sink thread tells the reader it finished a group (so that it
+/// commits promptly): the reader may be parked (every sink behind) or asleep
+/// on the ring's futex (nothing new to read), so both are woken.
+#[derive(Clone)]
+pub struct Reader {
+    /// The reader thread.
+    pub thread: Thread,
+    /// The ring it consumes.
+    pub ring: logbus_ring::Ring,
+}
+
+impl Reader {
+    fn wake(&self) {
+        self.thread.unpark();
+        self.ring.wake_consumer();
+    }
+}
+
 /// Starts the sink's thread. `predecessor`: the sink it replaces on a reload,
 /// whose remaining records are written first (keeps a file's lines in order),
 /// waited for at most `wait_predecessor`.
-/// `reader` is unparked whenever a group finishes, so that it commits promptly.
+/// `reader` is woken whenever a group finishes, so that it commits promptly.
 ///
 /// # Errors
 /// When the thread cannot be spawned.
@@ -167,7 +194,7 @@ pub fn spawn(
     wait_predecessor: Duration,
     marks: Option<Marks>,
     notify: Notify,
-    reader: Thread,
+    reader: Reader,
 ) -> std::io::Result<JoinHandle<()>> {
     let name = queue.stats.name.clone();
     std::thread::Builder::new()
@@ -180,7 +207,7 @@ pub fn spawn(
             }
             run(&queue, &mut *output, marks.as_ref(), notify, &reader);
             queue.set_finished();
-            reader.unpark();
+            reader.wake();
         })
 }
 
@@ -200,7 +227,7 @@ fn run(
     output: &mut dyn Output,
     marks: Option<&Marks>,
     notify: Notify,
-    reader: &Thread,
+    reader: &Reader,
 ) {
     let stats: &SinkStats = &queue.stats;
     let mut reporter = Reporter {
@@ -243,7 +270,7 @@ fn run(
                     // Drop our references first, so that the reader can reuse the chunks.
                     jobs.clear();
                     queue.finish();
-                    reader.unpark();
+                    reader.wake();
                     break;
                 }
                 Err(e) if output.rejected() => {
@@ -259,7 +286,7 @@ fn run(
                     output.discard();
                     jobs.clear();
                     queue.finish_rejected();
-                    reader.unpark();
+                    reader.wake();
                     break;
                 }
                 Err(e) => {
@@ -269,13 +296,13 @@ fn run(
                     reporter.error(&e);
                     if output.closed() {
                         queue.set_broken();
-                        reader.unpark();
+                        reader.wake();
                     }
                     if queue.should_give_up() {
                         output.discard();
                         jobs.clear();
                         queue.abandon();
-                        reader.unpark();
+                        reader.wake();
                         break;
                     }
                     std::thread::sleep(jitter(backoff));

@@ -1,0 +1,85 @@
+//! The status file `<ring path>.collector.json`, read by `logbus stat`.
+//!
+//! It lives next to the ring, often in a shared sticky directory such as
+//! `/dev/shm`, and the collector often runs as root: so it is never written
+//! through a path another user could have prepared. The document goes into a
+//! new temporary file created with `O_EXCL | O_NOFOLLOW` (a planted name or
+//! symlink makes the create fail, never redirects it), then is renamed over
+//! the status path (`rename` replaces whatever is there, a symlink included,
+//! without following it).
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// Where the status file of the collector of `ring` lives.
+pub fn status_path(ring: &Path) -> PathBuf {
+    let mut p = ring.as_os_str().to_owned();
+    p.push(".collector.json");
+    PathBuf::from(p)
+}
+
+/// Writes `bytes` to `path` atomically: a private new temporary file (never
+/// an existing one, never through a symlink), then a rename over `path`.
+///
+/// # Errors
+/// The failing create, write or rename; the temporary file is removed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut last = None;
+    for attempt in 0..4u32 {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(format!(
+            ".tmp.{}.{}.{attempt}",
+            std::process::id(),
+            logbus_ring::monotonic_ns()
+        ));
+        let tmp = PathBuf::from(tmp);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&tmp);
+        let mut file = match file {
+            Ok(f) => f,
+            // Someone planted this name: try another, never write through it.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                last = Some(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let result = file
+            .write_all(bytes)
+            .and_then(|()| std::fs::rename(&tmp, path));
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        return result;
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no temporary name")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn planted_temporary_names_and_symlinks_are_never_written_through() {
+        let dir = std::env::temp_dir().join(format!(
+            "logbus-status-{}-{}",
+            std::process::id(),
+            logbus_ring::now_ns()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let status = dir.join("ring.collector.json");
+        std::os::unix::fs::symlink(&victim, &status).unwrap();
+        write_atomic(&status, b"{}\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(!std::fs::symlink_metadata(&status).unwrap().is_symlink());
+        assert_eq!(std::fs::read_to_string(&status).unwrap(), "{}\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
