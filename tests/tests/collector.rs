@@ -8,96 +8,14 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use logbus_tests::{bin, wait_for, TempDir};
+use logbus_tests::{
+    all, assert_exactly_once, bin, lines, numbers, tally, wait_for, wait_lines, Collector, TempDir,
+    LONG,
+};
 use serde_json::Value as Json;
-
-const LONG: Duration = Duration::from_secs(30);
-
-/// A running collector with its stdout and stderr captured in files.
-struct Collector {
-    child: Child,
-    stdout: PathBuf,
-    stderr: PathBuf,
-}
-
-impl Collector {
-    fn start(dir: &TempDir, tag: &str, args: &[&str]) -> Collector {
-        let stdout = dir.path(&format!("{tag}.stdout"));
-        let stderr = dir.path(&format!("{tag}.stderr"));
-        let child = Command::new(bin("logbus-collector"))
-            .args(args)
-            .env_remove("LOGBUS_RING")
-            .stdin(Stdio::null())
-            .stdout(File::create(&stdout).unwrap())
-            .stderr(File::create(&stderr).unwrap())
-            .spawn()
-            .expect("spawn logbus-collector");
-        let c = Collector {
-            child,
-            stdout,
-            stderr,
-        };
-        c.wait_stderr("startup line", "consuming");
-        c
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    fn stderr_text(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    /// Waits until stderr has `n` lines containing `needle`.
-    fn wait_stderr_n(&self, what: &str, needle: &str, n: usize) {
-        let mut child_exited = None;
-        wait_for(what, LONG, || {
-            let text = self.stderr_text();
-            if text.matches(needle).count() >= n {
-                return Some(());
-            }
-            if child_exited.is_some() {
-                panic!("collector exited while waiting for {what}; stderr:\n{text}");
-            }
-            child_exited = std::fs::metadata(format!("/proc/{}", self.child.id()))
-                .is_err()
-                .then_some(());
-            None
-        });
-    }
-
-    fn wait_stderr(&self, what: &str, needle: &str) {
-        self.wait_stderr_n(what, needle, 1)
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
-        assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0, "kill");
-    }
-
-    fn wait_exit(&mut self) -> ExitStatus {
-        wait_for("collector exit", LONG, || self.child.try_wait().unwrap())
-    }
-
-    /// SIGTERM, then the exit status.
-    fn stop(&mut self) -> ExitStatus {
-        self.signal(libc::SIGTERM);
-        self.wait_exit()
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 fn producer(ring: &Path, prefix: &str, count: u64, extra: &[&str]) -> Child {
     Command::new(bin("test-producer"))
@@ -114,60 +32,6 @@ fn finish(mut p: Child) {
         p.try_wait().unwrap()
     });
     assert!(st.success(), "producer failed: {st}");
-}
-
-fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
-fn wait_lines(path: &Path, n: usize) -> Vec<String> {
-    wait_for(&format!("{n} lines in {}", path.display()), LONG, || {
-        let l = lines(path);
-        (l.len() >= n).then_some(l)
-    })
-}
-
-/// (prefix, number) of each JSON line, from the message `prefix-number`.
-fn numbers(json_lines: &[String]) -> Vec<(String, u64)> {
-    json_lines
-        .iter()
-        .map(|l| {
-            let v: Json = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
-            let msg = v["msg"].as_str().expect("msg");
-            let (p, n) = msg.rsplit_once('-').expect("prefix-n");
-            (p.to_string(), n.parse().expect("number"))
-        })
-        .collect()
-}
-
-/// Counts per (prefix, number).
-fn tally(items: &[(String, u64)]) -> HashMap<(String, u64), usize> {
-    let mut m = HashMap::new();
-    for i in items {
-        *m.entry(i.clone()).or_insert(0) += 1;
-    }
-    m
-}
-
-fn assert_exactly_once(items: &[(String, u64)], expect: &[(String, u64)]) {
-    let t = tally(items);
-    let dups: Vec<_> = t.iter().filter(|(_, c)| **c > 1).take(5).collect();
-    assert!(dups.is_empty(), "duplicates: {dups:?}");
-    let missing: Vec<_> = expect
-        .iter()
-        .filter(|e| !t.contains_key(*e))
-        .take(5)
-        .collect();
-    assert!(missing.is_empty(), "missing: {missing:?}");
-    assert_eq!(items.len(), expect.len(), "unexpected records");
-}
-
-fn all(prefix: &str, range: std::ops::Range<u64>) -> Vec<(String, u64)> {
-    range.map(|n| (prefix.to_string(), n)).collect()
 }
 
 /// A `[[sinks]]` table for a file sink `name` writing `path`, with `extra`
