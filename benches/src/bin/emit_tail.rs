@@ -5,7 +5,8 @@
 //!
 //! Prints, per thread count, the percentiles of all threads' samples pooled
 //! (p50, p90, p99, p99.9, p99.99, max), the mean, and the wall-clock time per
-//! record of all threads together. Figures include the timer itself (an empty
+//! record of all threads together (from just before the barrier that starts
+//! a chunk to the one that ends it, so it includes waking the threads). Figures include the timer itself (an empty
 //! `rdtsc` pair, printed first).
 //!
 //! The ring and its draining are those of `benches/emit.rs`
@@ -110,8 +111,9 @@ fn emit_all(ring: &RingCompetitor, threads: usize, per_thread: u64) -> Summary {
         let mut left = per_thread;
         while left > 0 {
             let n = left.min(chunk);
-            start.wait();
+            // Before the barrier: the writers start when it opens.
             let t0 = ticks();
+            start.wait();
             end.wait();
             wall_ticks += ticks() - t0;
             ring.reset();
