@@ -16,7 +16,7 @@ use logbus_benches::{emit_collector_record, TempPath};
 use logbus_ring::{Batch, Consumer, Ring, RingOptions};
 use serde::Serialize;
 
-/// Records per poll (a quarter of the lane: under the INFO watermark).
+/// Records per poll (about 1 MiB: under the INFO watermark of the 4 MiB ring).
 const BATCH: usize = 4096;
 
 fn emit_batch(w: &mut logbus_ring::Writer, first: u64) {
@@ -56,7 +56,7 @@ fn stages(c: &mut Criterion) {
         },
     )
     .expect("ring");
-    let mut w = ring.writer().expect("lane");
+    let mut w = ring.writer().expect("writer");
     let mut consumer = Consumer::acquire(&ring).expect("consumer");
     let mut batch = Batch::new();
     let mut g = c.benchmark_group("collect");

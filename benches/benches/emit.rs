@@ -1,10 +1,15 @@
 //! The ring's emit path next to a `Mutex<BufWriter<File>>`: one thread, two
-//! threads of one process, two processes.
+//! threads of one process, two processes; and the ring with eight threads of
+//! one process (more writers than this machine's cores: writers are preempted
+//! mid-record, and must not hold the others up).
 //!
 //! Every record: INFO, a 100-byte message, target `app::handler`, trace and
 //! span ids, time read inside the call. The reported time is per record, for
 //! the side named last in the benchmark id; `clock_only` is the clock read
-//! alone, the floor under the ring. See `BENCHMARKS.md`.
+//! alone, the floor under the ring. See `BENCHMARKS.md`. Per-call
+//! percentiles (p99.9) are the `emit_tail` harness's
+//! (`benches/src/bin/emit_tail.rs`): criterion reports means and medians of
+//! samples of many calls.
 //!
 //! Run: `cargo bench -p logbus-benches --bench emit`.
 
@@ -41,6 +46,47 @@ fn two_threads<C: Competitor>(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, 
             let mut peer = ThreadPeer::spawn(s, c);
             let mut w = c.emitter();
             contended(g, BenchmarkId::new(name, label), c, &mut w, &mut peer, side);
+        });
+    }
+}
+
+/// Several peer threads as one [`Peer`]: all start together; `finish` waits
+/// for all of them and returns the mean of their emit times.
+struct Peers<'scope>(Vec<ThreadPeer<'scope>>);
+
+impl Peer for Peers<'_> {
+    fn start(&mut self, n: u64) {
+        for p in &mut self.0 {
+            p.start(n);
+        }
+    }
+
+    fn finish(&mut self) -> Duration {
+        let total: Duration = self.0.iter_mut().map(|p| p.finish()).sum();
+        total / self.0.len().max(1) as u32
+    }
+}
+
+/// `threads` threads emitting at once, each through its own emitter; reported
+/// for the measuring thread (`a`) and as the mean of the other threads' (`b`).
+fn many_threads<C: Competitor>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    c: &C,
+    threads: usize,
+) {
+    for (side, label) in [(Side::Me, "a"), (Side::Peer, "b_mean")] {
+        std::thread::scope(|s| {
+            let mut peers = Peers((1..threads).map(|_| ThreadPeer::spawn(s, c)).collect());
+            let mut w = c.emitter();
+            contended(
+                g,
+                BenchmarkId::new(name, label),
+                c,
+                &mut w,
+                &mut peers,
+                side,
+            );
         });
     }
 }
@@ -91,6 +137,10 @@ fn emit(crit: &mut Criterion) {
 
     let mut g = group(crit, "emit_2_processes");
     two_processes(&mut g, &ring);
+    g.finish();
+
+    let mut g = group(crit, "emit_8_threads");
+    many_threads(&mut g, "ring", &ring, 8);
     g.finish();
 
     ring.check_nothing_lost();

@@ -191,7 +191,7 @@ fn bench(c: &mut Criterion) {
     });
     // The ring's own Writer::emit, same record: what Producer::emit adds
     // on top is the difference (thread-local lookup).
-    let mut writer = ring.writer().expect("a lane");
+    let mut writer = ring.writer().expect("a writer");
     g.bench_function("ring_writer_emit", |b| {
         b.iter_custom(|iters| {
             timed(

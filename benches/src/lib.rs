@@ -436,7 +436,7 @@ impl Drop for ThreadPeer<'_> {
 pub const CHILD_ENV: &str = "LOGBUS_BENCH_PEER_RING";
 
 /// A peer process: this binary re-executed with [`CHILD_ENV`] set. It opens
-/// the same ring, takes a lane, and per chunk reads the record count (8 bytes,
+/// the same ring, makes a writer, and per chunk reads the record count (8 bytes,
 /// little-endian) from its stdin, emits that many records, and writes its emit
 /// time in ns (8 bytes) to its stdout. A count of 0 or end of input ends it.
 pub struct ProcessPeer {
@@ -446,7 +446,7 @@ pub struct ProcessPeer {
 }
 
 impl ProcessPeer {
-    /// Starts the peer on `ring` and waits until it holds a lane.
+    /// Starts the peer on `ring` and waits until it holds a writer.
     pub fn spawn(ring: &Path) -> ProcessPeer {
         let exe = std::env::current_exe().unwrap_or_else(|e| fail(e));
         let mut child = Command::new(exe)

@@ -16,11 +16,12 @@
 //! [`ROUNDS`] times, interleaved; the summary gives medians. Last, the
 //! collector's CPU over 10 s with an empty ring (idle).
 //!
-//! The ring is the default's size in 4 lanes (see `run`). A record the ring refuses (the
-//! producer's lane is full: the collector is behind) is retried after a 50 us
-//! sleep, so every record gets through and the run measures the collector. A
-//! producer spinning on a full lane instead (`sched_yield`) would take one of
-//! this machine's two cores away from the collector it waits for.
+//! The ring is the default one (16 MiB in 512 blocks of 32 KiB; see `run`). A
+//! record the ring refuses (the INFO watermark is reached: the collector is
+//! behind) is retried after a 50 us sleep, so every record gets through and
+//! the run measures the collector. A producer spinning on a full ring instead
+//! (`sched_yield`) would take one of this machine's two cores away from the
+//! collector it waits for.
 //!
 //! The example re-executes itself as the producer (`produce`) and collector
 //! (`collect`) processes; the collector runs the library exactly as the
@@ -67,11 +68,11 @@ fn components() {
         },
     )
     .expect("ring");
-    let mut w = ring.writer().expect("lane");
+    let mut w = ring.writer().expect("writer");
     let mut consumer = Consumer::acquire(&ring).expect("consumer");
     let mut batch = Batch::new();
     let mut out = Vec::with_capacity(1 << 20);
-    let per_round = 16_384u64; // a quarter of the lane: below the INFO watermark
+    let per_round = 16_384u64; // about 3 MiB: below the INFO watermark
     let (mut t_emit, mut t_poll, mut t_fmt, mut n) = (0f64, 0f64, 0f64, 0u64);
     for round in 0..200 {
         let t = Instant::now();
@@ -120,7 +121,7 @@ fn produce(ring: &Path, count: u64) {
             command: "throughput produce".into(),
         })
         .expect("resource");
-    let mut w = ring.writer().expect("lane");
+    let mut w = ring.writer().expect("writer");
     w.set_resource(tag);
     for i in 0..count {
         while let Emitted::Dropped = emit_collector_record(&mut w, i) {
