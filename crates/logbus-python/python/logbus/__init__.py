@@ -1,0 +1,128 @@
+"""logbus for Python: a ``logging.Handler`` that writes into a logbus ring.
+
+    import logging, logbus
+    logging.basicConfig(level=logging.INFO, handlers=[logbus.Handler()])
+    log = logging.getLogger("shop")
+    log.info("order %s placed", 42, extra={"user": "ann", "items": 3})
+    log.exception("payment failed")   # inside an except block: traceback as a field
+
+Each record goes straight into the shared-memory ring (``$LOGBUS_RING``, else
+``/dev/shm/logbus``) on the caller's thread: nothing is queued or buffered in
+the process, so there is no listener thread to start or stop, and a record
+is safe the moment the logging call returns. The ``logbus-collector`` process
+does the formatting and I/O (stdout, files, OTLP).
+"""
+
+import logging
+
+from ._logbus import LogbusError, Producer, severity
+
+__all__ = ["Handler", "LogbusError", "severity"]
+
+# Attributes of a plain LogRecord, and those logging itself adds later
+# (Formatter.format sets message/asctime; 3.12 adds taskName): never fields.
+_STD_KEYS = frozenset(
+    logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys()
+    | {"message", "asctime", "taskName", "trace_id", "span_id", "trace_flags",
+       "otelTraceID", "otelSpanID", "otelTraceSampled", "otelServiceName"}
+)
+
+_formatter = logging.Formatter()
+
+
+def _format_exc(record):
+    """The traceback (exc_info) and stack (stack_info) text of a record."""
+    parts = []
+    if record.exc_info:
+        parts.append(_formatter.formatException(record.exc_info))
+    elif record.exc_text:
+        parts.append(record.exc_text)
+    if record.stack_info:
+        parts.append(_formatter.formatStack(record.stack_info))
+    return "\n".join(parts)
+
+
+def _current_span_getter():
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        return None
+    return trace.get_current_span
+
+
+class Handler(logging.Handler):
+    """A ``logging.Handler`` writing each record into a logbus ring.
+
+    ``ring``: path of the ring (``None``: ``$LOGBUS_RING``, else
+    ``/dev/shm/logbus``; created with default geometry if missing).
+    ``service``: ``service.name`` of this process (``None``:
+    ``$OTEL_SERVICE_NAME``, else the executable's name).
+
+    What a record carries: severity (DEBUG 5, INFO 9, WARNING 13, ERROR 17,
+    CRITICAL 21; other levels on the same scale), logger name as target,
+    ``record.getMessage()``, ``extra`` attributes as typed fields (str, int,
+    float, bool; anything else as its ``repr``), the traceback of
+    ``exc_info``/``stack_info`` as an ``exception`` field, the trace context
+    (``record.trace_id``/``record.span_id`` in hex as a filter sets them, all
+    zero meaning none; else the current OpenTelemetry span when
+    ``opentelemetry-api`` is installed), and the pid of the process that
+    logged it (also after ``os.fork()`` and in ``multiprocessing`` children).
+
+    ``emit`` never blocks and never raises: a failure goes to
+    ``handleError``; a record refused by the ring's overflow policy is
+    counted by the ring. ``flush`` and ``close`` have nothing to do.
+
+    Raises ``LogbusError`` when the ring cannot be opened or created.
+    """
+
+    def __init__(self, ring=None, *, service=None, level=logging.NOTSET):
+        super().__init__(level)
+        self._producer = Producer(
+            None if ring is None else str(ring),
+            service,
+            _STD_KEYS,
+            _format_exc,
+            _current_span_getter(),
+        )
+        self._write = self._producer.emit
+
+    @property
+    def ring(self):
+        """Path of the ring file."""
+        return self._producer.path
+
+    @property
+    def service(self):
+        """``service.name`` written for this process."""
+        return self._producer.service
+
+    def handle(self, record):
+        # No handler lock: writing to the ring is thread-safe and lock-free.
+        if self.filters:
+            rv = self.filter(record)
+            if not rv:
+                return rv
+            if isinstance(rv, logging.LogRecord):  # Python 3.12 filters may replace it
+                record = rv
+        try:
+            self._write(record)
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+        return record
+
+    def emit(self, record):
+        try:
+            self._write(record)
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def flush(self):
+        """Nothing is buffered in the process."""
+
+    def __repr__(self):
+        level = logging.getLevelName(self.level)
+        return f"<{type(self).__name__} {self.ring} ({level})>"
