@@ -34,12 +34,15 @@ const MAX_FIELDS: usize = logbus::MAX_FIELDS;
 
 /// Writes `logging.LogRecord`s into a ring.
 ///
-/// `Producer(ring, service, std_keys, format_exc, get_span=None, release_gil=False)`:
+/// `Producer(ring, service, std_keys, format_exc, get_span=None, span_var=None, release_gil=False)`:
 /// `ring` a path or None (`$LOGBUS_RING`, else `/dev/shm/logbus`); `service`
 /// or None (`$OTEL_SERVICE_NAME`, else the executable); `std_keys` the
 /// attribute names of a plain `LogRecord` (never fields); `format_exc(record)`
 /// returns the traceback text of a record with `exc_info`/`stack_info`;
-/// `get_span()` returns the current OpenTelemetry span (or None to skip).
+/// `get_span()` returns the current OpenTelemetry span (or None to skip);
+/// `span_var` is `(ContextVar, key)` when OpenTelemetry keeps its context as a
+/// dict in that variable, with the span under `key` (a faster way to the same
+/// span); `release_gil` releases the GIL around the ring write.
 #[pyclass(frozen, module = "logbus._logbus")]
 struct Producer {
     inner: logbus::Producer,
@@ -48,6 +51,8 @@ struct Producer {
     record_type: Py<PyType>,
     format_exc: Py<PyAny>,
     get_span: Option<Py<PyAny>>,
+    /// OpenTelemetry's context variable and span key (see `trace_context`).
+    span_var: Option<(Py<PyAny>, Py<PyAny>)>,
     release_gil: bool,
 }
 
@@ -86,13 +91,20 @@ fn utf8<'a>(s: &'a Bound<'_, PyString>) -> Option<&'a str> {
     Some(unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(p.cast::<u8>(), len)) })
 }
 
-/// Text of any object: a `str` borrowed, else `str(obj)` kept alive in `keep`.
-fn text_of<'py>(obj: &Bound<'py, PyAny>, keep: &mut Vec<Bound<'py, PyString>>) -> PyResult<usize> {
-    let s = match obj.cast::<PyString>() {
-        Ok(s) => s.clone(),
-        Err(_) => obj.str()?,
-    };
-    keep.push(s);
+/// A `str` as is, anything else as `str(obj)`.
+fn to_text(obj: Bound<'_, PyAny>) -> PyResult<Bound<'_, PyString>> {
+    match obj.cast_into::<PyString>() {
+        Ok(s) => Ok(s),
+        Err(e) => e.into_inner().str(),
+    }
+}
+
+/// [`to_text`], kept alive in `keep`; returns its index there.
+fn keep_text<'py>(
+    obj: &Bound<'py, PyAny>,
+    keep: &mut Vec<Bound<'py, PyString>>,
+) -> PyResult<usize> {
+    keep.push(to_text(obj.clone())?);
     Ok(keep.len() - 1)
 }
 
@@ -144,30 +156,51 @@ enum Held {
 
 impl Producer {
     /// The trace context of the record (`trace_id`/`span_id` attributes, as a
-    /// filter sets them, or OpenTelemetry's `otelTraceID`/`otelSpanID`), else
-    /// of the current OpenTelemetry span.
-    fn trace_context(&self, py: Python<'_>, dict: &Bound<'_, PyDict>) -> PyResult<TraceContext> {
-        for (t, s) in [
-            (intern!(py, "trace_id"), intern!(py, "span_id")),
-            (intern!(py, "otelTraceID"), intern!(py, "otelSpanID")),
-        ] {
-            if let Some(t) = dict.get_item(t)? {
-                let trace = id_of::<16>(&t);
-                let span = match dict.get_item(s)? {
-                    Some(s) if trace.is_some() => id_of::<8>(&s),
-                    _ => None,
-                };
-                // Set by a filter: all-zero ids mean "no span", not "ask OTel".
-                return Ok((trace, span, u8::from(trace.is_some())));
+    /// filter sets them, or OpenTelemetry's `otelTraceID`/`otelSpanID`), when
+    /// `extended` (the record has more attributes than a plain one); else of
+    /// the current OpenTelemetry span.
+    fn trace_context(
+        &self,
+        py: Python<'_>,
+        dict: &Bound<'_, PyDict>,
+        extended: bool,
+    ) -> PyResult<TraceContext> {
+        if extended {
+            for (t, s) in [
+                (intern!(py, "trace_id"), intern!(py, "span_id")),
+                (intern!(py, "otelTraceID"), intern!(py, "otelSpanID")),
+            ] {
+                if let Some(t) = dict.get_item(t)? {
+                    let trace = id_of::<16>(&t);
+                    let span = match dict.get_item(s)? {
+                        Some(s) if trace.is_some() => id_of::<8>(&s),
+                        _ => None,
+                    };
+                    // Set by a filter: all-zero ids mean "no span", not "ask OTel".
+                    return Ok((trace, span, u8::from(trace.is_some())));
+                }
             }
         }
-        let Some(get_span) = &self.get_span else {
-            return Ok((None, None, 0));
+        let span = match (&self.span_var, &self.get_span) {
+            // Fast path: OpenTelemetry's context is a dict in a ContextVar; no
+            // span in it (the common case) costs one C call and one lookup.
+            (Some((var, key)), _) => {
+                let ctx = var.bind(py).call_method0(intern!(py, "get"))?;
+                match ctx.cast::<PyDict>() {
+                    Ok(ctx) => match ctx.get_item(key.bind(py))? {
+                        Some(span) => span,
+                        None => return Ok((None, None, 0)),
+                    },
+                    Err(_) => match &self.get_span {
+                        Some(get) => get.bind(py).call0()?,
+                        None => return Ok((None, None, 0)),
+                    },
+                }
+            }
+            (None, Some(get)) => get.bind(py).call0()?,
+            (None, None) => return Ok((None, None, 0)),
         };
-        let ctx = get_span
-            .bind(py)
-            .call0()?
-            .call_method0(intern!(py, "get_span_context"))?;
+        let ctx = span.call_method0(intern!(py, "get_span_context"))?;
         if !ctx.getattr(intern!(py, "is_valid"))?.is_truthy()? {
             return Ok((None, None, 0));
         }
@@ -179,12 +212,73 @@ impl Producer {
             .unwrap_or(0);
         Ok((trace, span, if trace.is_some() { flags } else { 0 }))
     }
+
+    /// `record.getMessage()`: done here (`msg % args`) for a plain
+    /// `LogRecord` with a `str` message, else by calling the method.
+    fn message<'py>(
+        &self,
+        py: Python<'py>,
+        record: &Bound<'py, PyAny>,
+        dict: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyString>> {
+        if record.get_type().is(self.record_type.bind(py)) {
+            if let Some(msg) = dict.get_item(intern!(py, "msg"))? {
+                if let Ok(msg) = msg.cast_exact::<PyString>() {
+                    return match dict.get_item(intern!(py, "args"))? {
+                        Some(args) if args.is_truthy()? => to_text(msg.rem(args)?),
+                        _ => Ok(msg.clone()),
+                    };
+                }
+            }
+        }
+        to_text(record.call_method0(intern!(py, "getMessage"))?)
+    }
+
+    /// `extra` attributes (not those of a plain record) as fields.
+    fn extra_fields<'py>(
+        &self,
+        py: Python<'py>,
+        dict: &Bound<'py, PyDict>,
+        keep: &mut Vec<Bound<'py, PyString>>,
+        held: &mut Vec<(usize, Held)>,
+    ) -> PyResult<()> {
+        let std_keys = self.std_keys.bind(py);
+        for (k, v) in dict.iter() {
+            if held.len() == MAX_FIELDS - 1 {
+                break; // keep room for the traceback
+            }
+            if std_keys.contains(&k)? {
+                continue;
+            }
+            let key = keep_text(&k, keep)?;
+            let value = if let Ok(b) = v.cast::<PyBool>() {
+                Held::Bool(b.is_true())
+            } else if v.is_instance_of::<PyInt>() {
+                match v.extract::<i64>() {
+                    Ok(i) => Held::I64(i),
+                    Err(_) => match v.extract::<u64>() {
+                        Ok(u) => Held::U64(u),
+                        Err(_) => Held::Str(keep_text(v.repr()?.as_any(), keep)?),
+                    },
+                }
+            } else if let Ok(f) = v.cast::<PyFloat>() {
+                Held::F64(f.value())
+            } else if v.is_instance_of::<PyString>() {
+                Held::Str(keep_text(&v, keep)?)
+            } else {
+                Held::Str(keep_text(v.repr()?.as_any(), keep)?)
+            };
+            held.push((key, value));
+        }
+        Ok(())
+    }
 }
 
 #[pymethods]
 impl Producer {
     #[new]
-    #[pyo3(signature = (ring, service, std_keys, format_exc, get_span=None, release_gil=false))]
+    #[pyo3(signature = (ring, service, std_keys, format_exc, get_span=None, span_var=None, release_gil=false))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         ring: Option<PathBuf>,
@@ -192,6 +286,7 @@ impl Producer {
         std_keys: Bound<'_, PyFrozenSet>,
         format_exc: Py<PyAny>,
         get_span: Option<Py<PyAny>>,
+        span_var: Option<(Py<PyAny>, Py<PyAny>)>,
         release_gil: bool,
     ) -> PyResult<Producer> {
         let mut builder = Builder::new();
@@ -216,6 +311,7 @@ impl Producer {
             record_type: record_type.unbind(),
             format_exc,
             get_span,
+            span_var,
             release_gil,
         })
     }
@@ -242,88 +338,51 @@ impl Producer {
             .getattr(intern!(py, "__dict__"))?
             .cast_into::<PyDict>()?;
         let get = |k: &Bound<'py, PyString>| dict.get_item(k);
-
         let levelno: i64 = match get(intern!(py, "levelno"))? {
             Some(l) => l.extract().unwrap_or(0),
             None => 0,
         };
-        let mut keep: Vec<Bound<'_, PyString>> = Vec::new();
         let name = match get(intern!(py, "name"))? {
-            Some(n) => Some(text_of(&n, &mut keep)?),
-            None => None,
+            Some(n) => to_text(n)?,
+            None => PyString::intern(py, ""),
         };
         // The message, as record.getMessage() makes it, on the caller's thread.
-        let plain_msg = if record.get_type().is(self.record_type.bind(py)) {
-            match (get(intern!(py, "msg"))?, get(intern!(py, "args"))?) {
-                (Some(m), args)
-                    if m.is_exact_instance_of::<PyString>()
-                        && args.as_ref().is_none_or(|a| !a.is_truthy().unwrap_or(true)) =>
-                {
-                    Some(m)
-                }
-                _ => None,
-            }
-        } else {
-            None
-        };
-        let msg = match plain_msg {
-            Some(m) => m,
-            None => record.call_method0(intern!(py, "getMessage"))?,
-        };
-        let msg = text_of(&msg, &mut keep)?;
+        let msg = self.message(py, record, &dict)?;
 
-        // `extra` attributes (and a traceback) as fields.
+        // More attributes than a plain record: `extra` ones, or a filter's.
+        let extended = dict.len() > self.std_len;
+        let mut keep: Vec<Bound<'py, PyString>> = Vec::new();
         let mut held: Vec<(usize, Held)> = Vec::new();
-        if dict.len() > self.std_len {
-            let std_keys = self.std_keys.bind(py);
-            for (k, v) in dict.iter() {
-                if held.len() == MAX_FIELDS - 1 {
-                    break; // keep room for the traceback
-                }
-                if std_keys.contains(&k)? {
-                    continue;
-                }
-                let key = text_of(&k, &mut keep)?;
-                let value = if let Ok(b) = v.cast::<PyBool>() {
-                    Held::Bool(b.is_true())
-                } else if v.is_instance_of::<PyInt>() {
-                    match v.extract::<i64>() {
-                        Ok(i) => Held::I64(i),
-                        Err(_) => match v.extract::<u64>() {
-                            Ok(u) => Held::U64(u),
-                            Err(_) => Held::Str(text_of(v.repr()?.as_any(), &mut keep)?),
-                        },
-                    }
-                } else if let Ok(f) = v.cast::<PyFloat>() {
-                    Held::F64(f.value())
-                } else if v.is_instance_of::<PyString>() {
-                    Held::Str(text_of(&v, &mut keep)?)
-                } else {
-                    Held::Str(text_of(v.repr()?.as_any(), &mut keep)?)
-                };
-                held.push((key, value));
-            }
+        if extended {
+            self.extra_fields(py, &dict, &mut keep, &mut held)?;
         }
-        let has_exc = |k: &Bound<'py, PyString>| -> PyResult<bool> {
+        let truthy = |k: &Bound<'py, PyString>| -> PyResult<bool> {
             Ok(match get(k)? {
                 Some(v) => v.is_truthy()?,
                 None => false,
             })
         };
-        if has_exc(intern!(py, "exc_info"))? || has_exc(intern!(py, "stack_info"))? {
+        if truthy(intern!(py, "exc_info"))?
+            || truthy(intern!(py, "stack_info"))?
+            || truthy(intern!(py, "exc_text"))?
+        {
             let tb = self.format_exc.bind(py).call1((record,))?;
-            let key = text_of(intern!(py, "exception").as_any(), &mut keep)?;
-            held.push((key, Held::Str(text_of(&tb, &mut keep)?)));
+            let key = keep_text(intern!(py, "exception").as_any(), &mut keep)?;
+            held.push((key, Held::Str(keep_text(&tb, &mut keep)?)));
         }
-        let (trace_id, span_id, trace_flags) = self.trace_context(py, &dict)?;
+        let (trace_id, span_id, trace_flags) = self.trace_context(py, &dict, extended)?;
 
         // Borrow every string (lossy only for lone surrogates).
+        let (mut s_name, mut s_msg) = (None, None);
+        let target = lossy(&name, &mut s_name);
+        let message = lossy(&msg, &mut s_msg);
         let mut scratch: Vec<Option<String>> = Vec::new();
         scratch.resize_with(keep.len(), || None);
-        let mut texts: Vec<&str> = Vec::with_capacity(keep.len());
-        for (s, sc) in keep.iter().zip(scratch.iter_mut()) {
-            texts.push(lossy(s, sc));
-        }
+        let texts: Vec<&str> = keep
+            .iter()
+            .zip(scratch.iter_mut())
+            .map(|(s, sc)| lossy(s, sc))
+            .collect();
         let mut fields = [Field {
             key: "",
             value: Value::Bool(false),
@@ -343,8 +402,8 @@ impl Producer {
         let event = Event {
             severity: severity_of(levelno),
             time_ns: 0,
-            target: name.map_or("", |i| texts[i]),
-            message: texts[msg],
+            target,
+            message,
             fields: &fields[..held.len().min(MAX_FIELDS)],
             trace_id,
             span_id,

@@ -104,16 +104,26 @@ def test_trace_ids_from_a_filter(ring, log):
     assert "fields" not in traced, "trace ids are not fields"
 
 
-def test_trace_ids_from_the_current_opentelemetry_span(ring, log):
+@pytest.mark.parametrize("lookup", ["context variable", "get_current_span"])
+def test_trace_ids_from_the_current_opentelemetry_span(ring, log, lookup):
     trace = pytest.importorskip("opentelemetry.trace")
+    handler = log.handlers[0]
+    get_span, span_var = logbus._otel_span_lookup()
+    assert span_var is not None, "the fast lookup applies to this opentelemetry-api"
+    if lookup == "get_current_span":  # the public API, used when the internals differ
+        p = logbus.Producer(str(ring.path), "pytest", logbus._STD_KEYS, logbus._format_exc,
+                            get_span, None)
+        handler._producer, handler._write = p, p.emit
     ctx = trace.SpanContext(trace_id=int(TRACE, 16), span_id=int(SPAN, 16), is_remote=False,
                             trace_flags=trace.TraceFlags(1))
     with trace.use_span(trace.NonRecordingSpan(ctx)):
         log.info("in span")
     log.info("no span")
-    in_span, no_span = ring.records(log.name)
+    with trace.use_span(trace.INVALID_SPAN):
+        log.info("invalid span")
+    in_span, no_span, invalid = ring.records(log.name)
     assert (in_span["trace_id"], in_span["span_id"]) == (TRACE, SPAN)
-    assert "trace_id" not in no_span
+    assert "trace_id" not in no_span and "trace_id" not in invalid
 
 
 def test_emit_never_raises(ring, log):

@@ -13,6 +13,7 @@ is safe the moment the logging call returns. The ``logbus-collector`` process
 does the formatting and I/O (stdout, files, OTLP).
 """
 
+import contextvars
 import logging
 
 from ._logbus import LogbusError, Producer, severity
@@ -42,12 +43,27 @@ def _format_exc(record):
     return "\n".join(parts)
 
 
-def _current_span_getter():
+def _otel_span_lookup():
+    """``(get_current_span, (ContextVar, span key) or None)``, or ``(None, None)``
+    without opentelemetry-api. The second is a faster way to the same span,
+    used only when OpenTelemetry's runtime context is the default one (a
+    ``Context`` dict in a ``ContextVar``); else the public function is used."""
     try:
-        from opentelemetry import trace
+        from opentelemetry import context, trace
     except ImportError:
-        return None
-    return trace.get_current_span
+        return None, None
+    fast = None
+    try:
+        from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+        from opentelemetry.trace.propagation import _SPAN_KEY
+
+        runtime = getattr(context, "_RUNTIME_CONTEXT", None)
+        var = getattr(runtime, "_current_context", None)
+        if type(runtime) is ContextVarsRuntimeContext and isinstance(var, contextvars.ContextVar):
+            fast = (var, _SPAN_KEY)
+    except Exception:  # another OpenTelemetry version's internals: use the public API
+        fast = None
+    return trace.get_current_span, fast
 
 
 class Handler(logging.Handler):
@@ -77,12 +93,14 @@ class Handler(logging.Handler):
 
     def __init__(self, ring=None, *, service=None, level=logging.NOTSET):
         super().__init__(level)
+        get_span, span_var = _otel_span_lookup()
         self._producer = Producer(
             None if ring is None else str(ring),
             service,
             _STD_KEYS,
             _format_exc,
-            _current_span_getter(),
+            get_span,
+            span_var,
         )
         self._write = self._producer.emit
 
