@@ -247,6 +247,11 @@ fn guard(body: impl FnOnce() -> Result<c_int, CallError>) -> c_int {
 /// UTF-8 as is, else with invalid sequences replaced (allocates only then).
 #[inline]
 fn text(bytes: &[u8]) -> Cow<'_, str> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is UTF-8. (The inlined ASCII check is the common case
+        // and saves the call to the general validator.)
+        return Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
     match std::str::from_utf8(bytes) {
         Ok(s) => Cow::Borrowed(s),
         Err(_) => String::from_utf8_lossy(bytes),
@@ -339,7 +344,11 @@ unsafe fn raw_id<const N: usize>(p: *const u8) -> Option<[u8; N]> {
 #[inline]
 unsafe fn handle<'a>(lb: *const Logbus) -> Result<&'a Logbus, CallError> {
     // SAFETY: the caller promises a live handle or NULL; `as_ref` checks NULL.
-    unsafe { lb.as_ref() }.ok_or(CallError::Null("logbus_t handle"))
+    // A `match`, not `ok_or`: building the error eagerly costs its drop glue per call.
+    match unsafe { lb.as_ref() } {
+        Some(lb) => Ok(lb),
+        None => Err(CallError::Null("logbus_t handle")),
+    }
 }
 
 #[inline]
@@ -410,16 +419,7 @@ pub unsafe extern "C" fn logbus_log(
     msg: *const c_char,
 ) -> c_int {
     // SAFETY: forwarded from the caller.
-    unsafe {
-        logbus_log_trace(
-            lb,
-            severity,
-            target,
-            msg,
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    }
+    guard(|| unsafe { log_text(lb, severity, target, msg, None, None) })
 }
 
 /// [`logbus_log`] with a trace context: `trace_id_hex` is 32 hex digits,
@@ -437,29 +437,49 @@ pub unsafe extern "C" fn logbus_log_trace(
     span_id_hex: *const c_char,
 ) -> c_int {
     guard(|| {
-        // SAFETY (all four): the caller promises a live handle or NULL and
-        // NULL or NUL-terminated strings.
-        let lb = unsafe { handle(lb) }?;
-        let msg = unsafe { c_bytes(msg) }.ok_or(CallError::Null("message"))?;
-        let target = unsafe { c_bytes(target) }.unwrap_or_default();
+        // SAFETY (both): the caller promises NULL or NUL-terminated strings.
         let trace_id = match unsafe { c_bytes(trace_id_hex) } {
             Some(hex) => hex_id::<16>(hex, "trace id")?,
             None => None,
         };
-        // SAFETY: as above.
         let span_id = match unsafe { c_bytes(span_id_hex) } {
             Some(hex) => hex_id::<8>(hex, "span id")?,
             None => None,
         };
-        let (target, message) = (text(target), text(msg));
-        code(lb.producer.emit(&Event {
-            target: &target,
-            trace_id,
-            span_id,
-            trace_flags: u8::from(trace_id.is_some()),
-            ..Event::new(check_severity(severity)?, &message)
-        }))
+        // SAFETY: forwarded from the caller.
+        unsafe { log_text(lb, severity, target, msg, trace_id, span_id) }
     })
+}
+
+/// The body of [`logbus_log`] and [`logbus_log_trace`].
+///
+/// # Safety
+/// `lb` is a live handle or NULL; `target` and `msg` are NULL or NUL-terminated.
+#[inline(always)]
+unsafe fn log_text(
+    lb: *const Logbus,
+    severity: c_int,
+    target: *const c_char,
+    msg: *const c_char,
+    trace_id: Option<[u8; 16]>,
+    span_id: Option<[u8; 8]>,
+) -> Result<c_int, CallError> {
+    // SAFETY (all three): the caller promises a live handle or NULL and NULL
+    // or NUL-terminated strings.
+    let lb = unsafe { handle(lb) }?;
+    let Some(msg) = (unsafe { c_bytes(msg) }) else {
+        return Err(CallError::Null("message"));
+    };
+    let target = unsafe { c_bytes(target) }.unwrap_or_default();
+    let severity = check_severity(severity)?;
+    let (target, message) = (text(target), text(msg));
+    code(lb.producer.emit(&Event {
+        target: &target,
+        trace_id,
+        span_id,
+        trace_flags: u8::from(trace_id.is_some()),
+        ..Event::new(severity, &message)
+    }))
 }
 
 /// Writes one structured record: explicit lengths (messages may hold NUL
@@ -476,7 +496,9 @@ pub unsafe extern "C" fn logbus_emit(lb: *const Logbus, record: *const LogbusRec
         // SAFETY: the caller promises a live handle or NULL.
         let lb = unsafe { handle(lb) }?;
         // SAFETY: the caller promises NULL or a readable record.
-        let r = unsafe { record.as_ref() }.ok_or(CallError::Null("record"))?;
+        let Some(r) = (unsafe { record.as_ref() }) else {
+            return Err(CallError::Null("record"));
+        };
         let severity = check_severity(r.severity)?;
         // SAFETY (these three): the caller promises the stated lengths are readable.
         let target = text(unsafe { str_bytes(r.target, "target") }?);

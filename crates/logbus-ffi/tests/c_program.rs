@@ -3,7 +3,9 @@
 //! scratch ring and checks its records with `logbus dump --json`.
 //!
 //! Needs `cc` (or `$CC`) and the `logbus` binary built in the same profile
-//! (`scripts/test` builds every binary first).
+//! (`scripts/test` builds every binary first). `cargo test` links this
+//! package's library into the test as an rlib only, so the test first runs
+//! `cargo build --lib` for the C libraries (quick when they are up to date).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -41,7 +43,33 @@ impl Drop for Scratch {
     }
 }
 
+/// Builds liblogbus_c.so and liblogbus_c.a of the current sources into target/<profile>.
+fn build_c_libraries() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let dir = profile_dir();
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "--lib", "--manifest-path"])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(dir.parent().expect("target/<profile> has a parent"));
+        match dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") => {}
+            Some("release") => {
+                cmd.arg("--release");
+            }
+            Some(other) => {
+                cmd.args(["--profile", other]);
+            }
+            None => panic!("no profile directory"),
+        }
+        let status = cmd.status().expect("run cargo build --lib");
+        assert!(status.success(), "{cmd:?} failed");
+    });
+}
+
 fn compile(out: &Path, static_lib: bool) {
+    build_c_libraries();
     let dir = profile_dir();
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
