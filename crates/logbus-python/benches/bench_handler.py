@@ -7,11 +7,14 @@ writes to a StreamHandler on /dev/null, on its own thread, as in a real
 set-up), and through a NullHandler (the floor: Python's own logging
 machinery, findCaller and LogRecord included, with no handler work).
 
-Runs are interleaved (every variant once per round, order rotated), each on a
-fresh ring big enough that no record is dropped; prints the median ns per call
-of each variant over the rounds and the ratios.
+Runs are interleaved (every variant once per round, order rotated). The
+logbus variants share one ring of one lane (65,536 slots): a lap is written
+and drained first, so that its pages are mapped as in a running system, and
+it is drained with `logbus drain` after every run (untimed), so no record is
+dropped. Prints the median ns per call of each variant over the rounds and
+the ratios.
 
-    python benches/bench_handler.py [--calls 100000] [--rounds 9] [--logbus-bin PATH]
+    python benches/bench_handler.py [--calls 40000] [--rounds 9] [--logbus-bin PATH]
 """
 
 import argparse
@@ -34,10 +37,25 @@ REPO = Path(__file__).resolve().parents[3]
 
 def make_ring(bin_path):
     path = Path("/dev/shm") / f"logbus-pybench-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    # 262144 slots per lane: a single thread's 100k INFO records fit (INFO may fill 3/4).
-    subprocess.run([bin_path, "create", "--slots", "524288", "--lanes", "2", str(path)],
-                   check=True)
+    # One lane of 65,536 slots: a run's records (INFO may fill 3/4: 49,152) fit.
+    subprocess.run([bin_path, "create", "--slots", "65536", "--lanes", "1", str(path)],
+                   check=True, stdout=subprocess.DEVNULL)
     return path
+
+
+def drain(bin_path, ring):
+    subprocess.run([bin_path, "drain", str(ring)], check=True, stdout=subprocess.DEVNULL)
+
+
+def warm(bin_path, ring):
+    """Writes one lap (two half laps, drained) so every page of the lane is mapped."""
+    h = logbus.Handler(ring)
+    rec = logging.LogRecord("warm", logging.INFO, __file__, 0, "warm-up", (), None)
+    for _ in range(2):
+        for _ in range(32768):
+            h.handle(rec)
+        drain(bin_path, ring)
+    h.close()
 
 
 def logbus_variant(otel=True, release_gil=False):
@@ -77,8 +95,7 @@ VARIANTS = {
 }
 
 
-def run(setup, calls, bin_path):
-    ring = make_ring(bin_path)
+def run(setup, calls, bin_path, ring):
     logger = logging.getLogger("bench")
     logger.propagate = False
     logger.setLevel(logging.INFO)
@@ -86,7 +103,7 @@ def run(setup, calls, bin_path):
     logger.addHandler(handler)
     try:
         info = logger.info
-        for i in range(1000):  # warm-up (the thread takes its lane)
+        for i in range(500):  # warm-up (the thread takes its lane)
             info("request %d handled", i)
         t0 = time.perf_counter_ns()
         for i in range(calls):
@@ -96,24 +113,29 @@ def run(setup, calls, bin_path):
         logger.removeHandler(handler)
         teardown()
         handler.close()
-        for p in ring.parent.glob(ring.name + "*"):
-            p.unlink()
+        drain(bin_path, ring)
     return elapsed / calls
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--calls", type=int, default=100_000)
+    ap.add_argument("--calls", type=int, default=40_000)
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--logbus-bin", default=os.environ.get("LOGBUS_BIN",
                                                            str(REPO / "target/release/logbus")))
     args = ap.parse_args()
     names = list(VARIANTS)
     results = {n: [] for n in names}
-    for r in range(args.rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
-        for n in order:
-            results[n].append(run(VARIANTS[n], args.calls, args.logbus_bin))
+    ring = make_ring(args.logbus_bin)
+    try:
+        warm(args.logbus_bin, ring)
+        for r in range(args.rounds):
+            order = names[r % len(names):] + names[:r % len(names)]
+            for n in order:
+                results[n].append(run(VARIANTS[n], args.calls, args.logbus_bin, ring))
+    finally:
+        for p in ring.parent.glob(ring.name + "*"):
+            p.unlink()
     med = {n: statistics.median(v) for n, v in results.items()}
     print(f"Python {sys.version.split()[0]}, {args.calls} calls x {args.rounds} interleaved rounds; "
           f"median ns per logger.info call (min-max over rounds)")
