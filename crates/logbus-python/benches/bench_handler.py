@@ -121,6 +121,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=40_000)
     ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also time the parts of one call (timeit, best of 5)")
     ap.add_argument("--logbus-bin", default=os.environ.get("LOGBUS_BIN",
                                                            str(REPO / "target/release/logbus")))
     args = ap.parse_args()
@@ -147,6 +149,49 @@ def main():
     print(f"  logbus.Handler / NullHandler floor:          {lb / nh:5.2f}x  (goal <= 1.5)")
     print(f"  QueueHandler path / logbus (no OTel lookup): {qh / lb2:5.2f}x")
     print(f"  logbus (no OTel lookup) / NullHandler:       {lb2 / nh:5.2f}x")
+    if args.breakdown:
+        breakdown(args.logbus_bin)
+
+
+def breakdown(bin_path):
+    """ns of the parts of one call, each timed alone on a prepared record."""
+    import timeit
+    ring = make_ring(bin_path)
+    try:
+        warm(bin_path, ring)
+        logger = logging.getLogger("bench")
+        rec = logger.makeRecord("bench", logging.INFO, __file__, 1, "request %d handled", (7,), None)
+        h = logbus.Handler(ring)
+        qh = logging.handlers.QueueHandler(queue.SimpleQueue())
+        qh2 = logging.handlers.QueueHandler(queue.Queue(-1))
+        parts = {
+            "logger.info, logger disabled for INFO (call + level check)":
+                ("logger.info('request %d handled', 7)", {"logger": _disabled_logger()}),
+            "Logger.findCaller()": ("logger.findCaller()", {"logger": logger}),
+            "Logger.makeRecord() (LogRecord.__init__)":
+                ("logger.makeRecord('bench', 20, 'f.py', 1, 'request %d handled', (7,), None)",
+                 {"logger": logger}),
+            "record.getMessage()": ("rec.getMessage()", {"rec": rec}),
+            "logbus.Handler.handle(record)": ("h.handle(rec)", {"h": h, "rec": rec}),
+            "  of which the native emit": ("w(rec)", {"w": h._write, "rec": rec}),
+            "QueueHandler.prepare(record)": ("qh.prepare(rec)", {"qh": qh, "rec": rec}),
+            "queue.Queue.put_nowait (no consumer)": ("put(rec)", {"put": qh2.queue.put_nowait, "rec": rec}),
+        }
+        n = 8000  # x 5 repeats: 40,000 records, within one lane between drains
+        print(f"parts of one call (timeit, {n} calls, best of 5; ring drained between parts):")
+        for name, (stmt, g) in parts.items():
+            ns = min(timeit.repeat(stmt, globals=g, number=n, repeat=5)) / n * 1e9
+            print(f"  {name:60} {ns:7.0f} ns")
+            drain(bin_path, ring)
+    finally:
+        for p in ring.parent.glob(ring.name + "*"):
+            p.unlink()
+
+
+def _disabled_logger():
+    lg = logging.getLogger("bench.disabled")
+    lg.setLevel(logging.WARNING)
+    return lg
 
 
 if __name__ == "__main__":
