@@ -442,6 +442,7 @@ pub unsafe extern "C" fn logbus_log_trace(
             Some(hex) => hex_id::<16>(hex, "trace id")?,
             None => None,
         };
+        // SAFETY: as above.
         let span_id = match unsafe { c_bytes(span_id_hex) } {
             Some(hex) => hex_id::<8>(hex, "span id")?,
             None => None,
@@ -470,6 +471,7 @@ unsafe fn log_text(
     let Some(msg) = (unsafe { c_bytes(msg) }) else {
         return Err(CallError::Null("message"));
     };
+    // SAFETY: as above.
     let target = unsafe { c_bytes(target) }.unwrap_or_default();
     let severity = check_severity(severity)?;
     let (target, message) = (text(target), text(msg));
@@ -527,16 +529,19 @@ pub unsafe extern "C" fn logbus_emit(lb: *const Logbus, record: *const LogbusRec
             value: Value::Bool(false),
         }; LOGBUS_MAX_FIELDS];
         for (i, f) in raw_fields.iter().enumerate() {
-            // SAFETY (each arm): `kind` names the union member the caller set;
-            // every bit pattern of i64/u64/f64 is valid, and a C bool is 0 or 1.
+            // `kind` names the union member the caller set.
             let value = match f.kind {
                 LOGBUS_FIELD_STR => Value::Str(&strs[i]),
+                // SAFETY: `i64` is set; every bit pattern is a valid i64.
                 LOGBUS_FIELD_I64 => Value::I64(unsafe { f.value.i64 }),
+                // SAFETY: `u64` is set; every bit pattern is a valid u64.
                 LOGBUS_FIELD_U64 => Value::U64(unsafe { f.value.u64 }),
+                // SAFETY: `f64` is set; every bit pattern is a valid f64.
                 LOGBUS_FIELD_F64 => Value::F64(unsafe { f.value.f64 }),
-                // Read as a byte (every member of a repr(C) union is at offset
-                // 0): a C caller may have stored any non-zero value, and the
-                // union's other bytes may be uninitialised.
+                // SAFETY: `boolean` is set, in the union's first byte (every
+                // member of a repr(C) union is at offset 0); read as a u8, not
+                // a bool, because a C caller may have stored any non-zero
+                // value, and the other bytes may be uninitialised.
                 LOGBUS_FIELD_BOOL => {
                     Value::Bool(unsafe { std::ptr::addr_of!(f.value).cast::<u8>().read() } != 0)
                 }
