@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 import uuid
+import weakref
 from pathlib import Path
 
 import logbus
@@ -64,8 +65,9 @@ def logbus_variant(otel=True, release_gil=False):
         if not otel or release_gil:
             get_span, span_var = logbus._otel_span_lookup() if otel else (None, None)
             p = _logbus.Producer(str(ring), "bench", logbus._STD_KEYS, logbus._format_exc,
-                                 get_span, span_var, release_gil)
-            h._producer, h._write = p, p.emit
+                                 get_span, span_var, release_gil,
+                                 (weakref.ref(h), h.filters, logbus._report))
+            h._producer, h._write, h.handle = p, p.emit, p.handle
         return h, lambda: None
     return setup
 

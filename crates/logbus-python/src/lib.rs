@@ -17,9 +17,9 @@ use std::ffi::c_char;
 use std::path::PathBuf;
 
 use logbus::{Builder, Event, Field, Outcome, Value};
-use pyo3::exceptions::PyException;
+use pyo3::exceptions::{PyException, PyRecursionError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyString, PyTuple, PyType};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyString, PyTuple, PyType};
 use pyo3::{ffi, intern};
 
 pyo3::create_exception!(
@@ -34,7 +34,7 @@ const MAX_FIELDS: usize = logbus::MAX_FIELDS;
 
 /// Writes `logging.LogRecord`s into a ring.
 ///
-/// `Producer(ring, service, std_keys, format_exc, get_span=None, span_var=None, release_gil=False)`:
+/// `Producer(ring, service, std_keys, format_exc, get_span=None, span_var=None, release_gil=False, handler=None)`:
 /// `ring` a path or None (`$LOGBUS_RING`, else `/dev/shm/logbus`); `service`
 /// or None (`$OTEL_SERVICE_NAME`, else the executable); `std_keys` the
 /// attribute names of a plain `LogRecord` (never fields); `format_exc(record)`
@@ -42,7 +42,10 @@ const MAX_FIELDS: usize = logbus::MAX_FIELDS;
 /// `get_span()` returns the current OpenTelemetry span (or None to skip);
 /// `span_var` is `(ContextVar, key)` when OpenTelemetry keeps its context as a
 /// dict in that variable, with the span under `key` (a faster way to the same
-/// span); `release_gil` releases the GIL around the ring write.
+/// span); `release_gil` releases the GIL around the ring write; `handler` is
+/// `(weakref to the logging.Handler, its filters list, report)` for
+/// [`Producer::handle`], where `report(weakref, record, exc)` passes a failure
+/// to the handler's `handleError`.
 #[pyclass(frozen, module = "logbus._logbus")]
 struct Producer {
     inner: logbus::Producer,
@@ -54,6 +57,9 @@ struct Producer {
     /// OpenTelemetry's context variable and span key (see `trace_context`).
     span_var: Option<(Py<PyAny>, Py<PyAny>)>,
     release_gil: bool,
+    /// The owning handler (weakly: no reference cycle), its filters, and the
+    /// error reporter (see the class docs).
+    handler: Option<(Py<PyAny>, Py<PyList>, Py<PyAny>)>,
 }
 
 /// `logging` level number to OpenTelemetry severity: DEBUG 10 -> 5, INFO 20 -> 9,
@@ -277,7 +283,7 @@ impl Producer {
 #[pymethods]
 impl Producer {
     #[new]
-    #[pyo3(signature = (ring, service, std_keys, format_exc, get_span=None, span_var=None, release_gil=false))]
+    #[pyo3(signature = (ring, service, std_keys, format_exc, get_span=None, span_var=None, release_gil=false, handler=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -288,6 +294,7 @@ impl Producer {
         get_span: Option<Py<PyAny>>,
         span_var: Option<(Py<PyAny>, Py<PyAny>)>,
         release_gil: bool,
+        handler: Option<(Py<PyAny>, Py<PyList>, Py<PyAny>)>,
     ) -> PyResult<Producer> {
         let mut builder = Builder::new();
         if let Some(ring) = ring {
@@ -313,6 +320,7 @@ impl Producer {
             get_span,
             span_var,
             release_gil,
+            handler,
         })
     }
 
@@ -326,6 +334,44 @@ impl Producer {
     #[getter]
     fn service(&self) -> &str {
         self.inner.service()
+    }
+
+    /// `logging.Handler.handle` without a Python frame: the handler's filters
+    /// (if any), then [`Producer::emit`]; a failure goes to the handler's
+    /// `handleError` (RecursionError propagates, as in `logging`). Returns
+    /// what `handle` returns: the (possibly filter-replaced) record, or the
+    /// filters' falsy verdict.
+    fn handle<'py>(
+        &self,
+        py: Python<'py>,
+        record: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let Some((handler, filters, report)) = &self.handler else {
+            return Err(LogbusError::new_err("this Producer belongs to no handler"));
+        };
+        let mut record = record;
+        if !filters.bind(py).is_empty() {
+            let h = handler.bind(py).call0()?;
+            if h.is_none() {
+                return Ok(record);
+            }
+            let rv = h.call_method1(intern!(py, "filter"), (&record,))?;
+            if !rv.is_truthy()? {
+                return Ok(rv);
+            }
+            if rv.is_instance(self.record_type.bind(py))? {
+                record = rv; // Python 3.12 filters may return a replacement
+            }
+        }
+        if let Err(e) = self.emit(py, &record) {
+            if e.is_instance_of::<PyRecursionError>(py) {
+                return Err(e);
+            }
+            report
+                .bind(py)
+                .call1((handler.bind(py), &record, e.value(py)))?;
+        }
+        Ok(record)
     }
 
     /// Writes one `logging.LogRecord`. Returns True when it is in the ring,

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import weakref
 
 import pytest
 
@@ -112,8 +113,9 @@ def test_trace_ids_from_the_current_opentelemetry_span(ring, log, lookup):
     assert span_var is not None, "the fast lookup applies to this opentelemetry-api"
     if lookup == "get_current_span":  # the public API, used when the internals differ
         p = logbus.Producer(str(ring.path), "pytest", logbus._STD_KEYS, logbus._format_exc,
-                            get_span, None)
-        handler._producer, handler._write = p, p.emit
+                            get_span, None, False,
+                            (weakref.ref(handler), handler.filters, logbus._report))
+        handler._producer, handler._write, handler.handle = p, p.emit, p.handle
     ctx = trace.SpanContext(trace_id=int(TRACE, 16), span_id=int(SPAN, 16), is_remote=False,
                             trace_flags=trace.TraceFlags(1))
     with trace.use_span(trace.NonRecordingSpan(ctx)):
@@ -229,3 +231,32 @@ def test_default_ring_and_service_from_the_environment(ring):
     assert out.strip() == str(ring.path)
     (r,) = ring.records("t.env")
     assert r["service"] == "env-service" and r["msg"] == "from env"
+
+
+def test_filters_and_subclasses(ring, log):
+    handler = log.handlers[0]
+    assert handler.handle == handler._producer.handle, "native handle in use"
+    handler.addFilter(lambda r: r.msg != "dropped by filter")
+    log.info("dropped by filter")
+    log.info("kept")
+    handler.filters = [lambda r: False]  # assignment keeps working
+    log.info("dropped by the assigned filter")
+    handler.filters = []
+    log.info("kept again")
+
+    class Upper(logbus.Handler):
+        def emit(self, record):  # an override: the Python path runs it
+            record.msg = record.msg.upper()
+            super().emit(record)
+
+    up = Upper(ring.path)
+    assert "handle" not in up.__dict__
+    log.removeHandler(handler)
+    log.addHandler(up)
+    try:
+        log.info("through a subclass")
+    finally:
+        log.removeHandler(up)
+        log.addHandler(handler)
+    assert [r["msg"] for r in ring.records(log.name)] == ["kept", "kept again",
+                                                          "THROUGH A SUBCLASS"]
