@@ -119,11 +119,13 @@ class Handler(logging.Handler):
         )
         self._write = self._producer.emit
         cls = type(self)
-        if (cls.handle is Handler.handle and cls.emit is Handler.emit
+        if (cls.handle is logging.Handler.handle and cls.emit is Handler.emit
                 and cls.filter is logging.Filterer.filter):
-            # The same steps in native code, without a Python frame per record
-            # (about 200 ns less per call); subclasses that override one of
-            # them keep the Python path.
+            # logging.Handler.handle's steps (filters, emit, handleError) in
+            # native code, without the handler lock (writing to the ring is
+            # thread-safe and lock-free) and without a Python frame per
+            # record. Subclasses that override handle, emit or filter get
+            # logging's own handle, lock included.
             self.handle = self._producer.handle
 
     # The native handle reads the filters list it was given: keep that one
@@ -149,18 +151,6 @@ class Handler(logging.Handler):
     def service(self):
         """``service.name`` written for this process."""
         return self._producer.service
-
-    def handle(self, record):
-        """``logging.Handler.handle`` without the handler lock (writing to the
-        ring is thread-safe and lock-free). Used by subclasses that override
-        ``handle``, ``emit`` or ``filter``; otherwise the native equivalent is
-        installed on the instance."""
-        rv = self.filter(record)
-        if isinstance(rv, logging.LogRecord):  # Python 3.12 filters may replace it
-            record = rv
-        if rv:
-            self.emit(record)
-        return rv
 
     def emit(self, record):
         try:
