@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use logbus_collector::status::{SinkStatus, Status};
 use logbus_ring::{Level, LevelCounts, Ring, Stats};
 use serde_json::{json, Map, Value};
 
@@ -39,15 +40,14 @@ pub struct CollectorReport {
     pub pid: u32,
     /// When it wrote the file, ns since the Unix epoch (0 if not said).
     pub updated_ns: u64,
-    /// One object per sink, as the collector wrote it.
-    pub sinks: Vec<Value>,
+    /// One entry per sink, as the collector wrote it.
+    pub sinks: Vec<SinkStatus>,
 }
 
-/// The collector's counters file next to the ring: `<ring path>.collector.json`.
+/// The collector's counters file next to the ring: `<ring path>.collector.json`
+/// (the collector's own definition).
 pub fn collector_path(ring: &Path) -> PathBuf {
-    let mut p = ring.as_os_str().to_owned();
-    p.push(".collector.json");
-    PathBuf::from(p)
+    logbus_collector::status::status_path(ring)
 }
 
 /// Reads the collector's counters, but only when they come from the live
@@ -60,14 +60,14 @@ pub fn collector_report(ring: &Path, consumer: Option<(u32, bool)>) -> Option<Co
         return None;
     };
     let bytes = read_status(&collector_path(ring))?;
-    let v: Value = serde_json::from_slice(&bytes).ok()?;
-    if v.get("pid")?.as_u64()? != u64::from(pid) {
+    let doc: Status = serde_json::from_slice(&bytes).ok()?;
+    if doc.pid != pid {
         return None;
     }
     Some(CollectorReport {
         pid,
-        updated_ns: v.get("updated_ns").and_then(Value::as_u64).unwrap_or(0),
-        sinks: v.get("sinks")?.as_array()?.clone(),
+        updated_ns: doc.updated_ns,
+        sinks: doc.sinks,
     })
 }
 
@@ -149,7 +149,10 @@ fn to_json(ring: &Ring, stats: &Stats, collector: Option<&CollectorReport>) -> V
         "consumer": stats.consumer.map(|(pid, alive)| json!({"pid": pid, "alive": alive})),
     });
     if let (Some(c), Some(obj)) = (collector, v.as_object_mut()) {
-        obj.insert("sinks".into(), Value::Array(c.sinks.clone()));
+        obj.insert(
+            "sinks".into(),
+            serde_json::to_value(&c.sinks).unwrap_or(Value::Null),
+        );
     }
     v
 }
@@ -254,42 +257,23 @@ fn to_text(ring: &Ring, stats: &Stats, collector: Option<&CollectorReport>) -> S
             "name", "type", "delivered", "dropped", "errors", "backlog", "up", "retries"
         );
         for sink in &c.sinks {
-            let text = |k: &str| {
-                sink.get(k)
-                    .and_then(Value::as_str)
-                    .unwrap_or("-")
-                    .to_string()
-            };
-            let num = |k: &str| {
-                sink.get(k)
-                    .and_then(Value::as_u64)
-                    .map_or("-".to_string(), |n| n.to_string())
-            };
-            let dropped = match sink.get("dropped") {
-                Some(Value::Object(m)) => m
-                    .values()
-                    .filter_map(Value::as_u64)
-                    .sum::<u64>()
-                    .to_string(),
-                Some(v) => v.as_u64().map_or("-".to_string(), |n| n.to_string()),
-                None => "-".to_string(),
-            };
-            let up = match sink.get("up").and_then(Value::as_bool) {
+            let up = match sink.up {
                 Some(true) => "yes",
                 Some(false) => "no",
                 None => "-",
             };
+            let retries = sink.retries.map_or("-".to_string(), |n| n.to_string());
             let _ = writeln!(
                 s,
                 "{:<16} {:<10} {:>10} {:>10} {:>8} {:>8} {:>4} {:>8}",
-                text("name"),
-                text("type"),
-                num("delivered"),
-                dropped,
-                num("errors"),
-                num("queue_depth"),
+                sink.name,
+                sink.kind,
+                sink.delivered,
+                sink.dropped.values().sum::<u64>(),
+                sink.errors,
+                sink.backlog.max(sink.queue_depth),
                 up,
-                num("retries")
+                retries
             );
         }
     }
@@ -338,8 +322,8 @@ mod tests {
         std::fs::write(collector_path(&ring), REPORT).unwrap();
         let r = collector_report(&ring, Some((4242, true))).expect("report of the live consumer");
         assert_eq!((r.pid, r.updated_ns, r.sinks.len()), (4242, 17, 1));
-        assert_eq!(r.sinks[0]["name"], "console");
-        assert_eq!(r.sinks[0]["dropped"]["DEBUG"], 3);
+        assert_eq!(r.sinks[0].name, "console");
+        assert_eq!(r.sinks[0].dropped["DEBUG"], 3);
         // Another consumer, a dead one, or none: the file is stale.
         assert_eq!(collector_report(&ring, Some((4243, true))), None);
         assert_eq!(collector_report(&ring, Some((4242, false))), None);
@@ -394,10 +378,7 @@ mod tests {
         let report = CollectorReport {
             pid: 4242,
             updated_ns: 0,
-            sinks: serde_json::from_str::<Value>(REPORT).unwrap()["sinks"]
-                .as_array()
-                .unwrap()
-                .clone(),
+            sinks: serde_json::from_str::<Status>(REPORT).unwrap().sinks,
         };
         let text = to_text(&ring, &stats, Some(&report));
         let line = text

@@ -13,11 +13,11 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use logbus_format::write_json_str;
 use logbus_ring::{Level, LEVELS};
 
 // The status file's helpers lived here; the reader loop still names them so.
 pub use crate::status::{status_path, write_atomic};
+use crate::status::{SinkStatus, Status};
 
 /// One sink's counters. Shared by a sink and its replacement of the same name
 /// across reloads, so that they keep counting.
@@ -88,68 +88,45 @@ impl Registry {
         self.sinks.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// The status document (one JSON object and a newline).
+    /// The status document (one JSON object and a newline); its schema is
+    /// [`crate::status::Status`], which `logbus stat` reads.
     pub fn status_json(&self, pid: u32, now_ns: u64) -> Vec<u8> {
-        let mut out = Vec::with_capacity(512);
-        out.extend_from_slice(
-            format!("{{\"pid\":{pid},\"updated_ns\":{now_ns},\"sinks\":[").as_bytes(),
-        );
-        for (i, s) in self.sinks().iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(b"{\"name\":");
-            write_json_str(&mut out, &s.name);
-            out.extend_from_slice(b",\"type\":");
-            write_json_str(&mut out, s.kind);
-            // Relaxed loads: statistics.
-            out.extend_from_slice(
-                format!(
-                    ",\"delivered\":{},\"dropped\":{{",
-                    s.delivered.load(Ordering::Relaxed)
-                )
-                .as_bytes(),
-            );
-            for (l, level) in Level::ALL.iter().enumerate() {
-                if l > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(
-                    format!(
-                        "\"{}\":{}",
-                        level.name(),
-                        s.dropped[l].load(Ordering::Relaxed)
+        let per_level = |counters: &[AtomicU64; LEVELS]| {
+            Level::ALL
+                .iter()
+                .enumerate()
+                // Relaxed loads: statistics.
+                .map(|(l, level)| {
+                    (
+                        level.name().to_string(),
+                        counters[l].load(Ordering::Relaxed),
                     )
-                    .as_bytes(),
-                );
-            }
-            out.extend_from_slice(b"},\"rejected\":{");
-            for (l, level) in Level::ALL.iter().enumerate() {
-                if l > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(
-                    format!(
-                        "\"{}\":{}",
-                        level.name(),
-                        s.rejected[l].load(Ordering::Relaxed)
-                    )
-                    .as_bytes(),
-                );
-            }
-            out.extend_from_slice(
-                format!(
-                    "}},\"errors\":{},\"retries\":{},\"up\":{},\"backlog\":{},\"queue_depth\":{}}}",
-                    s.errors.load(Ordering::Relaxed),
-                    s.retries.load(Ordering::Relaxed),
-                    s.up.load(Ordering::Relaxed),
-                    s.depth.load(Ordering::Relaxed),
-                    s.depth.load(Ordering::Relaxed)
-                )
-                .as_bytes(),
-            );
-        }
-        out.extend_from_slice(b"]}\n");
+                })
+                .collect()
+        };
+        let doc = Status {
+            pid,
+            updated_ns: now_ns,
+            sinks: self
+                .sinks()
+                .iter()
+                .map(|s| SinkStatus {
+                    name: s.name.clone(),
+                    kind: s.kind.to_string(),
+                    // Relaxed loads: statistics.
+                    delivered: s.delivered.load(Ordering::Relaxed),
+                    dropped: per_level(&s.dropped),
+                    rejected: per_level(&s.rejected),
+                    errors: s.errors.load(Ordering::Relaxed),
+                    retries: Some(s.retries.load(Ordering::Relaxed)),
+                    up: Some(s.up.load(Ordering::Relaxed)),
+                    backlog: s.depth.load(Ordering::Relaxed),
+                    queue_depth: s.depth.load(Ordering::Relaxed),
+                })
+                .collect(),
+        };
+        let mut out = serde_json::to_vec(&doc).unwrap_or_default();
+        out.push(b'\n');
         out
     }
 }

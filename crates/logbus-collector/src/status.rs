@@ -8,9 +8,59 @@
 //! the status path (`rename` replaces whatever is there, a symlink included,
 //! without following it).
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The status document: one definition for its writer (the collector, once a
+/// second) and its reader (`logbus stat`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// The collector's pid (the ring's consumer).
+    pub pid: u32,
+    /// When it was written, ns since the Unix epoch.
+    #[serde(default)]
+    pub updated_ns: u64,
+    /// One entry per sink, in configuration order.
+    pub sinks: Vec<SinkStatus>,
+}
+
+/// One sink's counters in the [`Status`] document.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkStatus {
+    /// The sink's name.
+    pub name: String,
+    /// Its type (`stdout`, `file`, `otlp`, `null`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Records written (or acknowledged).
+    #[serde(default)]
+    pub delivered: u64,
+    /// Records shed, per level name.
+    #[serde(default)]
+    pub dropped: BTreeMap<String, u64>,
+    /// Records refused for good by the destination, per level name.
+    #[serde(default)]
+    pub rejected: BTreeMap<String, u64>,
+    /// Failed write attempts.
+    #[serde(default)]
+    pub errors: u64,
+    /// Writes tried again after a failure (absent from older collectors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u64>,
+    /// Whether the last write succeeded (absent from older collectors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub up: Option<bool>,
+    /// Records not yet finished (queued or in flight).
+    #[serde(default)]
+    pub backlog: u64,
+    /// The same as `backlog` (the name older readers know).
+    #[serde(default)]
+    pub queue_depth: u64,
+}
 
 /// Where the status file of the collector of `ring` lives.
 pub fn status_path(ring: &Path) -> PathBuf {

@@ -10,7 +10,7 @@ use std::io::{ErrorKind, Write};
 
 use crate::config::Format;
 use crate::queue::Job;
-use crate::sink::file::RotatingFile;
+use crate::sink::rotating::RotatingFile;
 use crate::sink::Output;
 
 /// Bytes formatted before they are written.

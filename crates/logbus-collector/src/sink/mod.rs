@@ -16,9 +16,9 @@
 //!   line with [`logbus_format`], write the group with one call).
 //! * `otlp`: [`otlp`] (convert to OTLP records, export, wait for the acknowledgement).
 
-pub mod file;
 pub mod lines;
 pub mod otlp;
+pub mod rotating;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -108,10 +108,10 @@ pub fn open_output(cfg: &SinkConfig) -> Result<Box<dyn Output>, SinkError> {
             // cannot be opened for now (a FIFO with no reader yet, a missing
             // directory, a full disk) is opened by the sink's own thread,
             // which retries.
-            let file = match file::RotatingFile::open(path, *max_bytes, *keep) {
+            let file = match rotating::RotatingFile::open(path, *max_bytes, *keep) {
                 Ok(f) => f,
                 Err(e) if e.starts_with("refusing") => return Err(err(e)),
-                Err(_) => file::RotatingFile::lazy(path, *max_bytes, *keep),
+                Err(_) => rotating::RotatingFile::lazy(path, *max_bytes, *keep),
             };
             Box::new(lines::LineSink::file(file, *format))
         }
