@@ -446,3 +446,33 @@ fn an_otlp_endpoint_that_never_answers_delays_neither_others_nor_sigterm() {
         "kept for the next collector"
     );
 }
+
+#[test]
+fn an_otlp_partial_success_is_counted_as_rejected_and_not_sent_again() {
+    use logbus_tests::otlp_receiver::Receiver;
+    // Every request is taken, 3 of its records rejected.
+    let receiver = Receiver::start_partial(3);
+    let dir = TempDir::new("fault-otlp-partial");
+    let ring = dir.path("ring");
+    let cfg = otlp_config(
+        &dir,
+        &ring,
+        &format!("endpoint = \"{}\"\ntimeout = \"5s\"", receiver.endpoint()),
+        "",
+    );
+    let mut c = Collector::start(&dir, "c", &["--config", cfg.to_str().unwrap()]);
+    finish(producer(&ring, "p", 1000, &[]));
+    let got = wait_for("1,000 records at the endpoint", LONG, || {
+        let r = receiver.records();
+        (r.len() >= 1000).then_some(r)
+    });
+    assert_eq!(got.len(), 1000, "nothing sent twice");
+    let requests = receiver.requests().len() as u64;
+    let s = wait_for("the rejections counted", LONG, || {
+        let s = sink_status(&ring, "otel");
+        (s["partially_rejected"].as_u64() == Some(3 * requests)).then_some(s)
+    });
+    assert_eq!(s["delivered"].as_u64(), Some(1000 - 3 * requests), "{s}");
+    c.wait_stderr("the notice", "rejected");
+    assert!(c.stop().success(), "{}", c.stderr_text());
+}

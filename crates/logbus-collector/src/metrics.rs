@@ -90,6 +90,19 @@ impl Registry {
         }
         let _ = writeln!(
             o,
+            "# HELP logbus_sink_partially_rejected_total Records an endpoint took but rejected (OTLP partial success)."
+        );
+        let _ = writeln!(o, "# TYPE logbus_sink_partially_rejected_total counter");
+        for s in &sinks {
+            let _ = writeln!(
+                o,
+                "logbus_sink_partially_rejected_total{{{}}} {}",
+                label(s),
+                s.partially_rejected.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            o,
             "# HELP logbus_sink_retries_total Writes tried again after a failure."
         );
         let _ = writeln!(o, "# TYPE logbus_sink_retries_total counter");

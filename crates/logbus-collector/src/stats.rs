@@ -38,6 +38,9 @@ pub struct SinkStats {
     /// Records its destination refused for good (OTLP: a permanent
     /// rejection, or the rejected part of a partial success), per level.
     pub rejected: [AtomicU64; LEVELS],
+    /// Records the destination took in a request but rejected (OTLP partial
+    /// success: it says how many, not which, so no level).
+    pub partially_rejected: AtomicU64,
     /// Failed write attempts.
     pub errors: AtomicU64,
     /// Writes tried again after a failure.
@@ -57,6 +60,7 @@ impl SinkStats {
             delivered: AtomicU64::new(0),
             dropped: Default::default(),
             rejected: Default::default(),
+            partially_rejected: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             up: AtomicBool::new(true),
@@ -117,6 +121,7 @@ impl Registry {
                     delivered: s.delivered.load(Ordering::Relaxed),
                     dropped: per_level(&s.dropped),
                     rejected: per_level(&s.rejected),
+                    partially_rejected: s.partially_rejected.load(Ordering::Relaxed),
                     errors: s.errors.load(Ordering::Relaxed),
                     retries: Some(s.retries.load(Ordering::Relaxed)),
                     up: Some(s.up.load(Ordering::Relaxed)),

@@ -45,6 +45,9 @@ pub struct SinkStatus {
     /// Records refused for good by the destination, per level name.
     #[serde(default)]
     pub rejected: BTreeMap<String, u64>,
+    /// Records the destination took but rejected (OTLP partial success).
+    #[serde(default)]
+    pub partially_rejected: u64,
     /// Failed write attempts.
     #[serde(default)]
     pub errors: u64,

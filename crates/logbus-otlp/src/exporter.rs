@@ -14,6 +14,7 @@
 //! a runtime, and selecting another client through `opentelemetry-otlp`'s features would
 //! change the client of every other user of that crate in the workspace.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,7 @@ use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
 
 use crate::config::{OtlpConfig, Protocol, ResolvedConfig};
 use crate::error::{one_line, OtlpError};
+use crate::partial::PartialCount;
 use crate::record::{OtlpRecord, OtlpResource, DEFAULT_SCOPE};
 
 /// Sends [`OtlpRecord`]s to one OTLP endpoint, blocking until acknowledged.
@@ -62,6 +64,10 @@ pub struct OtlpExporter {
     scope: InstrumentationScope,
     /// The resource the transport currently stamps on requests.
     current: Option<Arc<OtlpResource>>,
+    /// Records endpoints rejected in partially successful exports, counted by
+    /// `partial` during each export (see `crate::partial`).
+    rejected: Arc<AtomicU64>,
+    partial: tracing_core::Dispatch,
 }
 
 impl std::fmt::Debug for OtlpExporter {
@@ -110,6 +116,7 @@ impl OtlpExporter {
         // No processor was registered: shutting it down has nothing to flush.
         let _ = provider.shutdown();
 
+        let rejected = Arc::new(AtomicU64::new(0));
         Ok(OtlpExporter {
             exporter,
             runtime,
@@ -117,7 +124,17 @@ impl OtlpExporter {
             blank,
             scope: InstrumentationScope::builder(DEFAULT_SCOPE).build(),
             current: None,
+            partial: tracing_core::Dispatch::new(PartialCount::new(Arc::clone(&rejected))),
+            rejected,
         })
+    }
+
+    /// Records the endpoint accepted the requests of but rejected (partial
+    /// success) since the last call: `export` returns `Ok` for those requests,
+    /// as the records cannot be sent again with any hope.
+    pub fn take_rejected(&mut self) -> u64 {
+        // Relaxed: written by this thread during `export`.
+        self.rejected.swap(0, Ordering::Relaxed)
     }
 
     /// The settings in force.
@@ -165,8 +182,13 @@ impl OtlpExporter {
                 return Err(OtlpError::Timeout);
             }
             let exporter = &self.exporter;
-            let outcome = self.runtime.block_on(async {
-                tokio::time::timeout(remaining, exporter.export(LogBatch::new(&pairs))).await
+            let runtime = &self.runtime;
+            // Under our counting subscriber: the transport reports partial
+            // success only as an internal warning (see `crate::partial`).
+            let outcome = tracing_core::dispatcher::with_default(&self.partial, || {
+                runtime.block_on(async {
+                    tokio::time::timeout(remaining, exporter.export(LogBatch::new(&pairs))).await
+                })
             });
             match outcome {
                 Err(_elapsed) => return Err(OtlpError::Timeout),

@@ -59,6 +59,7 @@
 pub mod config;
 mod error;
 pub mod exporter;
+mod partial;
 pub mod record;
 
 pub use config::{OtlpConfig, Protocol, ResolvedConfig};

@@ -289,6 +289,27 @@ fn one_exporter_sends_many_batches_and_switches_resources_back_and_forth() {
 }
 
 #[test]
+fn a_partial_success_is_counted_not_retried() {
+    // The endpoint takes the request but rejects 2 of its 5 records: export
+    // succeeds (sending them again would not help) and says how many.
+    let receiver = Receiver::start_partial(2);
+    let mut exporter = OtlpExporter::new(&config(&receiver, Protocol::Grpc)).unwrap();
+    let resource = Arc::new(alpha());
+    let batch: Vec<_> = (0..5)
+        .map(|i| record(&resource, 9, "INFO", &format!("p{i}")))
+        .collect();
+    exporter.export(&batch).unwrap();
+    assert_eq!(exporter.take_rejected(), 2);
+    assert_eq!(exporter.take_rejected(), 0, "taken");
+    assert_eq!(receiver.requests().len(), 1, "not sent again");
+    // A full success after it counts nothing.
+    let ok = Receiver::start();
+    let mut exporter = OtlpExporter::new(&config(&ok, Protocol::Grpc)).unwrap();
+    exporter.export(&batch).unwrap();
+    assert_eq!(exporter.take_rejected(), 0);
+}
+
+#[test]
 fn an_empty_export_sends_nothing() {
     let receiver = Receiver::start();
     let mut exporter = OtlpExporter::new(&config(&receiver, Protocol::Grpc)).unwrap();

@@ -62,6 +62,12 @@ pub trait Output: Send {
         false
     }
 
+    /// Records of the groups written since the last call that the
+    /// destination took but rejected (OTLP partial success).
+    fn take_rejected(&mut self) -> u64 {
+        0
+    }
+
     /// Records to hand to one [`write`](Self::write).
     fn group_records(&self) -> usize {
         GROUP_RECORDS
@@ -270,6 +276,19 @@ fn run(
                     // Drop our references first, so that the reader can reuse the chunks.
                     jobs.clear();
                     queue.finish();
+                    let partial = output.take_rejected();
+                    if partial > 0 {
+                        // Counted apart (the endpoint says how many, not which).
+                        // Relaxed: statistics.
+                        stats
+                            .partially_rejected
+                            .fetch_add(partial, Ordering::Relaxed);
+                        stats.delivered.fetch_sub(partial, Ordering::Relaxed);
+                        reporter.report(
+                            &format!("the endpoint rejected {partial} records of a group it took"),
+                            "counted as partially rejected",
+                        );
+                    }
                     reader.wake();
                     break;
                 }

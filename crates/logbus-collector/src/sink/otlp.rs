@@ -28,6 +28,9 @@ pub struct OtlpSink {
     by_pid: HashMap<u32, Arc<OtlpResource>>,
     /// The last export was refused for good.
     rejected: bool,
+    /// Records endpoints rejected in partially successful exports, not yet
+    /// taken by the sink thread.
+    partially_rejected: u64,
 }
 
 impl OtlpSink {
@@ -62,6 +65,7 @@ impl OtlpSink {
             by_origin: HashMap::new(),
             by_pid: HashMap::new(),
             rejected: false,
+            partially_rejected: 0,
         })
     }
 
@@ -143,7 +147,12 @@ impl Output for OtlpSink {
             return Err(e.to_string());
         }
         self.records.clear();
+        self.partially_rejected += self.exporter.take_rejected();
         Ok(())
+    }
+
+    fn take_rejected(&mut self) -> u64 {
+        std::mem::take(&mut self.partially_rejected)
     }
 
     fn rejected(&self) -> bool {

@@ -11,12 +11,16 @@ use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
 use tokio::sync::oneshot;
 use tonic::codegen::tokio_stream::Stream;
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsPartialSuccess;
+
 use super::{ExportLogsServiceRequest, ExportLogsServiceResponse, Received, Store};
 
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 
 struct Service {
     store: Arc<Store>,
+    /// Records to report rejected in each answer (partial success), if any.
+    reject: i64,
 }
 
 #[tonic::async_trait]
@@ -39,8 +43,12 @@ impl LogsService for Service {
             path: EXPORT_PATH.to_string(),
             request: request.into_inner(),
         });
+        let partial_success = (self.reject > 0).then(|| ExportLogsPartialSuccess {
+            rejected_log_records: self.reject,
+            error_message: "the test receiver rejects some records".into(),
+        });
         Ok(tonic::Response::new(ExportLogsServiceResponse {
-            partial_success: None,
+            partial_success,
         }))
     }
 }
@@ -52,7 +60,11 @@ pub(super) struct GrpcServer {
 }
 
 impl GrpcServer {
-    pub(super) fn start(listener: std::net::TcpListener, store: Arc<Store>) -> GrpcServer {
+    pub(super) fn start(
+        listener: std::net::TcpListener,
+        store: Arc<Store>,
+        reject: i64,
+    ) -> GrpcServer {
         listener
             .set_nonblocking(true)
             .unwrap_or_else(|e| panic!("OTLP test receiver: set_nonblocking: {e}"));
@@ -74,7 +86,7 @@ impl GrpcServer {
                         incoming,
                     };
                     let served = tonic::transport::Server::builder()
-                        .add_service(LogsServiceServer::new(Service { store }))
+                        .add_service(LogsServiceServer::new(Service { store, reject }))
                         .serve_with_incoming_shutdown(counted, async {
                             let _ = stop.await;
                         })

@@ -160,7 +160,25 @@ impl Receiver {
         let listener = bind();
         let addr = listener.local_addr().expect("bound socket has an address");
         let store = Arc::new(Store::default());
-        let server = grpc::GrpcServer::start(listener, Arc::clone(&store));
+        let server = grpc::GrpcServer::start(listener, Arc::clone(&store), 0);
+        Receiver {
+            addr,
+            store,
+            server: Some(Server::Grpc(server)),
+        }
+    }
+
+    /// Starts an OTLP/gRPC receiver that accepts every request but answers
+    /// each with a partial success rejecting `reject` records.
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start).
+    pub fn start_partial(reject: i64) -> Receiver {
+        let listener = bind();
+        let addr = listener.local_addr().expect("bound socket has an address");
+        let store = Arc::new(Store::default());
+        let server = grpc::GrpcServer::start(listener, Arc::clone(&store), reject);
         Receiver {
             addr,
             store,
@@ -178,7 +196,7 @@ impl Receiver {
         let listener = std::net::TcpListener::bind(addr)
             .unwrap_or_else(|e| panic!("OTLP test receiver: cannot bind {addr}: {e}"));
         let store = Arc::new(Store::default());
-        let server = grpc::GrpcServer::start(listener, Arc::clone(&store));
+        let server = grpc::GrpcServer::start(listener, Arc::clone(&store), 0);
         Receiver {
             addr,
             store,
