@@ -222,3 +222,24 @@ pub fn otlp_config(dir: &TempDir, ring: &Path, sink: &str, extra: &str) -> PathB
     );
     cfg
 }
+
+/// `GET path` from an HTTP server at `addr`, the whole answer.
+pub fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect metrics");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// The metrics address a collector started with `--metrics 127.0.0.1:0` printed.
+pub fn metrics_addr(c: &Collector) -> String {
+    c.wait_stderr("the metrics line", "metrics at http://");
+    c.stderr_text()
+        .split("metrics at http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .expect("metrics address")
+        .to_string()
+}

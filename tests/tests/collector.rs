@@ -200,15 +200,6 @@ max_level = "info"
     assert_eq!(st.total().unread, 0);
 }
 
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect metrics");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
 #[test]
 fn sigterm_drains_everything_published() {
     let dir = TempDir::new("coll-term");

@@ -250,7 +250,9 @@ fn a_stuck_file_sink_keeps_its_backlog_and_holds_back_no_other_sink() {
             file_sink("out", &out, "")
         ),
     );
-    let mut c = Collector::start(&dir, "c", &ring_and_config(&ring, &cfg));
+    let mut args = ring_and_config(&ring, &cfg).to_vec();
+    args.extend(["--metrics", "127.0.0.1:0"]);
+    let mut c = Collector::start(&dir, "c", &args);
     let ps = [
         producer(&ring, "s", 15000, &[]),
         producer(&ring, "t", 15000, &["--level", "error"]),
@@ -270,6 +272,15 @@ fn a_stuck_file_sink_keeps_its_backlog_and_holds_back_no_other_sink() {
         "nothing shed below its memory bound: {s}"
     );
     assert_eq!(s["dropped"]["ERROR"], 0, "{s}");
+    // The stuck sink holds up neither the metrics endpoint nor a reload.
+    let metrics = http_get(&metrics_addr(&c), "/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(
+        metrics.contains("logbus_sink_backlog{sink=\"stuck\""),
+        "{metrics}"
+    );
+    c.signal(libc::SIGHUP);
+    c.wait_stderr("the reload", "reloaded");
     // SIGTERM: bounded by shutdown_timeout although the sink never finishes;
     // the last line says what it left behind.
     let t = Instant::now();
