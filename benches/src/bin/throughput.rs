@@ -3,7 +3,8 @@
 //! `cargo run --release -p logbus-benches --bin throughput [-- RECORDS_PER_PRODUCER]`
 //!
 //! For one and then two producer processes writing as fast as they can, and a
-//! collector process with (a) a `null` sink (resolve + format JSON, discard)
+//! collector process with (a) a `null` sink (discard, formatting nothing: the
+//! collector's own cost)
 //! and (b) a JSON `file` sink on `/dev/shm`, measures records per second from
 //! the producers' start until the collector has finished every record
 //! (delivered, or dropped by the sink's overflow policy when the sink cannot
