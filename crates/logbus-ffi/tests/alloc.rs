@@ -4,68 +4,16 @@
 //! writer, which allocates once). Also: a failing call does allocate (its error
 //! message), and invalid UTF-8 does (the replacement), as documented.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::ffi::{c_char, CString};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use logbus_c::*;
 
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// Counting is on only for the measuring thread, while it measures.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-fn count() {
-    if COUNTING.try_with(Cell::get).unwrap_or(false) {
-        // Relaxed: a tally read after the measured loop on the same thread.
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: defers every operation to the system allocator; counting touches no
-// allocator state.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: logbus_testkit::alloc::CountingAlloc = logbus_testkit::alloc::CountingAlloc;
 
 /// Allocations made by 1,000 calls of `f`, after 10 uncounted ones.
 fn allocations(mut f: impl FnMut()) -> u64 {
-    for _ in 0..10 {
-        f();
-    }
-    ALLOCS.store(0, Ordering::Relaxed);
-    COUNTING.with(|c| c.set(true));
-    for _ in 0..1000 {
-        f();
-    }
-    COUNTING.with(|c| c.set(false));
-    ALLOCS.load(Ordering::Relaxed)
+    logbus_testkit::alloc::allocations(10, 1000, |_| f())
 }
 
 fn lit(s: &'static str) -> LogbusStr {

@@ -1,6 +1,6 @@
 //! What the logbus tests share, in one place instead of a copy per crate:
-//! [`TempDir`], [`wait_for`], and (feature `otlp-receiver`) a real OTLP
-//! receiver, `otlp_receiver`.
+//! [`TempDir`], [`wait_for`], an allocation counter ([`alloc`]), and
+//! (feature `otlp-receiver`) a real OTLP receiver, `otlp_receiver`.
 //! Not published; only tests and benchmarks depend on it.
 //!
 //! ```
@@ -13,6 +13,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod alloc;
 #[cfg(feature = "otlp-receiver")]
 pub mod otlp_receiver;
 

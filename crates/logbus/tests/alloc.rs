@@ -3,69 +3,16 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use common::{drain, reported, run_child, TempDir, V};
 
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// Counting is on only for the measuring thread, between warm-up and the end.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-fn count() {
-    if COUNTING.try_with(Cell::get).unwrap_or(false) {
-        // Relaxed: a tally read after the measured loop on the same thread.
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: defers every operation to the system allocator; counting touches no
-// allocator state.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: logbus_testkit::alloc::CountingAlloc = logbus_testkit::alloc::CountingAlloc;
 
 const EVENTS: u64 = 1000;
 
 /// Runs `f` `EVENTS` times after 10 warm-up calls; returns allocations counted.
-fn allocations(mut f: impl FnMut(u64)) -> u64 {
-    for i in 0..10 {
-        f(i);
-    }
-    ALLOCS.store(0, Ordering::Relaxed);
-    COUNTING.with(|c| c.set(true));
-    for i in 0..EVENTS {
-        f(i);
-    }
-    COUNTING.with(|c| c.set(false));
-    ALLOCS.load(Ordering::Relaxed)
+fn allocations(f: impl FnMut(u64)) -> u64 {
+    logbus_testkit::alloc::allocations(10, EVENTS, f)
 }
 
 #[derive(Debug)]
