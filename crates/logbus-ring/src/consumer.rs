@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::block::{done_end, done_word, Claim, Reserve, MAX_SEQ};
+use crate::block::{done_end, done_word, Claim, Reserve};
 use crate::clock::monotonic_ns;
 use crate::error::ConsumerError;
 use crate::futex;
@@ -342,17 +342,11 @@ impl Consumer {
     /// block order. Returns how many. Never blocks.
     pub fn poll(&mut self, batch: &mut Batch, max: usize) -> usize {
         batch.clear();
-        let w = self.ring.words();
-        let n = self.ring.geometry().blocks as u64;
-        // Acquire: every block below this snapshot is initialised or being
-        // initialised, and a writer's records in older blocks were committed
-        // before it claimed a newer one (so reading in order keeps its order).
-        let a = w.alloc.load(Ordering::Acquire);
-        // Acquire: pairs with an evicting producer's head CAS.
-        let h = w.head.load(Ordering::Acquire);
-        if a < h || a - h > n || a > MAX_SEQ {
+        // A snapshot of `alloc` (see `Ring::live` for why its order keeps
+        // every writer's order); `head` may have been moved by an evictor.
+        let Some((h, a)) = self.ring.live() else {
             return 0; // garbage in the header; nothing can be trusted this time
-        }
+        };
         // Blocks an evicting producer freed: nothing of ours was in flight
         // there (eviction requires it).
         while self.front < h {
@@ -543,13 +537,8 @@ impl Consumer {
             return r;
         }
         if !r.closed {
-            // AcqRel: as every CAS of `reserve`; the owner cannot reserve more.
-            let _ = d.reserve.compare_exchange(
-                r.pack(),
-                r.closed().pack(),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            );
+            // The owner cannot reserve more.
+            d.close(r);
         }
         // Acquire: as in `poll`.
         let r = Reserve::unpack(d.reserve.load(Ordering::Acquire));
@@ -612,14 +601,8 @@ impl Consumer {
         // Acquire: as in `poll`.
         let r = Reserve::unpack(d.reserve.load(Ordering::Acquire));
         if r.is(st.seq) && !r.closed && r.end == st.claimed {
-            // AcqRel: as every CAS of `reserve`; fails if the owner reserved
-            // meanwhile (we look again next poll).
-            let _ = d.reserve.compare_exchange(
-                r.pack(),
-                r.closed().pack(),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            );
+            // Fails if the owner reserved meanwhile (we look again next poll).
+            d.close(r);
         }
     }
 
@@ -882,10 +865,7 @@ impl Consumer {
                 slot.store(0, Ordering::Relaxed);
             }
         }
-        let n = self.ring.geometry().blocks as u64;
-        let h = w.head.load(Ordering::Acquire);
-        let a = w.alloc.load(Ordering::Acquire);
-        let live = if a >= h && a - h <= n { h..a } else { h..h };
+        let live = self.ring.live().map_or(0..0, |(h, a)| h..a);
         hashes
             .iter()
             .map(|&hash| {

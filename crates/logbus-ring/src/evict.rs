@@ -183,13 +183,7 @@ impl<'r> Role<'r> {
     /// one. Returns the records evicted, or `None` when nothing can go.
     pub(crate) fn make_room(&self, protect: u8, scratch: &mut Vec<u8>) -> Option<u32> {
         let ring = self.ring;
-        let w = ring.words();
-        // Acquire: as in `Writer::claim`.
-        let h = w.head.load(Ordering::Acquire);
-        let a = w.alloc.load(Ordering::Acquire);
-        if h >= a || a - h > ring.geometry().blocks as u64 {
-            return None;
-        }
+        let (h, a) = ring.live().filter(|(h, a)| h < a)?;
         let b0 = Inspected::of(ring, h, protect)?;
         if b0.protected == 0 {
             self.note(h, &b0.victims, None);
@@ -380,13 +374,8 @@ impl Inspected {
             return None;
         }
         if !r.closed {
-            // AcqRel: as every CAS of `reserve`; its owner will claim another.
-            let _ = d.reserve.compare_exchange(
-                r.pack(),
-                r.closed().pack(),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            );
+            // Its owner will claim another.
+            d.close(r);
             r = Reserve::unpack(d.reserve.load(Ordering::Acquire));
             if !r.is(seq) || !r.closed {
                 return None;

@@ -281,6 +281,24 @@ pub(crate) struct BlockDesc {
 
 const _: () = assert!(std::mem::size_of::<BlockDesc>() == BLOCK_DESC_BYTES);
 
+impl BlockDesc {
+    /// Closes the block if its `reserve` word is still `r` (step 3 of
+    /// `crate::block`): its owner, the consumer or an evictor. Returns
+    /// whether this call closed it. AcqRel, as every CAS of `reserve`: a close
+    /// and a reservation never both win; a failure means somebody reserved or
+    /// closed first.
+    pub(crate) fn close(&self, r: crate::block::Reserve) -> bool {
+        self.reserve
+            .compare_exchange(
+                r.pack(),
+                r.closed().pack(),
+                std::sync::atomic::Ordering::AcqRel,
+                std::sync::atomic::Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+}
+
 /// The fixed part of every record (64 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]

@@ -61,12 +61,10 @@ impl Peeker {
     /// # std::fs::remove_dir_all(&dir).unwrap();
     /// ```
     pub fn follow(ring: &Ring) -> Peeker {
-        let w = ring.words();
-        // Acquire: as the consumer's snapshot in `Consumer::poll`.
-        let a = w.alloc.load(Ordering::Acquire);
-        let h = w.head.load(Ordering::Acquire);
+        let live = ring.live();
+        let a = live.map_or(0, |(_, a)| a);
         let mut pos = BTreeMap::new();
-        if a >= h && a - h <= ring.geometry().blocks as u64 && a <= crate::block::MAX_SEQ {
+        if let Some((h, a)) = live {
             for seq in h..a {
                 // Acquire: as in `poll`.
                 let r = Reserve::unpack(ring.desc(seq).reserve.load(Ordering::Acquire));
@@ -94,14 +92,9 @@ impl Peeker {
     /// while being copied are discarded.
     pub fn poll(&mut self, batch: &mut Batch, max: usize) -> usize {
         batch.clear();
-        let w = self.ring.words();
-        let n = self.ring.geometry().blocks as u64;
-        // Acquire: as in `Consumer::poll`.
-        let a = w.alloc.load(Ordering::Acquire);
-        let h = w.head.load(Ordering::Acquire);
-        if a < h || a - h > n || a > crate::block::MAX_SEQ {
+        let Some((h, a)) = self.ring.live() else {
             return 0;
-        }
+        };
         // Forget blocks that are free now; a follower that had not read them
         // to their end missed what was left (it can no longer tell how much).
         let gone: Vec<u64> = self.pos.range(..h).map(|(&s, _)| s).collect();

@@ -28,7 +28,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use memmap2::{MmapOptions, MmapRaw};
@@ -486,6 +486,24 @@ impl Ring {
             self.base()
                 .add(geo.data_offset() + index * geo.block_size as usize)
         }
+    }
+
+    /// `(head, alloc)`: the blocks not yet free are `head..alloc`. `None` when
+    /// the two words cannot be a ring's (`alloc` behind `head`, more than the
+    /// ring's blocks apart, or past `MAX_SEQ`): garbage, trusted by nobody.
+    ///
+    /// Acquire (both): `alloc` first, so that every block below it is claimed
+    /// and a writer's records in its older blocks were committed before it
+    /// claimed a newer one (readers keep each writer's order by reading in
+    /// sequence order); `head` pairs with the Release of whoever freed blocks
+    /// (SYNC POINT B: a claimer reuses a block only after its reader is done).
+    #[inline]
+    pub(crate) fn live(&self) -> Option<(u64, u64)> {
+        let w = self.words();
+        let a = w.alloc.load(Ordering::Acquire);
+        let h = w.head.load(Ordering::Acquire);
+        let sane = a >= h && a - h <= self.inner.geo.blocks as u64 && a <= crate::block::MAX_SEQ;
+        sane.then_some((h, a))
     }
 
     /// The consumer pid as written in the header (0: none recorded).

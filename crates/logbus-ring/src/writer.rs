@@ -19,7 +19,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::block::{stamp, Claim, Reserve, MAX_SEQ};
+use crate::block::{stamp, Claim, Reserve};
 use crate::clock::now_ns;
 use crate::error::{EmitError, WriterError};
 use crate::event::{floor_boundary, Emitted, Event, Plan, Value};
@@ -83,7 +83,6 @@ impl Ring {
             limit: std::array::from_fn(|l| {
                 (blocks * header.watermarks[l] as u64 / 100).clamp(1, blocks)
             }),
-            blocks,
             block_size: geo.block_size as usize,
             max_record: geo.max_record_bytes(),
             max_message: header.max_message as usize,
@@ -107,7 +106,6 @@ pub struct Writer {
     open: Option<OpenBlock>,
     /// Per level: the most blocks that may be in use after claiming one more.
     limit: [u64; LEVELS],
-    blocks: u64,
     block_size: usize,
     max_record: usize,
     max_message: usize,
@@ -294,13 +292,8 @@ impl Writer {
     /// Closes the open block (if still open) and forgets it.
     fn close_open(&mut self) {
         if let Some(b) = self.open.take() {
-            // AcqRel: as every CAS of `reserve`; failure means it was closed already.
-            let _ = self.ring.desc(b.seq).reserve.compare_exchange(
-                b.word.pack(),
-                b.word.closed().pack(),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            );
+            // Failure means it was closed already.
+            self.ring.desc(b.seq).close(b.word);
         }
     }
 
@@ -316,13 +309,15 @@ impl Writer {
     /// skipped while nothing changed since the last search found nothing.
     #[cold]
     fn adopt(&mut self, need: u32) -> bool {
-        let w = self.ring.words();
-        // Acquire (both): as in `claim`. Relaxed: `closes` is only a hint.
-        let h = w.head.load(Ordering::Acquire);
-        let a = w.alloc.load(Ordering::Acquire);
-        let hint = (a, h, w.closes.load(Ordering::Relaxed));
-        if self.last_seq.is_some() || a < h || a - h > self.blocks || self.adopt_hint == Some(hint)
-        {
+        if self.last_seq.is_some() {
+            return false;
+        }
+        let Some((h, a)) = self.ring.live() else {
+            return false;
+        };
+        // Relaxed: `closes` is only a hint.
+        let hint = (a, h, self.ring.words().closes.load(Ordering::Relaxed));
+        if self.adopt_hint == Some(hint) {
             return false;
         }
         // Newest first: the oldest blocks are the next to be freed.
@@ -387,13 +382,10 @@ impl Writer {
     fn claim(&mut self, level: usize) -> Result<(), NoRoom> {
         loop {
             let w = self.ring.words();
-            // Acquire (both): pairs with the consumer's Release when it frees
-            // blocks (SYNC POINT B) and with other claimers' CASes.
-            let a = w.alloc.load(Ordering::Acquire);
-            let h = w.head.load(Ordering::Acquire);
-            if a < h || a - h > self.blocks || a > MAX_SEQ {
+            // See `Ring::live` for the orderings (SYNC POINT B on `head`).
+            let Some((h, a)) = self.ring.live() else {
                 return Err(NoRoom::Full); // garbage in the header: write nothing
-            }
+            };
             if a - h >= self.limit[level] {
                 return Err(NoRoom::Full);
             }
