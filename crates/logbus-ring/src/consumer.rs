@@ -230,6 +230,10 @@ const STUCK_NS: u64 = 10_000_000;
 /// stopped for good (SIGSTOP) or a garbage writer can hold up.
 const ABANDON_NS: u64 = 2_000_000_000;
 
+/// Longest sleep while a reserved record is not yet stamped: its writer
+/// looked for a sleeping consumer before we slept, so it will not wake us.
+pub(crate) const IN_FLIGHT_WAIT: Duration = Duration::from_millis(1);
+
 /// The ring's single consuming reader.
 ///
 /// ```
@@ -730,23 +734,46 @@ impl Consumer {
     /// complete it sleeps at most a millisecond at a time (its writer may have
     /// looked before this consumer announced its sleep).
     pub fn wait(&mut self, timeout: Option<Duration>) {
-        let w = self.ring.words();
-        // SeqCst: the Dekker pair with writers (see "Waking the consumer" in
-        // `crate::block`): store, then look.
-        w.sleeping.store(1, Ordering::SeqCst);
-        let (work, in_flight) = self.look();
+        let (work, in_flight) = self.begin_sleep();
         if !work {
             let t = if in_flight {
-                Some(timeout.map_or(Duration::from_millis(1), |t| {
-                    t.min(Duration::from_millis(1))
-                }))
+                Some(timeout.map_or(IN_FLIGHT_WAIT, |t| t.min(IN_FLIGHT_WAIT)))
             } else {
                 timeout
             };
-            futex::wait(&w.sleeping, 1, t);
+            futex::wait(&self.ring.words().sleeping, 1, t);
         }
-        // SeqCst: as above.
-        w.sleeping.store(0, Ordering::SeqCst);
+        self.end_sleep();
+    }
+
+    /// The first half of a sleep: says "asleep" in the ring, then looks once
+    /// more. Returns (something to read, a reserved record not yet complete).
+    /// Sleep on `sleeping` (expected 1) only when there is nothing to read;
+    /// [`end_sleep`](Self::end_sleep) after, whatever happened.
+    pub(crate) fn begin_sleep(&self) -> (bool, bool) {
+        // SeqCst: the Dekker pair with writers (see "Waking the consumer" in
+        // `crate::block`): store, then look.
+        self.ring.words().sleeping.store(1, Ordering::SeqCst);
+        self.look()
+    }
+
+    /// The second half of a sleep: awake again.
+    pub(crate) fn end_sleep(&self) {
+        // SeqCst: as every access to `sleeping`.
+        self.ring.words().sleeping.store(0, Ordering::SeqCst);
+    }
+
+    /// Whether there is nothing left to read: nothing published and no record
+    /// reserved but not yet complete (a writer still writing it, or one that
+    /// died doing so: the next polls tell). A ring being left is drained until
+    /// this holds.
+    pub fn is_drained(&self) -> bool {
+        self.look() == (false, false)
+    }
+
+    /// The futex word writers wake.
+    pub(crate) fn sleep_word(&self) -> &std::sync::atomic::AtomicU32 {
+        &self.ring.words().sleeping
     }
 
     /// (something new to read, a reserved record not yet complete)

@@ -69,6 +69,7 @@ mod ring;
 pub mod sigbus;
 mod stats;
 pub mod trust;
+mod wait_any;
 mod writer;
 
 pub use clock::{monotonic_ns, now_ns};
@@ -82,4 +83,5 @@ pub use record::{BlockPos, FieldIter, RecordRef};
 pub use resource::Resource;
 pub use ring::{ring_path, Ring, RingOptions, DEFAULT_RING, RING_ENV};
 pub use stats::{LevelCounts, Stats};
+pub use wait_any::{wait_any, Waker, FALLBACK_NAP, WAIT_ANY_RINGS};
 pub use writer::Writer;

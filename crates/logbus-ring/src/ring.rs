@@ -141,6 +141,8 @@ pub(crate) struct Inner {
     guard_slot: Option<usize>,
     /// (device, inode) of the file when it was opened.
     pub(crate) id: (u64, u64),
+    /// The file's owner (uid) when it was opened.
+    owner: u32,
 }
 
 impl Drop for Inner {
@@ -221,7 +223,21 @@ impl Ring {
     /// `NotFound`; a symlink, a file that is not regular, one writable by other
     /// users or owned by another user is [`OpenError::Untrusted`].
     pub fn open_existing(path: impl AsRef<Path>) -> Result<Ring, OpenError> {
-        Ring::open_checked(path.as_ref(), true)
+        Ring::open_checked(path.as_ref(), true, false)
+    }
+
+    /// Opens an existing ring for reading and writing whoever owns it: for a
+    /// collector that serves several users' rings (`--ring-dir`), each owned by
+    /// the user whose processes write it. Everything else is checked as in
+    /// [`Ring::open_existing`] (no symlink, a regular file, not writable by
+    /// other users): the owner alone can write the ring's bytes, so the owner
+    /// alone can crash its producers. The collector survives a ring truncated
+    /// under it only with [`crate::sigbus::install`].
+    ///
+    /// # Errors
+    /// As [`Ring::open_existing`], but for the owner check.
+    pub fn open_any_owner(path: impl AsRef<Path>) -> Result<Ring, OpenError> {
+        Ring::open_checked(path.as_ref(), true, true)
     }
 
     /// Opens an existing ring read-only (a read-only mapping): enough for
@@ -233,10 +249,10 @@ impl Ring {
     /// # Errors
     /// As [`Ring::open_existing`].
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Ring, OpenError> {
-        Ring::open_checked(path.as_ref(), false)
+        Ring::open_checked(path.as_ref(), false, false)
     }
 
-    fn open_checked(path: &Path, writable: bool) -> Result<Ring, OpenError> {
+    fn open_checked(path: &Path, writable: bool, any_owner: bool) -> Result<Ring, OpenError> {
         let io_err = |op: &'static str| {
             let path = path.to_path_buf();
             move |source| OpenError::Io { path, op, source }
@@ -257,11 +273,14 @@ impl Ring {
                 _ => io_err("open")(source),
             })?;
         let meta = file.metadata().map_err(io_err("stat"))?;
-        crate::trust::check_file(&meta, writable).map_err(|problem| OpenError::Untrusted {
-            path: path.to_path_buf(),
-            problem,
+        crate::trust::check_file(&meta, writable && !any_owner).map_err(|problem| {
+            OpenError::Untrusted {
+                path: path.to_path_buf(),
+                problem,
+            }
         })?;
         let id = (meta.dev(), meta.ino());
+        let owner = meta.uid();
         let actual = meta.len();
         let static_len = std::mem::size_of::<StaticHeader>() as u64;
         if actual < 8 {
@@ -347,6 +366,7 @@ impl Ring {
                 writable,
                 guard_slot,
                 id,
+                owner,
             }),
         })
     }
@@ -369,6 +389,17 @@ impl Ring {
     pub fn is_current(&self) -> bool {
         std::fs::symlink_metadata(&self.inner.path)
             .is_ok_and(|m| (m.dev(), m.ino()) == self.inner.id)
+    }
+
+    /// The uid that owned the ring file when it was opened: the user whose
+    /// processes write it (only they, and root, can).
+    pub fn owner(&self) -> u32 {
+        self.inner.owner
+    }
+
+    /// The ring file's (device, inode) when it was opened.
+    pub fn file_id(&self) -> (u64, u64) {
+        self.inner.id
     }
 
     /// The ring file's path.
