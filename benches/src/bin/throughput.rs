@@ -146,6 +146,7 @@ fn collect(ring: &Path, kind: &str, out: &Path, expect: u64) {
     };
     let config = Config {
         ring_path: None,
+        ring_dir: None,
         shutdown_timeout: Duration::from_secs(60),
         sinks: vec![SinkConfig::new("bench", kind)],
     };

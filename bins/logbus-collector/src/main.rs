@@ -1,7 +1,8 @@
-//! `logbus-collector [--ring PATH] [--config FILE] [--metrics 127.0.0.1:PORT]`
+//! `logbus-collector [--ring PATH | --ring-dir DIR] [--config FILE] [--metrics 127.0.0.1:PORT]`
 //!
-//! Drains a logbus ring into the configured sinks (default: every record to
-//! stdout as JSON lines). SIGTERM/SIGINT: drain, flush, commit, exit 0.
+//! Drains a logbus ring, or every ring of a directory (`--ring-dir`, each
+//! ring owned by the user whose processes write it), into the configured
+//! sinks (default: every record to stdout as JSON lines). SIGTERM/SIGINT: drain, flush, commit, exit 0.
 //! SIGHUP: reload the configuration and reopen files. Messages go to stderr,
 //! one line each.
 //!
@@ -12,7 +13,7 @@
 //! new ring at the path. Each ring gets a fresh `Collector`; sinks reopen.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,8 +31,13 @@ use nix::sys::signal::{SigSet, Signal};
 #[command(name = "logbus-collector", version, about)]
 struct Args {
     /// The ring file (default: the config's [ring] path, else $LOGBUS_RING, else /dev/shm/logbus).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "ring_dir")]
     ring: Option<PathBuf>,
+    /// Read every ring of this directory, those there now and those created
+    /// later, each owned by the user whose processes write it; records carry
+    /// that owner as `uid` (default: the config's [ring] dir).
+    #[arg(long, value_name = "DIR")]
+    ring_dir: Option<PathBuf>,
     /// TOML configuration (default: one stdout sink, JSON lines).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -98,6 +104,13 @@ fn run(args: Args) -> anyhow::Result<()> {
         Some(path) => config::load(path)?,
         None => Config::default(),
     };
+    let dir = match (&args.ring, &args.ring_dir, &config.ring_dir) {
+        (None, Some(d), _) | (None, None, Some(d)) => Some(d.clone()),
+        _ => None,
+    };
+    if let Some(dir) = dir {
+        return run_dir(&dir, config, &args, signals);
+    }
     let path = match (&args.ring, &config.ring_path) {
         (Some(p), _) | (None, Some(p)) => p.clone(),
         (None, None) => ring_path(None),
@@ -106,21 +119,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     let mut ring = Ring::open(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut collector = Collector::new(&ring, config.clone(), args.config.clone(), print_notice)?;
 
-    let metrics = Arc::new(Source::new(collector.registry(), ring.clone()));
-    if let Some(addr) = &args.metrics {
-        let listener =
-            TcpListener::bind(addr).with_context(|| format!("--metrics {addr}: cannot listen"))?;
-        let local = listener.local_addr()?;
-        let source = metrics.clone();
-        std::thread::Builder::new()
-            .name("metrics".into())
-            .spawn(move || {
-                if let Err(e) = logbus_collector::metrics::serve_metrics(listener, source) {
-                    eprintln!("logbus-collector: metrics endpoint stopped: {e}");
-                }
-            })?;
-        eprintln!("logbus-collector: metrics at http://{local}/metrics");
-    }
+    let metrics = Arc::new(Source::new(collector.registry(), collector.rings(), false));
+    serve_metrics(&args, &metrics)?;
 
     // The control of the collector running now (a new one per ring followed).
     let current: Arc<Mutex<Arc<Control>>> = Arc::new(Mutex::new(Arc::new(Control::new())));
@@ -165,22 +165,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         let watch = Watch::start(ring.clone(), control.clone())?;
         let summary = collector.run(&control);
         let gone = watch.stop();
-        if summary.unflushed.is_empty() {
-            if gone.is_none() {
-                eprintln!("logbus-collector: drained, flushed and committed; exiting");
-            }
-        } else {
-            let left: Vec<String> = summary
-                .unflushed
-                .iter()
-                .map(|(name, n)| format!("sink \"{name}\" left {n} records"))
-                .collect();
-            eprintln!(
-                "logbus-collector: shutdown timeout passed: {}; those still in the ring \
-                 (up to each sink's max_backlog) go to the next collector",
-                left.join(", ")
-            );
-        }
+        report(&summary, gone.is_none());
         // Acquire: as above.
         let Some(gone) = gone.filter(|_| !exit.load(Ordering::Acquire)) else {
             return Ok(());
@@ -192,12 +177,88 @@ fn run(args: Args) -> anyhow::Result<()> {
         ring = next;
         *current.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(Control::new());
         collector = Collector::new(&ring, config.clone(), args.config.clone(), print_notice)?;
-        metrics.set(collector.registry(), ring.clone());
+        metrics.set(collector.registry(), collector.rings());
         eprintln!(
             "logbus-collector: following the new ring at {} ({} blocks of {} KiB)",
             ring.path().display(),
             ring.geometry().blocks,
             ring.geometry().block_size / 1024,
+        );
+    }
+}
+
+/// Serves `--metrics`, if asked, on its own thread.
+fn serve_metrics(args: &Args, metrics: &Arc<Source>) -> anyhow::Result<()> {
+    let Some(addr) = &args.metrics else {
+        return Ok(());
+    };
+    let listener =
+        TcpListener::bind(addr).with_context(|| format!("--metrics {addr}: cannot listen"))?;
+    let local = listener.local_addr()?;
+    let source = metrics.clone();
+    std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || {
+            if let Err(e) = logbus_collector::metrics::serve_metrics(listener, source) {
+                eprintln!("logbus-collector: metrics endpoint stopped: {e}");
+            }
+        })?;
+    eprintln!("logbus-collector: metrics at http://{local}/metrics");
+    Ok(())
+}
+
+/// `--ring-dir`: one collector for every ring of `dir`; it finds new rings,
+/// and lets go of replaced or truncated ones, itself.
+fn run_dir(dir: &Path, config: Config, args: &Args, signals: SigSet) -> anyhow::Result<()> {
+    let mut collector = Collector::new_dir(dir, config.clone(), args.config.clone(), print_notice)?;
+    let metrics = Arc::new(Source::new(collector.registry(), collector.rings(), true));
+    serve_metrics(args, &metrics)?;
+    let control = Arc::new(Control::new());
+    {
+        let control = control.clone();
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || loop {
+                match signals.wait() {
+                    Ok(Signal::SIGHUP) => control.request_reload(),
+                    Ok(_) => control.request_shutdown(),
+                    Err(_) => {}
+                }
+            })?;
+    }
+    let sinks: Vec<String> = config
+        .sinks
+        .iter()
+        .map(|s| format!("{} ({})", s.name, s.kind.type_name()))
+        .collect();
+    eprintln!(
+        "logbus-collector: pid {} consuming every ring of {} (at most {}); sinks: {}",
+        std::process::id(),
+        dir.display(),
+        logbus_collector::MAX_RINGS,
+        sinks.join(", ")
+    );
+    let summary = collector.run(&control);
+    report(&summary, true);
+    Ok(())
+}
+
+/// The last line of a run.
+fn report(summary: &logbus_collector::Summary, exiting: bool) {
+    if summary.unflushed.is_empty() {
+        if exiting {
+            eprintln!("logbus-collector: drained, flushed and committed; exiting");
+        }
+    } else {
+        let left: Vec<String> = summary
+            .unflushed
+            .iter()
+            .map(|(name, n)| format!("sink \"{name}\" left {n} records"))
+            .collect();
+        eprintln!(
+            "logbus-collector: shutdown timeout passed: {}; those still in the ring \
+             (up to each sink's max_backlog) go to the next collector",
+            left.join(", ")
         );
     }
 }

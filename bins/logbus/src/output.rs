@@ -51,7 +51,7 @@ impl Printer {
         let service = self.services.get(&key).map(|(_, s)| s.as_str());
         self.line.clear();
         if self.json {
-            logbus_format::write_json(&mut self.line, r, service);
+            logbus_format::write_json_as(&mut self.line, r, service, Some(ring.owner()));
         } else {
             logbus_format::write_text(&mut self.line, r, service);
         }

@@ -59,11 +59,15 @@ pub fn collector_report(ring: &Path, consumer: Option<(u32, bool)>) -> Option<Co
     let (pid, true) = consumer? else {
         return None;
     };
-    let bytes = read_status(&collector_path(ring))?;
-    let doc: Status = serde_json::from_slice(&bytes).ok()?;
-    if doc.pid != pid {
-        return None;
-    }
+    // Next to the ring, or (a collector of the ring's whole directory) in
+    // the directory.
+    let dir_file = ring.parent().map(logbus_collector::status::dir_status_path);
+    let doc = [Some(collector_path(ring)), dir_file]
+        .into_iter()
+        .flatten()
+        .filter_map(|p| read_status(&p))
+        .filter_map(|bytes| serde_json::from_slice::<Status>(&bytes).ok())
+        .find(|doc| doc.pid == pid)?;
     Some(CollectorReport {
         pid,
         updated_ns: doc.updated_ns,

@@ -7,9 +7,10 @@
 //! allocates one `Arc` per chunk and nothing per record.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use logbus_format::{write_json, write_text};
+use logbus_format::{write_json_as, write_text};
 use logbus_ring::{Batch, RecordRef, Resource, Ring, LEVELS};
 
 use crate::config::Format;
@@ -49,6 +50,9 @@ impl Lines {
 pub struct Origin {
     /// Unique for the collector's lifetime (cache key for sinks).
     pub id: u64,
+    /// The owner of the ring it wrote to (its effective uid, or a user that
+    /// shares the ring's group).
+    pub uid: u32,
     /// The resource entry as read.
     pub resource: Resource,
 }
@@ -65,6 +69,10 @@ impl Origin {
 pub struct Chunk {
     /// Increasing in poll order; sinks and commits are ordered by it.
     pub id: u64,
+    /// The ring it was read from: a key unique for the collector's lifetime.
+    pub source: u32,
+    /// That ring's owner: the uid whose processes wrote these records.
+    pub uid: u32,
     /// The records.
     pub batch: Batch,
     /// Per record: 0 (no known resource) or 1 + index into `origins`.
@@ -125,7 +133,9 @@ impl Chunk {
             lines.buf.reserve(self.batch.len() * 192);
             for (i, r) in self.batch.iter().enumerate() {
                 match format {
-                    Format::Json => write_json(&mut lines.buf, &r, self.service(i)),
+                    Format::Json => {
+                        write_json_as(&mut lines.buf, &r, self.service(i), Some(self.uid))
+                    }
                     Format::Text => write_text(&mut lines.buf, &r, self.service(i)),
                 }
                 lines.ends.push(lines.buf.len() as u32);
@@ -135,6 +145,8 @@ impl Chunk {
     }
 
     pub(crate) fn resolve(&mut self, id: u64, resolver: &mut Resolver) {
+        self.source = resolver.source;
+        self.uid = resolver.ring.owner();
         for k in 0..2 {
             // Keep the buffers of the last use (no allocation per chunk).
             if let Some(old) = self.formatted[k].take() {
@@ -186,17 +198,21 @@ type Cached = (u64, Option<Arc<Origin>>);
 /// another pid namespace) is read again, never answered from the cache.
 pub(crate) struct Resolver {
     ring: Ring,
+    /// The ring's key ([`Chunk::source`]).
+    source: u32,
     /// (tag, pid) -> (entry generation when read, what it resolved to).
     cache: HashMap<(u8, u32), Cached>,
-    next_id: u64,
 }
 
+/// The next [`Origin::id`]: unique across every ring's resolver.
+static NEXT_ORIGIN: AtomicU64 = AtomicU64::new(1);
+
 impl Resolver {
-    pub(crate) fn new(ring: &Ring) -> Resolver {
+    pub(crate) fn new(ring: &Ring, source: u32) -> Resolver {
         Resolver {
             ring: ring.clone(),
+            source,
             cache: HashMap::new(),
-            next_id: 1,
         }
     }
 
@@ -219,9 +235,10 @@ impl Resolver {
     }
 
     fn origin(&mut self, resource: Resource) -> Arc<Origin> {
-        self.next_id += 1;
         Arc::new(Origin {
-            id: self.next_id,
+            // Relaxed: a unique number, nothing published with it.
+            id: NEXT_ORIGIN.fetch_add(1, Ordering::Relaxed),
+            uid: self.ring.owner(),
             resource,
         })
     }

@@ -1,14 +1,27 @@
-//! The reader loop: poll the ring into chunks, hand them to every sink's
+//! The reader loop: poll the rings into chunks, hand them to every sink's
 //! queue, commit what every sink is done with, reload on request, drain and
 //! flush on shutdown.
+//!
+//! # Rings
+//! A collector reads one ring ([`Collector::new`]) or every ring of a
+//! directory ([`Collector::new_dir`], `--ring-dir`: see `ring_dir.rs`), found
+//! at start and while it runs. Each ring read is a *source*: its consumer
+//! role, its resource resolver, its commit cursor and each sink's slot in it.
+//! The sinks are shared: a chunk comes from one source and says which
+//! ([`Chunk::source`]), so that its records are committed, and marked done by
+//! each sink, in their own ring. Sources are polled in turn; when none has
+//! anything, the reader sleeps on all of them at once
+//! ([`logbus_ring::wait_any`]). A ring whose path comes to name another file
+//! (or none) is drained to its end, then let go; one truncated under the
+//! collector is let go at once.
 //!
 //! # Commit rule
 //! Chunks get increasing ids. Each sink reports the oldest chunk it still
 //! holds ([`SinkQueue::pin`]); chunks older than every sink's pin are finished
 //! everywhere (written, or dropped and counted under a sink's policy), so the
-//! reader commits their records: per lane, up to the end of the chunk's last
-//! record of that lane. A collector killed at any point therefore resumes, on
-//! restart, at records some sink may have written but none has lost.
+//! reader commits their records, each in its ring. A collector killed at any
+//! point therefore resumes, on restart, at records some sink may have written
+//! but none has lost.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -17,12 +30,13 @@ use std::sync::{Arc, OnceLock};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
-use logbus_ring::{Consumer, ConsumerError, Ring, SinkResume, SinkSlot, LEVELS};
+use logbus_ring::{Consumer, ConsumerError, Ring, SinkResume, SinkSlot, Waker, LEVELS};
 
 use crate::chunk::{Chunk, Resolver};
 use crate::config::{self, Config, SinkConfig};
 use crate::notice::{Notice, Notify};
-use crate::queue::{Job, SinkQueue};
+use crate::queue::{Job, Mark, SinkQueue};
+use crate::ring_dir::RingDir;
 use crate::sink::{self, SinkError};
 use crate::stats::{status_path, write_atomic, Registry, SinkStats};
 
@@ -38,10 +52,13 @@ const POOL: usize = 8;
 const SPIN_POLLS: u32 = 50;
 /// Longest sleep while every sink is behind (sinks unpark the reader sooner).
 const MAX_IDLE_SLEEP: Duration = Duration::from_millis(50);
-/// Longest sleep on the ring's futex while idle: producers wake the reader
+/// Longest sleep on the rings' futexes while idle: producers wake the reader
 /// when they write; this bounds only the status file's and the resource
-/// table's refresh.
+/// table's refresh, and how soon a ring directory's new rings are seen.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
+/// Longest a ring being left is drained (its writers may never finish a
+/// record: a dead one's is found torn by the polls before this).
+const DRAIN_LEAVING: Duration = Duration::from_secs(5);
 
 /// For a sink that finished some records before a restart: which records of
 /// `chunk` to skip (a bitmap and its counts per level), if any.
@@ -66,8 +83,8 @@ pub struct Control {
     shutdown: AtomicBool,
     reload: AtomicBool,
     reader: OnceLock<Thread>,
-    /// The ring the reader may be sleeping on (its futex), to wake it.
-    ring: OnceLock<Ring>,
+    /// Ends the reader's sleep on its rings' futexes.
+    waker: OnceLock<Waker>,
 }
 
 impl Control {
@@ -95,8 +112,8 @@ impl Control {
         if let Some(t) = self.reader.get() {
             t.unpark();
         }
-        if let Some(r) = self.ring.get() {
-            r.wake_consumer();
+        if let Some(w) = self.waker.get() {
+            w.wake();
         }
     }
 
@@ -111,6 +128,8 @@ impl Control {
 pub enum StartError {
     /// Another process holds the ring's consumer role (or the lock failed).
     Consumer(ConsumerError),
+    /// The ring directory cannot be used (one line naming it and why).
+    RingDir(String),
     /// A sink could not be set up.
     Sink(SinkError),
     /// A thread could not be started.
@@ -121,6 +140,7 @@ impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StartError::Consumer(e) => write!(f, "{e}"),
+            StartError::RingDir(e) => write!(f, "{e}"),
             StartError::Sink(e) => write!(f, "{e}"),
             StartError::Thread(e) => write!(f, "cannot start a thread: {e}"),
         }
@@ -143,9 +163,66 @@ struct SinkHandle {
     queue: Arc<SinkQueue>,
     mask: u8,
     thread: Option<JoinHandle<()>>,
-    /// What this sink finished before the collector started (records to skip
-    /// for it when they are read again); emptied once they are past.
+}
+
+/// A sink's place in one ring.
+struct SinkPlace {
+    /// Where it marks its progress.
+    slot: SinkSlot,
+    /// What it finished before the collector started (records to skip for it
+    /// when they are read again); emptied once they are past.
     resume: Option<SinkResume>,
+}
+
+/// Why a ring is being let go.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Leaving {
+    /// Its path names another file, or none: drain it, then let go.
+    Replaced(Instant),
+    /// Shrunk under us: nothing more can be read.
+    Truncated,
+}
+
+/// One ring read (see "Rings" above).
+struct Source {
+    /// Unique for the collector's lifetime ([`Chunk::source`]).
+    key: u32,
+    ring: Ring,
+    consumer: Consumer,
+    resolver: Resolver,
+    /// What to commit once its pending chunks are done: the greatest end seen.
+    commit_end: u64,
+    /// `commit_end` moved since the last commit.
+    dirty: bool,
+    /// Per sink name: its slot in this ring (none beyond the ring's slots).
+    places: HashMap<String, SinkPlace>,
+    leaving: Option<Leaving>,
+}
+
+impl Source {
+    /// Gives each sink of `names` its slot in the ring, keeping the places of
+    /// sinks it had.
+    fn place_sinks(&mut self, names: &[&str]) {
+        if names.is_empty() {
+            // Sinks not started yet: `sink_slots` would free every slot, and
+            // with them what each sink had finished before a restart.
+            return;
+        }
+        let slots = self.consumer.sink_slots(names);
+        let mut places = HashMap::new();
+        for (name, slot) in names.iter().zip(slots) {
+            let place = match (self.places.remove(*name), slot) {
+                (Some(p), _) => p,
+                (None, Some((slot, resume))) => SinkPlace {
+                    slot,
+                    resume: (!resume.is_empty()).then_some(resume),
+                },
+                (None, None) => continue,
+            };
+            places.insert(name.to_string(), place);
+        }
+        self.places = places;
+    }
 }
 
 /// A chunk handed to the sinks, not yet committed.
@@ -153,27 +230,31 @@ struct Pending {
     chunk: Arc<Chunk>,
 }
 
-/// The collector: owns the ring's consumer role and the sinks.
+/// The collector: owns its rings' consumer roles and the sinks.
 pub struct Collector {
-    ring: Ring,
-    consumer: Consumer,
+    sources: Vec<Source>,
+    /// The ring directory, with `--ring-dir`.
+    dir: Option<RingDir>,
+    next_source: u32,
+    /// Which source polls first next time (they take turns).
+    turn: usize,
+    waker: Waker,
     config: Config,
     config_path: Option<PathBuf>,
     sinks: Vec<SinkHandle>,
     retiring: Vec<SinkHandle>,
     pending: VecDeque<Pending>,
     pool: Vec<Chunk>,
-    resolver: Resolver,
     next_id: u64,
     registry: Arc<Registry>,
     status_file: PathBuf,
     reader: Thread,
-    /// What to commit once the pending chunks are done: the greatest end seen.
-    commit_end: u64,
     /// Where notices go (see [`Notice`]).
     notify: Notify,
     /// Per sink name: drops already reported, and when.
     drops_reported: HashMap<String, (u64, Option<Instant>)>,
+    /// The rings read, for the metrics endpoint (see [`Collector::rings`]).
+    rings: Arc<std::sync::Mutex<Vec<Ring>>>,
 }
 
 impl Collector {
@@ -191,37 +272,184 @@ impl Collector {
         config_path: Option<PathBuf>,
         notify: impl Fn(Notice) + Send + Sync + 'static,
     ) -> Result<Collector, StartError> {
-        let consumer = Consumer::acquire(ring).map_err(StartError::Consumer)?;
-        let reader = std::thread::current();
-        let mut c = Collector {
-            ring: ring.clone(),
-            consumer,
+        let mut c = Collector::empty(status_path(ring.path()), config_path, notify);
+        c.add_source(ring.clone()).map_err(StartError::Consumer)?;
+        c.start(config)?;
+        Ok(c)
+    }
+
+    /// Reads every ring of the directory `dir`, those there now and those
+    /// created while it runs, each owned by the user whose processes write it
+    /// (see `ring_dir.rs`); each record's `uid` is its ring's owner. Otherwise
+    /// as [`Collector::new`]; the status file is `dir/.collector.json`.
+    ///
+    /// # Errors
+    /// [`StartError::RingDir`] when `dir` is not a directory, or one that lets
+    /// a user replace another's ring; [`StartError::Sink`] as for `new`.
+    pub fn new_dir(
+        dir: &Path,
+        config: Config,
+        config_path: Option<PathBuf>,
+        notify: impl Fn(Notice) + Send + Sync + 'static,
+    ) -> Result<Collector, StartError> {
+        let ring_dir = RingDir::open(dir).map_err(StartError::RingDir)?;
+        let status_file = crate::status::dir_status_path(dir);
+        let mut c = Collector::empty(status_file, config_path, notify);
+        c.dir = Some(ring_dir);
+        c.start(config)?;
+        c.scan_dir();
+        Ok(c)
+    }
+
+    fn empty(
+        status_file: PathBuf,
+        config_path: Option<PathBuf>,
+        notify: impl Fn(Notice) + Send + Sync + 'static,
+    ) -> Collector {
+        Collector {
+            sources: Vec::new(),
+            dir: None,
+            next_source: 0,
+            turn: 0,
+            waker: Waker::new(),
             config_path,
             sinks: Vec::new(),
             retiring: Vec::new(),
             pending: VecDeque::new(),
             pool: Vec::new(),
-            resolver: Resolver::new(ring),
             next_id: 1,
             registry: Arc::new(Registry::default()),
-            status_file: status_path(ring.path()),
-            reader,
-            commit_end: 0,
+            status_file,
+            reader: std::thread::current(),
             notify: Arc::new(notify),
             drops_reported: HashMap::new(),
             config: Config {
                 sinks: Vec::new(),
-                ..config.clone()
+                ..Config::default()
             },
+            rings: Arc::default(),
+        }
+    }
+
+    /// Starts the sinks of `config` and places them in the rings read.
+    fn start(&mut self, config: Config) -> Result<(), StartError> {
+        self.config = Config {
+            sinks: Vec::new(),
+            ..config.clone()
         };
-        let names: Vec<&str> = config.sinks.iter().map(|s| s.name.as_str()).collect();
-        let slots = c.consumer.sink_slots(&names);
-        c.sinks = c.start_sinks(&config.sinks, &mut Vec::new(), slots)?;
-        c.config = config;
-        c.registry
-            .set(c.sinks.iter().map(|s| s.queue.stats.clone()).collect());
-        c.write_status();
-        Ok(c)
+        self.sinks = self.start_sinks(&config.sinks, &mut Vec::new())?;
+        self.config = config;
+        let names: Vec<&str> = self.config.sinks.iter().map(|s| s.name.as_str()).collect();
+        for src in &mut self.sources {
+            src.place_sinks(&names);
+        }
+        self.registry
+            .set(self.sinks.iter().map(|s| s.queue.stats.clone()).collect());
+        self.write_status();
+        Ok(())
+    }
+
+    /// Takes the consumer role of `ring` and reads it from now on.
+    fn add_source(&mut self, ring: Ring) -> Result<(), ConsumerError> {
+        let consumer = Consumer::acquire(&ring)?;
+        let key = self.next_source;
+        self.next_source += 1;
+        let mut src = Source {
+            key,
+            resolver: Resolver::new(&ring, key),
+            ring,
+            consumer,
+            commit_end: 0,
+            dirty: false,
+            places: HashMap::new(),
+            leaving: None,
+        };
+        let names: Vec<&str> = self.config.sinks.iter().map(|s| s.name.as_str()).collect();
+        src.place_sinks(&names);
+        self.sources.push(src);
+        self.publish_rings();
+        Ok(())
+    }
+
+    fn publish_rings(&self) {
+        *self.rings.lock().unwrap_or_else(|p| p.into_inner()) =
+            self.sources.iter().map(|s| s.ring.clone()).collect();
+    }
+
+    /// The rings read now (updated as rings come and go), for a metrics
+    /// endpoint.
+    pub fn rings(&self) -> Arc<std::sync::Mutex<Vec<Ring>>> {
+        self.rings.clone()
+    }
+
+    /// Looks for new rings in the ring directory, and at the health of those
+    /// read: one replaced or removed is drained and let go, one truncated is
+    /// let go.
+    fn scan_dir(&mut self) {
+        let now = Instant::now();
+        for src in &mut self.sources {
+            if src.leaving.is_some() {
+                continue;
+            }
+            let (leaving, why) = if src.ring.faulted() || src.ring.check_size().is_err() {
+                (
+                    Leaving::Truncated,
+                    "the ring file was truncated under the collector; \
+                     no longer read (records not yet read are lost)",
+                )
+            } else if !src.ring.is_current() {
+                (
+                    Leaving::Replaced(now),
+                    "the path now names another file, or none; draining the old ring, then letting it go",
+                )
+            } else {
+                continue;
+            };
+            src.leaving = Some(leaving);
+            (self.notify)(Notice::RingLeft {
+                path: src.ring.path().to_path_buf(),
+                why,
+            });
+        }
+        let Some(mut dir) = self.dir.take() else {
+            return;
+        };
+        let read: Vec<(u64, u64)> = self.sources.iter().map(|s| s.ring.file_id()).collect();
+        let notify = self.notify.clone();
+        dir.scan(&read, &*notify, |ring| {
+            self.add_source(ring).map_err(|e| e.to_string())
+        });
+        self.dir = Some(dir);
+    }
+
+    /// Lets go of the rings being left once they are drained and committed.
+    fn drop_left(&mut self) {
+        let pending = &self.pending;
+        let dir = &mut self.dir;
+        let mut gone = false;
+        self.sources.retain_mut(|src| {
+            let done = match src.leaving {
+                None => return true,
+                Some(Leaving::Truncated) => true,
+                Some(Leaving::Replaced(since)) => {
+                    src.consumer.is_drained() || since.elapsed() >= DRAIN_LEAVING
+                }
+            };
+            let key = src.key;
+            if !done || pending.iter().any(|p| p.chunk.source == key) {
+                return true;
+            }
+            if src.leaving == Some(Leaving::Truncated) {
+                if let Some(dir) = dir.as_mut() {
+                    dir.let_go(src.ring.path(), src.ring.file_id());
+                }
+            }
+            gone = true;
+            false
+        });
+        if gone {
+            self.publish_rings();
+        }
     }
 
     /// The counters of the current sinks (for a metrics endpoint).
@@ -234,24 +462,17 @@ impl Collector {
         &self.status_file
     }
 
-    /// `max_backlog` (a percentage of the ring) in blocks.
-    fn backlog_blocks(&self, percent: u8) -> usize {
-        (self.ring.geometry().blocks as usize * percent as usize / 100).max(1)
-    }
-
     /// Starts sinks for `configs`; reuses (takes out of `old`) the running sink
     /// of identical configuration. On error, the sinks started so far are closed.
     fn start_sinks(
         &self,
         configs: &[SinkConfig],
         old: &mut Vec<SinkHandle>,
-        mut slots: Vec<Option<(SinkSlot, SinkResume)>>,
     ) -> Result<Vec<SinkHandle>, StartError> {
         let mut out: Vec<SinkHandle> = Vec::new();
         let mut kept: Vec<usize> = Vec::new();
         let result = (|| {
-            for (k, cfg) in configs.iter().enumerate() {
-                let slot = slots.get_mut(k).and_then(Option::take);
+            for cfg in configs {
                 if let Some(i) = old.iter().position(|o| &o.config == cfg) {
                     kept.push(out.len());
                     let h = old.remove(i);
@@ -267,31 +488,16 @@ impl Collector {
                         || Arc::new(SinkStats::new(&cfg.name, cfg.kind.type_name())),
                         |p| p.queue.stats.clone(),
                     );
-                let queue = Arc::new(SinkQueue::new(
-                    cfg.queue,
-                    self.backlog_blocks(cfg.max_backlog),
-                    stats,
-                ));
-                let (marks, resume) = match slot {
-                    Some((slot, resume)) => (
-                        Some(sink::Marks {
-                            ring: self.ring.clone(),
-                            slot,
-                        }),
-                        (!resume.is_empty()).then_some(resume),
-                    ),
-                    None => (None, None),
-                };
+                let queue = Arc::new(SinkQueue::new(cfg.queue, stats));
                 let thread = sink::spawn(
                     queue.clone(),
                     output,
                     predecessor.map(|p| p.queue.clone()),
                     self.config.shutdown_timeout,
-                    marks,
                     self.notify.clone(),
                     sink::Reader {
                         thread: self.reader.clone(),
-                        ring: self.ring.clone(),
+                        waker: self.waker.clone(),
                     },
                 )
                 .map_err(StartError::Thread)?;
@@ -300,7 +506,6 @@ impl Collector {
                     config: cfg.clone(),
                     queue,
                     thread: Some(thread),
-                    resume,
                 });
             }
             Ok(())
@@ -326,7 +531,7 @@ impl Collector {
     /// and returns.
     pub fn run(&mut self, control: &Control) -> Summary {
         let _ = control.reader.set(std::thread::current());
-        let _ = control.ring.set(self.ring.clone());
+        let _ = control.waker.set(self.waker.clone());
         let mut idle = 0u32;
         let mut last_second = Instant::now();
         let mut last_housekeeping = Instant::now();
@@ -347,12 +552,15 @@ impl Collector {
                 self.reap_retired();
                 // Often enough to learn a short-lived producer's resource before
                 // its table entry can go to another process.
-                self.resolver.refresh();
+                for src in &mut self.sources {
+                    src.resolver.refresh();
+                }
+                self.drop_left();
             }
             if now.duration_since(last_second) >= Duration::from_secs(1) {
                 last_second = now;
-                if got == 0 {
-                    self.consumer.reap_dead_lanes();
+                if self.dir.is_some() {
+                    self.scan_dir();
                 }
                 self.write_status();
                 self.report_drops(now);
@@ -369,26 +577,39 @@ impl Collector {
                     std::hint::spin_loop();
                     std::thread::yield_now();
                 } else {
-                    // Sleep on the ring's futex: the next record wakes us
+                    // Sleep on the rings' futexes: the next record wakes us
                     // (its producer sees we sleep), and so do signals
-                    // (`Control`). No timer polling; the timeout only paces
-                    // the once-a-second housekeeping above.
-                    self.consumer.wait(Some(IDLE_WAIT));
+                    // (`Control`) and sinks. No timer polling; the timeout only
+                    // paces the once-a-second housekeeping above.
+                    let consumers: Vec<&Consumer> = self
+                        .sources
+                        .iter()
+                        .filter(|s| s.leaving != Some(Leaving::Truncated))
+                        .take(logbus_ring::WAIT_ANY_RINGS)
+                        .map(|s| &s.consumer)
+                        .collect();
+                    let timeout = if self.sources.iter().any(|s| s.leaving.is_some()) {
+                        MAX_IDLE_SLEEP // let go of drained rings soon
+                    } else {
+                        IDLE_WAIT
+                    };
+                    logbus_ring::wait_any(&consumers, &self.waker, timeout);
                 }
             }
         }
     }
 
-    /// Polls one batch and hands it to the sinks. Returns the records polled.
+    /// Polls each ring once (in turn, the first one changing every time) and
+    /// hands what it read to the sinks. Returns the records polled.
     ///
     /// Reads no more than the roomiest sink queue can take: when every sink is
-    /// behind, records stay in the ring (whose own overflow policy then
+    /// behind, records stay in the rings (whose own overflow policy then
     /// applies, protecting WARN and above) instead of being copied out only to
     /// be dropped. A sink slower than the others still drops (and counts) its
     /// own records, so that it delays no other sink.
     /// `None` when no sink has room.
     fn poll_once(&mut self) -> Option<usize> {
-        let room = self
+        let mut room = self
             .sinks
             .iter()
             .map(|s| s.queue.room())
@@ -397,37 +618,62 @@ impl Collector {
         if room < MIN_POLL {
             return None;
         }
-        if self.ring.faulted() {
-            // The file was shrunk under us: what is left reads as zeros.
-            return Some(0);
+        let n = self.sources.len();
+        self.turn = self.turn.wrapping_add(1);
+        let mut total = 0;
+        for k in 0..n {
+            if room < MIN_POLL {
+                break;
+            }
+            let got = self.poll_source((self.turn + k) % n, POLL_MAX.min(room));
+            total += got;
+            room -= got.min(room);
         }
-        let max = POLL_MAX.min(room);
+        Some(total)
+    }
+
+    /// Polls at most `max` records of source `i` and hands them to the sinks.
+    fn poll_source(&mut self, i: usize, max: usize) -> usize {
+        let src = &mut self.sources[i];
+        if src.leaving == Some(Leaving::Truncated) || src.ring.faulted() {
+            // The file was shrunk under us: what is left reads as zeros.
+            return 0;
+        }
         let mut chunk = self.pool.pop().unwrap_or_default();
-        let n = self.consumer.poll(&mut chunk.batch, max);
+        let n = src.consumer.poll(&mut chunk.batch, max);
         if n == 0 {
             self.pool.push(chunk);
-            return Some(0);
+            return 0;
         }
         let id = self.next_id;
         self.next_id += 1;
-        chunk.resolve(id, &mut self.resolver);
+        chunk.resolve(id, &mut src.resolver);
         let chunk = Arc::new(chunk);
-        for s in &mut self.sinks {
+        let blocks = src.ring.geometry().blocks as u64;
+        for s in &self.sinks {
             let mut job = Job::new(chunk.clone(), s.mask);
-            if let Some(resume) = &s.resume {
-                job.skip = skip_done(&chunk, resume);
-                if chunk
-                    .block_ends
-                    .first()
-                    .is_some_and(|p| p.seq > resume.max_seq())
-                {
-                    s.resume = None; // read past everything it had finished
+            // `max_backlog` (a percentage of the ring) in blocks.
+            job.backlog = (blocks * s.config.max_backlog as u64 / 100).max(1);
+            if let Some(place) = src.places.get_mut(&s.config.name) {
+                job.mark = Some(Mark {
+                    ring: src.ring.clone(),
+                    slot: place.slot,
+                });
+                if let Some(resume) = &place.resume {
+                    job.skip = skip_done(&chunk, resume);
+                    if chunk
+                        .block_ends
+                        .first()
+                        .is_some_and(|p| p.seq > resume.max_seq())
+                    {
+                        place.resume = None; // read past everything it had finished
+                    }
                 }
             }
             s.queue.push(job);
         }
         self.pending.push_back(Pending { chunk });
-        Some(n)
+        n
     }
 
     /// The oldest chunk some sink still holds.
@@ -439,13 +685,12 @@ impl Collector {
             .min()
     }
 
-    /// Commits the chunks every sink is done with.
+    /// Commits the chunks every sink is done with, each in its ring.
     fn commit_finished(&mut self) {
         if self.pending.is_empty() {
             return;
         }
         let pin = self.pin();
-        let mut any = false;
         while let Some(p) = self.pending.front() {
             if pin.is_some_and(|pin| p.chunk.id >= pin) {
                 break;
@@ -453,16 +698,20 @@ impl Collector {
             let Some(p) = self.pending.pop_front() else {
                 break;
             };
-            self.commit_end = self.commit_end.max(p.chunk.end);
-            any = true;
+            if let Some(src) = self.sources.iter_mut().find(|s| s.key == p.chunk.source) {
+                src.commit_end = src.commit_end.max(p.chunk.end);
+                src.dirty = true;
+            }
             if let Ok(c) = Arc::try_unwrap(p.chunk) {
                 if self.pool.len() < POOL {
                     self.pool.push(c);
                 }
             }
         }
-        if any {
-            self.consumer.commit(self.commit_end);
+        for src in &mut self.sources {
+            if std::mem::take(&mut src.dirty) && src.leaving != Some(Leaving::Truncated) {
+                src.consumer.commit(src.commit_end);
+            }
         }
     }
 
@@ -548,17 +797,19 @@ impl Collector {
                 return;
             }
         };
-        if new.ring_path != self.config.ring_path {
+        if new.ring_path != self.config.ring_path || new.ring_dir != self.config.ring_dir {
             (self.notify)(Notice::RingPathIgnored);
         }
         // Everything polled so far went to the old sinks; everything polled from
         // now on goes to the new ones: each record is handled by exactly one set.
         let mut old = std::mem::take(&mut self.sinks);
-        let names: Vec<&str> = new.sinks.iter().map(|s| s.name.as_str()).collect();
-        let slots = self.consumer.sink_slots(&names);
-        match self.start_sinks(&new.sinks, &mut old, slots) {
+        match self.start_sinks(&new.sinks, &mut old) {
             Ok(sinks) => {
                 self.sinks = sinks;
+                let names: Vec<&str> = new.sinks.iter().map(|s| s.name.as_str()).collect();
+                for src in &mut self.sources {
+                    src.place_sinks(&names);
+                }
                 for h in &self.sinks {
                     h.queue.request_reopen();
                 }
@@ -623,7 +874,11 @@ impl Collector {
             .collect();
         if unflushed.is_empty() && self.pending.is_empty() {
             // Trailing padding and garbage claimed with the last records.
-            self.consumer.commit_all();
+            for src in &mut self.sources {
+                if src.leaving != Some(Leaving::Truncated) {
+                    src.consumer.commit_all();
+                }
+            }
             for s in self.sinks.iter_mut().chain(self.retiring.iter_mut()) {
                 if let Some(t) = s.thread.take() {
                     let _ = t.join();

@@ -3,6 +3,8 @@
 //! ```toml
 //! [ring]
 //! path = "/dev/shm/logbus"     # optional; --ring wins
+//! # dir = "/dev/shm/logbus.d"  # or: every ring of this directory, each owned by
+//!                              # the user who writes it (--ring-dir wins)
 //! shutdown_timeout = "10s"     # bound on the final flush at SIGTERM/SIGINT
 //!
 //! [[sinks]]
@@ -64,6 +66,9 @@ pub const DEFAULT_OTLP_BATCH: usize = 512;
 pub struct Config {
     /// The ring to drain, if the file names one (`--ring` wins over it).
     pub ring_path: Option<PathBuf>,
+    /// The directory whose rings to drain, if the file names one
+    /// (`--ring-dir` wins over it); exclusive with `ring_path`.
+    pub ring_dir: Option<PathBuf>,
     /// Bound on the final flush at shutdown.
     pub shutdown_timeout: Duration,
     /// The sinks, in file order; names are unique.
@@ -75,6 +80,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             ring_path: None,
+            ring_dir: None,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             sinks: vec![SinkConfig::new(
                 "stdout",
@@ -234,6 +240,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawRing {
     path: Option<PathBuf>,
+    dir: Option<PathBuf>,
     shutdown_timeout: Option<Dur>,
 }
 
@@ -401,8 +408,15 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
         key,
         problem,
     };
+    if raw.ring.path.is_some() && raw.ring.dir.is_some() {
+        return Err(err(
+            "ring".into(),
+            "path and dir are exclusive: one ring, or every ring of a directory".into(),
+        ));
+    }
     let mut cfg = Config {
         ring_path: raw.ring.path,
+        ring_dir: raw.ring.dir,
         shutdown_timeout: raw
             .ring
             .shutdown_timeout

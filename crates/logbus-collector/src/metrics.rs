@@ -30,8 +30,10 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Registry {
-    /// Prometheus text exposition of the sinks' and the ring's counters.
-    pub fn prometheus(&self, ring: &Ring) -> String {
+    /// Prometheus text exposition of the sinks' and the rings' counters; with
+    /// `labelled`, each ring's series carry `ring` (its path) and `uid` (its
+    /// owner) labels.
+    pub fn prometheus(&self, rings: &[Ring], labelled: bool) -> String {
         use std::fmt::Write as _;
         let mut o = String::with_capacity(4096);
         let sinks = self.sinks();
@@ -163,7 +165,36 @@ impl Registry {
                 s.depth.load(Ordering::Relaxed)
             );
         }
-        let st = ring.stats();
+        let stats: Vec<(String, logbus_ring::Stats)> = rings
+            .iter()
+            .map(|r| {
+                let l = if labelled {
+                    format!(
+                        "ring=\"{}\",uid=\"{}\"",
+                        escape_label(&r.path().display().to_string()),
+                        r.owner()
+                    )
+                } else {
+                    String::new()
+                };
+                (l, r.stats())
+            })
+            .collect();
+        // `{level="INFO",ring="...",uid="..."}`, or without the ring's labels.
+        let with = |ring: &str, level: Option<Level>| {
+            let mut parts: Vec<String> = Vec::new();
+            if let Some(l) = level {
+                parts.push(format!("level=\"{}\"", l.name()));
+            }
+            if !ring.is_empty() {
+                parts.push(ring.to_string());
+            }
+            if parts.is_empty() {
+                String::new()
+            } else {
+                format!("{{{}}}", parts.join(","))
+            }
+        };
         let counters: [(&str, &str, CountOf); 6] = [
             ("emitted", "Records producers emitted.", |c| c.emitted),
             ("published", "Records written into the ring.", |c| {
@@ -189,13 +220,15 @@ impl Registry {
         for (name, help, get) in counters {
             let _ = writeln!(o, "# HELP logbus_ring_{name}_total {help}");
             let _ = writeln!(o, "# TYPE logbus_ring_{name}_total counter");
-            for (l, level) in Level::ALL.iter().enumerate() {
-                let _ = writeln!(
-                    o,
-                    "logbus_ring_{name}_total{{level=\"{}\"}} {}",
-                    level.name(),
-                    get(&st.levels[l])
-                );
+            for (ring, st) in &stats {
+                for (l, level) in Level::ALL.iter().enumerate() {
+                    let _ = writeln!(
+                        o,
+                        "logbus_ring_{name}_total{} {}",
+                        with(ring, Some(*level)),
+                        get(&st.levels[l])
+                    );
+                }
             }
         }
         let _ = writeln!(
@@ -203,39 +236,67 @@ impl Registry {
             "# HELP logbus_ring_unread Records in the ring not yet committed."
         );
         let _ = writeln!(o, "# TYPE logbus_ring_unread gauge");
-        for (l, level) in Level::ALL.iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "logbus_ring_unread{{level=\"{}\"}} {}",
-                level.name(),
-                st.levels[l].unread
-            );
+        for (ring, st) in &stats {
+            for (l, level) in Level::ALL.iter().enumerate() {
+                let _ = writeln!(
+                    o,
+                    "logbus_ring_unread{} {}",
+                    with(ring, Some(*level)),
+                    st.levels[l].unread
+                );
+            }
         }
         let _ = writeln!(
             o,
             "# HELP logbus_ring_invalid_total Garbage records skipped."
         );
         let _ = writeln!(o, "# TYPE logbus_ring_invalid_total counter");
-        let _ = writeln!(o, "logbus_ring_invalid_total {}", st.invalid);
+        for (ring, st) in &stats {
+            let _ = writeln!(
+                o,
+                "logbus_ring_invalid_total{} {}",
+                with(ring, None),
+                st.invalid
+            );
+        }
         let _ = writeln!(
             o,
             "# HELP logbus_ring_blocks_in_use Blocks claimed by producers and not yet freed."
         );
         let _ = writeln!(o, "# TYPE logbus_ring_blocks_in_use gauge");
-        let _ = writeln!(o, "logbus_ring_blocks_in_use {}", st.blocks_in_use);
+        for (ring, st) in &stats {
+            let _ = writeln!(
+                o,
+                "logbus_ring_blocks_in_use{} {}",
+                with(ring, None),
+                st.blocks_in_use
+            );
+        }
         o
     }
 }
 
 type CountOf = fn(&logbus_ring::LevelCounts) -> u64;
 
-fn respond(req: &Request<Incoming>, registry: &Registry, ring: &Ring) -> Response<Full<Bytes>> {
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn respond(
+    req: &Request<Incoming>,
+    registry: &Registry,
+    rings: &[Ring],
+    labelled: bool,
+) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     let (status, ctype, body) = match (req.method(), path) {
         (&Method::GET, "/metrics") => (
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            registry.prometheus(ring),
+            registry.prometheus(rings, labelled),
         ),
         (&Method::GET, _) => (
             StatusCode::NOT_FOUND,
@@ -256,30 +317,40 @@ fn respond(req: &Request<Incoming>, registry: &Registry, ring: &Ring) -> Respons
     resp
 }
 
-/// What the endpoint reports: the current collector's registry and ring,
+/// The rings a collector reads (see `Collector::rings`).
+pub type Rings = Arc<Mutex<Vec<Ring>>>;
+
+/// What the endpoint reports: the current collector's registry and rings,
 /// replaced when the collector follows a new ring file.
 pub struct Source {
-    current: Mutex<(Arc<Registry>, Ring)>,
+    current: Mutex<(Arc<Registry>, Rings)>,
+    /// Label each ring's series with `ring` (its path) and `uid` (its owner):
+    /// a collector of a ring directory.
+    labelled: bool,
 }
 
 impl Source {
-    /// Reports `registry` and `ring`.
-    pub fn new(registry: Arc<Registry>, ring: Ring) -> Source {
+    /// Reports `registry` and `rings`; `labelled` for a ring directory.
+    pub fn new(registry: Arc<Registry>, rings: Rings, labelled: bool) -> Source {
         Source {
-            current: Mutex::new((registry, ring)),
+            current: Mutex::new((registry, rings)),
+            labelled,
         }
     }
 
-    /// Reports `registry` and `ring` from now on.
-    pub fn set(&self, registry: Arc<Registry>, ring: Ring) {
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = (registry, ring);
+    /// Reports `registry` and `rings` from now on.
+    pub fn set(&self, registry: Arc<Registry>, rings: Rings) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = (registry, rings);
     }
 
-    fn get(&self) -> (Arc<Registry>, Ring) {
-        self.current
+    fn get(&self) -> (Arc<Registry>, Vec<Ring>) {
+        let (registry, rings) = self
+            .current
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .clone();
+        let rings = rings.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        (registry, rings)
     }
 }
 
@@ -309,8 +380,8 @@ pub fn serve_metrics(listener: TcpListener, source: Arc<Source>) -> std::io::Res
             let source = source.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let (registry, ring) = source.get();
-                    let resp = respond(&req, &registry, &ring);
+                    let (registry, rings) = source.get();
+                    let resp = respond(&req, &registry, &rings, source.labelled);
                     async move { Ok::<_, Infallible>(resp) }
                 });
                 let conn = hyper::server::conn::http1::Builder::new()

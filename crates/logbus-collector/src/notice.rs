@@ -54,6 +54,34 @@ pub enum Notice {
     },
     /// A reload named another ring; a running collector keeps its ring.
     RingPathIgnored,
+    /// A ring of the `--ring-dir` directory is being read from now on.
+    RingAdded {
+        /// The ring file.
+        path: PathBuf,
+        /// Its owner: the `uid` of its records.
+        uid: u32,
+    },
+    /// A file of the `--ring-dir` directory is not read (said once per file).
+    RingRefused {
+        /// The file.
+        path: PathBuf,
+        /// Why, one line naming the file.
+        problem: String,
+    },
+    /// A ring of the `--ring-dir` directory is no longer read.
+    RingLeft {
+        /// The ring file.
+        path: PathBuf,
+        /// Why, and what became of its records.
+        why: &'static str,
+    },
+    /// The `--ring-dir` directory holds more rings than one collector reads.
+    TooManyRings {
+        /// The directory.
+        dir: PathBuf,
+        /// Rings read at most.
+        max: usize,
+    },
     /// A reload succeeded.
     Reloaded {
         /// The configuration file.
@@ -97,6 +125,16 @@ impl fmt::Display for Notice {
             Notice::RingPathIgnored => write!(
                 f,
                 "reload: [ring] path changed; a running collector keeps its ring (restart to switch)"
+            ),
+            Notice::RingAdded { path, uid } => {
+                write!(f, "reading ring {} (owner uid {uid})", path.display())
+            }
+            Notice::RingRefused { problem, .. } => write!(f, "{problem}; not read"),
+            Notice::RingLeft { path, why } => write!(f, "{}: {why}", path.display()),
+            Notice::TooManyRings { dir, max } => write!(
+                f,
+                "{}: more than {max} rings; the others are not read until some go",
+                dir.display()
             ),
             Notice::Reloaded {
                 path,

@@ -14,7 +14,8 @@
 //! # Backlog: the ring first, then memory
 //! A sink that cannot write (disk full, endpoint down, a reader not reading)
 //! keeps its records. Those within `max_backlog` blocks of the newest block
-//! read *pin* the ring: the reader does not commit them, so they survive a
+//! read from their ring (each job says its ring, [`Chunk::source`], and its
+//! limit, [`Job::backlog`]: a collector may read several rings) *pin* the ring: the reader does not commit them, so they survive a
 //! collector crash and are delivered by the next collector. Older ones are
 //! *released*: they stay queued in memory for the sink but no longer hold the
 //! ring's commit, so a stalled sink never holds more than that share of the
@@ -51,6 +52,21 @@ pub struct Job {
     /// Records of the chunk this sink already delivered (bit `i` of word
     /// `i / 64`), and their count per level; `None` nearly always.
     pub skip: Option<Arc<(Vec<u64>, [u32; LEVELS])>>,
+    /// How many blocks behind its ring's newest block read the job may start
+    /// and still pin the ring (`u64::MAX`: always).
+    pub backlog: u64,
+    /// Where the sink marks the job's blocks done in the ring, if it has a slot.
+    pub mark: Option<Mark>,
+}
+
+/// A sink's slot in a ring, where it keeps its progress per block (see
+/// `logbus_ring::Consumer::sink_slots`).
+#[derive(Clone)]
+pub struct Mark {
+    /// The ring.
+    pub ring: logbus_ring::Ring,
+    /// This sink's slot in it.
+    pub slot: logbus_ring::SinkSlot,
 }
 
 impl Job {
@@ -60,6 +76,8 @@ impl Job {
             chunk,
             mask,
             skip: None,
+            backlog: u64::MAX,
+            mark: None,
         }
     }
 
@@ -104,8 +122,9 @@ struct Queued {
 struct Inflight {
     /// The first chunk id of the group that still pins the ring, if any.
     first_pinned: Option<u64>,
-    /// The oldest block its records come from.
-    first_block: u64,
+    /// Per ring its pinning records come from: the ring (`Chunk::source`),
+    /// the oldest block, and the least backlog allowed.
+    first_blocks: Vec<(u32, u64, u64)>,
     counts: [u64; LEVELS],
     records: u64,
     /// Records of the group that pin the ring.
@@ -118,8 +137,9 @@ struct State {
     queued: usize,
     /// Records (queued or in flight) that pin the ring.
     pinned: usize,
-    /// The newest block sequence number a job has come from.
-    newest: u64,
+    /// Per ring (`Chunk::source`): the newest block sequence number a job
+    /// has come from.
+    newest: Vec<(u32, u64)>,
     inflight: Option<Inflight>,
     closed: bool,
     finished: bool,
@@ -147,21 +167,20 @@ pub struct SinkQueue {
     /// Signalled when the sink finishes a group or exits.
     progress: Condvar,
     capacity: usize,
-    max_backlog: usize,
     /// Counters (shared with a predecessor of the same name across reloads).
     pub stats: Arc<SinkStats>,
 }
 
 impl SinkQueue {
     /// An empty, open queue holding at most `capacity` records in memory, of
-    /// which those from the newest `max_backlog` blocks pin the ring.
-    pub fn new(capacity: usize, max_backlog: usize, stats: Arc<SinkStats>) -> SinkQueue {
+    /// which those within their job's [`Job::backlog`] pin their ring.
+    pub fn new(capacity: usize, stats: Arc<SinkStats>) -> SinkQueue {
         SinkQueue {
             state: Mutex::new(State {
                 items: VecDeque::new(),
                 queued: 0,
                 pinned: 0,
-                newest: 0,
+                newest: Vec::new(),
                 inflight: None,
                 closed: false,
                 finished: false,
@@ -171,7 +190,6 @@ impl SinkQueue {
             has_items: Condvar::new(),
             progress: Condvar::new(),
             capacity: capacity.max(1),
-            max_backlog,
             stats,
         }
     }
@@ -218,7 +236,17 @@ impl SinkQueue {
         st.queued += need;
         st.pinned += need;
         if let Some(last) = job.chunk.block_ends.last() {
-            st.newest = st.newest.max(last.seq);
+            let source = job.chunk.source;
+            match st.newest.iter_mut().find(|(s, _)| *s == source) {
+                Some((_, n)) => *n = (*n).max(last.seq),
+                None => st.newest.push((source, last.seq)),
+            }
+            if st.newest.len() > 256 {
+                // Rings come and go: forget those no queued job comes from
+                // (their in-flight jobs, if any, just stop being released).
+                let State { newest, items, .. } = &mut *st;
+                newest.retain(|(s, _)| items.iter().any(|q| q.job.chunk.source == *s));
+            }
         }
         self.depth_add(need as u64);
         st.items.push_back(Queued {
@@ -233,24 +261,42 @@ impl SinkQueue {
         self.has_items.notify_one();
     }
 
-    /// Releases the oldest pinning jobs until the oldest one left starts
-    /// within `max_backlog` blocks of the newest block read.
+    /// Releases the oldest pinning jobs of each ring until the oldest one left
+    /// starts within its backlog of the newest block read from that ring.
     fn release_beyond_backlog(&self, st: &mut State) {
-        let limit = st.newest.saturating_sub(self.max_backlog as u64);
-        let first_block = |job: &Job| job.chunk.block_ends.first().map_or(u64::MAX, |p| p.seq);
+        let newest = |st: &[(u32, u64)], source: u32| {
+            st.iter().find(|(s, _)| *s == source).map_or(0, |(_, n)| *n)
+        };
+        let beyond = |newest: u64, first: u64, backlog: u64| first < newest.saturating_sub(backlog);
         if let Some(inf) = st.inflight.as_mut() {
-            if inf.pinned > 0 && inf.first_block < limit {
+            if inf.pinned > 0
+                && inf
+                    .first_blocks
+                    .iter()
+                    .any(|&(src, first, backlog)| beyond(newest(&st.newest, src), first, backlog))
+            {
                 st.pinned -= inf.pinned as usize;
                 inf.pinned = 0;
                 inf.first_pinned = None;
             }
         }
+        // Per ring, jobs are in block order: the first one of a ring that stays
+        // pinned ends that ring's scan (`held`, by ring key modulo 64; a
+        // collision only stops a scan early, keeping a pin a little longer).
+        let all: u64 = st.newest.iter().fold(0, |m, (s, _)| m | 1 << (s % 64));
+        let mut held = 0u64;
         for q in st.items.iter_mut() {
-            if q.released {
+            if held == all {
+                break;
+            }
+            let src = q.job.chunk.source;
+            if q.released || held & (1 << (src % 64)) != 0 {
                 continue;
             }
-            if first_block(&q.job) >= limit {
-                break;
+            let first = q.job.chunk.block_ends.first().map_or(u64::MAX, |p| p.seq);
+            if !beyond(newest(&st.newest, src), first, q.job.backlog) {
+                held |= 1 << (src % 64);
+                continue;
             }
             q.released = true;
             st.pinned -= q.job.count() as usize;
@@ -305,7 +351,7 @@ impl SinkQueue {
         }
         let mut inf = Inflight {
             first_pinned: None,
-            first_block: u64::MAX,
+            first_blocks: Vec::new(),
             counts: [0; LEVELS],
             records: 0,
             pinned: 0,
@@ -326,7 +372,11 @@ impl SinkQueue {
                 inf.pinned += n;
                 inf.first_pinned.get_or_insert(q.job.chunk.id);
                 if let Some(first) = q.job.chunk.block_ends.first() {
-                    inf.first_block = inf.first_block.min(first.seq);
+                    let (src, backlog) = (q.job.chunk.source, q.job.backlog);
+                    match inf.first_blocks.iter_mut().find(|(s, _, _)| *s == src) {
+                        Some((_, f, b)) => (*f, *b) = ((*f).min(first.seq), (*b).min(backlog)),
+                        None => inf.first_blocks.push((src, first.seq, backlog)),
+                    }
                 }
             }
             out.push(q.job);
@@ -492,8 +542,16 @@ mod tests {
         })
     }
 
-    fn queue(cap: usize, backlog: usize) -> SinkQueue {
-        SinkQueue::new(cap, backlog, Arc::new(SinkStats::new("t", "null")))
+    fn queue(cap: usize) -> SinkQueue {
+        SinkQueue::new(cap, Arc::new(SinkStats::new("t", "null")))
+    }
+
+    /// A job of every level that may pin its ring `backlog` blocks back.
+    fn job(chunk: Arc<Chunk>, backlog: u64) -> Job {
+        Job {
+            backlog,
+            ..Job::new(chunk, 0x3f)
+        }
     }
 
     fn dropped(q: &SinkQueue) -> [u64; LEVELS] {
@@ -502,7 +560,7 @@ mod tests {
 
     #[test]
     fn the_oldest_lowest_levels_are_shed_first_and_errors_last() {
-        let q = queue(10, 100);
+        let q = queue(10);
         q.push(Job::new(chunk(1, [4, 0, 4, 0, 0, 0]), 0x3f));
         // 8 queued; 2 WARN + 2 ERROR make 12: the oldest TRACE go first (a
         // level of a job goes whole).
@@ -530,10 +588,11 @@ mod tests {
         assert_eq!(q.depth(), 0);
     }
 
-    /// A chunk of `info` INFO records from blocks `first..=last`.
-    fn chunk_in(id: u64, info: u32, first: u64, last: u64) -> Arc<Chunk> {
+    /// A chunk of `info` INFO records from blocks `first..=last` of ring `source`.
+    fn chunk_in(id: u64, info: u32, first: u64, last: u64, source: u32) -> Arc<Chunk> {
         Arc::new(Chunk {
             id,
+            source,
             counts: [0, 0, info, 0, 0, 0],
             block_ends: vec![
                 logbus_ring::BlockPos {
@@ -548,15 +607,15 @@ mod tests {
 
     #[test]
     fn beyond_max_backlog_blocks_the_oldest_records_stop_pinning_the_ring_but_stay_queued() {
-        let q = queue(1000, 10);
-        q.push(Job::new(chunk_in(1, 6, 0, 3), 0x3f));
+        let q = queue(1000);
+        q.push(job(chunk_in(1, 6, 0, 3, 0), 10));
         let mut out = Vec::new();
         assert_eq!(q.take(&mut out, 1), Take::Jobs); // chunk 1 in flight, not finishing
-        q.push(Job::new(chunk_in(2, 3, 4, 9), 0x3f));
+        q.push(job(chunk_in(2, 3, 4, 9, 0), 10));
         assert_eq!(q.pin(), Some(1));
         assert_eq!(q.pinned(), 9);
         // Block 12 read: chunk 1 (from block 0) is more than 10 blocks back.
-        q.push(Job::new(chunk_in(3, 4, 10, 12), 0x3f));
+        q.push(job(chunk_in(3, 4, 10, 12, 0), 10));
         assert_eq!(q.pin(), Some(2));
         assert_eq!(q.pinned(), 7);
         assert_eq!(q.depth(), 13, "nothing dropped");
@@ -570,5 +629,23 @@ mod tests {
         assert_eq!(q.pin(), None);
         q.close();
         assert_eq!(q.take(&mut out, 1), Take::Closed);
+    }
+
+    #[test]
+    fn each_ring_counts_its_backlog_in_its_own_blocks() {
+        let q = queue(1000);
+        // Ring 7 is at block 2, ring 9 far ahead at block 500: ring 7's jobs
+        // are not 490 blocks behind anything of their own ring.
+        q.push(job(chunk_in(1, 5, 0, 2, 7), 10));
+        q.push(job(chunk_in(2, 5, 495, 500, 9), 10));
+        q.push(job(chunk_in(3, 5, 3, 4, 7), 10));
+        assert_eq!(q.pinned(), 15);
+        assert_eq!(q.pin(), Some(1));
+        // Ring 7 reaches block 20: its first job (block 0) is beyond, its
+        // second (block 3) too; ring 9's job stays pinned.
+        q.push(job(chunk_in(4, 5, 19, 20, 7), 10));
+        assert_eq!(q.pinned(), 10);
+        assert_eq!(q.pin(), Some(2));
+        assert_eq!(q.depth(), 20, "nothing dropped");
     }
 }

@@ -72,6 +72,12 @@ pub fn status_path(ring: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
+/// Where the status file of a collector of every ring of `dir` lives
+/// (`--ring-dir`): hidden, so that it is not taken for a ring.
+pub fn dir_status_path(dir: &Path) -> PathBuf {
+    dir.join(".collector.json")
+}
+
 /// Writes `bytes` to `path` atomically: a private new temporary file (never
 /// an existing one, never through a symlink), then a rename over `path`.
 ///

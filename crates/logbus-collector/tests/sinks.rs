@@ -66,6 +66,7 @@ fn run_sink(dir: &Path, kind: SinkKind) -> (u64, u64, u64) {
     sink.min_level = Level::Info;
     let config = Config {
         ring_path: None,
+        ring_dir: None,
         shutdown_timeout: Duration::from_secs(30),
         sinks: vec![sink],
     };

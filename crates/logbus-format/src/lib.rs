@@ -10,7 +10,9 @@
 //! | `severity` | the OpenTelemetry severity number, 1-24 |
 //! | `target` | the logger name |
 //! | `msg` | the message |
-//! | `pid`, `tid` | producer process and thread |
+//! | `pid` | producer process |
+//! | `uid` | the owner of the ring it came from: the user whose process wrote it (collector and `logbus dump`; [`write_json_as`]) |
+//! | `tid` | producer thread |
 //! | `seq` | unique in the ring, increasing in emit order for each producer |
 //! | `trace_id`, `span_id` | lowercase hex; left out when absent |
 //! | `service` | the producer's service name, when its resource is known |
@@ -105,6 +107,17 @@ fn json_bound(r: &RecordRef<'_>, service: Option<&str>) -> usize {
 
 /// Appends `r` as one JSON object and a newline.
 pub fn write_json(out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option<&str>) {
+    write_json_as(out, r, service, None)
+}
+
+/// Appends `r` as one JSON object and a newline, with `"uid"`: the owner of
+/// the ring it came from, when known.
+pub fn write_json_as(
+    out: &mut Vec<u8>,
+    r: &RecordRef<'_>,
+    service: Option<&str>,
+    uid: Option<u32>,
+) {
     // SAFETY: `json_bound` bounds everything written below.
     let mut w = unsafe { Out::new(out, json_bound(r, service)) };
     w.put(b"{\"time\":\"");
@@ -119,6 +132,10 @@ pub fn write_json(out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option<&str>) {
     put_json_str(&mut w, r.message());
     w.put(b",\"pid\":");
     put_u64(&mut w, r.pid().into());
+    if let Some(uid) = uid {
+        w.put(b",\"uid\":");
+        put_u64(&mut w, uid.into());
+    }
     w.put(b",\"tid\":");
     put_u64(&mut w, r.tid().into());
     w.put(b",\"seq\":");

@@ -53,7 +53,9 @@ fn json_has_every_key_of_the_schema_with_types() {
         span_id: Some([0xff; 8]),
         trace_flags: 1,
     };
-    let line = one(&ev, |o, r| logbus_format::write_json(o, r, Some("billing")));
+    let line = one(&ev, |o, r| {
+        logbus_format::write_json_as(o, r, Some("billing"), Some(65534))
+    });
     assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(v["time"], "2026-11-25T17:59:59.123456789Z");
@@ -62,6 +64,8 @@ fn json_has_every_key_of_the_schema_with_types() {
     assert_eq!(v["target"], "app::db");
     assert_eq!(v["msg"], "failed \"x\"");
     assert_eq!(v["pid"], std::process::id());
+    assert_eq!(v["uid"], 65534);
+    assert!(line.contains(r#","uid":65534,"tid":"#), "{line}");
     assert!(v["tid"].as_u64().unwrap() > 0);
     assert!(v["seq"].is_u64());
     assert_eq!(v["trace_id"], "0a".repeat(16));

@@ -32,6 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         host_name: "localhost".into(),
         pid: std::process::id(),
         command: "throughput".into(),
+        uid: None,
     });
     let records: Vec<OtlpRecord> = (0..batch)
         .map(|i| OtlpRecord {

@@ -36,6 +36,7 @@
 //!     host_name: "node-7".into(),
 //!     pid: 4242,
 //!     command: "billing --serve".into(),
+//!     uid: Some(1000),
 //! });
 //! exporter.export(&[OtlpRecord {
 //!     time_ns: logbus_time_ns(),

@@ -15,6 +15,7 @@
 //! | resource `host_name`         | `host.name`, when not empty                                     |
 //! | resource `pid`               | `process.pid` (int), when not 0                                 |
 //! | resource `command`           | `process.command_line`, when not empty                          |
+//! | resource `uid`               | `process.user.id` (int): the owner of the ring the record came from |
 //!
 //! The target becomes the scope name because that is what OpenTelemetry's own log
 //! bridges do (a Rust target names the module that logged, the closest thing to an
@@ -44,6 +45,9 @@ pub struct OtlpResource {
     pub pid: u32,
     /// `process.command_line`; empty when unknown.
     pub command: String,
+    /// `process.user.id`: the uid of the ring's owner, whose processes wrote
+    /// the record; `None` when unknown.
+    pub uid: Option<u32>,
 }
 
 /// The value of one record attribute.
@@ -116,6 +120,9 @@ impl OtlpResource {
         }
         if !self.command.is_empty() {
             attributes.push(KeyValue::new("process.command_line", self.command.clone()));
+        }
+        if let Some(uid) = self.uid {
+            attributes.push(KeyValue::new("process.user.id", i64::from(uid)));
         }
         Resource::builder_empty()
             .with_attributes(attributes)

@@ -35,6 +35,7 @@ fn alpha() -> OtlpResource {
         host_name: "host-a".into(),
         pid: 1111,
         command: "alpha --serve --port 80".into(),
+        uid: Some(1000),
     }
 }
 
@@ -153,7 +154,11 @@ fn assert_mixed_batch_arrives(receiver: &Receiver, protocol: Protocol) {
             r.resource_attr("process.command_line").cloned(),
             string("alpha --serve --port 80")
         );
-        assert_eq!(r.resource.len(), 5, "{:?}", r.resource);
+        assert_eq!(
+            r.resource_attr("process.user.id").cloned(),
+            Some(Value::IntValue(1000))
+        );
+        assert_eq!(r.resource.len(), 6, "{:?}", r.resource);
     }
     for r in [plain, fatal] {
         assert_eq!(
@@ -167,6 +172,7 @@ fn assert_mixed_batch_arrives(receiver: &Receiver, protocol: Protocol) {
         );
         assert_eq!(r.resource_attr("service.version"), None);
         assert_eq!(r.resource_attr("process.command_line"), None);
+        assert_eq!(r.resource_attr("process.user.id"), None);
     }
 
     // Severity, body, scope, times.

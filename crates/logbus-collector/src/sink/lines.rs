@@ -220,7 +220,7 @@ mod tests {
         assert_eq!(consumer.poll(&mut chunk.batch, 4096), 2000);
         let mut expect = Vec::new();
         for r in chunk.batch.iter() {
-            logbus_format::write_json(&mut expect, &r, None);
+            logbus_format::write_json_as(&mut expect, &r, None, Some(0));
         }
         assert!(expect.len() > 4 * FLUSH_AT, "several buffers");
         let jobs = [Job::new(Arc::new(chunk), 0x3f)];

@@ -158,31 +158,21 @@ impl Reporter {
     }
 }
 
-/// Where a sink thread keeps its progress in the ring (see
-/// `logbus_ring::Consumer::sink_slots`).
-#[derive(Clone)]
-pub struct Marks {
-    /// The ring.
-    pub ring: logbus_ring::Ring,
-    /// This sink's slot.
-    pub slot: logbus_ring::SinkSlot,
-}
-
 /// How a sink thread tells the reader it finished a group (so that it
 /// commits promptly): the reader may be parked (every sink behind) or asleep
-/// on the ring's futex (nothing new to read), so both are woken.
+/// on its rings' futexes (nothing new to read), so both are woken.
 #[derive(Clone)]
 pub struct Reader {
     /// The reader thread.
     pub thread: Thread,
-    /// The ring it consumes.
-    pub ring: logbus_ring::Ring,
+    /// Ends the reader's sleep on its rings.
+    pub waker: logbus_ring::Waker,
 }
 
 impl Reader {
-    fn wake(&self) {
+    pub(crate) fn wake(&self) {
         self.thread.unpark();
-        self.ring.wake_consumer();
+        self.waker.wake();
     }
 }
 
@@ -198,7 +188,6 @@ pub fn spawn(
     mut output: Box<dyn Output>,
     predecessor: Option<Arc<SinkQueue>>,
     wait_predecessor: Duration,
-    marks: Option<Marks>,
     notify: Notify,
     reader: Reader,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -211,7 +200,7 @@ pub fn spawn(
                 // background; after a while this sink starts anyway.
                 p.wait_finished(wait_predecessor);
             }
-            run(&queue, &mut *output, marks.as_ref(), notify, &reader);
+            run(&queue, &mut *output, notify, &reader);
             queue.set_finished();
             reader.wake();
         })
@@ -228,13 +217,7 @@ fn jitter(max: Duration) -> Duration {
     half + Duration::from_nanos(x % (half.as_nanos().max(1) as u64))
 }
 
-fn run(
-    queue: &SinkQueue,
-    output: &mut dyn Output,
-    marks: Option<&Marks>,
-    notify: Notify,
-    reader: &Reader,
-) {
+fn run(queue: &SinkQueue, output: &mut dyn Output, notify: Notify, reader: &Reader) {
     let stats: &SinkStats = &queue.stats;
     let mut reporter = Reporter {
         name: stats.name.clone(),
@@ -242,8 +225,7 @@ fn run(
         suppressed: 0,
         notify,
     };
-    let mut jobs = Vec::new();
-    let mut ends: Vec<logbus_ring::BlockPos> = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
     let group = output.group_records();
     loop {
         match queue.take(&mut jobs, group) {
@@ -264,13 +246,13 @@ fn run(
                 Ok(()) => {
                     // Relaxed (stats): statistics.
                     stats.up.store(true, Ordering::Relaxed);
-                    if let Some(m) = marks {
-                        // Mark the ring before finishing, while these records
-                        // still hold the commit (their blocks cannot be reused).
-                        ends.clear();
-                        ends.extend(jobs.iter().flat_map(|j| j.chunk.block_ends.iter().copied()));
-                        for pos in &ends {
-                            m.ring.mark_sink(m.slot, *pos);
+                    // Mark the rings before finishing, while these records
+                    // still hold the commit (their blocks cannot be reused).
+                    for job in &jobs {
+                        if let Some(m) = &job.mark {
+                            for pos in &job.chunk.block_ends {
+                                m.ring.mark_sink(m.slot, *pos);
+                            }
                         }
                     }
                     // Drop our references first, so that the reader can reuse the chunks.

@@ -24,8 +24,8 @@ pub struct OtlpSink {
     records: Vec<OtlpRecord>,
     /// Per [`crate::chunk::Origin::id`].
     by_origin: HashMap<u64, Arc<OtlpResource>>,
-    /// Producers without a resource entry, per pid.
-    by_pid: HashMap<u32, Arc<OtlpResource>>,
+    /// Producers without a resource entry, per ring and pid.
+    by_pid: HashMap<(u32, u32), Arc<OtlpResource>>,
     /// The last export was refused for good.
     rejected: bool,
     /// Records endpoints rejected in partially successful exports, not yet
@@ -91,15 +91,17 @@ impl OtlpSink {
                                 host_name: o.resource.host.clone(),
                                 pid: o.resource.pid,
                                 command: o.resource.command.clone(),
+                                uid: Some(o.uid),
                             })
                         })
                         .clone(),
                     None => self
                         .by_pid
-                        .entry(r.pid())
+                        .entry((c.source, r.pid()))
                         .or_insert_with(|| {
                             Arc::new(OtlpResource {
                                 pid: r.pid(),
+                                uid: Some(c.uid),
                                 ..OtlpResource::default()
                             })
                         })
