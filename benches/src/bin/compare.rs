@@ -51,7 +51,7 @@
 //! faults: minor page faults of the producer threads in their timed loops
 //! (`getrusage(RUSAGE_THREAD)`; the ring is allocated by `posix_fallocate` at create and mapped
 //! with `MAP_POPULATE` by every process, so 0 means no timed emit met a
-//! first touch). Before each run, a file as large as the run's output is
+//! first touch; the plain writer's 15 or so are its 64 KiB buffer's pages). Before each run, a file as large as the run's output is
 //! written to and deleted from `/dev/shm` (see `recycle_memory` in
 //! `throughput.rs`: this VM returns freed memory to its host).
 //!
@@ -94,7 +94,7 @@ enum System {
     LogbusDrop,
     LogbusNull,
     LogbusMulti,
-    Mutex,
+    MutexBufWriter,
     AppenderBlocking,
     AppenderLossy,
     Plain,
@@ -107,7 +107,7 @@ impl System {
         LogbusDrop,
         LogbusNull,
         LogbusMulti,
-        Mutex,
+        MutexBufWriter,
         AppenderBlocking,
         AppenderLossy,
         Plain,
@@ -119,7 +119,7 @@ impl System {
             LogbusDrop => "logbus-drop",
             LogbusNull => "logbus-null",
             LogbusMulti => "logbus-multi",
-            Mutex => "mutex",
+            MutexBufWriter => "mutex",
             AppenderBlocking => "appender-blocking",
             AppenderLossy => "appender-lossy",
             Plain => "plain",
@@ -132,7 +132,7 @@ impl System {
             LogbusDrop => "logbus drop, JSON file",
             LogbusNull => "logbus wait, null sink",
             LogbusMulti => "logbus wait, 3 sinks",
-            Mutex => "mutex BufWriter",
+            MutexBufWriter => "mutex BufWriter",
             AppenderBlocking => "tracing-appender blocking",
             AppenderLossy => "tracing-appender lossy",
             Plain => "plain BufWriter",
@@ -274,7 +274,7 @@ fn produce(system: System, threads: usize, records: u64, target: &Path, samples:
                 0,
             )
         }
-        Mutex => {
+        MutexBufWriter => {
             let file: SharedFile = Arc::new(Mutex::new((BufWriter::new(create()), Vec::new())));
             let d = drive(threads, records, SAMPLE_EVERY, || {
                 MutexEmitter(Arc::clone(&file), Me::new())
@@ -569,8 +569,19 @@ fn bench(rounds: usize, records: u64) {
         report.push_str(&s);
         report.push('\n');
     };
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            let l = c.lines().find(|l| l.starts_with("model name"))?;
+            Some(l.split(':').nth(1)?.trim().to_string())
+        })
+        .unwrap_or_default();
     say(format!(
-        "compare: {rounds} rounds, {records} records a run; load average at start: {}",
+        "compare: {rounds} rounds, {records} records a run; {} CPUs ({cpu}), kernel {}; load average at start: {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim(),
         procstat::load_average()
     ));
     let tick_ns = latency::ticks_per_ns();
@@ -700,7 +711,7 @@ fn goals(configs: &[(System, usize)], runs: &[Vec<Run>], say: &mut impl FnMut(St
     let rounds = runs[0].len();
     say(String::new());
     for t in [1, 2] {
-        let (w, m) = (find(LogbusWait, t), find(Mutex, t));
+        let (w, m) = (find(LogbusWait, t), find(MutexBufWriter, t));
         let r = ratio(w, m, |r| r.rate);
         let lost: f64 = w.iter().map(|r| r.lost).sum();
         say(format!(
@@ -731,7 +742,7 @@ fn goals(configs: &[(System, usize)], runs: &[Vec<Run>], say: &mut impl FnMut(St
     }
     for s in [LogbusWait, LogbusDrop] {
         for t in [1, 2] {
-            let r = ratio(find(s, t), find(Mutex, t), |r| r.p50);
+            let r = ratio(find(s, t), find(MutexBufWriter, t), |r| r.p50);
             let p999: Vec<f64> = find(s, t).iter().map(|r| r.p999).collect();
             say(format!(
                 "G3 ({t} thr) {}: emit p50 / mutex p50 = {} (goal <= 0.6), p99.9 = {} ns (goal < 500): {}",
