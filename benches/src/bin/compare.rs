@@ -45,9 +45,11 @@
 //! flushed, tracing-appender's guard dropped). lost: records emitted but not
 //! delivered. Emit latency: every 8th call of each thread timed alone with
 //! `rdtsc` (the figures include an empty timer pair, printed first).
-//! CPU per record and peak RSS of the producer and the collector process:
-//! `wait4` rusage of each (whole process lifetimes, start-up included);
-//! producer CPU per record emitted, collector CPU per record delivered.
+//! CPU per record of the producer and the collector process: `wait4` rusage
+//! of each (whole process lifetimes, start-up included); producer CPU per
+//! record emitted, collector CPU per record delivered. Peak RSS: each
+//! process's own `VmHWM` at its end (not `ru_maxrss`, which counts the
+//! harness's memory at the spawn: see `procstat`).
 //! faults: minor page faults of the producer threads in their timed loops
 //! (`getrusage(RUSAGE_THREAD)`; the ring is allocated by `posix_fallocate` at create and mapped
 //! with `MAP_POPULATE` by every process, so 0 means no timed emit met a
@@ -258,7 +260,8 @@ impl Emitter for PlainEmitter {
 }
 
 /// Producer process: `records` records of `system` into `target` (the ring,
-/// or the output file); prints `@result START_NS DONE_NS LOST FAULTS` and
+/// or the output file); prints `@result START_NS DONE_NS LOST FAULTS
+/// PEAK_RSS_KIB` and
 /// writes the latency samples (ticks, u32 LE) to `samples`.
 fn produce(system: System, threads: usize, records: u64, target: &Path, samples: &Path) {
     let create = || File::create(target).unwrap_or_else(|e| fail(e));
@@ -309,10 +312,11 @@ fn produce(system: System, threads: usize, records: u64, target: &Path, samples:
     let bytes: Vec<u8> = d.samples.iter().flat_map(|s| s.to_le_bytes()).collect();
     std::fs::write(samples, bytes).unwrap_or_else(|e| fail(e));
     println!(
-        "@result {} {done_ns} {} {}",
+        "@result {} {done_ns} {} {} {}",
         d.start_ns,
         d.lost + lost_after,
-        d.faults
+        d.faults,
+        procstat::peak_rss_kib()
     );
 }
 
@@ -341,8 +345,8 @@ fn collector_toml(sinks: &str, out: &Path) -> String {
 
 /// Collector process: runs until every sink has finished (written or shed)
 /// the number of records that a line on its standard input names; prints
-/// `@ready`, then `@done DONE_NS DELIVERED SHED` (the first sink's delivered,
-/// the most any sink shed) on standard error.
+/// `@ready`, then `@done DONE_NS DELIVERED SHED PEAK_RSS_KIB` (the first
+/// sink's delivered, the most any sink shed) on standard error.
 fn collect(ring: &Path, sinks: &str, out: &Path) {
     let ring = Ring::open_existing(ring).unwrap_or_else(|e| fail(e));
     let config = config::parse(&collector_toml(sinks, out), Path::new("compare.toml"))
@@ -387,7 +391,10 @@ fn collect(ring: &Path, sinks: &str, out: &Path) {
     let (delivered, shed) = watcher
         .join()
         .unwrap_or_else(|_| fail("the watcher panicked"));
-    eprintln!("@done {done_ns} {delivered} {shed}");
+    eprintln!(
+        "@done {done_ns} {delivered} {shed} {}",
+        procstat::peak_rss_kib()
+    );
 }
 
 // ---------------------------------------------------------------- harness
@@ -426,7 +433,8 @@ fn protocol(stderr: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     rx
 }
 
-fn fields(line: &str, what: &str) -> Vec<u64> {
+/// The `n` numbers after the first word of a child's `@` line.
+fn fields(line: &str, what: &str, n: usize) -> Vec<u64> {
     let v: Vec<u64> = line
         .split_whitespace()
         .skip(1)
@@ -435,7 +443,7 @@ fn fields(line: &str, what: &str) -> Vec<u64> {
                 .unwrap_or_else(|_| fail(format_args!("{what}: {line}")))
         })
         .collect();
-    if v.len() < 3 {
+    if v.len() != n {
         fail(format_args!("{what} said: {line:?}"))
     }
     v
@@ -499,7 +507,7 @@ fn run(
         .unwrap_or_else(|e| fail(format_args!("cannot start the producer: {e}")));
     let mut out = String::new();
     let _ = p.stdout.take().expect("piped").read_to_string(&mut out);
-    let (ok, producer) = procstat::wait_child(p.id()).unwrap_or_else(|e| fail(e));
+    let (ok, mut producer) = procstat::wait_child(p.id()).unwrap_or_else(|e| fail(e));
     let result = out
         .lines()
         .find(|l| l.starts_with("@result "))
@@ -507,16 +515,18 @@ fn run(
     if !ok {
         fail(format_args!("the {} producer failed", system.label()))
     }
-    let r = fields(result, "the producer");
+    let r = fields(result, "the producer", 5);
     let (start_ns, mut end_ns, producer_lost, faults) = (r[0], r[1], r[2], r[3]);
+    producer.max_rss_kib = r[4];
     let mut delivered = records - producer_lost;
     let mut coll_usage = None;
     if let Some((mut c, rx)) = collector {
         let mut to = c.stdin.take().expect("piped");
         writeln!(to, "{}", records - producer_lost).unwrap_or_else(|e| fail(e));
         let done = rx.recv().unwrap_or_else(|_| fail("the collector died"));
-        let d = fields(&done, "the collector");
-        let (ok, usage) = procstat::wait_child(c.id()).unwrap_or_else(|e| fail(e));
+        let d = fields(&done, "the collector", 4);
+        let (ok, mut usage) = procstat::wait_child(c.id()).unwrap_or_else(|e| fail(e));
+        usage.max_rss_kib = d[3];
         if !ok {
             fail(format_args!("the {} collector failed", system.label()))
         }
