@@ -415,6 +415,7 @@ struct Run {
     collector_ns: f64,
     collector_read_ns: f64,
     faults: f64,
+    waits: u64,
 }
 
 /// A child's standard error: lines starting with `@` come back through the
@@ -537,6 +538,8 @@ fn run(
     if system != LogbusNull {
         delivered = count_lines(&json);
     }
+    // Records whose producer waited for room (lossless mode), for the log.
+    let waits = Ring::open_existing(&ring).map_or(0, |r| r.stats().waits);
     let raw = std::fs::read(&samples).unwrap_or_else(|e| fail(e));
     cleanup();
     let mut ns: Vec<f64> = raw
@@ -562,6 +565,7 @@ fn run(
         producer,
         collector: coll_usage,
         faults: faults as f64,
+        waits,
     }
 }
 
@@ -642,7 +646,7 @@ fn bench(rounds: usize, records: u64) {
             let (s, t) = configs[c];
             let r = run(s, t, records, &dir, tick_ns, &mut hists[c]);
             eprintln!(
-                "round {} {:<28} {t} thr: {:>6.2} M/s lost {:>8} p50 {:>6.0} p99.9 {:>8.0} ns cpu {:.0}/{:.0} ns faults {}",
+                "round {} {:<28} {t} thr: {:>6.2} M/s lost {:>8} p50 {:>6.0} p99.9 {:>8.0} ns cpu {:.0}/{:.0} ns faults {} waits {}",
                 round + 1,
                 s.label(),
                 r.rate / 1e6,
@@ -651,7 +655,8 @@ fn bench(rounds: usize, records: u64) {
                 r.p999,
                 r.producer_ns,
                 r.collector_ns,
-                r.faults
+                r.faults,
+                r.waits
             );
             runs[c].push(r);
         }
