@@ -62,7 +62,12 @@
 //! ratios the median and [min-max] of the per-round ratios. The emit latency
 //! samples of all rounds are written as a CCDF to
 //! `benches/results/emit-latency.tsv` (plotted by `benches/plot_ccdf.py`),
-//! the table and goals to `benches/results/compare.md`.
+//! the table and goals to `benches/results/compare.md`
+//! (`LOGBUS_COMPARE_OUT=DIR`: to DIR instead). `LOGBUS_COMPARE_ONLY=a,b`
+//! runs only the systems named (`logbus-wait`, `logbus-drop`, `logbus-null`,
+//! `logbus-multi`, `mutex`, `appender-blocking`, `appender-lossy`, `plain`),
+//! without the goals. Every ring and output file of a run is removed after
+//! it (not when the harness fails midway).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
