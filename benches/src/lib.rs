@@ -25,6 +25,13 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
+pub mod drive;
+pub mod json_line;
+pub mod latency;
+pub mod procstat;
+pub mod rounds;
+pub mod shm;
+
 use logbus_ring::{now_ns, Batch, Consumer, Emitted, Event, Level, Ring, RingOptions, Writer};
 
 /// The message of every benchmark record: exactly 100 bytes.
