@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use logbus_tests::collector::*;
 use logbus_tests::{bin, wait_for, TempDir};
@@ -602,5 +603,84 @@ fn producers_gone_before_the_collector_starts_keep_their_service() {
         let msg = v["msg"].as_str().unwrap();
         let svc = &msg[..5];
         assert_eq!(v["service"], svc, "{line}");
+    }
+}
+
+/// Starts a collector whose stdout is read slowly (4 KiB a millisecond, about
+/// 20,000 lines a second) by a thread that returns the lines it read.
+fn collector_with_slow_stdout(
+    dir: &TempDir,
+    args: &[&str],
+) -> (std::process::Child, std::thread::JoinHandle<usize>, PathBuf) {
+    use std::io::Read;
+    let stderr = dir.path("slow.stderr");
+    let mut child = Command::new(bin("logbus-collector"))
+        .args(args)
+        .env_remove("LOGBUS_RING")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(File::create(&stderr).unwrap())
+        .spawn()
+        .expect("spawn logbus-collector");
+    let mut pipe = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let mut lines = 0;
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) | Err(_) => return lines,
+                Ok(n) => lines += buf[..n].iter().filter(|&&b| b == b'\n').count(),
+            }
+            // A throttle (the slow reader), not a synchronisation.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    wait_for("startup line", LONG, || {
+        std::fs::read_to_string(&stderr)
+            .ok()
+            .filter(|t| t.contains("consuming"))
+    });
+    (child, reader, stderr)
+}
+
+#[test]
+fn a_lossless_ring_is_read_at_the_pace_of_its_slowest_writing_sink() {
+    const N: usize = 20_000;
+    for lossless in [true, false] {
+        let dir = TempDir::new("coll-pace");
+        let ring = dir.path("ring");
+        let mut create = Command::new(bin("logbus"));
+        create.args(["create", ring.to_str().unwrap(), "--size", "4M"]);
+        if lossless {
+            create.args(["--wait-ms", "60000"]);
+        }
+        assert!(create.status().unwrap().success());
+        let all_log = dir.path("all.log");
+        let cfg = dir.path("c.toml");
+        write_config(
+            &cfg,
+            &format!(
+                "{}[[sinks]]\nname = \"slow\"\ntype = \"stdout\"\nqueue = 1000\n",
+                file_sink("all", &all_log, "")
+            ),
+        );
+        let (mut child, reader, stderr) =
+            collector_with_slow_stdout(&dir, &ring_and_config(&ring, &cfg));
+        finish(producer(&ring, "p", N as u64, &[]));
+        wait_lines(&all_log, N);
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let st = wait_for("collector exit", LONG, || child.try_wait().unwrap());
+        let err = std::fs::read_to_string(&stderr).unwrap();
+        assert!(st.success(), "{err}");
+        let slow = reader.join().unwrap();
+        assert_exactly_once(&numbers(&lines(&all_log)), &all("p", 0..N as u64));
+        if lossless {
+            // The ring waited for the slow sink: nothing shed anywhere.
+            assert_eq!(slow, N, "{err}");
+        } else {
+            // Drop mode: the slow sink sheds its own records; the other got all.
+            assert!(slow < N, "the slow sink shed nothing: {slow}");
+        }
     }
 }

@@ -607,27 +607,49 @@ impl Collector {
     /// applies, protecting WARN and above) instead of being copied out only to
     /// be dropped. A sink slower than the others still drops (and counts) its
     /// own records, so that it delays no other sink.
-    /// `None` when no sink has room.
+    ///
+    /// A lossless ring (`wait_ms`: its producers wait for room rather than
+    /// drop) is read no faster than the slowest sink that is writing can take:
+    /// a slow sink then holds records in the ring, and the producers wait,
+    /// instead of shedding them. A sink whose writes fail is still isolated
+    /// (its backlog, then its own shedding), so that a broken output never
+    /// stops the others.
+    /// `None` when no ring may be read for want of room.
     fn poll_once(&mut self) -> Option<usize> {
-        let mut room = self
-            .sinks
-            .iter()
-            .map(|s| s.queue.room())
-            .max()
-            .unwrap_or(usize::MAX);
-        if room < MIN_POLL {
+        let (mut room_any, mut room_up) = (0usize, usize::MAX);
+        for s in &self.sinks {
+            let r = s.queue.room();
+            room_any = room_any.max(r);
+            // Relaxed: a hint; a sink that just failed is seen at the next poll.
+            if s.queue.stats.up.load(std::sync::atomic::Ordering::Relaxed) {
+                room_up = room_up.min(r);
+            }
+        }
+        if self.sinks.is_empty() {
+            room_any = usize::MAX;
+        }
+        room_up = room_up.min(room_any);
+        if room_any < MIN_POLL {
             return None;
         }
         let n = self.sources.len();
         self.turn = self.turn.wrapping_add(1);
-        let mut total = 0;
+        let (mut total, mut blocked) = (0, 0);
         for k in 0..n {
+            let i = (self.turn + k) % n;
+            let lossless = self.sources[i].ring.header().wait_ms > 0;
+            let room = if lossless { room_up } else { room_any };
             if room < MIN_POLL {
-                break;
+                blocked += 1;
+                continue;
             }
-            let got = self.poll_source((self.turn + k) % n, POLL_MAX.min(room));
+            let got = self.poll_source(i, POLL_MAX.min(room));
             total += got;
-            room -= got.min(room);
+            room_any -= got.min(room_any);
+            room_up -= got.min(room_up);
+        }
+        if n > 0 && blocked == n {
+            return None;
         }
         Some(total)
     }
