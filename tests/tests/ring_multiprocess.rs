@@ -125,10 +125,15 @@ fn mixed(total: u64) -> [u64; 6] {
 
 fn assert_in_order(seen: &Seen) {
     for (who, is) in seen {
-        assert!(
-            is.windows(2).all(|w| w[0] < w[1]),
-            "{who:?}: out of order or duplicated"
-        );
+        if let Some(k) = is.windows(2).position(|w| w[0] >= w[1]) {
+            let what = if is.iter().filter(|&&i| i == is[k + 1]).count() > 1 {
+                "duplicated"
+            } else {
+                "out of order"
+            };
+            let around = &is[k.saturating_sub(3)..(k + 5).min(is.len())];
+            panic!("{who:?}: record {} {what} after {} (around: {around:?})", is[k + 1], is[k]);
+        }
     }
 }
 
