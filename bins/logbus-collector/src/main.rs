@@ -143,18 +143,13 @@ fn run(args: Args) -> anyhow::Result<()> {
             })?;
     }
 
-    let sinks: Vec<String> = config
-        .sinks
-        .iter()
-        .map(|s| format!("{} ({})", s.name, s.kind.type_name()))
-        .collect();
     eprintln!(
         "logbus-collector: pid {} consuming {} ({} blocks of {} KiB); sinks: {}",
         std::process::id(),
         ring.path().display(),
         ring.geometry().blocks,
         ring.geometry().block_size / 1024,
-        sinks.join(", ")
+        sink_list(&config)
     );
     loop {
         let control = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -185,6 +180,16 @@ fn run(args: Args) -> anyhow::Result<()> {
             ring.geometry().block_size / 1024,
         );
     }
+}
+
+/// `name (type), ...` for the start-up line.
+fn sink_list(config: &Config) -> String {
+    let sinks: Vec<String> = config
+        .sinks
+        .iter()
+        .map(|s| format!("{} ({})", s.name, s.kind.type_name()))
+        .collect();
+    sinks.join(", ")
 }
 
 /// Serves `--metrics`, if asked, on its own thread.
@@ -226,17 +231,12 @@ fn run_dir(dir: &Path, config: Config, args: &Args, signals: SigSet) -> anyhow::
                 }
             })?;
     }
-    let sinks: Vec<String> = config
-        .sinks
-        .iter()
-        .map(|s| format!("{} ({})", s.name, s.kind.type_name()))
-        .collect();
     eprintln!(
         "logbus-collector: pid {} consuming every ring of {} (at most {}); sinks: {}",
         std::process::id(),
         dir.display(),
         logbus_collector::MAX_RINGS,
-        sinks.join(", ")
+        sink_list(&config)
     );
     let summary = collector.run(&control);
     report(&summary, true);
