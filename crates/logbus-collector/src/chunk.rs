@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use logbus_format::{write_json, write_text};
+use logbus_format::Formatter;
 use logbus_ring::{Batch, RecordRef, Resource, Ring, LEVELS};
 
 use crate::config::Format;
@@ -123,10 +123,14 @@ impl Chunk {
             lines.buf.clear();
             lines.ends.clear();
             lines.buf.reserve(self.batch.len() * 192);
+            lines.ends.reserve(self.batch.len());
+            // One formatter for the chunk: the time prefix is made once per
+            // second of records, not per record.
+            let mut f = Formatter::new();
             for (i, r) in self.batch.iter().enumerate() {
                 match format {
-                    Format::Json => write_json(&mut lines.buf, &r, self.service(i)),
-                    Format::Text => write_text(&mut lines.buf, &r, self.service(i)),
+                    Format::Json => f.json(&mut lines.buf, &r, self.service(i)),
+                    Format::Text => f.text(&mut lines.buf, &r, self.service(i)),
                 }
                 lines.ends.push(lines.buf.len() as u32);
             }

@@ -158,68 +158,83 @@ pub struct RecordRef<'a> {
 
 impl<'a> RecordRef<'a> {
     /// OpenTelemetry severity number, 1-24.
+    #[inline]
     pub fn severity(&self) -> u8 {
         self.hdr.severity
     }
     /// The severity's level band.
+    #[inline]
     pub fn level(&self) -> Level {
         // Validated in `validate`.
         Level::from_severity(self.hdr.severity).unwrap_or(Level::Info)
     }
     /// Event time, ns since the Unix epoch.
+    #[inline]
     pub fn time_ns(&self) -> u64 {
         self.hdr.time_ns
     }
     /// Producer process id.
+    #[inline]
     pub fn pid(&self) -> u32 {
         self.hdr.pid
     }
     /// Producer thread id.
+    #[inline]
     pub fn tid(&self) -> u32 {
         self.hdr.tid
     }
     /// The consumer's serial number of this record: unique for the ring's
     /// consumer, increasing in the order it delivers records (each producer
     /// thread's records in emit order). Peekers number their own reads.
+    #[inline]
     pub fn seq(&self) -> u64 {
         self.serial
     }
     /// Where the record lies in the ring (see [`BlockPos`]).
+    #[inline]
     pub fn pos(&self) -> BlockPos {
         self.pos
     }
     /// What to commit once done with this record and every one before it:
     /// [`crate::Consumer::commit`] takes it.
+    #[inline]
     pub fn end(&self) -> u64 {
         self.serial + 1
     }
     /// The trace id, when the record has one.
+    #[inline]
     pub fn trace_id(&self) -> Option<[u8; 16]> {
         (self.hdr.flags & flags::HAS_TRACE != 0).then_some(self.hdr.trace_id)
     }
     /// The span id, when the record has one.
+    #[inline]
     pub fn span_id(&self) -> Option<[u8; 8]> {
         (self.hdr.flags & flags::HAS_SPAN != 0).then_some(self.hdr.span_id)
     }
     /// W3C trace flags.
+    #[inline]
     pub fn trace_flags(&self) -> u8 {
         self.hdr.trace_flags
     }
     /// Whether something was cut to fit.
+    #[inline]
     pub fn truncated(&self) -> bool {
         self.hdr.flags & flags::TRUNCATED != 0
     }
     /// Resource table index + 1, or 0.
+    #[inline]
     pub fn resource(&self) -> u8 {
         self.hdr.resource
     }
     /// The target (logger name).
+    #[inline]
     pub fn target(&self) -> &'a str {
         let t = self.hdr.target_len as usize;
         // SAFETY: `validate` checked these bytes are UTF-8 and in bounds.
         unsafe { std::str::from_utf8_unchecked(&self.body[..t]) }
     }
     /// The message.
+    #[inline]
     pub fn message(&self) -> &'a str {
         let t = self.hdr.target_len as usize;
         let m = self.hdr.msg_len as usize;
@@ -228,14 +243,17 @@ impl<'a> RecordRef<'a> {
     }
     /// Bytes of the record's variable part (target, message and fields): an
     /// upper bound for sizing output buffers.
+    #[inline]
     pub fn payload_len(&self) -> usize {
         self.body.len()
     }
     /// Number of fields.
+    #[inline]
     pub fn field_count(&self) -> usize {
         self.hdr.nfields as usize
     }
     /// The structured fields, in the order they were written.
+    #[inline]
     pub fn fields(&self) -> FieldIter<'a> {
         let t = self.hdr.target_len as usize + self.hdr.msg_len as usize;
         FieldIter {
@@ -258,6 +276,7 @@ pub struct FieldIter<'a> {
 }
 
 impl<'a> FieldIter<'a> {
+    #[inline]
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if self.rest.len() < n {
             return None;
@@ -267,6 +286,7 @@ impl<'a> FieldIter<'a> {
         Some(a)
     }
 
+    #[inline]
     fn parse(&mut self) -> Option<(&'a [u8], RawValue<'a>)> {
         let kl = self.take(2)?;
         let (klen, k) = (kl[0] as usize, kl[1]);
@@ -297,6 +317,7 @@ impl<'a> FieldIter<'a> {
 impl<'a> Iterator for FieldIter<'a> {
     type Item = (&'a str, Value<'a>);
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.left == 0 {
             return None;
