@@ -14,26 +14,32 @@ use crate::level::Level;
 
 /// Copies `len` bytes from shared memory at `src` (8-aligned) onto the end of
 /// `buf`, with relaxed atomic 8-byte loads. Reads up to 7 bytes past `len`.
+/// Returns the OR of every word read (those bytes past `len` included): if
+/// no byte of it has its high bit set, the copy is all ASCII (see
+/// [`validate_copied`]).
 ///
 /// # Safety
 /// `src .. src + len.next_multiple_of(8)` lies inside a live mapping and `src`
 /// is 8-aligned.
-pub(crate) unsafe fn copy_shared(src: *const u8, len: usize, buf: &mut Vec<u8>) {
+pub(crate) unsafe fn copy_shared(src: *const u8, len: usize, buf: &mut Vec<u8>) -> u64 {
     let words = len.div_ceil(8);
     buf.reserve(words * 8);
     let start = buf.len();
     let dst = buf.as_mut_ptr().add(start);
+    let mut or = 0;
     for i in 0..words {
         // SAFETY: in bounds and aligned by the caller's contract; atomic loads
         // make a racing writer harmless to us (we validate what we got).
         // Relaxed: the caller orders the copy (Acquire load of the tail before,
         // a CAS or an Acquire fence and re-check after).
         let w = unsafe { (*(src as *const AtomicU64).add(i)).load(Ordering::Relaxed) };
+        or |= w;
         // SAFETY: `reserve` made room for `words * 8` bytes after `start`.
         unsafe { (dst.add(i * 8) as *mut u64).write_unaligned(w) };
     }
     // SAFETY: the first `len <= words * 8` bytes after `start` were written.
     unsafe { buf.set_len(start + len) };
+    or
 }
 
 /// Reads a record header from shared memory at `src` with relaxed atomic
@@ -60,6 +66,28 @@ fn utf8_ok(b: &[u8]) -> bool {
     b.is_ascii() || std::str::from_utf8(b).is_ok()
 }
 
+/// [`validate`] for a body just copied by [`copy_shared`], given the OR of
+/// the words it read: when none of them has a byte with the high bit set,
+/// every byte of the body is ASCII, so every string in it is UTF-8, and only
+/// the lengths, kinds and values are left to check (one walk, no look at the
+/// string bytes). Otherwise (non-ASCII text, or a number, or the padding
+/// after the body, with a high bit set) the full [`validate`].
+#[inline]
+pub(crate) fn validate_copied(hdr: &RecordHeader, body: &[u8], words_or: u64) -> bool {
+    if words_or & HIGH_BITS != 0 {
+        return validate(hdr, body);
+    }
+    if Level::from_severity(hdr.severity).is_none() {
+        return false;
+    }
+    let t = hdr.target_len as usize;
+    let m = hdr.msg_len as usize;
+    match t.checked_add(m) {
+        Some(tm) if tm <= body.len() => walk_fields::<false>(&body[tm..], hdr.nfields).is_some(),
+        _ => false,
+    }
+}
+
 /// Checks a record's variable part against its header; `true` if every length,
 /// kind and string is valid.
 pub(crate) fn validate(hdr: &RecordHeader, body: &[u8]) -> bool {
@@ -74,7 +102,7 @@ pub(crate) fn validate(hdr: &RecordHeader, body: &[u8]) -> bool {
     // Fast path: walk the fields once, OR-ing every string byte together; if
     // no string byte has its high bit set, every string is ASCII, hence UTF-8.
     // Otherwise check each string as UTF-8 on its own (the slow path).
-    match walk_fields(&body[t + m..], hdr.nfields) {
+    match walk_fields::<true>(&body[t + m..], hdr.nfields) {
         None => false,
         Some(high) if (high | or_bytes(&body[..t + m])) & HIGH_BITS == 0 => true,
         Some(_) => {
@@ -87,34 +115,49 @@ pub(crate) fn validate(hdr: &RecordHeader, body: &[u8]) -> bool {
 
 const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
 
-/// The OR of `b`'s bytes, spread over a word (only its high bits mean anything).
+/// The OR of `b`'s bytes, spread over a word (only its high bits mean
+/// anything). No byte loop: the last word overlaps the one before, a string
+/// of 4 to 7 bytes is its first and last 4, one of 1 to 3 its first, middle
+/// and last byte (keys and short values are mostly that short).
 #[inline(always)]
 fn or_bytes(b: &[u8]) -> u64 {
-    if b.len() >= 8 {
+    let n = b.len();
+    if n >= 8 {
         let word = |c: &[u8]| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
-        let mut acc = word(&b[b.len() - 8..]);
+        let mut acc = word(&b[n - 8..]);
         for c in b.chunks_exact(8) {
             acc |= word(c);
         }
         acc
+    } else if n >= 4 {
+        let half = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap_or([0; 4]));
+        (half(0) | half(n - 4)) as u64
+    } else if n > 0 {
+        (b[0] | b[n / 2] | b[n - 1]) as u64
     } else {
-        b.iter().fold(0u64, |acc, &x| acc | x as u64)
+        0
     }
 }
 
-/// Walks `n` fields: `Some(OR of their key and string bytes)` when every
-/// length and kind is valid and nothing is left over.
+/// Walks `n` fields: `Some(OR of their key and string bytes)` (with `OR`;
+/// else `Some(0)`) when every length and kind is valid and nothing is left over.
 #[inline]
-fn walk_fields(mut b: &[u8], n: u16) -> Option<u64> {
+fn walk_fields<const OR: bool>(mut b: &[u8], n: u16) -> Option<u64> {
     let mut acc = 0u64;
     for _ in 0..n {
         let (klen, k) = (*b.first()? as usize, *b.get(1)?);
-        acc |= or_bytes(b.get(2..2 + klen)?);
+        let key = b.get(2..2 + klen)?;
+        if OR {
+            acc |= or_bytes(key);
+        }
         b = &b[2 + klen..];
         let len = match k {
             kind::STR => {
                 let n = u16::from_le_bytes([*b.first()?, *b.get(1)?]) as usize;
-                acc |= or_bytes(b.get(2..2 + n)?);
+                let s = b.get(2..2 + n)?;
+                if OR {
+                    acc |= or_bytes(s);
+                }
                 2 + n
             }
             kind::I64 | kind::U64 | kind::F64 => 8,
@@ -360,7 +403,25 @@ mod tests {
             nfields: fields.len() as u16,
             ..RecordHeader::default()
         };
-        validate(&hdr, &body)
+        let full = validate(&hdr, &body);
+        // The copy-and-validate path gives the same answer, whatever the
+        // padding after the body (which the copy reads too).
+        for pad in [0u8, b'a', 0x80, 0xff] {
+            let mut words = vec![0u64; body.len().div_ceil(8) + 1];
+            // SAFETY: `words` is 8-aligned and longer than the body's
+            // words; it stays alive for the copy.
+            let bytes = unsafe {
+                std::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, words.len() * 8)
+            };
+            bytes.fill(pad);
+            bytes[..body.len()].copy_from_slice(&body);
+            let mut copy = Vec::new();
+            // SAFETY: as above: in bounds (padded to whole words) and aligned.
+            let or = unsafe { copy_shared(words.as_ptr() as *const u8, body.len(), &mut copy) };
+            assert_eq!(copy, body);
+            assert_eq!(validate_copied(&hdr, &copy, or), full, "{body:?} pad {pad}");
+        }
+        full
     }
 
     #[test]
