@@ -151,14 +151,14 @@ impl Formatter {
 
     /// Appends `r` as one JSON object and a newline (as [`write_json`]).
     #[inline]
-    pub fn json(&mut self, out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option<&str>) {
-        json(self, out, r, service)
+    pub fn json(&mut self, out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option<&Service<'_>>) {
+        json(self, out, r, service.map(Service::checked))
     }
 
     /// Appends `r` as one readable line and a newline (as [`write_text`]).
     #[inline]
-    pub fn text(&mut self, out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option<&str>) {
-        text(self, out, r, service)
+    pub fn text(&mut self, out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option<&Service<'_>>) {
+        text(self, out, r, service.map(Service::checked))
     }
 
     /// `ns` as RFC 3339 (30 bytes), from the cached second when it is the same.
@@ -185,6 +185,54 @@ impl Formatter {
     fn set_second(&mut self, secs: u64) {
         self.second = secs;
         self.prefix[..20].copy_from_slice(&second_prefix(secs));
+    }
+}
+
+/// A service name checked once for bytes to escape, for the many records of
+/// one producer (see [`Formatter::json`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Service<'a> {
+    name: &'a str,
+    /// No byte needs escaping in JSON.
+    json_clean: bool,
+    /// No control character (the text form).
+    text_clean: bool,
+}
+
+impl<'a> Service<'a> {
+    /// `name`, checked.
+    pub fn new(name: &'a str) -> Service<'a> {
+        Service {
+            name,
+            json_clean: !str_needs_escape(name.as_bytes()),
+            text_clean: !any_word(name.as_bytes(), word_has_control),
+        }
+    }
+
+    fn checked(&self) -> Checked<'a> {
+        Checked {
+            name: self.name,
+            json_clean: Some(self.json_clean),
+            text_clean: Some(self.text_clean),
+        }
+    }
+}
+
+/// A service name as the formatting functions get it: what is known of it.
+#[derive(Clone, Copy)]
+struct Checked<'a> {
+    name: &'a str,
+    json_clean: Option<bool>,
+    text_clean: Option<bool>,
+}
+
+impl<'a> Checked<'a> {
+    fn unchecked(name: &'a str) -> Checked<'a> {
+        Checked {
+            name,
+            json_clean: None,
+            text_clean: None,
+        }
     }
 }
 
@@ -215,12 +263,12 @@ fn eight_digits(v: u32) -> [u8; 8] {
 
 /// Appends `r` as one JSON object and a newline.
 pub fn write_json(out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option<&str>) {
-    with_formatter(|f| json(f, out, r, service));
+    with_formatter(|f| json(f, out, r, service.map(Checked::unchecked)));
 }
 
 /// Appends `r` as one readable line and a newline.
 pub fn write_text(out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option<&str>) {
-    with_formatter(|f| text(f, out, r, service));
+    with_formatter(|f| text(f, out, r, service.map(Checked::unchecked)));
 }
 
 thread_local! {
@@ -236,9 +284,9 @@ fn with_formatter(go: impl FnOnce(&mut Formatter)) {
 }
 
 #[inline(always)]
-fn json(f: &mut Formatter, out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option<&str>) {
+fn json(f: &mut Formatter, out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option<Checked<'_>>) {
     // SAFETY: `json_bound` bounds everything written below.
-    let mut w = unsafe { Out::new(out, json_bound(r, service)) };
+    let mut w = unsafe { Out::new(out, json_bound(r, service.map(|s| s.name))) };
     w.put(b"{\"time\":\"");
     f.put_rfc3339(&mut w, r.time_ns());
     w.put(b"\",\"level\":\"");
@@ -267,7 +315,14 @@ fn json(f: &mut Formatter, out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option
     }
     if let Some(s) = service {
         w.put(b",\"service\":");
-        put_json_str(&mut w, s);
+        match s.json_clean {
+            Some(true) => {
+                w.byte(b'"');
+                w.put(s.name.as_bytes());
+                w.byte(b'"');
+            }
+            _ => put_json_str(&mut w, s.name),
+        }
     }
     let mut first = true;
     for (k, v) in r.fields() {
@@ -289,9 +344,9 @@ fn json(f: &mut Formatter, out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option
 }
 
 #[inline(always)]
-fn text(f: &mut Formatter, out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option<&str>) {
+fn text(f: &mut Formatter, out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option<Checked<'_>>) {
     // SAFETY: the text form is never longer than the JSON form's bound.
-    let mut w = unsafe { Out::new(out, json_bound(r, service)) };
+    let mut w = unsafe { Out::new(out, json_bound(r, service.map(|s| s.name))) };
     f.put_rfc3339(&mut w, r.time_ns());
     w.byte(b' ');
     let name = r.level().name();
@@ -299,7 +354,10 @@ fn text(f: &mut Formatter, out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option
     w.put(&b"      "[..6 - name.len()]);
     if let Some(s) = service {
         w.byte(b'[');
-        put_text_clean(&mut w, s);
+        match s.text_clean {
+            Some(true) => w.put(s.name.as_bytes()),
+            _ => put_text_clean(&mut w, s.name),
+        }
         w.put(b"] ");
     }
     if !r.target().is_empty() {
