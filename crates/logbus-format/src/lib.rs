@@ -249,12 +249,12 @@ fn eight_digits(v: u32) -> [u8; 8] {
     // Lanes of 32 bits, the more significant half first (in memory order).
     let x = hi | lo << 32;
     // x / 100 per lane: exact for lanes below 10,000 (x * 10486 >> 20).
-    let hundreds = (x * 10_486 >> 20) & 0x0000_007f_0000_007f;
+    let hundreds = ((x * 10_486) >> 20) & 0x0000_007f_0000_007f;
     let x = x - hundreds * 100;
     // Lanes of 16 bits: [hundreds, rest] per half.
     let x = hundreds | x << 16;
     // x / 10 per 16-bit lane: exact for lanes below 100 (x * 103 >> 10).
-    let tens = (x * 103 >> 10) & 0x000f_000f_000f_000f;
+    let tens = ((x * 103) >> 10) & 0x000f_000f_000f_000f;
     let x = x - tens * 10;
     // Lanes of 8 bits: [tens, units] per quarter.
     let digits = tens | x << 8;
@@ -937,7 +937,8 @@ mod tests {
     /// 1-3 and 4-7 byte paths, longer ones the overlapping last word).
     #[test]
     fn word_checks_match_byte_checks() {
-        let checks: [(fn(u64) -> bool, fn(u8) -> bool); 3] = [
+        type Check = (fn(u64) -> bool, fn(u8) -> bool);
+        let checks: [Check; 3] = [
             (word_needs_escape, needs_escape),
             (word_has_control, |b| b < b' ' || b == 0x7f),
             (word_needs_quotes, |b| b <= b' ' || b == b'"' || b == b'='),
