@@ -478,20 +478,10 @@ fn put_f64(w: &mut Out, f: f64) {
             w.byte(b'-');
         }
         put_i64(w, int);
-        w.byte(b'.');
-        let digits = [
-            b'0' + (frac / 100) as u8,
-            b'0' + (frac / 10 % 10) as u8,
-            b'0' + (frac % 10) as u8,
-        ];
-        let keep = if frac % 100 == 0 {
-            1
-        } else if frac % 10 == 0 {
-            2
-        } else {
-            3
-        };
-        w.put(&digits[..keep]);
+        // The decimals from a table: `.` and three digits, and how many of
+        // those four bytes to keep (trailing zeros dropped, one digit kept).
+        let [dot, d0, d1, d2, keep] = DECIMALS[frac as usize % 1000];
+        w.word([dot, d0, d1, d2, 0, 0, 0, 0], keep as usize);
         return;
     }
     w.put(ryu::Buffer::new().format_finite(f).as_bytes());
@@ -687,6 +677,32 @@ pub fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     // SAFETY: `w` was made from `out` just above.
     unsafe { w.finish(out) };
 }
+
+/// For `f` in 0..1000: `.`, the three digits of `f`, and the bytes of
+/// those to write: ryu's form of a float's decimals (`.5`, `.25`, `.125`,
+/// `.0`).
+static DECIMALS: [[u8; 5]; 1000] = {
+    let mut t = [[0u8; 5]; 1000];
+    let mut f = 0;
+    while f < 1000 {
+        let keep = if f % 100 == 0 {
+            2
+        } else if f % 10 == 0 {
+            3
+        } else {
+            4
+        };
+        t[f] = [
+            b'.',
+            b'0' + (f / 100) as u8,
+            b'0' + (f / 10 % 10) as u8,
+            b'0' + (f % 10) as u8,
+            keep,
+        ];
+        f += 1;
+    }
+    t
+};
 
 static DIGIT_PAIRS: [[u8; 2]; 100] = {
     let mut t = [[0u8; 2]; 100];
