@@ -95,6 +95,21 @@ impl Out {
         self.put(&[b]);
     }
 
+    /// Stores all `N` bytes of `bytes` and keeps the first `n <= N`, as
+    /// [`word`](Self::word) does for 8.
+    #[inline(always)]
+    fn fixed<const N: usize>(&mut self, bytes: &[u8; N], n: usize) {
+        debug_assert!(n <= N);
+        #[cfg(debug_assertions)]
+        assert!(self.ptr as usize + N <= self.end as usize, "format bound");
+        // SAFETY: as in `word`: the reserved bound covers `N` bytes here
+        // (`json_bound`'s slack is hundreds of bytes; checked in debug builds).
+        unsafe {
+            (self.ptr as *mut [u8; N]).write_unaligned(*bytes);
+            self.ptr = self.ptr.add(n);
+        }
+    }
+
     /// Stores the 8 bytes of `word` (first byte first in memory) and keeps
     /// the first `n <= 8` of them: one store instead of a copy. The bytes
     /// after the `n` kept ones are overwritten by what comes next (the
@@ -289,11 +304,9 @@ fn json(f: &mut Formatter, out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option
     let mut w = unsafe { Out::new(out, json_bound(r, service.map(|s| s.name))) };
     w.put(b"{\"time\":\"");
     f.put_rfc3339(&mut w, r.time_ns());
-    w.put(b"\",\"level\":\"");
-    w.put(r.level().name().as_bytes());
-    w.put(b"\",\"severity\":");
-    put_u64(&mut w, r.severity().into());
-    w.put(b",\"target\":");
+    // `","level":"INFO","severity":9,"target":`, made once per severity.
+    let (fragment, len) = &JSON_LEVELS[severity_index(r.severity())];
+    w.fixed(fragment, *len as usize);
     put_json_str(&mut w, r.target());
     w.put(b",\"msg\":");
     put_json_str(&mut w, r.message());
@@ -349,9 +362,8 @@ fn text(f: &mut Formatter, out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option
     let mut w = unsafe { Out::new(out, json_bound(r, service.map(|s| s.name))) };
     f.put_rfc3339(&mut w, r.time_ns());
     w.byte(b' ');
-    let name = r.level().name();
-    w.put(name.as_bytes());
-    w.put(&b"      "[..6 - name.len()]);
+    // The level's name padded to 6 bytes.
+    w.word(TEXT_LEVELS[severity_index(r.severity()) / 4], 6);
     if let Some(s) = service {
         w.byte(b'[');
         match s.text_clean {
@@ -678,6 +690,65 @@ pub fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     unsafe { w.finish(out) };
 }
 
+/// The table index of a severity (1-24; validated, clamped all the same).
+#[inline(always)]
+fn severity_index(severity: u8) -> usize {
+    (severity.clamp(1, 24) - 1) as usize
+}
+
+/// The level names of severities 1-4, 5-8, ... 21-24 (OpenTelemetry's bands,
+/// as `logbus_ring::Level::from_severity`).
+const LEVEL_NAMES: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+
+/// Appends `bytes` to `out` at `*n` (for the const tables).
+const fn push(bytes: &[u8], out: &mut [u8; 48], n: &mut usize) {
+    let mut i = 0;
+    while i < bytes.len() {
+        out[*n] = bytes[i];
+        *n += 1;
+        i += 1;
+    }
+}
+
+/// Per severity 1-24: the JSON text from the end of `time` to the start of
+/// `target`'s value, and its length.
+static JSON_LEVELS: [([u8; 48], u8); 24] = {
+    let mut t = [([0u8; 48], 0u8); 24];
+    let mut s = 0;
+    while s < 24 {
+        let sev = s + 1;
+        let mut out = [0u8; 48];
+        let mut n = 0;
+        push(b"\",\"level\":\"", &mut out, &mut n);
+        push(LEVEL_NAMES[s / 4].as_bytes(), &mut out, &mut n);
+        push(b"\",\"severity\":", &mut out, &mut n);
+        if sev >= 10 {
+            push(&[b'0' + (sev / 10) as u8], &mut out, &mut n);
+        }
+        push(&[b'0' + (sev % 10) as u8], &mut out, &mut n);
+        push(b",\"target\":", &mut out, &mut n);
+        t[s] = (out, n as u8);
+        s += 1;
+    }
+    t
+};
+
+/// The level names padded with spaces to 8 bytes (6 are written).
+static TEXT_LEVELS: [[u8; 8]; 6] = {
+    let mut t = [[b' '; 8]; 6];
+    let mut l = 0;
+    while l < 6 {
+        let name = LEVEL_NAMES[l].as_bytes();
+        let mut i = 0;
+        while i < name.len() {
+            t[l][i] = name[i];
+            i += 1;
+        }
+        l += 1;
+    }
+    t
+};
+
 /// For `f` in 0..1000: `.`, the three digits of `f`, and the bytes of
 /// those to write: ryu's form of a float's decimals (`.5`, `.25`, `.125`,
 /// `.0`).
@@ -878,6 +949,23 @@ mod tests {
         }
         for i in [i64::MIN, i64::MIN + 1, -1, -10, -99, -100] {
             assert_eq!(s(|o| write_json_value(o, Value::I64(i))), i.to_string());
+        }
+    }
+
+    /// The per-severity tables say what the level and severity say.
+    #[test]
+    fn level_tables_match_the_level_of_every_severity() {
+        for sev in 1..=24u8 {
+            let name = logbus_ring::Level::from_severity(sev).unwrap().name();
+            let (fragment, len) = &JSON_LEVELS[severity_index(sev)];
+            assert_eq!(
+                &fragment[..*len as usize],
+                format!("\",\"level\":\"{name}\",\"severity\":{sev},\"target\":").as_bytes()
+            );
+            assert_eq!(
+                &TEXT_LEVELS[severity_index(sev) / 4][..6],
+                format!("{name:<6}").as_bytes()
+            );
         }
     }
 
