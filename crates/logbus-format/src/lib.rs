@@ -147,6 +147,75 @@ pub struct Formatter {
     second: u64,
     /// The second's text, padded to 24 bytes (3 words).
     prefix: [u8; 24],
+    /// The last target and first field keys found to need no escaping:
+    /// the same target and keys come back record after record.
+    clean: [Clean; CLEAN_SLOTS],
+}
+
+/// Slots of [`Formatter::clean`]: the target, then the first field keys.
+const CLEAN_SLOTS: usize = 4;
+
+/// A string of at most 16 bytes known to need no escaping in JSON (so no
+/// control character either), by content: its length and [`short_words`].
+#[derive(Clone, Copy, Debug)]
+struct Clean {
+    len: u8,
+    words: [u64; 2],
+}
+
+impl Clean {
+    /// Matches no string (lengths are at most 16).
+    const NONE: Clean = Clean {
+        len: u8::MAX,
+        words: [0; 2],
+    };
+}
+
+/// The bytes of a string of at most 16 bytes in two words, losslessly given
+/// its length: 8 to 16 bytes as the first and the last 8 (overlapping), 4
+/// to 7 as the first and last 4, 1 to 3 as the first, middle and last byte.
+#[inline(always)]
+fn short_words(b: &[u8]) -> [u64; 2] {
+    let n = b.len();
+    let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
+    let u32_at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap_or([0; 4]));
+    if n >= 8 {
+        [u64_at(0), u64_at(n - 8)]
+    } else if n >= 4 {
+        [u32_at(0) as u64 | (u32_at(n - 4) as u64) << 32, 0]
+    } else if n > 0 {
+        [
+            b[0] as u64 | (b[n / 2] as u64) << 8 | (b[n - 1] as u64) << 16,
+            0,
+        ]
+    } else {
+        [0; 2]
+    }
+}
+
+impl Formatter {
+    /// Whether `s` is the clean string last seen in `slot`, else whether it
+    /// is clean (remembered if it is short).
+    #[inline(always)]
+    fn is_clean(&mut self, slot: usize, s: &str) -> bool {
+        let b = s.as_bytes();
+        if b.len() > 16 || slot >= CLEAN_SLOTS {
+            return !str_needs_escape(b);
+        }
+        let words = short_words(b);
+        let c = &mut self.clean[slot];
+        if c.len as usize == b.len() && c.words == words {
+            return true;
+        }
+        let clean = !str_needs_escape(b);
+        if clean {
+            *c = Clean {
+                len: b.len() as u8,
+                words,
+            };
+        }
+        clean
+    }
 }
 
 impl Default for Formatter {
@@ -161,6 +230,7 @@ impl Formatter {
         Formatter {
             second: u64::MAX,
             prefix: [0; 24],
+            clean: [Clean::NONE; CLEAN_SLOTS],
         }
     }
 
@@ -307,7 +377,12 @@ fn json(f: &mut Formatter, out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option
     // `","level":"INFO","severity":9,"target":`, made once per severity.
     let (fragment, len) = &JSON_LEVELS[severity_index(r.severity())];
     w.fixed(fragment, *len as usize);
-    put_json_str(&mut w, r.target());
+    let target = r.target();
+    if f.is_clean(0, target) {
+        put_quoted(&mut w, target);
+    } else {
+        put_json_str(&mut w, target);
+    }
     w.put(b",\"msg\":");
     put_json_str(&mut w, r.message());
     w.put(b",\"pid\":");
@@ -338,10 +413,14 @@ fn json(f: &mut Formatter, out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option
         }
     }
     let mut first = true;
-    for (k, v) in r.fields() {
+    for (i, (k, v)) in r.fields().enumerate() {
         w.put(if first { b",\"fields\":{" } else { b"," });
         first = false;
-        put_json_str(&mut w, k);
+        if f.is_clean(1 + i, k) {
+            put_quoted(&mut w, k);
+        } else {
+            put_json_str(&mut w, k);
+        }
         w.byte(b':');
         put_json_value(&mut w, v);
     }
@@ -373,7 +452,12 @@ fn text(f: &mut Formatter, out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option
         w.put(b"] ");
     }
     if !r.target().is_empty() {
-        put_text_clean(&mut w, r.target());
+        let target = r.target();
+        if f.is_clean(0, target) {
+            w.put(target.as_bytes());
+        } else {
+            put_text_clean(&mut w, target);
+        }
         w.put(b": ");
     }
     put_text_clean(&mut w, r.message());
@@ -385,9 +469,13 @@ fn text(f: &mut Formatter, out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option
         w.put(b" span_id=");
         put_hex(&mut w, &s);
     }
-    for (k, v) in r.fields() {
+    for (i, (k, v)) in r.fields().enumerate() {
         w.byte(b' ');
-        put_text_clean(&mut w, k);
+        if f.is_clean(1 + i, k) {
+            w.put(k.as_bytes());
+        } else {
+            put_text_clean(&mut w, k);
+        }
         w.byte(b'=');
         match v {
             Value::Str(s) if s.is_empty() || any_word(s.as_bytes(), word_needs_quotes) => {
@@ -577,6 +665,14 @@ fn str_needs_escape(b: &[u8]) -> bool {
 #[inline]
 fn needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f
+}
+
+/// Appends `s`, known to need no escaping, between quotes.
+#[inline(always)]
+fn put_quoted(w: &mut Out, s: &str) {
+    w.byte(b'"');
+    w.put(s.as_bytes());
+    w.byte(b'"');
 }
 
 /// Appends `s` as a JSON string literal. Always inlined: `Out` then stays in
@@ -949,6 +1045,51 @@ mod tests {
         }
         for i in [i64::MIN, i64::MIN + 1, -1, -10, -99, -100] {
             assert_eq!(s(|o| write_json_value(o, Value::I64(i))), i.to_string());
+        }
+    }
+
+    /// The per-slot memory of clean short strings answers as the check
+    /// itself, over a stream of repeated, changed, escaped and long strings.
+    #[test]
+    fn remembered_clean_strings_answer_as_the_check() {
+        let mut f = Formatter::new();
+        let alphabet = b"ab\"\\\n\x7fz ";
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut last: Vec<String> = vec![String::new(); CLEAN_SLOTS + 1];
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let slot = (x % (CLEAN_SLOTS as u64 + 1)) as usize;
+            // Often the same string again, or one byte changed, else a new one.
+            let s = match (x >> 8) % 4 {
+                0 | 1 => last[slot].clone(),
+                2 if !last[slot].is_empty() => {
+                    let mut b = last[slot].clone().into_bytes();
+                    let at = (x >> 16) as usize % b.len();
+                    b[at] = alphabet[(x >> 24) as usize % alphabet.len()];
+                    String::from_utf8(b).unwrap()
+                }
+                _ => {
+                    let len = (x >> 32) as usize % 19;
+                    (0..len)
+                        .map(|i| {
+                            let c = (x >> (i % 8 * 8)) as usize;
+                            if c % 5 == 0 {
+                                alphabet[c % alphabet.len()] as char
+                            } else {
+                                (b'a' + (c % 26) as u8) as char
+                            }
+                        })
+                        .collect()
+                }
+            };
+            assert_eq!(
+                f.is_clean(slot, &s),
+                !str_needs_escape(s.as_bytes()),
+                "{s:?}"
+            );
+            last[slot] = s;
         }
     }
 
