@@ -1075,7 +1075,7 @@ mod tests {
                     (0..len)
                         .map(|i| {
                             let c = (x >> (i % 8 * 8)) as usize;
-                            if c % 5 == 0 {
+                            if c.is_multiple_of(5) {
                                 alphabet[c % alphabet.len()] as char
                             } else {
                                 (b'a' + (c % 26) as u8) as char
