@@ -132,7 +132,11 @@ fn assert_in_order(seen: &Seen) {
                 "out of order"
             };
             let around = &is[k.saturating_sub(3)..(k + 5).min(is.len())];
-            panic!("{who:?}: record {} {what} after {} (around: {around:?})", is[k + 1], is[k]);
+            panic!(
+                "{who:?}: record {} {what} after {} (around: {around:?})",
+                is[k + 1],
+                is[k]
+            );
         }
     }
 }

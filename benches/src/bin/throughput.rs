@@ -5,7 +5,9 @@
 //! For one and then two producer processes writing as fast as they can, and a
 //! collector process with (a) a `null` sink (discard, formatting nothing: the
 //! collector's own cost)
-//! and (b) a JSON `file` sink on `/dev/shm`, measures records per second from
+//! (b) a JSON `file` sink on `/dev/shm`, and (c) `multi`: three sinks at once
+//! (stdout as JSON, redirected to a file on `/dev/shm`, a JSON file and a text
+//! file: the records are formatted once per format), measures records per second from
 //! the producers' start until the collector has finished every record
 //! (delivered, or dropped by the sink's overflow policy when the sink cannot
 //! keep up: the rate counts delivered records only, and the drops are
@@ -13,7 +15,10 @@
 //! the collector), and the CPU of its reader and sink threads
 //! (`/proc/self/task/*/schedstat`). Right after each file run, the reference:
 //! the same JSON bytes (the file sink's own output) written line by line
-//! through a 64 KiB `BufWriter` to `/dev/shm`. Every configuration runs
+//! through a 64 KiB `BufWriter` to `/dev/shm`, with its CPU time per line
+//! (`RUSAGE_THREAD`); the file run's collector CPU per record over it is the
+//! "cpu x" column. For `multi`, "cpu x" is the collector's CPU per record over
+//! the median of the same round's one-file runs. Every configuration runs
 //! [`ROUNDS`] times, interleaved; the summary gives medians. Last, the
 //! collector's CPU over 10 s with an empty ring (idle).
 //!
@@ -44,7 +49,11 @@ use logbus_ring::{Emitted, Resource, Ring, RingOptions};
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some("produce") => produce(Path::new(&args[2]), args[3].parse().expect("count")),
+        Some("produce") => produce(
+            Path::new(&args[2]),
+            args[3].parse().expect("count"),
+            args.get(4).is_some_and(|a| a == "paced"),
+        ),
         Some("collect") => collect(
             Path::new(&args[2]),
             &args[3],
@@ -111,7 +120,10 @@ fn components() {
 }
 
 /// Producer process: `count` records, retried (after a 50 us sleep) when refused.
-fn produce(ring: &Path, count: u64) {
+/// `paced`: every 4,096 records, waits (50 us sleeps) while more than 32,768
+/// records are unread or uncommitted, so that no sink falls a queue behind and
+/// sheds (the `multi` runs, whose three sinks go at different speeds).
+fn produce(ring: &Path, count: u64, paced: bool) {
     let ring = Ring::open(ring).expect("open ring");
     let tag = ring
         .register_resource(&Resource {
@@ -125,6 +137,11 @@ fn produce(ring: &Path, count: u64) {
     let mut w = ring.writer().expect("writer");
     w.set_resource(tag);
     for i in 0..count {
+        if paced && i % 4096 == 0 {
+            while ring.stats().total().unread > 32_768 {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        }
         while let Emitted::Dropped = emit_collector_record(&mut w, i) {
             std::thread::sleep(Duration::from_micros(50));
         }
@@ -135,20 +152,37 @@ fn produce(ring: &Path, count: u64) {
 /// (`0`: until its standard input closes).
 fn collect(ring: &Path, kind: &str, out: &Path, expect: u64) {
     let ring = Ring::open(ring).expect("open ring");
-    let kind = match kind {
-        "null" => SinkKind::Null,
-        _ => SinkKind::File {
-            path: out.to_path_buf(),
-            format: Format::Json,
-            max_bytes: None,
-            keep: 0,
-        },
+    let file = |path: PathBuf, format| SinkKind::File {
+        path,
+        format,
+        max_bytes: None,
+        keep: 0,
     };
+    let sinks = match kind {
+        "null" => vec![SinkConfig::new("bench", SinkKind::Null)],
+        "multi" => vec![
+            SinkConfig::new(
+                "stdout",
+                SinkKind::Stdout {
+                    format: Format::Json,
+                },
+            ),
+            SinkConfig::new("bench", file(out.to_path_buf(), Format::Json)),
+            SinkConfig::new("text", file(with_suffix(out, ".txt"), Format::Text)),
+        ],
+        _ => vec![SinkConfig::new(
+            "bench",
+            file(out.to_path_buf(), Format::Json),
+        )],
+    };
+    // The harness reads "ready" and the counts on the original standard
+    // output; the stdout sink writes to a file next to `out`.
+    let mut to_harness = redirect_stdout(kind == "multi", out);
     let config = Config {
         ring_path: None,
         ring_dir: None,
         shutdown_timeout: Duration::from_secs(60),
-        sinks: vec![SinkConfig::new("bench", kind)],
+        sinks,
     };
     let mut collector =
         Collector::new(&ring, config, None, |n| eprintln!("collector: {n}")).expect("collector");
@@ -156,7 +190,7 @@ fn collect(ring: &Path, kind: &str, out: &Path, expect: u64) {
     let control = Arc::new(Control::new());
     let c2 = control.clone();
     let done = std::thread::spawn(move || {
-        let sink = registry.sinks()[0].clone();
+        let sinks = registry.sinks();
         if expect == 0 {
             // Idle measurement: no polling watcher, whose own wake-ups would
             // be counted as the collector's CPU.
@@ -166,23 +200,56 @@ fn collect(ring: &Path, kind: &str, out: &Path, expect: u64) {
         }
         // Relaxed: counters read to decide when to stop. A record is finished
         // when the sink wrote it, or dropped it because its queue was full.
-        let finished = || sink.delivered.load(Ordering::Relaxed) + sink.dropped_total();
-        while finished() < expect {
+        // Every sink must have finished; the counts are the slowest one's.
+        let finished = |s: &logbus_collector::stats::SinkStats| {
+            s.delivered.load(Ordering::Relaxed) + s.dropped_total()
+        };
+        while sinks.iter().any(|s| finished(s) < expect) {
             std::thread::sleep(Duration::from_millis(1));
         }
         let threads = thread_cpu();
         c2.request_shutdown();
         (
-            sink.delivered.load(Ordering::Relaxed),
-            sink.dropped_total(),
+            sinks
+                .iter()
+                .map(|s| s.delivered.load(Ordering::Relaxed))
+                .min()
+                .unwrap_or(0),
+            sinks.iter().map(|s| s.dropped_total()).max().unwrap_or(0),
             threads,
         )
     });
-    println!("ready");
-    std::io::stdout().flush().expect("stdout");
+    writeln!(to_harness, "ready").expect("stdout");
+    to_harness.flush().expect("stdout");
     collector.run(&control);
     let (delivered, dropped, (reader, sink)) = done.join().expect("watcher");
-    println!("{delivered} {dropped} {reader} {sink}");
+    writeln!(to_harness, "{delivered} {dropped} {reader} {sink}").expect("stdout");
+    to_harness.flush().expect("stdout");
+}
+
+/// `path` with `suffix` appended.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
+/// The harness's end of the pipe: standard output as it was. With
+/// `redirect`, file descriptor 1 then goes to `<out>.stdout` (the stdout sink's
+/// destination).
+fn redirect_stdout(redirect: bool, out: &Path) -> File {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    // SAFETY: duplicates our own standard output; the new descriptor is
+    // owned by the returned File alone.
+    let fd = unsafe { libc::dup(1) };
+    assert!(fd >= 0, "dup");
+    if redirect {
+        let f = File::create(with_suffix(out, ".stdout")).expect("stdout file");
+        // SAFETY: both descriptors are open; fd 1 now names the file.
+        assert!(unsafe { libc::dup2(f.into_raw_fd(), 1) } == 1, "dup2");
+    }
+    // SAFETY: `fd` is open and owned by nobody else.
+    unsafe { File::from_raw_fd(fd) }
 }
 
 /// CPU time (ns, from `/proc/self/task/*/schedstat`) of the reader (the main
@@ -269,6 +336,7 @@ fn run(producers: u64, per_producer: u64, kind: &str, dir: &Path) -> Run {
             Command::new(&exe)
                 .args(["produce", ring.to_str().unwrap()])
                 .arg(per_producer.to_string())
+                .arg(if kind == "multi" { "paced" } else { "free" })
                 .spawn()
                 .expect("spawn producer")
         })
@@ -297,8 +365,12 @@ fn run(producers: u64, per_producer: u64, kind: &str, dir: &Path) -> Run {
     let cpu = |t: libc::timeval| t.tv_sec as f64 * 1e9 + t.tv_usec as f64 * 1e3;
     let cpu_ns = cpu(usage.ru_utime) + cpu(usage.ru_stime);
     let _ = std::fs::remove_file(&ring);
-    if kind == "null" {
+    if kind != "file" {
         let _ = std::fs::remove_file(&out);
+    }
+    if kind == "multi" {
+        let _ = std::fs::remove_file(with_suffix(&out, ".txt"));
+        let _ = std::fs::remove_file(with_suffix(&out, ".stdout"));
     }
     Run {
         rate: delivered as f64 / secs,
@@ -311,12 +383,23 @@ fn run(producers: u64, per_producer: u64, kind: &str, dir: &Path) -> Run {
     }
 }
 
+/// This thread's CPU time (user + system) so far, in ns.
+fn thread_cpu_ns() -> f64 {
+    // SAFETY: a zeroed rusage is a valid out-parameter.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is valid for the call.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut u) };
+    let t = |t: libc::timeval| t.tv_sec as f64 * 1e9 + t.tv_usec as f64 * 1e3;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
 /// Writes the lines of `sample` (cycled) `lines` times through a 64 KiB
-/// BufWriter; returns lines per second.
-fn reference(sample: &[u8], lines: u64, dir: &Path) -> f64 {
+/// BufWriter; returns lines per second and CPU ns per line.
+fn reference(sample: &[u8], lines: u64, dir: &Path) -> (f64, f64) {
     let path: PathBuf = dir.join(format!("logbus-bench-ref-{}.json", std::process::id()));
     let rows: Vec<&[u8]> = sample.split_inclusive(|&b| b == b'\n').collect();
     let t0 = Instant::now();
+    let cpu0 = thread_cpu_ns();
     let mut w = BufWriter::with_capacity(64 * 1024, File::create(&path).expect("ref file"));
     for i in 0..lines as usize {
         w.write_all(rows[i % rows.len()]).expect("write");
@@ -324,8 +407,9 @@ fn reference(sample: &[u8], lines: u64, dir: &Path) -> f64 {
     w.flush().expect("flush");
     drop(w);
     let secs = t0.elapsed().as_secs_f64();
+    let cpu = thread_cpu_ns() - cpu0;
     let _ = std::fs::remove_file(&path);
-    lines as f64 / secs
+    (lines as f64 / secs, cpu / lines as f64)
 }
 
 /// The benchmark's ring (see `run`).
@@ -362,7 +446,7 @@ fn bench(per_producer: u64) {
         geo.block_size
     );
     println!(
-        "{:<6} {:<10} {:<6} {:>12} {:>6} {:>14} {:>12} {:>6} {:>14} {:>6}",
+        "{:<6} {:<10} {:<6} {:>12} {:>6} {:>14} {:>12} {:>6} {:>14} {:>6} {:>8} {:>6}",
         "round",
         "producers",
         "sink",
@@ -372,22 +456,43 @@ fn bench(per_producer: u64) {
         "reader/sink",
         "secs",
         "reference/s",
-        "ratio"
+        "ratio",
+        "ref cpu",
+        "cpu x"
     );
-    let configs = [(1u64, "null"), (1, "file"), (2, "null"), (2, "file")];
-    let mut results: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); configs.len()];
+    let configs = [
+        (1u64, "null"),
+        (1, "file"),
+        (2, "null"),
+        (2, "file"),
+        (1, "multi"),
+    ];
+    // Per configuration and round: rate, collector CPU ns, rate ratio,
+    // reference CPU ns per line, CPU ratio.
+    type Row = (f64, f64, f64, f64, f64);
+    let mut results: Vec<Vec<Row>> = vec![Vec::new(); configs.len()];
     for round in 1..=ROUNDS {
+        let mut file_cpu = Vec::new();
         for (c, &(producers, kind)) in configs.iter().enumerate() {
-            if kind == "file" {
-                recycle_memory(&dir, producers * per_producer * 256);
+            if kind != "null" {
+                let outputs = if kind == "multi" { 3 } else { 1 };
+                recycle_memory(&dir, outputs * producers * per_producer * 256);
             }
             let r = run(producers, per_producer, kind, &dir);
             // The reference right after the run it is compared with: the file
             // sink's own output (the same JSON bytes) written again.
             let reference = (kind == "file").then(|| reference_from_output(&dir, &r.out));
             let ratio = reference.map(|(lines_s, _)| r.rate / lines_s);
+            let cpu_x = match (kind, reference) {
+                ("file", Some((_, ref_cpu))) => {
+                    file_cpu.push(r.cpu_ns);
+                    Some(r.cpu_ns / ref_cpu)
+                }
+                ("multi", _) => Some(r.cpu_ns / median(file_cpu.clone())),
+                _ => None,
+            };
             println!(
-                "{round:<6} {producers:<10} {kind:<6} {:>12.0} {:>6} {:>14.1} {:>12} {:>6.2} {:>14} {:>6}",
+                "{round:<6} {producers:<10} {kind:<6} {:>12.0} {:>6} {:>14.1} {:>12} {:>6.2} {:>14} {:>6} {:>8} {:>6}",
                 r.rate,
                 r.dropped,
                 r.cpu_ns,
@@ -395,20 +500,36 @@ fn bench(per_producer: u64) {
                 r.secs,
                 reference.map_or(String::new(), |(l, _)| format!("{l:.0}")),
                 ratio.map_or(String::new(), |x| format!("{:.0} %", x * 100.0)),
+                reference.map_or(String::new(), |(_, c)| format!("{c:.1}")),
+                cpu_x.map_or(String::new(), |x| format!("{x:.2}")),
             );
-            results[c].push((r.rate, r.cpu_ns, ratio.unwrap_or(0.0)));
+            results[c].push((
+                r.rate,
+                r.cpu_ns,
+                ratio.unwrap_or(0.0),
+                reference.map_or(0.0, |r| r.1),
+                cpu_x.unwrap_or(0.0),
+            ));
         }
     }
     println!("median of {ROUNDS} rounds:");
     for (c, &(producers, kind)) in configs.iter().enumerate() {
-        let col = |f: fn(&(f64, f64, f64)) -> f64| median(results[c].iter().map(f).collect());
-        let ratio = if kind == "file" {
-            format!(", {:.0} % of the reference", col(|r| r.2) * 100.0)
-        } else {
-            String::new()
+        let col = |f: fn(&Row) -> f64| median(results[c].iter().map(f).collect());
+        let extra = match kind {
+            "file" => format!(
+                ", {:.0} % of the reference; reference CPU {:.1} ns/line, collector CPU {:.2}x it",
+                col(|r| r.2) * 100.0,
+                col(|r| r.3),
+                col(|r| r.4)
+            ),
+            "multi" => format!(
+                " (stdout + JSON file + text file), {:.2}x the one-file runs' CPU",
+                col(|r| r.4)
+            ),
+            _ => String::new(),
         };
         println!(
-            "  {producers} producer(s), {kind} sink: {:.0} records/s, collector CPU {:.1} ns/record{ratio}",
+            "  {producers} producer(s), {kind} sink: {:.0} records/s, collector CPU {:.1} ns/record{extra}",
             col(|r| r.0),
             col(|r| r.1),
         );
@@ -472,7 +593,7 @@ fn idle(dir: &Path, secs: u64) {
 }
 
 /// Writes the file sink's output (up to 64 MiB of it, cycled to its full
-/// line count) again through a 64 KiB `BufWriter`; returns (lines/s, bytes
+/// line count) again through a 64 KiB `BufWriter`; returns (lines/s, CPU ns
 /// per line) and removes the output.
 fn reference_from_output(dir: &Path, out: &Path) -> (f64, f64) {
     let mut sample = Vec::new();
@@ -490,6 +611,5 @@ fn reference_from_output(dir: &Path, out: &Path) -> (f64, f64) {
         .rposition(|&b| b == b'\n')
         .map_or(0, |p| p + 1);
     sample.truncate(cut);
-    let avg = sample.len() as f64 / sample.iter().filter(|&&b| b == b'\n').count().max(1) as f64;
-    (reference(&sample, lines, dir), avg)
+    reference(&sample, lines, dir)
 }

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use logbus_format::{write_json_as, write_text};
+use logbus_format::{Formatter, Service};
 use logbus_ring::{Batch, RecordRef, Resource, Ring, LEVELS};
 
 use crate::config::Format;
@@ -104,11 +104,6 @@ impl Chunk {
         }
     }
 
-    /// The service name of record `i`, if known.
-    pub fn service(&self, i: usize) -> Option<&str> {
-        self.origin(i).and_then(|o| o.service())
-    }
-
     /// The records whose level is in `mask`, with their index.
     pub fn selected(&self, mask: u8) -> impl Iterator<Item = (usize, RecordRef<'_>)> + '_ {
         self.batch
@@ -131,12 +126,24 @@ impl Chunk {
             lines.buf.clear();
             lines.ends.clear();
             lines.buf.reserve(self.batch.len() * 192);
+            lines.ends.reserve(self.batch.len());
+            // One formatter for the chunk: the time prefix is made once per
+            // second of records, not per record; each producer's service
+            // name is checked for bytes to escape once.
+            let mut f = Formatter::new();
+            let services: Vec<Option<Service<'_>>> = self
+                .origins
+                .iter()
+                .map(|o| o.service().map(Service::new))
+                .collect();
             for (i, r) in self.batch.iter().enumerate() {
+                let service = match self.origin_of.get(i) {
+                    Some(&k) if k > 0 => services.get(k as usize - 1).and_then(Option::as_ref),
+                    _ => None,
+                };
                 match format {
-                    Format::Json => {
-                        write_json_as(&mut lines.buf, &r, self.service(i), Some(self.uid))
-                    }
-                    Format::Text => write_text(&mut lines.buf, &r, self.service(i)),
+                    Format::Json => f.json(&mut lines.buf, &r, service, Some(self.uid)),
+                    Format::Text => f.text(&mut lines.buf, &r, service),
                 }
                 lines.ends.push(lines.buf.len() as u32);
             }

@@ -49,6 +49,8 @@
 //! ```
 #![deny(missing_docs)]
 
+#[doc(hidden)]
+pub mod bench_hooks;
 mod chunk;
 pub mod collector;
 pub mod config;

@@ -96,6 +96,40 @@ impl Out {
     fn byte(&mut self, b: u8) {
         self.put(&[b]);
     }
+
+    /// Stores all `N` bytes of `bytes` and keeps the first `n <= N`, as
+    /// [`word`](Self::word) does for 8.
+    #[inline(always)]
+    fn fixed<const N: usize>(&mut self, bytes: &[u8; N], n: usize) {
+        debug_assert!(n <= N);
+        #[cfg(debug_assertions)]
+        assert!(self.ptr as usize + N <= self.end as usize, "format bound");
+        // SAFETY: as in `word`: the reserved bound covers `N` bytes here
+        // (`json_bound`'s slack is hundreds of bytes; checked in debug builds).
+        unsafe {
+            (self.ptr as *mut [u8; N]).write_unaligned(*bytes);
+            self.ptr = self.ptr.add(n);
+        }
+    }
+
+    /// Stores the 8 bytes of `word` (first byte first in memory) and keeps
+    /// the first `n <= 8` of them: one store instead of a copy. The bytes
+    /// after the `n` kept ones are overwritten by what comes next (the
+    /// reserved bound leaves room for them: every record ends with more than
+    /// 8 bytes of fixed text).
+    #[inline(always)]
+    fn word(&mut self, word: [u8; 8], n: usize) {
+        debug_assert!(n <= 8);
+        #[cfg(debug_assertions)]
+        assert!(self.ptr as usize + 8 <= self.end as usize, "format bound");
+        // SAFETY: `new`'s contract: the reserved bound covers 8 bytes here
+        // (`json_bound` has hundreds of bytes of slack past the longest
+        // line; the debug assertion above checks it).
+        unsafe {
+            (self.ptr as *mut [u8; 8]).write_unaligned(word);
+            self.ptr = self.ptr.add(n);
+        }
+    }
 }
 
 /// An upper bound of the bytes `write_json` or `write_text` appends for `r`:
@@ -103,6 +137,222 @@ impl Out {
 /// 32 bytes of punctuation and number, and the fixed parts take under 400.
 fn json_bound(r: &RecordRef<'_>, service: Option<&str>) -> usize {
     400 + 6 * (r.payload_len() + service.map_or(0, str::len)) + 40 * r.field_count()
+}
+
+/// Formats records as [`write_json`] and [`write_text`] do, keeping the
+/// `YYYY-MM-DDTHH:MM:SS.` text of the last second it formatted: records of a
+/// batch are nearly all in the same second. One per formatting loop (the
+/// collector makes one per chunk and format); the free functions keep theirs
+/// per thread.
+#[derive(Clone, Copy, Debug)]
+pub struct Formatter {
+    second: u64,
+    /// The second's text, padded to 24 bytes (3 words).
+    prefix: [u8; 24],
+    /// The last target and first field keys found to need no escaping:
+    /// the same target and keys come back record after record.
+    clean: [Clean; CLEAN_SLOTS],
+}
+
+/// Slots of [`Formatter::clean`]: the target, then the first field keys.
+const CLEAN_SLOTS: usize = 4;
+
+/// A string of at most 16 bytes known to need no escaping in JSON (so no
+/// control character either), by content: its length and [`short_words`].
+#[derive(Clone, Copy, Debug)]
+struct Clean {
+    len: u8,
+    words: [u64; 2],
+}
+
+impl Clean {
+    /// Matches no string (lengths are at most 16).
+    const NONE: Clean = Clean {
+        len: u8::MAX,
+        words: [0; 2],
+    };
+}
+
+/// The bytes of a string of at most 16 bytes in two words, losslessly given
+/// its length: 8 to 16 bytes as the first and the last 8 (overlapping), 4
+/// to 7 as the first and last 4, 1 to 3 as the first, middle and last byte.
+#[inline(always)]
+fn short_words(b: &[u8]) -> [u64; 2] {
+    let n = b.len();
+    let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
+    let u32_at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap_or([0; 4]));
+    if n >= 8 {
+        [u64_at(0), u64_at(n - 8)]
+    } else if n >= 4 {
+        [u32_at(0) as u64 | (u32_at(n - 4) as u64) << 32, 0]
+    } else if n > 0 {
+        [
+            b[0] as u64 | (b[n / 2] as u64) << 8 | (b[n - 1] as u64) << 16,
+            0,
+        ]
+    } else {
+        [0; 2]
+    }
+}
+
+impl Formatter {
+    /// Whether `s` is the clean string last seen in `slot`, else whether it
+    /// is clean (remembered if it is short).
+    #[inline(always)]
+    fn is_clean(&mut self, slot: usize, s: &str) -> bool {
+        let b = s.as_bytes();
+        if b.len() > 16 || slot >= CLEAN_SLOTS {
+            return !str_needs_escape(b);
+        }
+        let words = short_words(b);
+        let c = &mut self.clean[slot];
+        if c.len as usize == b.len() && c.words == words {
+            return true;
+        }
+        let clean = !str_needs_escape(b);
+        if clean {
+            *c = Clean {
+                len: b.len() as u8,
+                words,
+            };
+        }
+        clean
+    }
+}
+
+impl Default for Formatter {
+    fn default() -> Formatter {
+        Formatter::new()
+    }
+}
+
+impl Formatter {
+    /// A formatter with nothing cached.
+    pub const fn new() -> Formatter {
+        Formatter {
+            second: u64::MAX,
+            prefix: [0; 24],
+            clean: [Clean::NONE; CLEAN_SLOTS],
+        }
+    }
+
+    /// Appends `r` as one JSON object and a newline (as [`write_json_as`]:
+    /// with `"uid"` when `uid` is given).
+    #[inline]
+    pub fn json(
+        &mut self,
+        out: &mut Vec<u8>,
+        r: &RecordRef<'_>,
+        service: Option<&Service<'_>>,
+        uid: Option<u32>,
+    ) {
+        json(self, out, r, service.map(Service::checked), uid)
+    }
+
+    /// Appends `r` as one readable line and a newline (as [`write_text`]).
+    #[inline]
+    pub fn text(&mut self, out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option<&Service<'_>>) {
+        text(self, out, r, service.map(Service::checked))
+    }
+
+    /// `ns` as RFC 3339 (30 bytes), from the cached second when it is the same.
+    #[inline(always)]
+    fn put_rfc3339(&mut self, w: &mut Out, ns: u64) {
+        let secs = ns / 1_000_000_000;
+        let nanos = (ns - secs * 1_000_000_000) as u32;
+        if secs != self.second {
+            self.set_second(secs);
+        }
+        let p = &self.prefix;
+        let at = |i: usize| -> [u8; 8] { p[i..i + 8].try_into().unwrap_or([0; 8]) };
+        w.word(at(0), 8);
+        w.word(at(8), 8);
+        w.word(at(16), 4);
+        // Nine digits of nanoseconds: the first, then eight at once.
+        let first = nanos / 100_000_000;
+        w.byte(b'0' + first as u8);
+        w.word(eight_digits(nanos - first * 100_000_000), 8);
+        w.byte(b'Z');
+    }
+
+    #[cold]
+    fn set_second(&mut self, secs: u64) {
+        self.second = secs;
+        self.prefix[..20].copy_from_slice(&second_prefix(secs));
+    }
+}
+
+/// A service name checked once for bytes to escape, for the many records of
+/// one producer (see [`Formatter::json`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Service<'a> {
+    name: &'a str,
+    /// No byte needs escaping in JSON.
+    json_clean: bool,
+    /// No control character (the text form).
+    text_clean: bool,
+}
+
+impl<'a> Service<'a> {
+    /// `name`, checked.
+    pub fn new(name: &'a str) -> Service<'a> {
+        Service {
+            name,
+            json_clean: !str_needs_escape(name.as_bytes()),
+            text_clean: !any_word(name.as_bytes(), word_has_control),
+        }
+    }
+
+    fn checked(&self) -> Checked<'a> {
+        Checked {
+            name: self.name,
+            json_clean: Some(self.json_clean),
+            text_clean: Some(self.text_clean),
+        }
+    }
+}
+
+/// A service name as the formatting functions get it: what is known of it.
+#[derive(Clone, Copy)]
+struct Checked<'a> {
+    name: &'a str,
+    json_clean: Option<bool>,
+    text_clean: Option<bool>,
+}
+
+impl<'a> Checked<'a> {
+    fn unchecked(name: &'a str) -> Checked<'a> {
+        Checked {
+            name,
+            json_clean: None,
+            text_clean: None,
+        }
+    }
+}
+
+/// The eight decimal digits of `v < 10^8`, zero-padded, most significant
+/// first, computed in one register (two 4-digit halves, then four 2-digit
+/// quarters, then eight digits, each split by a multiply and shift that
+/// divides every lane at once).
+#[inline(always)]
+fn eight_digits(v: u32) -> [u8; 8] {
+    debug_assert!(v < 100_000_000);
+    let v = v as u64;
+    let hi = v / 10_000;
+    let lo = v - hi * 10_000;
+    // Lanes of 32 bits, the more significant half first (in memory order).
+    let x = hi | lo << 32;
+    // x / 100 per lane: exact for lanes below 10,000 (x * 10486 >> 20).
+    let hundreds = ((x * 10_486) >> 20) & 0x0000_007f_0000_007f;
+    let x = x - hundreds * 100;
+    // Lanes of 16 bits: [hundreds, rest] per half.
+    let x = hundreds | x << 16;
+    // x / 10 per 16-bit lane: exact for lanes below 100 (x * 103 >> 10).
+    let tens = ((x * 103) >> 10) & 0x000f_000f_000f_000f;
+    let x = x - tens * 10;
+    // Lanes of 8 bits: [tens, units] per quarter.
+    let digits = tens | x << 8;
+    (digits | 0x3030_3030_3030_3030).to_le_bytes()
 }
 
 /// Appends `r` as one JSON object and a newline.
@@ -118,16 +368,47 @@ pub fn write_json_as(
     service: Option<&str>,
     uid: Option<u32>,
 ) {
+    with_formatter(|f| json(f, out, r, service.map(Checked::unchecked), uid));
+}
+
+/// Appends `r` as one readable line and a newline.
+pub fn write_text(out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option<&str>) {
+    with_formatter(|f| text(f, out, r, service.map(Checked::unchecked)));
+}
+
+thread_local! {
+    /// The free functions' [`Formatter`]: the last second formatted on this thread.
+    static FORMATTER: Cell<Formatter> = const { Cell::new(Formatter::new()) };
+}
+
+#[inline(always)]
+fn with_formatter(go: impl FnOnce(&mut Formatter)) {
+    let mut f = FORMATTER.try_with(Cell::get).unwrap_or_default();
+    go(&mut f);
+    let _ = FORMATTER.try_with(|c| c.set(f));
+}
+
+#[inline(always)]
+fn json(
+    f: &mut Formatter,
+    out: &mut Vec<u8>,
+    r: &RecordRef<'_>,
+    service: Option<Checked<'_>>,
+    uid: Option<u32>,
+) {
     // SAFETY: `json_bound` bounds everything written below.
-    let mut w = unsafe { Out::new(out, json_bound(r, service)) };
+    let mut w = unsafe { Out::new(out, json_bound(r, service.map(|s| s.name))) };
     w.put(b"{\"time\":\"");
-    put_rfc3339(&mut w, r.time_ns());
-    w.put(b"\",\"level\":\"");
-    w.put(r.level().name().as_bytes());
-    w.put(b"\",\"severity\":");
-    put_u64(&mut w, r.severity().into());
-    w.put(b",\"target\":");
-    put_json_str(&mut w, r.target());
+    f.put_rfc3339(&mut w, r.time_ns());
+    // `","level":"INFO","severity":9,"target":`, made once per severity.
+    let (fragment, len) = &JSON_LEVELS[severity_index(r.severity())];
+    w.fixed(fragment, *len as usize);
+    let target = r.target();
+    if f.is_clean(0, target) {
+        put_quoted(&mut w, target);
+    } else {
+        put_json_str(&mut w, target);
+    }
     w.put(b",\"msg\":");
     put_json_str(&mut w, r.message());
     w.put(b",\"pid\":");
@@ -152,13 +433,24 @@ pub fn write_json_as(
     }
     if let Some(s) = service {
         w.put(b",\"service\":");
-        put_json_str(&mut w, s);
+        match s.json_clean {
+            Some(true) => {
+                w.byte(b'"');
+                w.put(s.name.as_bytes());
+                w.byte(b'"');
+            }
+            _ => put_json_str(&mut w, s.name),
+        }
     }
     let mut first = true;
-    for (k, v) in r.fields() {
+    for (i, (k, v)) in r.fields().enumerate() {
         w.put(if first { b",\"fields\":{" } else { b"," });
         first = false;
-        put_json_str(&mut w, k);
+        if f.is_clean(1 + i, k) {
+            put_quoted(&mut w, k);
+        } else {
+            put_json_str(&mut w, k);
+        }
         w.byte(b':');
         put_json_value(&mut w, v);
     }
@@ -173,22 +465,29 @@ pub fn write_json_as(
     unsafe { w.finish(out) };
 }
 
-/// Appends `r` as one readable line and a newline.
-pub fn write_text(out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option<&str>) {
+#[inline(always)]
+fn text(f: &mut Formatter, out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option<Checked<'_>>) {
     // SAFETY: the text form is never longer than the JSON form's bound.
-    let mut w = unsafe { Out::new(out, json_bound(r, service)) };
-    put_rfc3339(&mut w, r.time_ns());
+    let mut w = unsafe { Out::new(out, json_bound(r, service.map(|s| s.name))) };
+    f.put_rfc3339(&mut w, r.time_ns());
     w.byte(b' ');
-    let name = r.level().name();
-    w.put(name.as_bytes());
-    w.put(&b"      "[..6 - name.len()]);
+    // The level's name padded to 6 bytes.
+    w.word(TEXT_LEVELS[severity_index(r.severity()) / 4], 6);
     if let Some(s) = service {
         w.byte(b'[');
-        put_text_clean(&mut w, s);
+        match s.text_clean {
+            Some(true) => w.put(s.name.as_bytes()),
+            _ => put_text_clean(&mut w, s.name),
+        }
         w.put(b"] ");
     }
     if !r.target().is_empty() {
-        put_text_clean(&mut w, r.target());
+        let target = r.target();
+        if f.is_clean(0, target) {
+            w.put(target.as_bytes());
+        } else {
+            put_text_clean(&mut w, target);
+        }
         w.put(b": ");
     }
     put_text_clean(&mut w, r.message());
@@ -200,14 +499,16 @@ pub fn write_text(out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option<&str>) {
         w.put(b" span_id=");
         put_hex(&mut w, &s);
     }
-    for (k, v) in r.fields() {
+    for (i, (k, v)) in r.fields().enumerate() {
         w.byte(b' ');
-        put_text_clean(&mut w, k);
+        if f.is_clean(1 + i, k) {
+            w.put(k.as_bytes());
+        } else {
+            put_text_clean(&mut w, k);
+        }
         w.byte(b'=');
         match v {
-            Value::Str(s)
-                if s.is_empty() || s.bytes().any(|b| b <= b' ' || b == b'"' || b == b'=') =>
-            {
+            Value::Str(s) if s.is_empty() || any_word(s.as_bytes(), word_needs_quotes) => {
                 put_json_str(&mut w, s)
             }
             Value::Str(s) => put_text_clean(&mut w, s),
@@ -224,8 +525,9 @@ pub fn write_text(out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option<&str>) {
 
 /// Control characters (a newline in a message, say) would break the one-line
 /// form: write them escaped as in JSON, without the quotes.
+#[inline(always)]
 fn put_text_clean(w: &mut Out, s: &str) {
-    if s.bytes().any(|b| b < b' ' || b == 0x7f) {
+    if any_word(s.as_bytes(), word_has_control) {
         put_escaped(w, s.as_bytes(), false);
     } else {
         w.put(s.as_bytes());
@@ -306,20 +608,10 @@ fn put_f64(w: &mut Out, f: f64) {
             w.byte(b'-');
         }
         put_i64(w, int);
-        w.byte(b'.');
-        let digits = [
-            b'0' + (frac / 100) as u8,
-            b'0' + (frac / 10 % 10) as u8,
-            b'0' + (frac % 10) as u8,
-        ];
-        let keep = if frac % 100 == 0 {
-            1
-        } else if frac % 10 == 0 {
-            2
-        } else {
-            3
-        };
-        w.put(&digits[..keep]);
+        // The decimals from a table: `.` and three digits, and how many of
+        // those four bytes to keep (trailing zeros dropped, one digit kept).
+        let [dot, d0, d1, d2, keep] = DECIMALS[frac as usize % 1000];
+        w.word([dot, d0, d1, d2, 0, 0, 0, 0], keep as usize);
         return;
     }
     w.put(ryu::Buffer::new().format_finite(f).as_bytes());
@@ -337,34 +629,80 @@ fn word_needs_escape(x: u64) -> bool {
         != 0
 }
 
-/// Whether any byte of `b` needs escaping, checked a word at a time with no
-/// byte loop for the tail: the last word overlaps the previous one, and a
-/// string of 4 to 7 bytes is checked as its first and last 4 bytes together
-/// (a byte may be looked at twice; that changes nothing).
+/// Whether any byte of `x` is a control character (below 0x20, or DEL):
+/// what the text form escapes.
 #[inline(always)]
-fn str_needs_escape(b: &[u8]) -> bool {
+fn word_has_control(x: u64) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let below_space = x.wrapping_sub(LO * 0x20) & !x & HI;
+    let del = (x ^ (LO * 0x7f)).wrapping_sub(LO) & !(x ^ (LO * 0x7f)) & HI;
+    (below_space | del) != 0
+}
+
+/// Whether any byte of `x` makes a text-form field value need quotes: a space
+/// or below, `"` or `=`.
+#[inline(always)]
+fn word_needs_quotes(x: u64) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let zero_in = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    let to_space = x.wrapping_sub(LO * 0x21) & !x & HI;
+    (to_space | zero_in(x ^ (LO * 0x22)) | zero_in(x ^ (LO * 0x3d))) != 0
+}
+
+/// Whether `hit` finds anything in the words of `b`, checked a word at a
+/// time with no byte loop for the tail: the last word overlaps the previous
+/// one, and a string of 4 to 7 bytes is checked as its first and last 4 bytes
+/// together, one of 1 to 3 bytes as its first, middle and last byte (a byte
+/// may be looked at twice; that changes nothing). The padding added to short
+/// strings is `a`, which no check finds.
+///
+/// Each `hit` is exact as a whole-word "any": its subtract-and-mask tests
+/// may flag a byte wrongly only above a byte that really matches (a borrow),
+/// never in a word without one.
+#[inline(always)]
+fn any_word(b: &[u8], hit: impl Fn(u64) -> bool) -> bool {
     let n = b.len();
     let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
     let u32_at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap_or([0; 4]));
+    const PAD: u64 = 0x6161_6161_6161_6161; // "aaaaaaaa"
     if n >= 8 {
         let mut i = 0;
         while i + 8 <= n {
-            if word_needs_escape(u64_at(i)) {
+            if hit(u64_at(i)) {
                 return true;
             }
             i += 8;
         }
-        i < n && word_needs_escape(u64_at(n - 8))
+        i < n && hit(u64_at(n - 8))
     } else if n >= 4 {
-        word_needs_escape(u32_at(0) as u64 | (u32_at(n - 4) as u64) << 32)
+        hit(u32_at(0) as u64 | (u32_at(n - 4) as u64) << 32)
+    } else if n > 0 {
+        let three = b[0] as u64 | (b[n / 2] as u64) << 8 | (b[n - 1] as u64) << 16;
+        hit(three | (PAD << 24))
     } else {
-        b.iter().any(|&c| needs_escape(c))
+        false
     }
+}
+
+/// Whether any byte of `b` needs escaping in a JSON string.
+#[inline(always)]
+fn str_needs_escape(b: &[u8]) -> bool {
+    any_word(b, word_needs_escape)
 }
 
 #[inline]
 fn needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f
+}
+
+/// Appends `s`, known to need no escaping, between quotes.
+#[inline(always)]
+fn put_quoted(w: &mut Out, s: &str) {
+    w.byte(b'"');
+    w.put(s.as_bytes());
+    w.byte(b'"');
 }
 
 /// Appends `s` as a JSON string literal. Always inlined: `Out` then stays in
@@ -444,20 +782,124 @@ static HEX_PAIRS: [[u8; 2]; 256] = {
     t
 };
 
+#[inline(always)]
 fn put_hex(w: &mut Out, bytes: &[u8]) {
-    for &b in bytes {
+    let mut chunks = bytes.chunks_exact(4);
+    for c in &mut chunks {
+        w.word(hex_word(u32::from_be_bytes([c[0], c[1], c[2], c[3]])), 8);
+    }
+    for &b in chunks.remainder() {
         w.put(&HEX_PAIRS[b as usize]);
     }
 }
 
+/// The 8 lowercase hex digits of `v`, most significant first, computed in
+/// one register: the nibbles spread one per byte, then turned into digits
+/// ('0' + n, plus 39 more for n > 9, which lands on 'a'..'f').
+#[inline(always)]
+fn hex_word(v: u32) -> [u8; 8] {
+    let x = v as u64;
+    let x = (x | x << 16) & 0x0000_ffff_0000_ffff;
+    let x = (x | x << 8) & 0x00ff_00ff_00ff_00ff;
+    let x = (x | x << 4) & 0x0f0f_0f0f_0f0f_0f0f;
+    // 0x01 in each byte whose nibble is above 9 (adding 6 carries into bit 4).
+    let letters = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+    (x + 0x3030_3030_3030_3030 + letters * 39).to_be_bytes()
+}
+
 /// Appends bytes as lowercase hex.
 pub fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
-    // SAFETY: two bytes per byte.
-    let mut w = unsafe { Out::new(out, 2 * bytes.len()) };
+    // SAFETY: two bytes per byte, and 8 of slack for the word stores.
+    let mut w = unsafe { Out::new(out, 2 * bytes.len() + 8) };
     put_hex(&mut w, bytes);
     // SAFETY: `w` was made from `out` just above.
     unsafe { w.finish(out) };
 }
+
+/// The table index of a severity (1-24; validated, clamped all the same).
+#[inline(always)]
+fn severity_index(severity: u8) -> usize {
+    (severity.clamp(1, 24) - 1) as usize
+}
+
+/// The level names of severities 1-4, 5-8, ... 21-24 (OpenTelemetry's bands,
+/// as `logbus_ring::Level::from_severity`).
+const LEVEL_NAMES: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+
+/// Appends `bytes` to `out` at `*n` (for the const tables).
+const fn push(bytes: &[u8], out: &mut [u8; 48], n: &mut usize) {
+    let mut i = 0;
+    while i < bytes.len() {
+        out[*n] = bytes[i];
+        *n += 1;
+        i += 1;
+    }
+}
+
+/// Per severity 1-24: the JSON text from the end of `time` to the start of
+/// `target`'s value, and its length.
+static JSON_LEVELS: [([u8; 48], u8); 24] = {
+    let mut t = [([0u8; 48], 0u8); 24];
+    let mut s = 0;
+    while s < 24 {
+        let sev = s + 1;
+        let mut out = [0u8; 48];
+        let mut n = 0;
+        push(b"\",\"level\":\"", &mut out, &mut n);
+        push(LEVEL_NAMES[s / 4].as_bytes(), &mut out, &mut n);
+        push(b"\",\"severity\":", &mut out, &mut n);
+        if sev >= 10 {
+            push(&[b'0' + (sev / 10) as u8], &mut out, &mut n);
+        }
+        push(&[b'0' + (sev % 10) as u8], &mut out, &mut n);
+        push(b",\"target\":", &mut out, &mut n);
+        t[s] = (out, n as u8);
+        s += 1;
+    }
+    t
+};
+
+/// The level names padded with spaces to 8 bytes (6 are written).
+static TEXT_LEVELS: [[u8; 8]; 6] = {
+    let mut t = [[b' '; 8]; 6];
+    let mut l = 0;
+    while l < 6 {
+        let name = LEVEL_NAMES[l].as_bytes();
+        let mut i = 0;
+        while i < name.len() {
+            t[l][i] = name[i];
+            i += 1;
+        }
+        l += 1;
+    }
+    t
+};
+
+/// For `f` in 0..1000: `.`, the three digits of `f`, and the bytes of
+/// those to write: ryu's form of a float's decimals (`.5`, `.25`, `.125`,
+/// `.0`).
+static DECIMALS: [[u8; 5]; 1000] = {
+    let mut t = [[0u8; 5]; 1000];
+    let mut f = 0;
+    while f < 1000 {
+        let keep = if f % 100 == 0 {
+            2
+        } else if f % 10 == 0 {
+            3
+        } else {
+            4
+        };
+        t[f] = [
+            b'.',
+            b'0' + (f / 100) as u8,
+            b'0' + (f / 10 % 10) as u8,
+            b'0' + (f % 10) as u8,
+            keep,
+        ];
+        f += 1;
+    }
+    t
+};
 
 static DIGIT_PAIRS: [[u8; 2]; 100] = {
     let mut t = [[0u8; 2]; 100];
@@ -468,40 +910,6 @@ static DIGIT_PAIRS: [[u8; 2]; 100] = {
     }
     t
 };
-
-thread_local! {
-    /// The last second formatted on this thread and its `YYYY-MM-DDTHH:MM:SS.`
-    /// text: consecutive records are nearly always in the same second.
-    static LAST_SECOND: Cell<(u64, [u8; 20])> = const { Cell::new((u64::MAX, [0; 20])) };
-}
-
-fn put_rfc3339(w: &mut Out, ns: u64) {
-    let secs = ns / 1_000_000_000;
-    let nanos = (ns % 1_000_000_000) as u32;
-    let prefix = LAST_SECOND
-        .try_with(|last| {
-            let (s, text) = last.get();
-            if s == secs {
-                return text;
-            }
-            let text = second_prefix(secs);
-            last.set((secs, text));
-            text
-        })
-        .unwrap_or_else(|_| second_prefix(secs));
-    w.put(&prefix);
-    // Nine digits of nanoseconds, two at a time.
-    let hi = nanos / 10_000_000; // first two digits
-    let mid = nanos / 100_000 % 100;
-    let lo = nanos / 1_000 % 100;
-    let lo2 = nanos / 10 % 100;
-    let last = nanos % 10;
-    w.put(&DIGIT_PAIRS[hi as usize]);
-    w.put(&DIGIT_PAIRS[mid as usize]);
-    w.put(&DIGIT_PAIRS[lo as usize]);
-    w.put(&DIGIT_PAIRS[lo2 as usize]);
-    w.put(&[b'0' + last as u8, b'Z']);
-}
 
 fn second_prefix(secs: u64) -> [u8; 20] {
     let days = (secs / 86_400) as i64;
@@ -525,9 +933,9 @@ fn second_prefix(secs: u64) -> [u8; 20] {
 
 /// Appends `ns` since the Unix epoch as RFC 3339 UTC with nanoseconds.
 pub fn write_rfc3339(out: &mut Vec<u8>, ns: u64) {
-    // SAFETY: 30 bytes exactly.
-    let mut w = unsafe { Out::new(out, 30) };
-    put_rfc3339(&mut w, ns);
+    // SAFETY: 30 bytes, and 8 of slack for the word stores.
+    let mut w = unsafe { Out::new(out, 38) };
+    with_formatter(|f| f.put_rfc3339(&mut w, ns));
     // SAFETY: `w` was made from `out` just above.
     unsafe { w.finish(out) };
 }
@@ -667,6 +1075,210 @@ mod tests {
         }
         for i in [i64::MIN, i64::MIN + 1, -1, -10, -99, -100] {
             assert_eq!(s(|o| write_json_value(o, Value::I64(i))), i.to_string());
+        }
+    }
+
+    /// The per-slot memory of clean short strings answers as the check
+    /// itself, over a stream of repeated, changed, escaped and long strings.
+    #[test]
+    fn remembered_clean_strings_answer_as_the_check() {
+        let mut f = Formatter::new();
+        let alphabet = b"ab\"\\\n\x7fz ";
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut last: Vec<String> = vec![String::new(); CLEAN_SLOTS + 1];
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let slot = (x % (CLEAN_SLOTS as u64 + 1)) as usize;
+            // Often the same string again, or one byte changed, else a new one.
+            let s = match (x >> 8) % 4 {
+                0 | 1 => last[slot].clone(),
+                2 if !last[slot].is_empty() => {
+                    let mut b = last[slot].clone().into_bytes();
+                    let at = (x >> 16) as usize % b.len();
+                    b[at] = alphabet[(x >> 24) as usize % alphabet.len()];
+                    String::from_utf8(b).unwrap()
+                }
+                _ => {
+                    let len = (x >> 32) as usize % 19;
+                    (0..len)
+                        .map(|i| {
+                            let c = (x >> (i % 8 * 8)) as usize;
+                            if c.is_multiple_of(5) {
+                                alphabet[c % alphabet.len()] as char
+                            } else {
+                                (b'a' + (c % 26) as u8) as char
+                            }
+                        })
+                        .collect()
+                }
+            };
+            assert_eq!(
+                f.is_clean(slot, &s),
+                !str_needs_escape(s.as_bytes()),
+                "{s:?}"
+            );
+            last[slot] = s;
+        }
+    }
+
+    /// The per-severity tables say what the level and severity say.
+    #[test]
+    fn level_tables_match_the_level_of_every_severity() {
+        for sev in 1..=24u8 {
+            let name = logbus_ring::Level::from_severity(sev).unwrap().name();
+            let (fragment, len) = &JSON_LEVELS[severity_index(sev)];
+            assert_eq!(
+                &fragment[..*len as usize],
+                format!("\",\"level\":\"{name}\",\"severity\":{sev},\"target\":").as_bytes()
+            );
+            assert_eq!(
+                &TEXT_LEVELS[severity_index(sev) / 4][..6],
+                format!("{name:<6}").as_bytes()
+            );
+        }
+    }
+
+    /// The digit and hex words against `format!`, across every lane boundary.
+    #[test]
+    fn eight_digits_and_hex_words_match_format() {
+        let mut values: Vec<u32> = (0..10_000).collect();
+        values.extend((0..10_000).map(|i| i * 10_000 + 9_999 - i));
+        values.extend((0..100_000_000).step_by(99_991));
+        values.extend([99_999_999, 10_000_000, 9_999_999, 12_345_678, 87_654_321]);
+        for v in values {
+            assert_eq!(&eight_digits(v), format!("{v:08}").as_bytes(), "{v}");
+        }
+        let mut x = 0x9e37_79b9u32;
+        for i in 0..100_000u32 {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            for v in [x, i, i << 16, u32::MAX - i, 0x0a0a_0a0a ^ i] {
+                assert_eq!(&hex_word(v), format!("{v:08x}").as_bytes(), "{v:x}");
+            }
+        }
+        let id: Vec<u8> = (0..=255u8).collect();
+        for len in 0..24 {
+            let ours = s(|o| write_hex(o, &id[200..200 + len]));
+            let theirs: String = id[200..200 + len]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(ours, theirs);
+        }
+    }
+
+    /// The cached second prefix, across second, minute, day, month, year and
+    /// leap-day boundaries, in both directions, against an uncached computation.
+    #[test]
+    fn cached_time_prefix_follows_every_second_boundary() {
+        let reference = |ns: u64| {
+            let secs = ns / 1_000_000_000;
+            let nanos = ns % 1_000_000_000;
+            let p = second_prefix(secs);
+            format!("{}{nanos:09}Z", std::str::from_utf8(&p).unwrap())
+        };
+        let mut f = Formatter::new();
+        let mut instants = Vec::new();
+        for base in [
+            0u64,
+            951_782_399,   // 2000-02-28T23:59:59
+            951_868_799,   // 2000-02-29T23:59:59
+            1_795_629_599, // 2026-11-25T17:59:59
+            1_798_761_599, // 2026-12-31T23:59:59
+            4_102_444_799, // 2099-12-31T23:59:59
+        ] {
+            for ns in [0, 1, 999_999_999, 123_456_789, 100_000_000, 99_999_999] {
+                instants.push(base * 1_000_000_000 + ns);
+                instants.push((base + 1) * 1_000_000_000 + ns);
+            }
+        }
+        let back: Vec<u64> = instants.iter().rev().copied().collect();
+        instants.extend(back);
+        for ns in instants {
+            let mut out = Vec::new();
+            // SAFETY: 30 bytes and the 8 bytes of slack of the word stores.
+            let mut w = unsafe { Out::new(&mut out, 38) };
+            f.put_rfc3339(&mut w, ns);
+            // SAFETY: `w` was made from `out` just above.
+            unsafe { w.finish(&mut out) };
+            assert_eq!(String::from_utf8(out).unwrap(), reference(ns), "{ns}");
+            assert_eq!(s(|o| write_rfc3339(o, ns)), reference(ns), "{ns}");
+        }
+    }
+
+    /// The word-at-a-time checks against a byte loop, for every byte value
+    /// at every position of strings of 0 to 20 bytes (short strings take the
+    /// 1-3 and 4-7 byte paths, longer ones the overlapping last word).
+    #[test]
+    fn word_checks_match_byte_checks() {
+        type Check = (fn(u64) -> bool, fn(u8) -> bool);
+        let checks: [Check; 3] = [
+            (word_needs_escape, needs_escape),
+            (word_has_control, |b| b < b' ' || b == 0x7f),
+            (word_needs_quotes, |b| b <= b' ' || b == b'"' || b == b'='),
+        ];
+        for (word, byte) in checks {
+            for len in 0..=20usize {
+                for at in 0..len.max(1) {
+                    for v in 0..=255u8 {
+                        for fill in [b'a', b'~', 0xc3, b' '] {
+                            let mut b = vec![fill; len];
+                            if len > 0 {
+                                b[at] = v;
+                            }
+                            assert_eq!(any_word(&b, word), b.iter().any(|&c| byte(c)), "{b:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The text form's fast paths give what the byte-by-byte rules say:
+    /// control characters escaped, values with spaces, quotes or `=` quoted.
+    #[test]
+    fn text_form_quotes_and_escapes_as_the_byte_rules_say() {
+        for v in [
+            "plain",
+            "a b",
+            "a=b",
+            "q\"",
+            "tab\t",
+            "del\u{7f}x",
+            "é",
+            "",
+            "0123456789=",
+            "x",
+        ] {
+            let quoted = v.is_empty() || v.bytes().any(|b| b <= b' ' || b == b'"' || b == b'=');
+            let mut want = String::new();
+            if quoted {
+                want = s(|o| write_json_str(o, v));
+            } else if v.bytes().any(|b| b < b' ' || b == 0x7f) {
+                // SAFETY: a string takes at most 6 bytes per byte.
+                let mut out = Vec::new();
+                let mut w = unsafe { Out::new(&mut out, 6 * v.len()) };
+                put_escaped(&mut w, v.as_bytes(), false);
+                // SAFETY: `w` was made from `out` just above.
+                unsafe { w.finish(&mut out) };
+                want = String::from_utf8(out).unwrap();
+            } else {
+                want.push_str(v);
+            }
+            let mut out = Vec::new();
+            // SAFETY: as in `write_text`.
+            let mut w = unsafe { Out::new(&mut out, 6 * v.len() + 40) };
+            match Value::Str(v) {
+                Value::Str(s) if s.is_empty() || any_word(s.as_bytes(), word_needs_quotes) => {
+                    put_json_str(&mut w, s)
+                }
+                Value::Str(s) => put_text_clean(&mut w, s),
+                _ => unreachable!(),
+            }
+            // SAFETY: `w` was made from `out` just above.
+            unsafe { w.finish(&mut out) };
+            assert_eq!(String::from_utf8(out).unwrap(), want, "{v:?}");
         }
     }
 

@@ -26,9 +26,9 @@ use crate::futex;
 use crate::layout::*;
 use crate::level::{Level, LEVELS};
 use crate::lock;
-use crate::record::{copy_shared, read_header, validate, BlockPos, RecordRef};
+use crate::record::{copy_shared, validate_copied, BlockPos, RecordRef};
 use crate::ring::Ring;
-use crate::writer::ready_record;
+use crate::writer::{ready_header, ready_record};
 
 /// Records copied out of the ring. Reused across polls, so that a steady-state
 /// consumer allocates nothing.
@@ -161,19 +161,20 @@ pub(crate) fn copy_block(
     while off < end as usize && taken < max {
         // SAFETY: `data` is block `seq`'s start, `off` a multiple of 8 below
         // `end <= block_size`.
-        let Some((len, _)) = (unsafe { ready_record(data, off, end as usize, seq) }) else {
+        let Some(hdr) = (unsafe { ready_header(data, off, end as usize, seq) }) else {
             blocked = true;
             break;
         };
-        // SAFETY: `ready_record` checked `off + placed(len) <= end`, so the
-        // header and body lie inside the block; 8-aligned.
-        let hdr = unsafe { read_header(data.add(off)) };
+        // `ready_header` checked `RECORD_HEADER <= len` and
+        // `off + placed(len) <= end`, so the body lies inside the block.
+        let len = hdr.len as usize;
         let body = len - RECORD_HEADER;
         batch.scratch.clear();
         // SAFETY: as above; `copy_shared` may read up to 7 bytes past the body,
         // which stay inside `placed(len)`.
-        unsafe { copy_shared(data.add(off + RECORD_HEADER), body, &mut batch.scratch) };
-        if validate(&hdr, &batch.scratch) {
+        let words_or =
+            unsafe { copy_shared(data.add(off + RECORD_HEADER), body, &mut batch.scratch) };
+        if validate_copied(&hdr, &batch.scratch, words_or) {
             let boff = batch.buf.len();
             batch.buf.extend_from_slice(&batch.scratch);
             batch.entries.push(Entry {

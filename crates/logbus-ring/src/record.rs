@@ -14,26 +14,32 @@ use crate::level::Level;
 
 /// Copies `len` bytes from shared memory at `src` (8-aligned) onto the end of
 /// `buf`, with relaxed atomic 8-byte loads. Reads up to 7 bytes past `len`.
+/// Returns the OR of every word read (those bytes past `len` included): if
+/// no byte of it has its high bit set, the copy is all ASCII (see
+/// [`validate_copied`]).
 ///
 /// # Safety
 /// `src .. src + len.next_multiple_of(8)` lies inside a live mapping and `src`
 /// is 8-aligned.
-pub(crate) unsafe fn copy_shared(src: *const u8, len: usize, buf: &mut Vec<u8>) {
+pub(crate) unsafe fn copy_shared(src: *const u8, len: usize, buf: &mut Vec<u8>) -> u64 {
     let words = len.div_ceil(8);
     buf.reserve(words * 8);
     let start = buf.len();
     let dst = buf.as_mut_ptr().add(start);
+    let mut or = 0;
     for i in 0..words {
         // SAFETY: in bounds and aligned by the caller's contract; atomic loads
         // make a racing writer harmless to us (we validate what we got).
         // Relaxed: the caller orders the copy (Acquire load of the tail before,
         // a CAS or an Acquire fence and re-check after).
         let w = unsafe { (*(src as *const AtomicU64).add(i)).load(Ordering::Relaxed) };
+        or |= w;
         // SAFETY: `reserve` made room for `words * 8` bytes after `start`.
         unsafe { (dst.add(i * 8) as *mut u64).write_unaligned(w) };
     }
     // SAFETY: the first `len <= words * 8` bytes after `start` were written.
     unsafe { buf.set_len(start + len) };
+    or
 }
 
 /// Reads a record header from shared memory at `src` with relaxed atomic
@@ -60,6 +66,28 @@ fn utf8_ok(b: &[u8]) -> bool {
     b.is_ascii() || std::str::from_utf8(b).is_ok()
 }
 
+/// [`validate`] for a body just copied by [`copy_shared`], given the OR of
+/// the words it read: when none of them has a byte with the high bit set,
+/// every byte of the body is ASCII, so every string in it is UTF-8, and only
+/// the lengths, kinds and values are left to check (one walk, no look at the
+/// string bytes). Otherwise (non-ASCII text, or a number, or the padding
+/// after the body, with a high bit set) the full [`validate`].
+#[inline]
+pub(crate) fn validate_copied(hdr: &RecordHeader, body: &[u8], words_or: u64) -> bool {
+    if words_or & HIGH_BITS != 0 {
+        return validate(hdr, body);
+    }
+    if Level::from_severity(hdr.severity).is_none() {
+        return false;
+    }
+    let t = hdr.target_len as usize;
+    let m = hdr.msg_len as usize;
+    match t.checked_add(m) {
+        Some(tm) if tm <= body.len() => walk_fields::<false>(&body[tm..], hdr.nfields).is_some(),
+        _ => false,
+    }
+}
+
 /// Checks a record's variable part against its header; `true` if every length,
 /// kind and string is valid.
 pub(crate) fn validate(hdr: &RecordHeader, body: &[u8]) -> bool {
@@ -74,7 +102,7 @@ pub(crate) fn validate(hdr: &RecordHeader, body: &[u8]) -> bool {
     // Fast path: walk the fields once, OR-ing every string byte together; if
     // no string byte has its high bit set, every string is ASCII, hence UTF-8.
     // Otherwise check each string as UTF-8 on its own (the slow path).
-    match walk_fields(&body[t + m..], hdr.nfields) {
+    match walk_fields::<true>(&body[t + m..], hdr.nfields) {
         None => false,
         Some(high) if (high | or_bytes(&body[..t + m])) & HIGH_BITS == 0 => true,
         Some(_) => {
@@ -87,34 +115,49 @@ pub(crate) fn validate(hdr: &RecordHeader, body: &[u8]) -> bool {
 
 const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
 
-/// The OR of `b`'s bytes, spread over a word (only its high bits mean anything).
+/// The OR of `b`'s bytes, spread over a word (only its high bits mean
+/// anything). No byte loop: the last word overlaps the one before, a string
+/// of 4 to 7 bytes is its first and last 4, one of 1 to 3 its first, middle
+/// and last byte (keys and short values are mostly that short).
 #[inline(always)]
 fn or_bytes(b: &[u8]) -> u64 {
-    if b.len() >= 8 {
+    let n = b.len();
+    if n >= 8 {
         let word = |c: &[u8]| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
-        let mut acc = word(&b[b.len() - 8..]);
+        let mut acc = word(&b[n - 8..]);
         for c in b.chunks_exact(8) {
             acc |= word(c);
         }
         acc
+    } else if n >= 4 {
+        let half = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap_or([0; 4]));
+        (half(0) | half(n - 4)) as u64
+    } else if n > 0 {
+        (b[0] | b[n / 2] | b[n - 1]) as u64
     } else {
-        b.iter().fold(0u64, |acc, &x| acc | x as u64)
+        0
     }
 }
 
-/// Walks `n` fields: `Some(OR of their key and string bytes)` when every
-/// length and kind is valid and nothing is left over.
+/// Walks `n` fields: `Some(OR of their key and string bytes)` (with `OR`;
+/// else `Some(0)`) when every length and kind is valid and nothing is left over.
 #[inline]
-fn walk_fields(mut b: &[u8], n: u16) -> Option<u64> {
+fn walk_fields<const OR: bool>(mut b: &[u8], n: u16) -> Option<u64> {
     let mut acc = 0u64;
     for _ in 0..n {
         let (klen, k) = (*b.first()? as usize, *b.get(1)?);
-        acc |= or_bytes(b.get(2..2 + klen)?);
+        let key = b.get(2..2 + klen)?;
+        if OR {
+            acc |= or_bytes(key);
+        }
         b = &b[2 + klen..];
         let len = match k {
             kind::STR => {
                 let n = u16::from_le_bytes([*b.first()?, *b.get(1)?]) as usize;
-                acc |= or_bytes(b.get(2..2 + n)?);
+                let s = b.get(2..2 + n)?;
+                if OR {
+                    acc |= or_bytes(s);
+                }
                 2 + n
             }
             kind::I64 | kind::U64 | kind::F64 => 8,
@@ -158,68 +201,83 @@ pub struct RecordRef<'a> {
 
 impl<'a> RecordRef<'a> {
     /// OpenTelemetry severity number, 1-24.
+    #[inline]
     pub fn severity(&self) -> u8 {
         self.hdr.severity
     }
     /// The severity's level band.
+    #[inline]
     pub fn level(&self) -> Level {
         // Validated in `validate`.
         Level::from_severity(self.hdr.severity).unwrap_or(Level::Info)
     }
     /// Event time, ns since the Unix epoch.
+    #[inline]
     pub fn time_ns(&self) -> u64 {
         self.hdr.time_ns
     }
     /// Producer process id.
+    #[inline]
     pub fn pid(&self) -> u32 {
         self.hdr.pid
     }
     /// Producer thread id.
+    #[inline]
     pub fn tid(&self) -> u32 {
         self.hdr.tid
     }
     /// The consumer's serial number of this record: unique for the ring's
     /// consumer, increasing in the order it delivers records (each producer
     /// thread's records in emit order). Peekers number their own reads.
+    #[inline]
     pub fn seq(&self) -> u64 {
         self.serial
     }
     /// Where the record lies in the ring (see [`BlockPos`]).
+    #[inline]
     pub fn pos(&self) -> BlockPos {
         self.pos
     }
     /// What to commit once done with this record and every one before it:
     /// [`crate::Consumer::commit`] takes it.
+    #[inline]
     pub fn end(&self) -> u64 {
         self.serial + 1
     }
     /// The trace id, when the record has one.
+    #[inline]
     pub fn trace_id(&self) -> Option<[u8; 16]> {
         (self.hdr.flags & flags::HAS_TRACE != 0).then_some(self.hdr.trace_id)
     }
     /// The span id, when the record has one.
+    #[inline]
     pub fn span_id(&self) -> Option<[u8; 8]> {
         (self.hdr.flags & flags::HAS_SPAN != 0).then_some(self.hdr.span_id)
     }
     /// W3C trace flags.
+    #[inline]
     pub fn trace_flags(&self) -> u8 {
         self.hdr.trace_flags
     }
     /// Whether something was cut to fit.
+    #[inline]
     pub fn truncated(&self) -> bool {
         self.hdr.flags & flags::TRUNCATED != 0
     }
     /// Resource table index + 1, or 0.
+    #[inline]
     pub fn resource(&self) -> u8 {
         self.hdr.resource
     }
     /// The target (logger name).
+    #[inline]
     pub fn target(&self) -> &'a str {
         let t = self.hdr.target_len as usize;
         // SAFETY: `validate` checked these bytes are UTF-8 and in bounds.
         unsafe { std::str::from_utf8_unchecked(&self.body[..t]) }
     }
     /// The message.
+    #[inline]
     pub fn message(&self) -> &'a str {
         let t = self.hdr.target_len as usize;
         let m = self.hdr.msg_len as usize;
@@ -228,14 +286,17 @@ impl<'a> RecordRef<'a> {
     }
     /// Bytes of the record's variable part (target, message and fields): an
     /// upper bound for sizing output buffers.
+    #[inline]
     pub fn payload_len(&self) -> usize {
         self.body.len()
     }
     /// Number of fields.
+    #[inline]
     pub fn field_count(&self) -> usize {
         self.hdr.nfields as usize
     }
     /// The structured fields, in the order they were written.
+    #[inline]
     pub fn fields(&self) -> FieldIter<'a> {
         let t = self.hdr.target_len as usize + self.hdr.msg_len as usize;
         FieldIter {
@@ -258,6 +319,7 @@ pub struct FieldIter<'a> {
 }
 
 impl<'a> FieldIter<'a> {
+    #[inline]
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if self.rest.len() < n {
             return None;
@@ -267,6 +329,7 @@ impl<'a> FieldIter<'a> {
         Some(a)
     }
 
+    #[inline]
     fn parse(&mut self) -> Option<(&'a [u8], RawValue<'a>)> {
         let kl = self.take(2)?;
         let (klen, k) = (kl[0] as usize, kl[1]);
@@ -297,6 +360,7 @@ impl<'a> FieldIter<'a> {
 impl<'a> Iterator for FieldIter<'a> {
     type Item = (&'a str, Value<'a>);
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.left == 0 {
             return None;
@@ -339,7 +403,25 @@ mod tests {
             nfields: fields.len() as u16,
             ..RecordHeader::default()
         };
-        validate(&hdr, &body)
+        let full = validate(&hdr, &body);
+        // The copy-and-validate path gives the same answer, whatever the
+        // padding after the body (which the copy reads too).
+        for pad in [0u8, b'a', 0x80, 0xff] {
+            let mut words = vec![0u64; body.len().div_ceil(8) + 1];
+            // SAFETY: `words` is 8-aligned and longer than the body's
+            // words; it stays alive for the copy.
+            let bytes = unsafe {
+                std::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, words.len() * 8)
+            };
+            bytes.fill(pad);
+            bytes[..body.len()].copy_from_slice(&body);
+            let mut copy = Vec::new();
+            // SAFETY: as above: in bounds (padded to whole words) and aligned.
+            let or = unsafe { copy_shared(words.as_ptr() as *const u8, body.len(), &mut copy) };
+            assert_eq!(copy, body);
+            assert_eq!(validate_copied(&hdr, &copy, or), full, "{body:?} pad {pad}");
+        }
+        full
     }
 
     #[test]

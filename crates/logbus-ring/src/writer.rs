@@ -521,6 +521,22 @@ pub(crate) unsafe fn ready_record(
     end: usize,
     seq: u64,
 ) -> Option<(usize, u8)> {
+    ready_header(data, off, end, seq).map(|hdr| (hdr.len as usize, hdr.severity))
+}
+
+/// [`ready_record`], returning the header read (once) after the stamp: its
+/// `len` is checked (at least a header, the record inside `end`), nothing
+/// else yet.
+///
+/// # Safety
+/// As [`ready_record`].
+#[inline]
+pub(crate) unsafe fn ready_header(
+    data: *const u8,
+    off: usize,
+    end: usize,
+    seq: u64,
+) -> Option<RecordHeader> {
     if off + RECORD_HEADER > end {
         return None;
     }
@@ -529,7 +545,7 @@ pub(crate) unsafe fn ready_record(
     let hdr = read_header(data.add(off));
     let len = hdr.len as usize;
     let ok = s == stamp(seq, hdr.len) && len >= RECORD_HEADER && off + placed(len) <= end;
-    ok.then_some((len, hdr.severity))
+    ok.then_some(hdr)
 }
 
 /// Copies `bytes` to `off` bytes past `at`; returns the offset after them.

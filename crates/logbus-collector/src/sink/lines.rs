@@ -1,10 +1,13 @@
 //! Line sinks: `stdout`, `file` and `null` (which discards). Records are
 //! formatted (JSON or text lines, with the producer's service name) once per
-//! chunk and format, whatever the number of sinks writing that format; each
-//! sink copies the lines it selects into a reusable buffer that is written
-//! whenever it reaches 64 KiB, like a `BufWriter`; a group counts as written
-//! when its last bytes are. After a failed write the next attempt
-//! resumes at the first byte not written, so a retry duplicates nothing.
+//! chunk and format, whatever the number of sinks writing that format. A
+//! sink that takes every record of a chunk and has at least [`DIRECT_AT`]
+//! bytes of its lines to write writes them straight from the chunk's lines
+//! (no copy); otherwise it copies the lines it selects into a reusable
+//! buffer that is written whenever it reaches 64 KiB, like a `BufWriter`. A
+//! group counts as written when its last bytes are. After a failed write the
+//! next attempt resumes at the first byte not written, so a retry duplicates
+//! nothing.
 
 use std::io::{ErrorKind, Write};
 
@@ -15,6 +18,9 @@ use crate::sink::Output;
 
 /// Bytes formatted before they are written.
 pub const FLUSH_AT: usize = 64 * 1024;
+/// A chunk's lines from this many bytes on are written where they are
+/// rather than copied into the buffer first.
+pub const DIRECT_AT: usize = 16 * 1024;
 
 enum Dest {
     Stdout,
@@ -31,6 +37,9 @@ pub struct LineSink {
     done: usize,
     /// The next record to format: (job, record index in its chunk).
     next: (usize, usize),
+    /// Being written straight from a chunk's lines: (job, the first byte
+    /// of its lines not written yet). Goes before `next`.
+    direct: Option<(usize, usize)>,
     /// Standard output was closed by its reader (EPIPE).
     closed: bool,
 }
@@ -59,6 +68,7 @@ impl LineSink {
             buf: Vec::with_capacity(FLUSH_AT + 4096),
             done: 0,
             next: (0, 0),
+            direct: None,
             closed: false,
         }
     }
@@ -73,9 +83,20 @@ impl LineSink {
             let c = &job.chunk;
             let lines = c.lines(self.format);
             if job.takes_all() {
-                // Every record of the chunk: one copy of what is left.
+                // Every record of the chunk: written where it is when it is
+                // large (after what the buffer holds), else one copy.
                 if i < lines.ends.len() {
-                    self.buf.extend_from_slice(lines.from(i));
+                    let rest = lines.from(i);
+                    if rest.len() >= DIRECT_AT {
+                        if self.buf.is_empty() {
+                            self.direct = Some((j, lines.buf.len() - rest.len()));
+                            self.next = (j + 1, 0);
+                        } else {
+                            self.next = (j, i);
+                        }
+                        return true;
+                    }
+                    self.buf.extend_from_slice(rest);
                 }
             } else {
                 while let Some(r) = c.batch.get(i) {
@@ -102,43 +123,57 @@ impl LineSink {
 
     /// Writes `buf[done..]`, advancing `done` by what was written.
     fn flush_buf(&mut self) -> Result<(), String> {
-        let rest = &self.buf[self.done..];
-        match &mut self.dest {
-            Dest::Null => {
-                self.done = self.buf.len();
-                Ok(())
-            }
-            Dest::Stdout => {
-                let mut out = std::io::stdout().lock();
-                let mut written = 0;
-                let r = loop {
-                    if written == rest.len() {
-                        break Ok(());
-                    }
-                    match out.write(&rest[written..]) {
-                        Ok(0) => break Err(ErrorKind::WriteZero.into()),
-                        Ok(n) => written += n,
-                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                        Err(e) => break Err(e),
-                    }
-                };
-                self.done += written;
-                r.map_err(|e| {
-                    self.closed |= e.kind() == ErrorKind::BrokenPipe;
-                    format!("cannot write to stdout: {e}")
-                })
-            }
-            Dest::File(f) => match f.write_lines(rest) {
-                Ok(n) => {
-                    self.done += n;
-                    Ok(())
+        let (n, r) = write_out(&mut self.dest, &mut self.closed, &self.buf[self.done..]);
+        self.done += n;
+        r
+    }
+
+    /// Writes what is left of the chunk being written directly, if any.
+    fn flush_direct(&mut self, jobs: &[Job]) -> Result<(), String> {
+        let Some((j, from)) = self.direct else {
+            return Ok(());
+        };
+        let Some(job) = jobs.get(j) else {
+            self.direct = None;
+            return Ok(());
+        };
+        let lines = job.chunk.lines(self.format);
+        let rest = &lines.buf[from.min(lines.buf.len())..];
+        let (n, r) = write_out(&mut self.dest, &mut self.closed, rest);
+        self.direct = r.is_err().then_some((j, from + n));
+        r
+    }
+}
+
+/// Writes `rest` to `dest`: the bytes written, and whether all were
+/// (`closed`: standard output was closed by its reader).
+fn write_out(dest: &mut Dest, closed: &mut bool, rest: &[u8]) -> (usize, Result<(), String>) {
+    match dest {
+        Dest::Null => (rest.len(), Ok(())),
+        Dest::Stdout => {
+            let mut out = std::io::stdout().lock();
+            let mut written = 0;
+            let r = loop {
+                if written == rest.len() {
+                    break Ok(());
                 }
-                Err((n, e)) => {
-                    self.done += n;
-                    Err(e)
+                match out.write(&rest[written..]) {
+                    Ok(0) => break Err(ErrorKind::WriteZero.into()),
+                    Ok(n) => written += n,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
                 }
-            },
+            };
+            let r = r.map_err(|e| {
+                *closed |= e.kind() == ErrorKind::BrokenPipe;
+                format!("cannot write to stdout: {e}")
+            });
+            (written, r)
         }
+        Dest::File(f) => match f.write_lines(rest) {
+            Ok(n) => (n, Ok(())),
+            Err((n, e)) => (n, Err(e)),
+        },
     }
 }
 
@@ -153,6 +188,7 @@ impl Output for LineSink {
             }
             self.buf.clear();
             self.done = 0;
+            self.flush_direct(jobs)?;
             if !self.fill(jobs) {
                 break;
             }
@@ -178,6 +214,7 @@ impl Output for LineSink {
         self.buf.clear();
         self.done = 0;
         self.next = (0, 0);
+        self.direct = None;
     }
 
     fn closed(&self) -> bool {
@@ -244,6 +281,92 @@ mod tests {
         sink.write(&jobs).unwrap();
         assert_eq!(std::fs::read(&out).unwrap().len(), 2 * expect.len());
         drop(sink);
+        drop(tmp);
+    }
+
+    /// Chunks written in place (large, every record taken) and copied
+    /// (small, or filtered by level) mix in one group in order, in both
+    /// formats, after a failure and a retry too.
+    #[test]
+    fn lines_written_in_place_and_copied_keep_their_order() {
+        let tmp = logbus_testkit::TempDir::new("lines-mix");
+        let dir = tmp.dir();
+        let ring = Ring::create(
+            dir.join("ring"),
+            &RingOptions {
+                size: 8 << 20,
+                ..RingOptions::default()
+            },
+        )
+        .unwrap();
+        let mut w = ring.writer().unwrap();
+        let mut consumer = Consumer::acquire(&ring).unwrap();
+        let pad = "y".repeat(150);
+        let mut chunk = |n: usize, from: usize| {
+            for i in from..from + n {
+                let severity = if i % 3 == 0 { 5 } else { 9 }; // DEBUG or INFO
+                w.emit(&Event::new(severity, &format!("record {i} {pad}")))
+                    .unwrap();
+            }
+            let mut c = Chunk::default();
+            assert_eq!(consumer.poll(&mut c.batch, n), n);
+            c.resolve(from as u64, &mut crate::chunk::Resolver::new(&ring, 0));
+            consumer.commit_all();
+            Arc::new(c)
+        };
+        let (big, small, filtered, tail) = (
+            chunk(1000, 0),
+            chunk(7, 1000),
+            chunk(1000, 2000),
+            chunk(300, 3000),
+        );
+        let info_only = 1u8 << logbus_ring::Level::Info as u8;
+        let jobs = [
+            Job::new(small.clone(), 0x3f),
+            Job::new(big.clone(), 0x3f),
+            Job::new(filtered.clone(), info_only),
+            Job::new(small.clone(), 0x3f),
+            Job::new(tail.clone(), 0x3f),
+            Job::new(big.clone(), 0x3f),
+        ];
+        for format in [Format::Json, Format::Text] {
+            let mut expect = Vec::new();
+            for job in &jobs {
+                for (i, r) in job.chunk.batch.iter().enumerate() {
+                    if job.wants(i, r.level() as u8) {
+                        match format {
+                            Format::Json => logbus_format::write_json_as(
+                                &mut expect,
+                                &r,
+                                None,
+                                Some(job.chunk.uid),
+                            ),
+                            Format::Text => logbus_format::write_text(&mut expect, &r, None),
+                        }
+                    }
+                }
+            }
+            let out = dir.join(format!("out-{}.log", format as usize));
+            std::os::unix::fs::symlink("/dev/full", &out).unwrap();
+            let mut sink = LineSink::file(RotatingFile::open(&out, None, 0).unwrap(), format);
+            assert!(sink.write(&jobs).is_err());
+            std::fs::remove_file(&out).unwrap();
+            sink.reopen().unwrap();
+            sink.write(&jobs).unwrap();
+            let got = std::fs::read(&out).unwrap();
+            if got != expect {
+                let first = got.iter().zip(&expect).position(|(a, b)| a != b);
+                panic!(
+                    "{format:?}: got {} expected {} bytes, first difference at {first:?}: {:?}",
+                    got.len(),
+                    expect.len(),
+                    first.map(
+                        |f| String::from_utf8_lossy(&got[f.saturating_sub(100)..f + 100])
+                            .into_owned()
+                    )
+                );
+            }
+        }
         drop(tmp);
     }
 }
