@@ -563,3 +563,46 @@ fn in_lossless_mode_a_writer_waits_for_a_slow_reader_and_nothing_is_dropped() {
     assert_eq!(s.wait_timeouts, 0);
     assert_balanced(&s, &[0, 0, 20_000, 0, 0, 0]);
 }
+
+#[test]
+fn in_lossless_mode_writers_racing_for_freed_room_all_wait_and_nothing_is_dropped() {
+    let dir = TempDir::new("lossless-race");
+    let path = dir.path("ring");
+    // 16 blocks for 12 writers of 1 KiB records: room freed by the reader is raced for, and a
+    // writer that loses the race must wait again, not drop.
+    let opts = RingOptions {
+        size: 64 << 10,
+        block_size: 4096,
+        wait_ms: 10_000,
+        ..RingOptions::default()
+    };
+    let ring = Ring::create(&path, &opts).unwrap();
+    let children = spawn_together(&path, 6, 2, &["--count", "10000", "--msg-bytes", "1000"]);
+    let mut consumer = Consumer::acquire(&ring).unwrap();
+    let mut seen = Seen::new();
+    let mut outs = Vec::new();
+    let mut batch = Batch::new();
+    for mut child in children {
+        while child.try_wait().unwrap().is_none() {
+            // A few records at a time: room comes back about a block at a
+            // time, fewer blocks than writers waiting for them.
+            if consumer.poll(&mut batch, 16) > 0 {
+                record_into(&mut seen, &batch);
+                consumer.commit_all();
+            } else {
+                consumer.wait(Some(Duration::from_millis(5)));
+            }
+        }
+        outs.push(output_of(child));
+    }
+    drain_all(&mut consumer, &mut seen);
+    let dropped: u64 = outs.iter().map(|o| o["dropped"].as_u64().unwrap()).sum();
+    let written: u64 = outs.iter().map(|o| o["written"].as_u64().unwrap()).sum();
+    let s = ring.stats();
+    assert_eq!((written, dropped), (60_000, 0), "{s:?}");
+    assert_eq!(seen.values().map(Vec::len).sum::<usize>(), 60_000);
+    assert_in_order(&seen);
+    assert!(s.waits > 0, "the writers had to wait: {s:?}");
+    assert_eq!(s.wait_timeouts, 0);
+    assert_balanced(&s, &[0, 0, 60_000, 0, 0, 0]);
+}

@@ -7,7 +7,10 @@
 //! level's watermark (by default TRACE and DEBUG 50 %, INFO 75 %, WARN and
 //! above 100 % of the blocks). When they would not:
 //! * in lossless mode (`wait_ms > 0` in the header) the writer first waits up
-//!   to `wait_ms` on the `space` futex for the consumer to free blocks;
+//!   to `wait_ms` on the `space` futex for the consumer to free blocks; room
+//!   freed while several writers wait goes to the first that claims it, and
+//!   the others wait again, up to the same deadline (one record waits at most
+//!   `wait_ms` in all, and is dropped, counted, only then);
 //! * a record below the protection level (default WARN) is dropped, counted;
 //! * a protected one evicts the records below the protection level of the
 //!   oldest block (merging its protected ones into the next block if it has
@@ -159,7 +162,10 @@ impl Writer {
         let plan = Plan::new(ev, self.max_record, self.max_message);
         let need = placed(plan.len) as u32;
         let mut evicted = 0;
-        let mut waited = false;
+        // Lossless mode: until when this record may wait for room (set at its
+        // first wait; room freed while it waited may go to another writer
+        // first, so it waits again, up to the same deadline).
+        let mut deadline: Option<Instant> = None;
         let mut evictions = 0;
         let (seq, data, off, sleeping) = loop {
             if let Some(b) = &mut self.open {
@@ -200,9 +206,10 @@ impl Writer {
                     if self.adopt(need) {
                         continue;
                     }
-                    if let (Some(wait), false) = (self.wait, waited) {
-                        waited = true;
-                        if self.wait_for_space(level, wait) {
+                    if let Some(wait) = self.wait {
+                        let first = deadline.is_none();
+                        let until = *deadline.get_or_insert_with(|| Instant::now() + wait);
+                        if self.wait_for_space(level, until, first) {
                             continue;
                         }
                     }
@@ -451,23 +458,34 @@ impl Writer {
         Emitted::Dropped
     }
 
-    /// Lossless mode: waits up to `wait` for the consumer to free room for a
-    /// record of `level`. `true` when there is room.
+    /// Lossless mode: waits until `deadline` for the consumer to free room for
+    /// a record of `level`. `true` when there is room (another writer may take
+    /// it first: then the caller waits again, up to the same deadline).
+    /// `first`: the record's first wait (counted in `waits`); a timeout is
+    /// counted in `wait_timeouts` (the record is then dropped).
     #[cold]
-    fn wait_for_space(&self, level: usize, wait: Duration) -> bool {
+    fn wait_for_space(&self, level: usize, deadline: Instant, first: bool) -> bool {
         let w = self.ring.words();
-        let deadline = Instant::now() + wait;
-        // Relaxed: statistics.
-        w.waits.fetch_add(1, Ordering::Relaxed);
+        if first {
+            // Relaxed: statistics.
+            w.waits.fetch_add(1, Ordering::Relaxed);
+        }
         // SeqCst: Dekker pair with the consumer, which bumps `space` after
         // moving `head` and then loads `waiters` (SeqCst both).
         w.waiters.fetch_add(1, Ordering::SeqCst);
         self.wake_consumer();
         let room = loop {
             let seen = w.space.load(Ordering::SeqCst);
-            let a = w.alloc.load(Ordering::SeqCst);
-            let h = w.head.load(Ordering::SeqCst);
-            if a.wrapping_sub(h) < self.limit[level] {
+            // The same test as `claim`'s (a header of garbage is no room, so
+            // that this never spins: it waits out the deadline). `live`'s
+            // Acquire loads come after the SeqCst load of `space`: when that
+            // load saw the consumer's bump, it synchronises with it, and the
+            // `head` the consumer stored before bumping is seen here.
+            if self
+                .ring
+                .live()
+                .is_some_and(|(h, a)| a - h < self.limit[level])
+            {
                 break true;
             }
             let now = Instant::now();
