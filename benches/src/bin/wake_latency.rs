@@ -153,6 +153,8 @@ fn main() {
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let _ = child.kill();
     let _ = child.wait();
+    // Killed, it could not remove its status file next to the ring.
+    let _ = std::fs::remove_file(logbus_collector::status::status_path(path.path()));
 
     lat.sort_unstable();
     println!(
