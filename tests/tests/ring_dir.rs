@@ -315,3 +315,35 @@ fn two_users_one_collector_each_can_crash_only_their_own_ring() {
     assert!(st.success(), "{}", c.stderr_text());
     assert!(!lines(&out).iter().any(|l| l.contains("intruder")));
 }
+
+#[test]
+fn a_ring_another_collector_holds_is_taken_once_that_collector_is_gone() {
+    let dir = TempDir::new("rdir-held");
+    let (rings, out, cfg) = setup(&dir, 0o700);
+    let held = rings.join("held");
+    finish(producer(&held, "before", 100, &[]));
+    // Another collector consumes that ring alone, into a file of its own.
+    let other_out = dir.path("other.log");
+    let other_cfg = dir.path("other.toml");
+    write_config(&other_cfg, &file_sink("o", &other_out, ""));
+    let mut other = Collector::start(
+        &dir,
+        "other",
+        &["--ring", s(&held), "--config", s(&other_cfg)],
+    );
+    wait_lines(&other_out, 100);
+    finish(producer(&rings.join("free"), "free", 100, &[]));
+    let mut c = start(&dir, "c", &rings, &cfg, &[]);
+    c.wait_stderr("the held ring refused", "already consumed by pid");
+    wait_lines(&out, 100);
+    // Once the other collector is gone, the ring is taken at a later scan.
+    assert!(other.stop().success(), "{}", other.stderr_text());
+    c.wait_stderr_n("the held ring read", "reading ring", 2);
+    finish(producer(&held, "after", 100, &[]));
+    wait_lines(&out, 200);
+    assert!(c.stop().success(), "{}", c.stderr_text());
+    let mut expect = all("free", 0..100);
+    expect.extend(all("after", 0..100));
+    assert_exactly_once(&numbers(&lines(&out)), &expect);
+    assert_eq!(c.stderr_text().matches("already consumed").count(), 1);
+}
