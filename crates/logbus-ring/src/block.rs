@@ -158,14 +158,28 @@ impl Reserve {
 
 const EVICTING: u64 = 1 << 31;
 const EVICTED: u64 = 1 << 30;
-const CLAIM_MASK: u64 = (1 << 30) - 1;
+const EPOCH_SHIFT: u32 = 25;
+const EPOCH_MASK: u64 = 31;
+/// Claimed ends reach `MAX_BLOCK` (1 << 24): 25 bits.
+const CLAIM_MASK: u64 = (1 << EPOCH_SHIFT) - 1;
+const _: () = assert!(crate::layout::MAX_BLOCK as u64 <= CLAIM_MASK);
 
 /// The packed `claim` word of a block descriptor.
 ///
 /// ```text
-/// bits 63-32    bit 31      bit 30     bits 29-0
-/// seq (low 32)  EVICTING    EVICTED    claimed end (bytes)
+/// bits 63-32    bit 31      bit 30     bits 29-25          bits 24-0
+/// seq (low 32)  EVICTING    EVICTED    rewrite epoch (0-31) claimed end (bytes)
 /// ```
+///
+/// The epoch changes each time an evictor lets go of a block it flagged
+/// (`evict::unflag`), so that the word never comes back to a value a reader
+/// loaded before the block was rewritten: the consumer's claim CAS, which
+/// keeps the records it copied only if the word is still what it loaded,
+/// fails after a flag-rewrite-unflag that happened during its copy (without
+/// the epoch the word would be the same again, an ABA, and the consumer
+/// would keep copies of a block rewritten under it: records moved there, then
+/// stale ones behind them). 32 rewrites of one block during one copy would
+/// be needed to fool it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Claim {
     pub seq: u32,
@@ -174,6 +188,8 @@ pub(crate) struct Claim {
     pub evicting: bool,
     /// The block's unclaimed records were evicted; it holds nothing to read.
     pub evicted: bool,
+    /// Bumped (mod 32) whenever an evictor lets go of the block (see above).
+    pub epoch: u8,
     pub claimed: u32,
 }
 
@@ -184,6 +200,7 @@ impl Claim {
             seq: seq as u32,
             evicting: false,
             evicted: false,
+            epoch: 0,
             claimed,
         }
     }
@@ -193,6 +210,7 @@ impl Claim {
         (self.seq as u64) << 32
             | (self.evicting as u64) << 31
             | (self.evicted as u64) << 30
+            | (self.epoch as u64 & EPOCH_MASK) << EPOCH_SHIFT
             | (self.claimed as u64 & CLAIM_MASK)
     }
 
@@ -202,8 +220,15 @@ impl Claim {
             seq: (w >> 32) as u32,
             evicting: w & EVICTING != 0,
             evicted: w & EVICTED != 0,
+            epoch: ((w >> EPOCH_SHIFT) & EPOCH_MASK) as u8,
             claimed: (w & CLAIM_MASK) as u32,
         }
+    }
+
+    /// The next rewrite epoch (mod 32).
+    #[inline]
+    pub fn next_epoch(self) -> u8 {
+        (self.epoch + 1) & EPOCH_MASK as u8
     }
 
     #[inline]
@@ -250,11 +275,14 @@ mod tests {
                         assert!(Reserve::unpack(r.pack()).is(seq));
                     }
                 }
-                for (evicting, evicted) in [(false, false), (true, false), (false, true)] {
+                for (evicting, evicted, epoch) in
+                    [(false, false, 0), (true, false, 31), (false, true, 7)]
+                {
                     let c = Claim {
                         seq: seq as u32,
                         evicting,
                         evicted,
+                        epoch,
                         claimed: end,
                     };
                     assert_eq!(Claim::unpack(c.pack()), c);

@@ -20,7 +20,10 @@
 //! (`claim == done`) and every record in them complete; both flag the blocks'
 //! `claim` words with one CAS each, which the consumer's claim CAS cannot also
 //! win. While a block is flagged EVICTING readers keep off it and off every
-//! later block.
+//! later block. Letting go of a flagged block bumps the claim word's rewrite
+//! epoch, so that a consumer that loaded the word before the flag, and copied
+//! records while the block was rewritten, fails its claim CAS and drops the
+//! copies (the word does not come back to the value it loaded: no ABA).
 //!
 //! # One evictor at a time, and its death
 //! The role is the `evict_owner` word (`pid << 32 | phase`), taken by CAS.
@@ -488,7 +491,8 @@ fn flag(ring: &Ring, seq: u64, c: Claim) -> bool {
 }
 
 /// Clears block `seq`'s EVICTING flag (and sets its claimed end to `claimed`,
-/// if given).
+/// if given), with the next rewrite epoch: a reader that loaded the word
+/// before the flag must not find it unchanged (see `Claim` in `crate::block`).
 fn unflag(ring: &Ring, seq: u64, claimed: Option<u32>) {
     let d = ring.desc(seq);
     // Acquire: as every load of a claim word.
@@ -497,7 +501,10 @@ fn unflag(ring: &Ring, seq: u64, claimed: Option<u32>) {
     if !c.is(seq) || !c.evicting {
         return;
     }
-    let next = Claim::at(seq, claimed.unwrap_or(c.claimed));
+    let next = Claim {
+        epoch: c.next_epoch(),
+        ..Claim::at(seq, claimed.unwrap_or(c.claimed))
+    };
     // Release: the rewritten block before a reader sees the flag gone.
     let _ = d
         .claim

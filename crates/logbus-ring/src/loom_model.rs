@@ -17,6 +17,9 @@
 //!   instructions, full barriers already.)
 //! * adopt vs seal: a new writer reopening a closed block while the consumer
 //!   seals it to free it: never both (a record in a freed block).
+//! * copy vs rewrite: the consumer copying a block while a compaction flags
+//!   it, rewrites it and lets go of it: the consumer keeps its copies only if
+//!   they are of the block as it was (the rewrite epoch: no ABA).
 #![cfg(all(test, loom))]
 
 use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
@@ -114,6 +117,65 @@ fn loom_claim_against_evict() {
         let delivered = consumer.join().unwrap();
         let evicted = evictor.join().unwrap();
         assert_eq!(delivered + evicted, 2, "each record exactly once");
+    });
+}
+
+#[test]
+fn loom_copies_of_a_block_rewritten_under_the_consumer_are_dropped() {
+    loom::model(|| {
+        // The block's one record (its first word stands for all of it) and
+        // its claim word, nothing claimed yet.
+        let record = Arc::new(AtomicU64::new(1));
+        let word = Arc::new(AtomicU64::new(Claim::at(5, 0).pack()));
+        let (r, c) = (record.clone(), word.clone());
+        let consumer = thread::spawn(move || {
+            let cur = c.load(Ordering::Acquire);
+            if Claim::unpack(cur).evicting {
+                return None;
+            }
+            let copied = r.load(Ordering::Relaxed);
+            let next = Claim::at(5, 64);
+            c.compare_exchange(cur, next.pack(), Ordering::AcqRel, Ordering::Relaxed)
+                .ok()
+                .map(|_| copied)
+        });
+        let (r, e) = (record.clone(), word.clone());
+        let evictor = thread::spawn(move || {
+            let cur = e.load(Ordering::Acquire);
+            let c = Claim::unpack(cur);
+            if c.claimed != 0 || c.evicting {
+                return;
+            }
+            let flagged = Claim {
+                evicting: true,
+                ..c
+            };
+            if e.compare_exchange(cur, flagged.pack(), Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+            {
+                return;
+            }
+            // Compaction moves another record in where this one was.
+            r.store(2, Ordering::Relaxed);
+            // `evict::unflag`: the same claimed end, the next epoch.
+            let unflagged = Claim {
+                epoch: c.next_epoch(),
+                ..Claim::at(5, c.claimed)
+            };
+            e.store(unflagged.pack(), Ordering::Release);
+        });
+        let kept = consumer.join().unwrap();
+        evictor.join().unwrap();
+        // A claim that succeeded must be of the record as it was when the
+        // word was loaded: the one that was there before any rewrite, or the
+        // rewritten one if the whole rewrite came before the load.
+        if let Some(copied) = kept {
+            let now = record.load(Ordering::Relaxed);
+            assert_eq!(
+                copied, now,
+                "copies of a block rewritten under the consumer were kept"
+            );
+        }
     });
 }
 
