@@ -400,6 +400,17 @@ impl Consumer {
                 st.claimed = st.committed;
                 continue;
             }
+            // The end to copy up to, read again after the claim word: a
+            // compaction that flagged, rewrote (maybe shortening the block)
+            // and let go of the block after our first look set the end before
+            // letting go (Release), so this Acquire load, after the claim
+            // load that saw it let go, sees the new end; the stale records
+            // behind it are never copied. One that lets go after our claim
+            // load changes the word's epoch, and our claim CAS below fails.
+            r = Reserve::unpack(d.reserve.load(Ordering::Acquire));
+            if !r.is(seq) {
+                continue;
+            }
             let st = &self.blocks[i];
             if !c.is(seq) || c.claimed != st.claimed {
                 // Somebody who does not follow the protocol wrote it: put our

@@ -123,23 +123,31 @@ fn loom_claim_against_evict() {
 #[test]
 fn loom_copies_of_a_block_rewritten_under_the_consumer_are_dropped() {
     loom::model(|| {
-        // The block's one record (its first word stands for all of it) and
-        // its claim word, nothing claimed yet.
-        let record = Arc::new(AtomicU64::new(1));
+        // A block of two records (one word stands for each), its reserved
+        // end (in records) and its claim word, nothing claimed yet. A
+        // compaction rewrites it to one record (moved in) and a shorter end;
+        // the old second record stays behind in memory, stale.
+        let cells = Arc::new([AtomicU64::new(1), AtomicU64::new(1)]);
+        let end = Arc::new(AtomicU64::new(2));
         let word = Arc::new(AtomicU64::new(Claim::at(5, 0).pack()));
-        let (r, c) = (record.clone(), word.clone());
+        let (r, n, c) = (cells.clone(), end.clone(), word.clone());
         let consumer = thread::spawn(move || {
+            // `Consumer::poll`: the claim word, then the end, then the copies.
             let cur = c.load(Ordering::Acquire);
             if Claim::unpack(cur).evicting {
                 return None;
             }
-            let copied = r.load(Ordering::Relaxed);
+            let upto = n.load(Ordering::Acquire) as usize;
+            let copied: Vec<u64> = r[..upto]
+                .iter()
+                .map(|x| x.load(Ordering::Relaxed))
+                .collect();
             let next = Claim::at(5, 64);
             c.compare_exchange(cur, next.pack(), Ordering::AcqRel, Ordering::Relaxed)
                 .ok()
                 .map(|_| copied)
         });
-        let (r, e) = (record.clone(), word.clone());
+        let (r, n, e) = (cells.clone(), end.clone(), word.clone());
         let evictor = thread::spawn(move || {
             let cur = e.load(Ordering::Acquire);
             let c = Claim::unpack(cur);
@@ -155,9 +163,10 @@ fn loom_copies_of_a_block_rewritten_under_the_consumer_are_dropped() {
             {
                 return;
             }
-            // Compaction moves another record in where this one was.
-            r.store(2, Ordering::Relaxed);
-            // `evict::unflag`: the same claimed end, the next epoch.
+            // `compact`: a record moved in, then `set_end` (Release), then
+            // `evict::unflag`: the same claimed end, the next epoch (Release).
+            r[0].store(2, Ordering::Relaxed);
+            n.store(1, Ordering::Release);
             let unflagged = Claim {
                 epoch: c.next_epoch(),
                 ..Claim::at(5, c.claimed)
@@ -166,11 +175,15 @@ fn loom_copies_of_a_block_rewritten_under_the_consumer_are_dropped() {
         });
         let kept = consumer.join().unwrap();
         evictor.join().unwrap();
-        // A claim that succeeded must be of the record as it was when the
-        // word was loaded: the one that was there before any rewrite, or the
-        // rewritten one if the whole rewrite came before the load.
+        // Copies kept by a successful claim are the block as it is now (no
+        // rewrite after the claim can happen: the evictor backs off a claimed
+        // block): never a mix, never the stale record behind a shorter end.
         if let Some(copied) = kept {
-            let now = record.load(Ordering::Relaxed);
+            let upto = end.load(Ordering::Relaxed) as usize;
+            let now: Vec<u64> = cells[..upto]
+                .iter()
+                .map(|x| x.load(Ordering::Relaxed))
+                .collect();
             assert_eq!(
                 copied, now,
                 "copies of a block rewritten under the consumer were kept"
