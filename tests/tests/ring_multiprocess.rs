@@ -315,6 +315,31 @@ impl Lcg {
     }
 }
 
+/// Producer processes (with their ids), SIGKILLed and reaped when dropped.
+struct KillOnDrop(Vec<(u64, Child)>);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = Vec<(u64, Child)>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 #[test]
 fn producers_killed_at_random_moments_leave_the_accounting_exact() {
     let dir = TempDir::new("kill");
@@ -353,7 +378,9 @@ fn producers_killed_at_random_moments_leave_the_accounting_exact() {
         .unwrap();
         (next_id, child)
     };
-    let mut live: Vec<(u64, Child)> = (0..3).map(|k| spawn(k % 2 == 0)).collect();
+    // Killed on drop too: a failing wait below must not leave producers that
+    // never stop (`--count 0`) running after the test.
+    let mut live = KillOnDrop((0..3).map(|k| spawn(k % 2 == 0)).collect());
     let mut killed = 0;
     for round in 0..8 {
         // Let them run until some of their records arrive, then kill one.
@@ -390,11 +417,7 @@ fn producers_killed_at_random_moments_leave_the_accounting_exact() {
         eprintln!("round {round}: killed producer {id}");
         live.push(spawn(round % 2 == 1));
     }
-    for (_, mut child) in live {
-        // SAFETY: as above.
-        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-        child.wait().unwrap();
-    }
+    drop(live);
     // A record each killed thread was in the middle of is found torn (its
     // writer's liveness lock is gone) once it has looked stuck for a while.
     wait_for(

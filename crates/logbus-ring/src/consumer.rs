@@ -568,11 +568,18 @@ impl Consumer {
         if unsafe { ready_record(data, st.claimed as usize, r.end as usize, seq) }.is_some() {
             return r;
         }
-        let word = Claim::at(seq, st.claimed);
+        // The word as it is (its rewrite epoch is whatever evictions left),
+        // if it is still ours at `claimed`.
+        // Acquire: as every load of a claim word.
+        let word = d.claim.load(Ordering::Acquire);
+        let c = Claim::unpack(word);
+        if !c.is(seq) || c.evicting || c.evicted || c.claimed != st.claimed {
+            return r;
+        }
         // AcqRel: as every claim CAS; loses only to an evicting producer.
         if d.claim
             .compare_exchange(
-                word.pack(),
+                word,
                 Claim::at(seq, r.end).pack(),
                 Ordering::AcqRel,
                 Ordering::Relaxed,
