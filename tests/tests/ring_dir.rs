@@ -68,6 +68,16 @@ fn every_ring_of_the_directory_once_including_rings_created_later_each_with_its_
     finish(early);
     let got = wait_lines(&out, 7000);
     let metrics = http_get(&metrics_addr(&c), "/metrics");
+    // `logbus stat` of one of the rings finds the directory's collector.
+    let stat = Command::new(bin("logbus"))
+        .args(["stat", s(&rings.join("late"))])
+        .output()
+        .unwrap();
+    let stat = String::from_utf8_lossy(&stat.stdout).into_owned();
+    assert!(
+        stat.contains(&format!("sinks of collector pid {}", c.pid())),
+        "{stat}"
+    );
     assert!(c.stop().success(), "{}", c.stderr_text());
 
     let mut expect = all("early", 0..2000);
