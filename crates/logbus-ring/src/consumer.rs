@@ -830,12 +830,6 @@ impl Consumer {
         }
         (false, in_flight)
     }
-
-    /// Kept for callers of the lane-based ring: dead writers are now found
-    /// during polls. Returns 0.
-    pub fn reap_dead_lanes(&self) -> u64 {
-        0
-    }
 }
 
 impl Ring {
