@@ -9,11 +9,12 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use logbus_tests::collector::LONG;
 use logbus_tests::collector::{
     all, assert_exactly_once, file_sink, finish, http_get, lines, metrics_addr, numbers, producer,
     tally, wait_lines, write_config, Collector,
 };
-use logbus_tests::{bin, TempDir};
+use logbus_tests::{bin, wait_for, TempDir};
 use serde_json::Value as Json;
 
 /// The second user of the root-only test.
@@ -356,4 +357,44 @@ fn a_ring_another_collector_holds_is_taken_once_that_collector_is_gone() {
     expect.extend(all("after", 0..100));
     assert_exactly_once(&numbers(&lines(&out)), &expect);
     assert_eq!(c.stderr_text().matches("already consumed").count(), 1);
+}
+
+#[test]
+fn a_directory_filled_with_files_neither_floods_nor_stalls_the_collector() {
+    let dir = TempDir::new("rdir-flood");
+    let (rings, out, cfg) = setup(&dir, 0o700);
+    for k in 0..200 {
+        std::fs::write(rings.join(format!("junk-{k}")), "not a ring").unwrap();
+    }
+    finish(producer(&rings.join("real"), "real", 1000, &[]));
+    let mut c = start(&dir, "c", &rings, &cfg, &[]);
+    wait_lines(&out, 1000);
+    // Every junk file is refused once: a line each for a few of them, the
+    // others counted in one line per scan.
+    let accounted = |err: &str| {
+        let single = err.lines().filter(|l| l.contains("/junk-")).count();
+        let counted: usize = err
+            .lines()
+            .filter(|l| l.contains("more files are not rings"))
+            .filter_map(|l| {
+                l.split(": ")
+                    .nth(2)?
+                    .split(' ')
+                    .next()?
+                    .parse::<usize>()
+                    .ok()
+            })
+            .sum();
+        (single, counted)
+    };
+    wait_for("every junk file refused", LONG, || {
+        let (single, counted) = accounted(&c.stderr_text());
+        (single + counted == 200).then_some(())
+    });
+    let err = c.stderr_text();
+    let (single, counted) = accounted(&err);
+    assert!(single <= 40, "{single} lines of refusal:\n{err}");
+    assert!(counted > 0, "{err}");
+    assert!(c.stop().success(), "{err}");
+    assert_exactly_once(&numbers(&lines(&out)), &all("real", 0..1000));
 }

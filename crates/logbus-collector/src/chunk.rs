@@ -50,8 +50,7 @@ impl Lines {
 pub struct Origin {
     /// Unique for the collector's lifetime (cache key for sinks).
     pub id: u64,
-    /// The owner of the ring it wrote to (its effective uid, or a user that
-    /// shares the ring's group).
+    /// The owner (uid) of the ring it wrote to, from the ring file.
     pub uid: u32,
     /// The resource entry as read.
     pub resource: Resource,

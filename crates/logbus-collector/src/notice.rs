@@ -68,6 +68,14 @@ pub enum Notice {
         /// Why, one line naming the file.
         problem: String,
     },
+    /// More files of the `--ring-dir` directory were refused in one scan than
+    /// are worth a line each (each is said no more after).
+    RingsRefused {
+        /// The directory.
+        dir: PathBuf,
+        /// Files refused without a line of their own.
+        more: usize,
+    },
     /// A ring of the `--ring-dir` directory is no longer read.
     RingLeft {
         /// The ring file.
@@ -130,6 +138,11 @@ impl fmt::Display for Notice {
                 write!(f, "reading ring {} (owner uid {uid})", path.display())
             }
             Notice::RingRefused { problem, .. } => write!(f, "{problem}; not read"),
+            Notice::RingsRefused { dir, more } => write!(
+                f,
+                "{}: {more} more files are not rings this collector may read; not read",
+                dir.display()
+            ),
             Notice::RingLeft { path, why } => write!(f, "{}: {why}", path.display()),
             Notice::TooManyRings { dir, max } => write!(
                 f,

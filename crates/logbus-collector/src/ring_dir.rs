@@ -20,7 +20,7 @@
 //! hidden). Symlinks, FIFOs, devices, files writable by others and files that
 //! are not rings are refused with one line each, once per file.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -31,6 +31,14 @@ use crate::notice::Notice;
 /// Rings one collector reads at most (its reader sleeps on all of them at
 /// once, with one `futex_waitv`).
 pub const MAX_RINGS: usize = 64;
+
+/// Files not known yet opened per scan at most (the scan runs on the reader
+/// thread: a directory filled with files must not stall delivery), and files
+/// refused with a line of their own per scan (the others are counted in one
+/// line), so that a user planting thousands of files delays and floods
+/// nothing.
+const LOOKS_PER_SCAN: usize = 64;
+const LINES_PER_SCAN: usize = 8;
 
 /// The directory and what was said about its files.
 pub(crate) struct RingDir {
@@ -105,7 +113,8 @@ impl RingDir {
             return;
         };
         let mut count = read.len();
-        let mut seen = Vec::new();
+        let mut seen = HashSet::new();
+        let (mut looks, mut lines, mut unsaid) = (0usize, 0usize, 0usize);
         for entry in entries.flatten() {
             let name = entry.file_name();
             if name.as_encoded_bytes().first() == Some(&b'.') {
@@ -116,7 +125,7 @@ impl RingDir {
                 continue; // gone meanwhile
             };
             let id = (meta.dev(), meta.ino());
-            seen.push(path.clone());
+            seen.insert(path.clone());
             if read.contains(&id) {
                 continue;
             }
@@ -139,12 +148,21 @@ impl RingDir {
                 }
                 continue;
             }
-            let refuse = |refused: &mut HashMap<_, _>, problem: String, again: bool| {
+            if looks >= LOOKS_PER_SCAN {
+                continue; // the next scan
+            }
+            looks += 1;
+            let mut refuse = |refused: &mut HashMap<_, _>, problem: String, again: bool| {
                 if !retry {
-                    notify(Notice::RingRefused {
-                        path: path.clone(),
-                        problem,
-                    });
+                    if lines < LINES_PER_SCAN {
+                        lines += 1;
+                        notify(Notice::RingRefused {
+                            path: path.clone(),
+                            problem,
+                        });
+                    } else {
+                        unsaid += 1;
+                    }
                 }
                 refused.insert(path.clone(), (id, again));
             };
@@ -169,6 +187,12 @@ impl RingDir {
                 }
                 Err(problem) => refuse(&mut self.refused, problem, true),
             }
+        }
+        if unsaid > 0 {
+            notify(Notice::RingsRefused {
+                dir: self.path.clone(),
+                more: unsaid,
+            });
         }
         if count < MAX_RINGS {
             self.too_many_said = false;
