@@ -58,7 +58,10 @@
 //!    Closing is a CAS setting CLOSED, so it and a reservation never both win.
 //! 4. **Read.** The consumer copies ready records out of `[claim, reserve.end)`
 //!    and then CASes `claim` forward (AcqRel). The CAS fails only if an
-//!    evicting producer flagged the block meanwhile; the copies are dropped.
+//!    evicting producer flagged the block meanwhile; the copies are dropped
+//!    and the poll stops there, as it does at a block it finds flagged:
+//!    reading later blocks past unread records of a flagged block could
+//!    deliver a writer's newer records before its older ones.
 //! 5. **Free.** Once a block is closed, everything in it is claimed (or torn)
 //!    and committed, the consumer stores `done` and moves `head` past it (CAS,
 //!    Release: SYNC POINT B).

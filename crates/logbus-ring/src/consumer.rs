@@ -439,12 +439,16 @@ impl Consumer {
                 // AcqRel: Release keeps our copies before the claim becomes
                 // visible; the CAS fails if an evicting producer flagged the
                 // block meanwhile, and then the copies may be torn: drop them.
+                // And stop this poll, as for a block found flagged: reading
+                // later blocks now could deliver a writer's newer records
+                // before its older ones still unread here, which the evictor
+                // may then move into a block after them.
                 if d.claim
                     .compare_exchange(word, next.pack(), Ordering::AcqRel, Ordering::Relaxed)
                     .is_err()
                 {
                     batch.rollback(mark);
-                    continue;
+                    break;
                 }
                 self.next_serial = serial;
                 let st = &mut self.blocks[i];

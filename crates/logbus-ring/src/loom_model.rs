@@ -19,7 +19,11 @@
 //!   seals it to free it: never both (a record in a freed block).
 //! * copy vs rewrite: the consumer copying a block while a compaction flags
 //!   it, rewrites it and lets go of it: the consumer keeps its copies only if
-//!   they are of the block as it was (the rewrite epoch: no ABA).
+//!   they are of the block as it was (the rewrite epoch: no ABA);
+//! * order across blocks: a compaction flagging two blocks while the consumer
+//!   reads them: a writer's records (one in each block) are delivered once
+//!   each and in order, whether the compaction gives up or moves the first
+//!   record into the second block.
 #![cfg(all(test, loom))]
 
 use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
@@ -27,6 +31,11 @@ use loom::sync::Arc;
 use loom::thread;
 
 use crate::block::{Claim, Reserve};
+
+/// Record ids in the order-across-blocks model: one writer's older record
+/// (in block 0) and newer one (in block 1).
+const OLDER: u64 = 1;
+const NEWER: u64 = 2;
 
 #[test]
 fn loom_reserve_against_close() {
@@ -284,5 +293,105 @@ fn loom_an_adopted_block_is_never_freed_under_its_writer() {
         let wrote = adopter.join().unwrap();
         let freed = consumer.join().unwrap();
         assert!(!(wrote && freed), "a record written into a freed block");
+    });
+}
+
+/// One `Consumer::poll` over blocks 0 and 1, as the real one decides: a
+/// flagged block stops the poll; an evicted one is skipped; copies are kept
+/// only if the claim CAS wins, and a lost CAS stops the poll too (the
+/// evictor flagged the block after our look). `moved` says whether block 1
+/// was rewritten to hold both records (read after its claim word, Acquire).
+fn poll_two(words: &[Arc<AtomicU64>; 2], moved: &AtomicU64, out: &mut Vec<u64>) {
+    for (seq, word) in words.iter().enumerate() {
+        let cur = word.load(Ordering::Acquire);
+        let c = Claim::unpack(cur);
+        if c.evicting {
+            return;
+        }
+        if c.evicted || c.claimed > 0 {
+            continue;
+        }
+        let copied = if seq == 0 {
+            vec![OLDER]
+        } else if moved.load(Ordering::Acquire) == 1 {
+            vec![OLDER, NEWER]
+        } else {
+            vec![NEWER]
+        };
+        let next = Claim::at(seq as u64, 64);
+        if word
+            .compare_exchange(cur, next.pack(), Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        out.extend(copied);
+    }
+}
+
+#[test]
+fn loom_a_writers_records_stay_in_order_across_a_compaction() {
+    loom::model(|| {
+        let words = [
+            Arc::new(AtomicU64::new(Claim::at(0, 0).pack())),
+            Arc::new(AtomicU64::new(Claim::at(1, 0).pack())),
+        ];
+        let moved = Arc::new(AtomicU64::new(0));
+        let (ws, m) = (words.clone(), moved.clone());
+        let consumer = thread::spawn(move || {
+            let mut out = Vec::new();
+            poll_two(&ws, &m, &mut out);
+            out
+        });
+        let (ws, m) = (words.clone(), moved.clone());
+        let evictor = thread::spawn(move || {
+            // `Inspected::of` both, then flag them in order (`evict::flag`).
+            let seen: Vec<u64> = ws.iter().map(|w| w.load(Ordering::Acquire)).collect();
+            if seen.iter().any(|&x| Claim::unpack(x).claimed != 0) {
+                return;
+            }
+            let flag = |i: usize| {
+                let f = Claim {
+                    evicting: true,
+                    ..Claim::unpack(seen[i])
+                };
+                ws[i]
+                    .compare_exchange(seen[i], f.pack(), Ordering::SeqCst, Ordering::Relaxed)
+                    .is_ok()
+                    .then_some(f)
+            };
+            let unflag = |i: usize, f: Claim| {
+                let next = Claim {
+                    epoch: f.next_epoch(),
+                    ..Claim::at(i as u64, f.claimed)
+                };
+                ws[i].store(next.pack(), Ordering::Release);
+            };
+            let Some(f0) = flag(0) else { return };
+            let Some(f1) = flag(1) else {
+                // The consumer claimed in block 1: give up (`complete(FLAGGED)`).
+                unflag(0, f0);
+                return;
+            };
+            // `compact`: the older record moved into block 1, before the
+            // newer one; block 0 evicted; block 1 let go (Release).
+            m.store(1, Ordering::Relaxed);
+            let evicted = Claim {
+                evicting: false,
+                evicted: true,
+                ..f0
+            };
+            ws[0].store(evicted.pack(), Ordering::Release);
+            unflag(1, f1);
+        });
+        let mut out = consumer.join().unwrap();
+        evictor.join().unwrap();
+        // The consumer's next poll, with nobody racing it, reads the rest.
+        poll_two(&words, &moved, &mut out);
+        assert_eq!(
+            out,
+            vec![OLDER, NEWER],
+            "a writer's records delivered once each, in order"
+        );
     });
 }
