@@ -300,15 +300,83 @@ fn a_stuck_file_sink_keeps_its_backlog_and_holds_back_no_other_sink() {
     unsafe { libc::close(rd) };
 }
 
+fn make_fifo(path: &Path) {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+/// A file sink whose path is a FIFO no process reads: its records are not
+/// written into a pipe nobody drains (the collector must not be its own
+/// reader); it retries, keeps them, and a reader that comes later gets every
+/// one once.
+#[test]
+fn a_fifo_with_no_reader_keeps_its_records_until_one_opens_it() {
+    let dir = TempDir::new("fault-fifo-late");
+    let ring = dir.path("ring");
+    let fifo = dir.path("fifo");
+    let out = dir.path("out.log");
+    make_fifo(&fifo);
+    let cfg = dir.path("c.toml");
+    write_config(
+        &cfg,
+        &format!(
+            "{}\n{}",
+            file_sink("fifo", &fifo, ""),
+            file_sink("out", &out, "")
+        ),
+    );
+    let mut c = Collector::start(&dir, "c", &ring_and_config(&ring, &cfg));
+    finish(producer(&ring, "f", 1000, &[]));
+    assert_exactly_once(&numbers(&wait_lines(&out, 1000)), &all("f", 0..1000));
+    c.wait_stderr("the FIFO sink's reason", "no process has open for reading");
+    // The status file (refreshed about once a second) shows it down, with
+    // all 1000 in its backlog and none counted delivered.
+    wait_for("the FIFO sink's status", Duration::from_secs(10), || {
+        let st = sink_status(&ring, "fifo");
+        (st["backlog"] == 1000).then_some(st)
+    });
+    let st = sink_status(&ring, "fifo");
+    assert_eq!(
+        st["delivered"], 0,
+        "nothing delivered without a reader: {st}"
+    );
+    assert_eq!(st["up"], false, "{st}");
+    // A reader comes (its open waits for the sink's next try).
+    let reader = std::thread::spawn(move || {
+        let f = std::fs::File::open(&fifo).unwrap();
+        BufReader::new(f)
+            .lines()
+            .take(1000)
+            .map(|l| l.unwrap())
+            .collect::<Vec<_>>()
+    });
+    let got = reader.join().unwrap();
+    assert_exactly_once(&numbers(&got), &all("f", 0..1000));
+    let st = c.stop();
+    assert!(st.success(), "{}", c.stderr_text());
+    assert!(
+        c.stderr_text().contains("drained, flushed and committed"),
+        "{}",
+        c.stderr_text()
+    );
+}
+
+/// A FIFO whose reader opened it and never reads: the sink's write blocks
+/// for good. Only that sink waits: the other gets everything, and SIGTERM is
+/// obeyed within the shutdown timeout, naming the sink and what it left.
 #[test]
 fn a_fifo_nobody_reads_blocks_only_its_own_sink() {
     let dir = TempDir::new("fault-fifo-none");
     let ring = dir.path("ring");
     let fifo = dir.path("fifo");
     let out = dir.path("out.log");
-    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    make_fifo(&fifo);
+    // The reader: opened (non-blocking, so no wait for a writer), never read.
+    let fifo_c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path; the descriptor is closed below.
+    let rd = unsafe { libc::open(fifo_c.as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK) };
+    assert!(rd >= 0);
     let cfg = dir.path("c.toml");
     write_config(
         &cfg,
@@ -318,12 +386,10 @@ fn a_fifo_nobody_reads_blocks_only_its_own_sink() {
             file_sink("out", &out, "")
         ),
     );
-    // It starts (the open happens on the sink's own thread) ...
     let mut c = Collector::start(&dir, "c", &ring_and_config(&ring, &cfg));
+    // More than a pipe holds (64 KiB): the sink's write blocks.
     finish(producer(&ring, "f", 1000, &[]));
-    // ... the other sink gets everything ...
     assert_exactly_once(&numbers(&wait_lines(&out, 1000)), &all("f", 0..1000));
-    // ... and SIGTERM is obeyed within the shutdown timeout.
     let st = c.stop();
     assert!(st.success(), "{}", c.stderr_text());
     assert!(
@@ -331,6 +397,8 @@ fn a_fifo_nobody_reads_blocks_only_its_own_sink() {
         "{}",
         c.stderr_text()
     );
+    // SAFETY: our own descriptor.
+    unsafe { libc::close(rd) };
 }
 
 #[test]

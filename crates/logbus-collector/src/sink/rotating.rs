@@ -33,7 +33,7 @@ pub struct RotatingFile {
 /// as usual afterwards.
 fn open_checked(path: &Path) -> Result<File, String> {
     use std::os::fd::AsRawFd;
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
     let euid = logbus_ring::trust::euid();
     let own_link = match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => {
@@ -83,6 +83,13 @@ fn open_checked(path: &Path) -> Result<File, String> {
             logbus_ring::trust::describe(&meta)
         ));
     }
+    let file = if meta.file_type().is_fifo() {
+        // Closed first: while open, it is a reader of the FIFO itself.
+        drop(file);
+        reopen_fifo_write_only(path, nofollow, &meta)?
+    } else {
+        file
+    };
     // Writes block (and stall, and are counted as such) like any file's.
     // SAFETY: `file` is an open descriptor; F_GETFL/F_SETFL only change its flags.
     unsafe {
@@ -91,6 +98,40 @@ fn open_checked(path: &Path) -> Result<File, String> {
         if flags >= 0 {
             libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
         }
+    }
+    Ok(file)
+}
+
+/// A FIFO opened read-write (as `open_checked` opens every path) would be
+/// its own reader: writes would fill a pipe nobody drains and count as
+/// delivered. Opens it again write-only and non-blocking, which fails with
+/// `ENXIO` while no process has it open for reading (the sink then retries,
+/// keeping its records), and checks that it is the same FIFO.
+fn reopen_fifo_write_only(
+    path: &Path,
+    nofollow: i32,
+    meta: &std::fs::Metadata,
+) -> Result<File, String> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let file = OpenOptions::new()
+        .append(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK | nofollow)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENXIO) => format!(
+                "cannot write {}: it is a FIFO that no process has open for reading",
+                path.display()
+            ),
+            _ => format!("cannot open {}: {e}", path.display()),
+        })?;
+    let again = file
+        .metadata()
+        .map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
+    if (again.dev(), again.ino()) != (meta.dev(), meta.ino()) {
+        return Err(format!(
+            "refusing {}: it was replaced while being opened",
+            path.display()
+        ));
     }
     Ok(file)
 }
