@@ -9,6 +9,7 @@
 //! The tmpfs tests need root (to mount); elsewhere they print why they are
 //! skipped.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -158,6 +159,122 @@ fn a_full_disk_keeps_every_error_sheds_info_first_and_catches_up_exactly_once() 
         (sink_status(&ring, "disk")["up"] == true).then_some(())
     });
     assert!(c.stop().success(), "{}", c.stderr_text());
+}
+
+/// From the collector's last line, the records a sink held in memory only
+/// and lost, per level name ("... counted dropped: 3 ERROR, 120 INFO)").
+fn lost_at_exit(stderr: &str, sink: &str) -> HashMap<String, u64> {
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.contains(&format!("sink \"{sink}\" left")))
+        .unwrap_or_else(|| panic!("no line for sink {sink}: {stderr}"));
+    let Some((_, rest)) = line.split_once("lost, counted dropped: ") else {
+        return HashMap::new();
+    };
+    let rest = rest.split(')').next().unwrap();
+    rest.split(", ")
+        .map(|p| {
+            let (n, level) = p.split_once(' ').unwrap();
+            (level.to_string(), n.parse().unwrap())
+        })
+        .collect()
+}
+
+/// SIGTERM while a sink's outage holds more than its ring share: what it
+/// holds in the ring goes to the next collector, what it held in memory only
+/// is counted dropped (per level, in the last line), and nothing shed or
+/// counted lost is delivered later. The books balance exactly, per level.
+#[test]
+fn a_collector_stopped_during_an_outage_counts_what_it_held_in_memory_and_the_next_delivers_the_rest(
+) {
+    let dir = TempDir::new("fault-term");
+    let Some(fs) = Tmpfs::mount(&dir, "small", "4m") else {
+        return;
+    };
+    let ring = dir.path("ring");
+    Ring::create(
+        &ring,
+        &RingOptions {
+            size: 1 << 20,
+            block_size: 16 << 10,
+            wait_ms: 10_000,
+            ..RingOptions::default()
+        },
+    )
+    .unwrap();
+    let disk = fs.path("out.log");
+    let healthy = dir.path("all.log");
+    let cfg = dir.path("c.toml");
+    write_config(
+        &cfg,
+        &format!(
+            "[ring]\nshutdown_timeout = \"1s\"\n\n{}\n{}",
+            file_sink("disk", &disk, "queue = 3000\n"),
+            file_sink("all", &healthy, "")
+        ),
+    );
+    let filler = fs.fill();
+    let mut c = Collector::start(&dir, "c1", &ring_and_config(&ring, &cfg));
+    let ps = [
+        producer(&ring, "i", 20_000, &[]),
+        producer(&ring, "e", 2_000, &["--level", "error"]),
+    ];
+    ps.into_iter().for_each(finish);
+    let expect: Vec<_> = all("i", 0..20_000)
+        .into_iter()
+        .chain(all("e", 0..2_000))
+        .collect();
+    assert_exactly_once(&numbers(&wait_lines(&healthy, 22_000)), &expect);
+    // Everything read: what the disk sink shed is final.
+    let s = wait_for("the disk sink's whole backlog", LONG, || {
+        let s = sink_status(&ring, "disk");
+        let shed: u64 = ["INFO", "ERROR"]
+            .iter()
+            .map(|l| s["dropped"][l].as_u64().unwrap())
+            .sum();
+        (s["backlog"].as_u64() == Some(22_000 - shed)).then_some(s)
+    });
+    let shed = |l: &str| s["dropped"][l].as_u64().unwrap();
+    assert!(shed("INFO") > 0, "{s}");
+    assert_eq!(shed("ERROR"), 0, "{s}");
+    assert!(c.stop().success(), "{}", c.stderr_text());
+    let lost = lost_at_exit(&c.stderr_text(), "disk");
+    let lost_of = |l: &str| lost.get(l).copied().unwrap_or(0);
+    eprintln!(
+        "shed INFO {}, lost at exit {lost:?}; {}",
+        shed("INFO"),
+        c.stderr_text().lines().last().unwrap_or("")
+    );
+    assert!(
+        lost_of("ERROR") + lost_of("INFO") > 0,
+        "the outage held more than the ring share: {}",
+        c.stderr_text()
+    );
+    // Space again; the next collector delivers what the ring held, and
+    // nothing shed or counted lost.
+    std::fs::remove_file(&filler).unwrap();
+    let mut c = Collector::start(&dir, "c2", &ring_and_config(&ring, &cfg));
+    let info = 20_000 - shed("INFO") - lost_of("INFO");
+    let errors = 2_000 - lost_of("ERROR");
+    wait_lines(&disk, (info + errors) as usize);
+    assert!(c.stop().success(), "{}", c.stderr_text());
+    assert!(
+        c.stderr_text().contains("drained, flushed and committed"),
+        "{}",
+        c.stderr_text()
+    );
+    let (got, whole) = parsed_lines(&disk);
+    assert!(whole, "a partial line in {}", disk.display());
+    let got = numbers(&got);
+    assert!(
+        tally(&got).values().all(|&n| n == 1),
+        "a record written twice"
+    );
+    let count = |p: &str| got.iter().filter(|(q, _)| q == p).count() as u64;
+    assert_eq!(count("i"), info, "INFO: 20,000 = delivered + shed + lost");
+    assert_eq!(count("e"), errors, "ERROR: 2,000 = delivered + lost");
+    assert_exactly_once(&numbers(&lines(&healthy)), &expect);
 }
 
 #[test]

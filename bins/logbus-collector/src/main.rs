@@ -253,12 +253,32 @@ fn report(summary: &logbus_collector::Summary, exiting: bool) {
         let left: Vec<String> = summary
             .unflushed
             .iter()
-            .map(|(name, n)| format!("sink \"{name}\" left {n} records"))
+            .map(|u| {
+                let lost: u64 = u.lost.iter().sum();
+                let mut line = format!(
+                    "sink \"{}\" left {} records ({} in the ring for the next collector",
+                    u.name,
+                    u.in_ring + lost,
+                    u.in_ring
+                );
+                if lost > 0 {
+                    let by_level: Vec<String> = logbus_ring::Level::ALL
+                        .iter()
+                        .rev()
+                        .filter(|l| u.lost[**l as usize] > 0)
+                        .map(|l| format!("{} {}", u.lost[*l as usize], l.name()))
+                        .collect();
+                    line += &format!(
+                        ", {lost} held in memory only and lost, counted dropped: {}",
+                        by_level.join(", ")
+                    );
+                }
+                line + ")"
+            })
             .collect();
         eprintln!(
-            "logbus-collector: shutdown timeout passed: {}; those still in the ring \
-             (up to each sink's max_backlog) go to the next collector",
-            left.join(", ")
+            "logbus-collector: shutdown timeout passed: {}",
+            left.join("; ")
         );
     }
 }

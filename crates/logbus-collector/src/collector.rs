@@ -152,10 +152,20 @@ impl std::error::Error for StartError {}
 /// What a finished run left behind.
 #[derive(Debug, Default)]
 pub struct Summary {
-    /// Sinks that had not finished when the shutdown timeout passed, with the
-    /// records each left behind; those still in the ring (uncommitted) are
-    /// delivered by the next collector.
-    pub unflushed: Vec<(String, u64)>,
+    /// Sinks that had not finished when the shutdown timeout passed.
+    pub unflushed: Vec<Unflushed>,
+}
+
+/// What one sink left unwritten when the shutdown timeout passed.
+#[derive(Debug)]
+pub struct Unflushed {
+    /// The sink's name.
+    pub name: String,
+    /// Records still in the ring (uncommitted): the next collector delivers them.
+    pub in_ring: u64,
+    /// Records it held in memory only, per level (index: `Level as usize`):
+    /// lost with this collector, and counted in the sink's `dropped`.
+    pub lost: [u64; LEVELS],
 }
 
 struct SinkHandle {
@@ -887,12 +897,19 @@ impl Collector {
             std::thread::park_timeout(Duration::from_millis(10));
         }
         self.commit_finished();
-        let unflushed: Vec<(String, u64)> = self
+        let unflushed: Vec<Unflushed> = self
             .sinks
             .iter()
             .chain(&self.retiring)
             .filter(|s| !s.queue.is_finished())
-            .map(|s| (s.config.name.clone(), s.queue.depth()))
+            .map(|s| {
+                let (lost, in_ring) = s.queue.count_lost_at_exit();
+                Unflushed {
+                    name: s.config.name.clone(),
+                    in_ring,
+                    lost,
+                }
+            })
             .collect();
         if unflushed.is_empty() && self.pending.is_empty() {
             // Trailing padding and garbage claimed with the last records.

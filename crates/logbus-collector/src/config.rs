@@ -13,8 +13,9 @@
 //! format = "json"              # json | text (stdout and file; default json)
 //! min_level = "info"           # optional; default: everything
 //! max_level = "fatal"          # optional
-//! queue = 65536                # records kept in memory for this sink; beyond
-//!                              # that the oldest, lowest levels are shed
+//! queue = 65536                # records kept in memory only for this sink
+//!                              # (past max_backlog); beyond that the oldest,
+//!                              # lowest levels are shed
 //! max_backlog = 25             # percent of the ring's blocks this sink's
 //!                              # unwritten records may keep (they survive a
 //!                              # collector crash); beyond, they wait in memory
@@ -169,7 +170,8 @@ pub struct SinkConfig {
     pub min_level: Level,
     /// Highest level passed on.
     pub max_level: Level,
-    /// Records kept in memory for this sink (beyond: shed, lowest levels first).
+    /// Records kept in memory only for this sink, past its `max_backlog` in
+    /// the ring (beyond: shed, lowest levels first).
     pub queue: usize,
     /// Percent of the ring's blocks this sink's unwritten records may keep
     /// from being reused (1-100; default 25).

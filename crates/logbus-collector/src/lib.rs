@@ -62,7 +62,7 @@ mod sink;
 pub mod stats;
 pub mod status;
 
-pub use collector::{Collector, Control, StartError, Summary};
+pub use collector::{Collector, Control, StartError, Summary, Unflushed};
 pub use config::{Config, ConfigError, Format, SinkConfig, SinkKind};
 pub use notice::{Notice, Notify};
 pub use ring_dir::MAX_RINGS;

@@ -24,12 +24,19 @@
 //! limit on a write: a sink retries until it gets through.
 //!
 //! # Shedding
-//! The queue holds at most `capacity` records (in flight ones not included).
-//! When a push takes it past that, records are shed, oldest first, lowest level
-//! first: TRACE records of the oldest jobs, then of newer ones, then DEBUG,
-//! INFO and WARN, and ERROR and FATAL only when nothing lower is left. Every
-//! shed record is counted per sink and level (`dropped`). The reader is never
-//! blocked.
+//! Records that pin the ring are never shed: they are in the ring, and
+//! shedding one there would not stop the next collector from delivering it.
+//! Of the released ones (in memory only) the queue holds at most `capacity`
+//! (in flight ones not included). When a push takes it past that, released
+//! records are shed, oldest first, lowest level first: TRACE records of the
+//! oldest jobs, then of newer ones, then DEBUG, INFO and WARN, and ERROR and
+//! FATAL only when nothing lower is left. Every shed record is counted per
+//! sink and level (`dropped`). The reader is never blocked.
+//!
+//! # Exit
+//! Released records not written when the collector exits are lost with it:
+//! [`SinkQueue::count_lost_at_exit`] counts them `dropped` per level, and the
+//! collector names them in its last line. Pinned ones stay in the ring.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -129,12 +136,18 @@ struct Inflight {
     records: u64,
     /// Records of the group that pin the ring.
     pinned: u64,
+    /// The same, per level.
+    pinned_counts: [u64; LEVELS],
 }
 
 struct State {
     items: VecDeque<Queued>,
     /// Records selected by `items`.
     queued: usize,
+    /// Records selected by the released `items` (in memory only).
+    released: usize,
+    /// Whether `count_lost_at_exit` has counted them.
+    exit_counted: bool,
     /// Records (queued or in flight) that pin the ring.
     pinned: usize,
     /// Per ring (`Chunk::source`): the newest block sequence number a job
@@ -179,6 +192,8 @@ impl SinkQueue {
             state: Mutex::new(State {
                 items: VecDeque::new(),
                 queued: 0,
+                released: 0,
+                exit_counted: false,
                 pinned: 0,
                 newest: Vec::new(),
                 inflight: None,
@@ -254,7 +269,7 @@ impl SinkQueue {
             released: false,
         });
         self.release_beyond_backlog(&mut st);
-        if st.queued > self.capacity {
+        if st.released > self.capacity {
             self.shed(&mut st);
         }
         drop(st);
@@ -277,6 +292,7 @@ impl SinkQueue {
             {
                 st.pinned -= inf.pinned as usize;
                 inf.pinned = 0;
+                inf.pinned_counts = [0; LEVELS];
                 inf.first_pinned = None;
             }
         }
@@ -300,16 +316,20 @@ impl SinkQueue {
             }
             q.released = true;
             st.pinned -= q.job.count() as usize;
+            st.released += q.job.count() as usize;
         }
     }
 
-    /// Sheds records, oldest first and lowest level first, until the queue
-    /// holds at most `capacity`.
+    /// Sheds released records, oldest first and lowest level first, until
+    /// at most `capacity` are left.
     fn shed(&self, st: &mut State) {
         for l in 0..LEVELS {
             for q in st.items.iter_mut() {
-                if st.queued <= self.capacity {
+                if st.released <= self.capacity {
                     break;
+                }
+                if !q.released {
+                    continue;
                 }
                 let n = q.job.level_count(l) as usize;
                 if n == 0 {
@@ -319,12 +339,10 @@ impl SinkQueue {
                 self.stats.dropped[l].fetch_add(n as u64, Ordering::Relaxed);
                 q.job.mask &= !(1 << l);
                 st.queued -= n;
-                if !q.released {
-                    st.pinned -= n;
-                }
+                st.released -= n;
                 self.depth_sub(n as u64);
             }
-            if st.queued <= self.capacity {
+            if st.released <= self.capacity {
                 break;
             }
         }
@@ -355,6 +373,7 @@ impl SinkQueue {
             counts: [0; LEVELS],
             records: 0,
             pinned: 0,
+            pinned_counts: [0; LEVELS],
         };
         while let Some(q) = st.items.front() {
             let n = q.job.count() as u64;
@@ -368,8 +387,13 @@ impl SinkQueue {
             for (l, c) in inf.counts.iter_mut().enumerate() {
                 *c += q.job.level_count(l) as u64;
             }
-            if !q.released {
+            if q.released {
+                st.released -= n as usize;
+            } else {
                 inf.pinned += n;
+                for (l, c) in inf.pinned_counts.iter_mut().enumerate() {
+                    *c += q.job.level_count(l) as u64;
+                }
                 inf.first_pinned.get_or_insert(q.job.chunk.id);
                 if let Some(first) = q.job.chunk.block_ends.first() {
                     let (src, backlog) = (q.job.chunk.source, q.job.backlog);
@@ -517,7 +541,35 @@ impl SinkQueue {
         true
     }
 
+    /// The collector is exiting with this sink unfinished: counts the records
+    /// it holds in memory only (released, queued or in flight) as dropped,
+    /// per level, once. Returns those counts and the records that still pin
+    /// the ring (the next collector delivers them).
+    pub fn count_lost_at_exit(&self) -> ([u64; LEVELS], u64) {
+        let mut st = self.lock();
+        let mut lost = [0u64; LEVELS];
+        for q in st.items.iter().filter(|q| q.released) {
+            for (l, n) in lost.iter_mut().enumerate() {
+                *n += q.job.level_count(l) as u64;
+            }
+        }
+        if let Some(inf) = &st.inflight {
+            for (l, n) in lost.iter_mut().enumerate() {
+                *n += inf.counts[l] - inf.pinned_counts[l];
+            }
+        }
+        if !st.exit_counted {
+            st.exit_counted = true;
+            for (l, n) in lost.iter().enumerate() {
+                // Relaxed: a statistic.
+                self.stats.dropped[l].fetch_add(*n, Ordering::Relaxed);
+            }
+        }
+        (lost, st.pinned as u64)
+    }
+
     /// Records queued or in flight: the sink's backlog.
+    #[cfg(test)]
     pub fn depth(&self) -> u64 {
         let st = self.lock();
         st.queued as u64 + st.inflight.as_ref().map_or(0, |i| i.records)
@@ -533,14 +585,6 @@ impl SinkQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn chunk(id: u64, counts: [u32; LEVELS]) -> Arc<Chunk> {
-        Arc::new(Chunk {
-            id,
-            counts,
-            ..Chunk::default()
-        })
-    }
 
     fn queue(cap: usize) -> SinkQueue {
         SinkQueue::new(cap, Arc::new(SinkStats::new("t", "null")))
@@ -558,34 +602,94 @@ mod tests {
         std::array::from_fn(|l| q.stats.dropped[l].load(Ordering::Relaxed))
     }
 
+    /// A job of every level from two blocks of its own (`2 * id` and the
+    /// next), allowed no backlog: released from the ring as it is pushed.
+    fn released(id: u64, counts: [u32; LEVELS]) -> Job {
+        let at = |seq| logbus_ring::BlockPos { seq, end: 64 };
+        let chunk = Arc::new(Chunk {
+            id,
+            counts,
+            block_ends: vec![at(2 * id), at(2 * id + 1)],
+            ..Chunk::default()
+        });
+        job(chunk, 0)
+    }
+
     #[test]
     fn the_oldest_lowest_levels_are_shed_first_and_errors_last() {
         let q = queue(10);
-        q.push(Job::new(chunk(1, [4, 0, 4, 0, 0, 0]), 0x3f));
+        q.push(released(1, [4, 0, 4, 0, 0, 0]));
         // 8 queued; 2 WARN + 2 ERROR make 12: the oldest TRACE go first (a
         // level of a job goes whole).
-        q.push(Job::new(chunk(2, [0, 0, 0, 2, 2, 0]), 0x3f));
+        q.push(released(2, [0, 0, 0, 2, 2, 0]));
         assert_eq!(dropped(&q), [4, 0, 0, 0, 0, 0]);
         assert_eq!(q.depth(), 8);
         // 6 INFO more: the oldest INFO (job 1's) go, and that is enough.
-        q.push(Job::new(chunk(3, [0, 0, 6, 0, 0, 0]), 0x3f));
+        q.push(released(3, [0, 0, 6, 0, 0, 0]));
         assert_eq!(dropped(&q), [4, 0, 4, 0, 0, 0]);
         assert_eq!(q.depth(), 10);
         // 6 ERROR: the newer INFO go too; WARN and the ERRORs stay.
-        q.push(Job::new(chunk(4, [0, 0, 0, 0, 6, 0]), 0x3f));
+        q.push(released(4, [0, 0, 0, 0, 6, 0]));
         assert_eq!(dropped(&q), [4, 0, 10, 0, 0, 0]);
         assert_eq!(q.depth(), 10);
         // 3 FATAL more: the WARN go, then (nothing lower left) the oldest ERRORs.
-        q.push(Job::new(chunk(5, [0, 0, 0, 0, 0, 3]), 0x3f));
+        q.push(released(5, [0, 0, 0, 0, 0, 3]));
         assert_eq!(dropped(&q), [4, 0, 10, 2, 2, 0]);
         assert_eq!(q.depth(), 9);
         let mut out = Vec::new();
         assert_eq!(q.take(&mut out, 1000), Take::Jobs);
         assert_eq!(out.iter().map(|j| j.count()).sum::<u32>(), 9);
-        assert!(q.finish());
+        assert!(!q.finish(), "released jobs do not pin the ring");
         assert_eq!(q.stats.delivered.load(Ordering::Relaxed), 9);
         assert_eq!(q.pin(), None);
         assert_eq!(q.depth(), 0);
+    }
+
+    /// Records that pin the ring are never shed (they are in the ring: the
+    /// next collector would deliver them anyway); only released ones count
+    /// against the capacity.
+    #[test]
+    fn records_that_pin_the_ring_are_never_shed() {
+        let q = queue(4);
+        // Another ring's records, within their backlog.
+        let pinning = Arc::new(Chunk {
+            id: 1,
+            source: 1,
+            counts: [0, 0, 10, 0, 0, 0],
+            ..Chunk::default()
+        });
+        q.push(Job::new(pinning, 0x3f));
+        assert_eq!(q.depth(), 10);
+        assert_eq!(dropped(&q), [0; LEVELS]);
+        // Released ones beyond the capacity go, lowest level first (a level
+        // of a job goes whole).
+        q.push(released(2, [0, 0, 3, 0, 3, 0]));
+        assert_eq!(dropped(&q), [0, 0, 3, 0, 0, 0]);
+        assert_eq!(q.depth(), 13);
+        assert_eq!(q.pinned(), 10);
+    }
+
+    /// At exit, what a stuck sink holds in memory only (released, queued or
+    /// in flight) is counted dropped per level, once; what pins the ring is
+    /// left to the next collector.
+    #[test]
+    fn at_exit_the_records_held_in_memory_only_are_counted_dropped() {
+        let q = queue(1000);
+        q.push(released(1, [0, 0, 3, 0, 2, 0]));
+        let mut out = Vec::new();
+        assert_eq!(q.take(&mut out, 1), Take::Jobs); // in flight, stuck
+        q.push(released(2, [0, 0, 1, 0, 0, 0]));
+        let pinning = Arc::new(Chunk {
+            id: 3,
+            source: 1,
+            counts: [0, 0, 4, 0, 0, 0],
+            ..Chunk::default()
+        });
+        q.push(Job::new(pinning, 0x3f));
+        let expect = ([0, 0, 4, 0, 2, 0], 4);
+        assert_eq!(q.count_lost_at_exit(), expect);
+        assert_eq!(q.count_lost_at_exit(), expect);
+        assert_eq!(dropped(&q), [0, 0, 4, 0, 2, 0], "counted once");
     }
 
     /// A chunk of `info` INFO records from blocks `first..=last` of ring `source`.
