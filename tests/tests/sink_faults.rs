@@ -161,6 +161,87 @@ fn a_full_disk_keeps_every_error_sheds_info_first_and_catches_up_exactly_once() 
     assert!(c.stop().success(), "{}", c.stderr_text());
 }
 
+/// The same flood on the ring's default mode (producers never wait, a record
+/// that finds no room is dropped) and the default sink config, at a pace the
+/// collector keeps up with: the stalled sink's backlog never makes the ring
+/// refuse a record (it pins at most its `max_backlog` share), the healthy
+/// sink gets all 40,500 during the outage, and the stalled one, whose default
+/// memory bound holds them all, gets them all once the disk frees.
+#[test]
+fn on_a_default_ring_a_full_disk_costs_the_producers_and_the_other_sink_nothing() {
+    let dir = TempDir::new("fault-disk-drop");
+    // Room for all 40,500 lines (about 13 MB) once the filler goes.
+    let Some(fs) = Tmpfs::mount(&dir, "small", "24m") else {
+        return;
+    };
+    let ring = dir.path("ring");
+    // 4,096 slots of 256 bytes, every other option the default.
+    Ring::create(
+        &ring,
+        &RingOptions {
+            size: 1 << 20,
+            ..RingOptions::default()
+        },
+    )
+    .unwrap();
+    let disk = fs.path("out.log");
+    let healthy = dir.path("all.log");
+    let cfg = dir.path("c.toml");
+    write_config(
+        &cfg,
+        &format!(
+            "{}\n{}",
+            file_sink("disk", &disk, ""),
+            file_sink("all", &healthy, "")
+        ),
+    );
+    let filler = fs.fill();
+    let mut c = Collector::start(&dir, "c", &ring_and_config(&ring, &cfg));
+    // No `--retry`: a record the ring refuses is lost, and reported.
+    let run = |prefix: &str, count: u64, extra: &[&str]| {
+        Command::new(bin("test-producer"))
+            .arg(&ring)
+            .args(["--count", &count.to_string(), "--prefix", prefix])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn test-producer")
+    };
+    let ps = [
+        run("i", 40_000, &["--pause-every", "100"]),
+        run("e", 500, &["--level", "error", "--pause-every", "2"]),
+    ];
+    for p in ps {
+        let out = p.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(" dropped 0 "),
+            "the ring refused records: {text}"
+        );
+    }
+    let expect: Vec<_> = all("i", 0..40_000)
+        .into_iter()
+        .chain(all("e", 0..500))
+        .collect();
+    assert_exactly_once(&numbers(&wait_lines(&healthy, 40_500)), &expect);
+    wait_for("the full disk reported", LONG, || {
+        let s = sink_status(&ring, "disk");
+        (s["up"] == false && s["backlog"] == 40_500).then_some(s)
+    });
+    assert_eq!(ring_stats_dropped(&ring), 0);
+    std::fs::remove_file(&filler).unwrap();
+    assert_exactly_once(&numbers(&wait_lines(&disk, 40_500)), &expect);
+    let (_, whole) = parsed_lines(&disk);
+    assert!(whole, "a partial line in {}", disk.display());
+    assert!(c.stop().success(), "{}", c.stderr_text());
+}
+
+/// Records the ring refused (every level).
+fn ring_stats_dropped(ring: &Path) -> u64 {
+    Ring::open_existing(ring).unwrap().stats().total().dropped
+}
+
 /// From the collector's last line, the records a sink held in memory only
 /// and lost, per level name ("... counted dropped: 3 ERROR, 120 INFO)").
 fn lost_at_exit(stderr: &str, sink: &str) -> HashMap<String, u64> {
