@@ -158,6 +158,7 @@ fn a_full_disk_keeps_every_error_sheds_info_first_and_catches_up_exactly_once() 
     wait_for("the sink back up", LONG, || {
         (sink_status(&ring, "disk")["up"] == true).then_some(())
     });
+    c.wait_stderr("the recovery line", "sink \"disk\": writing again after");
     assert!(c.stop().success(), "{}", c.stderr_text());
 }
 
@@ -623,9 +624,13 @@ fn a_paused_stdout_reader_loses_nothing() {
         producer(&ring, "q", 10_000, &["--level", "error"]),
     ];
     ps.into_iter().for_each(finish);
-    wait_for("the stdout sink's backlog", LONG, || {
-        (sink_status(&ring, "stdout")["backlog"].as_u64() > Some(0)).then_some(())
+    // Its write blocked for more than 2 s: it shows as down, and for how long.
+    let st = wait_for("the stdout sink shown stuck", LONG, || {
+        let st = sink_status(&ring, "stdout");
+        (st["up"] == false).then_some(st)
     });
+    assert!(st["backlog"].as_u64() > Some(0), "{st}");
+    assert!(st["writing_for_ms"].as_u64() >= Some(2000), "{st}");
     // The reader comes back: everything arrives, once.
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut got = Vec::new();

@@ -280,6 +280,27 @@ fn to_text(ring: &Ring, stats: &Stats, collector: Option<&CollectorReport>) -> S
                 retries
             );
         }
+        // What the table sums or cannot show: shed records per level, and
+        // writes that do not return.
+        for sink in &c.sinks {
+            let shed: Vec<String> = sink
+                .dropped
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(level, n)| format!("{n} {level}"))
+                .collect();
+            if !shed.is_empty() {
+                let _ = writeln!(s, "  {}: dropped {}", sink.name, shed.join(", "));
+            }
+            if let Some(ms) = sink.writing_for_ms {
+                let _ = writeln!(
+                    s,
+                    "  {}: a write blocked for {:.1} s",
+                    sink.name,
+                    ms as f64 / 1000.0
+                );
+            }
+        }
     }
     s
 }
@@ -309,7 +330,7 @@ mod tests {
     const REPORT: &str = r#"{"pid": 4242, "updated_ns": 17, "sinks": [
         {"name": "console", "type": "stdout", "delivered": 10,
          "dropped": {"INFO": 2, "DEBUG": 3}, "errors": 0, "queue_depth": 1,
-         "up": false, "retries": 4}]}"#;
+         "up": false, "retries": 4, "writing_for_ms": 8000}]}"#;
 
     #[test]
     fn collector_path_appends_to_the_ring_file_name() {
@@ -391,6 +412,14 @@ mod tests {
             .expect(&text);
         let cols: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(cols, ["console", "stdout", "10", "5", "0", "1", "no", "4"]);
+        assert!(
+            text.contains("  console: dropped 3 DEBUG, 2 INFO\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  console: a write blocked for 8.0 s\n"),
+            "{text}"
+        );
         let info = text.lines().find(|l| l.starts_with("INFO")).unwrap();
         assert_eq!(
             info.split_whitespace().collect::<Vec<_>>(),

@@ -631,7 +631,7 @@ impl Collector {
             let r = s.queue.room();
             room_any = room_any.max(r);
             // Relaxed: a hint; a sink that just failed is seen at the next poll.
-            if s.queue.stats.up.load(std::sync::atomic::Ordering::Relaxed) {
+            if s.queue.stats.is_up() {
                 room_up = room_up.min(r);
             }
         }

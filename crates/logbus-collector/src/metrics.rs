@@ -118,16 +118,11 @@ impl Registry {
         }
         let _ = writeln!(
             o,
-            "# HELP logbus_sink_up Whether the sink's last write succeeded."
+            "# HELP logbus_sink_up Whether the sink is writing: its last write succeeded and none has been blocked for 2 s."
         );
         let _ = writeln!(o, "# TYPE logbus_sink_up gauge");
         for s in &sinks {
-            let _ = writeln!(
-                o,
-                "logbus_sink_up{{{}}} {}",
-                label(s),
-                s.up.load(Ordering::Relaxed) as u8
-            );
+            let _ = writeln!(o, "logbus_sink_up{{{}}} {}", label(s), s.is_up() as u8);
         }
         let _ = writeln!(
             o,

@@ -24,6 +24,15 @@ pub enum Notice {
         /// records as rejected and moves on.
         next: &'static str,
     },
+    /// A sink whose writes failed wrote again (said once per outage).
+    SinkRecovered {
+        /// The sink.
+        sink: String,
+        /// Failed attempts since the first failure.
+        failures: u64,
+        /// Since the first failure.
+        after: std::time::Duration,
+    },
     /// A sink shed records (its backlog passed its memory bound).
     SinkShed {
         /// The sink.
@@ -116,6 +125,15 @@ impl fmt::Display for Notice {
                 }
                 write!(f, "; {next}")
             }
+            Notice::SinkRecovered {
+                sink,
+                failures,
+                after,
+            } => write!(
+                f,
+                "sink \"{sink}\": writing again after {failures} failed attempts in {:.1} s",
+                after.as_secs_f64()
+            ),
             Notice::SinkShed { sink, now, total } => write!(
                 f,
                 "sink \"{sink}\" shed {now} records (its backlog passed its queue bound; {total} in all)"

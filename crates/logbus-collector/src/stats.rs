@@ -12,12 +12,17 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use logbus_ring::{Level, LEVELS};
 
 // The status file's helpers lived here; the reader loop still names them so.
 pub use crate::status::{status_path, write_atomic};
 use crate::status::{SinkStatus, Status};
+
+/// A write blocked this long makes its sink count as down: in `logbus stat`
+/// and `/metrics`, and for a lossless ring, which then stops waiting for it.
+pub const STUCK_AFTER: Duration = Duration::from_secs(2);
 
 /// One sink's counters. Shared by a sink and its replacement of the same name
 /// across reloads, so that they keep counting.
@@ -47,6 +52,10 @@ pub struct SinkStats {
     pub retries: AtomicU64,
     /// Whether the last write attempt succeeded (true until one fails).
     pub up: AtomicBool,
+    /// When (`logbus_ring::monotonic_ns`) the write in progress started; 0: none. A write
+    /// that does not return (a reader that stopped reading, an endpoint that
+    /// never answers) makes the sink count as down (see [`SinkStats::is_up`]).
+    pub writing_since_ns: AtomicU64,
     /// Records queued or in flight: the sink's backlog.
     pub depth: AtomicU64,
 }
@@ -64,8 +73,38 @@ impl SinkStats {
             errors: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             up: AtomicBool::new(true),
+            writing_since_ns: AtomicU64::new(0),
             depth: AtomicU64::new(0),
         }
+    }
+
+    /// The sink thread starts a write.
+    pub fn write_starts(&self) {
+        // Relaxed: a statistic. (`max(1)`: 0 means no write.)
+        self.writing_since_ns
+            .store(logbus_ring::monotonic_ns().max(1), Ordering::Relaxed);
+    }
+
+    /// The sink thread's write returned.
+    pub fn write_ended(&self) {
+        // Relaxed: a statistic.
+        self.writing_since_ns.store(0, Ordering::Relaxed);
+    }
+
+    /// How long the write in progress has taken so far (`None`: no write in
+    /// progress).
+    pub fn writing_for(&self) -> Option<Duration> {
+        // Relaxed: a statistic.
+        let since = self.writing_since_ns.load(Ordering::Relaxed);
+        (since != 0)
+            .then(|| Duration::from_nanos(logbus_ring::monotonic_ns().saturating_sub(since)))
+    }
+
+    /// Whether the sink is writing: its last write succeeded and the one in
+    /// progress, if any, has not been blocked for [`STUCK_AFTER`].
+    pub fn is_up(&self) -> bool {
+        // Relaxed: a statistic.
+        self.up.load(Ordering::Relaxed) && self.writing_for().is_none_or(|d| d < STUCK_AFTER)
     }
 
     /// Total dropped over levels.
@@ -124,7 +163,11 @@ impl Registry {
                     partially_rejected: s.partially_rejected.load(Ordering::Relaxed),
                     errors: s.errors.load(Ordering::Relaxed),
                     retries: Some(s.retries.load(Ordering::Relaxed)),
-                    up: Some(s.up.load(Ordering::Relaxed)),
+                    up: Some(s.is_up()),
+                    writing_for_ms: s
+                        .writing_for()
+                        .filter(|d| *d >= STUCK_AFTER)
+                        .map(|d| d.as_millis() as u64),
                     backlog: s.depth.load(Ordering::Relaxed),
                     queue_depth: s.depth.load(Ordering::Relaxed),
                 })

@@ -57,6 +57,10 @@ pub struct SinkStatus {
     /// Whether the last write succeeded (absent from older collectors).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub up: Option<bool>,
+    /// How long its write in progress has been blocked, when that is at
+    /// least `STUCK_AFTER` (then `up` is false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writing_for_ms: Option<u64>,
     /// Records not yet finished (queued or in flight).
     #[serde(default)]
     pub backlog: u64,

@@ -131,6 +131,8 @@ struct Reporter {
     last: Option<Instant>,
     suppressed: u64,
     notify: Notify,
+    /// Since when its writes fail, and how many did (`None`: it is writing).
+    failing: Option<(Instant, u64)>,
 }
 
 const REPORT_EVERY: Duration = Duration::from_secs(10);
@@ -138,6 +140,20 @@ const REPORT_EVERY: Duration = Duration::from_secs(10);
 impl Reporter {
     fn error(&mut self, what: &str) {
         self.report(what, "retrying");
+    }
+
+    /// A write succeeded: if writes had failed, say that it writes again.
+    fn recovered(&mut self) {
+        if let Some((since, failures)) = self.failing.take() {
+            (self.notify)(Notice::SinkRecovered {
+                sink: self.name.clone(),
+                failures,
+                after: since.elapsed(),
+            });
+            // The next failure is reported at once.
+            self.last = None;
+            self.suppressed = 0;
+        }
     }
 
     fn report(&mut self, what: &str, next: &'static str) {
@@ -224,6 +240,7 @@ fn run(queue: &SinkQueue, output: &mut dyn Output, notify: Notify, reader: &Read
         last: None,
         suppressed: 0,
         notify,
+        failing: None,
     };
     let mut jobs: Vec<Job> = Vec::new();
     let group = output.group_records();
@@ -242,10 +259,14 @@ fn run(queue: &SinkQueue, output: &mut dyn Output, notify: Notify, reader: &Read
         }
         let mut backoff = Duration::from_millis(100);
         loop {
-            match output.write(&jobs) {
+            stats.write_starts();
+            let wrote = output.write(&jobs);
+            stats.write_ended();
+            match wrote {
                 Ok(()) => {
                     // Relaxed (stats): statistics.
                     stats.up.store(true, Ordering::Relaxed);
+                    reporter.recovered();
                     // Mark the rings before finishing, while these records
                     // still hold the commit (their blocks cannot be reused).
                     for job in &jobs {
@@ -294,6 +315,7 @@ fn run(queue: &SinkQueue, output: &mut dyn Output, notify: Notify, reader: &Read
                     // Relaxed: statistics.
                     stats.errors.fetch_add(1, Ordering::Relaxed);
                     stats.up.store(false, Ordering::Relaxed);
+                    reporter.failing.get_or_insert((Instant::now(), 0)).1 += 1;
                     reporter.error(&e);
                     if output.closed() {
                         queue.set_broken();
