@@ -14,11 +14,11 @@
 //! Run: `cargo bench -p logbus-benches --bench producer`. See `BENCHMARKS.md`.
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
 use logbus_ring::{Batch, Consumer, Ring, RingOptions};
+use logbus_testkit::TempDir;
 use tracing::Dispatch;
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -73,28 +73,6 @@ fn info_3_fields(i: u64) {
     );
 }
 
-/// A scratch directory in /dev/shm (else the temp dir), removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Scratch {
-        let base = if std::path::Path::new("/dev/shm").is_dir() {
-            PathBuf::from("/dev/shm")
-        } else {
-            std::env::temp_dir()
-        };
-        let p = base.join(format!("logbus-bench-producer-{}", std::process::id()));
-        std::fs::create_dir_all(&p).expect("create the bench directory");
-        Scratch(p)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Drains every unread record of a ring.
 struct Drain {
     consumer: Consumer,
@@ -116,8 +94,8 @@ impl Drain {
 }
 
 fn bench(c: &mut Criterion) {
-    let dir = Scratch::new();
-    let ring_path = dir.0.join("ring");
+    let dir = TempDir::new("bench-producer");
+    let ring_path = dir.ring();
     // 256 MiB: a chunk (see CHUNK) is far below the INFO watermark.
     let options = RingOptions {
         size: 256 << 20,
@@ -154,7 +132,7 @@ fn bench(c: &mut Criterion) {
     });
 
     // tracing-appender: fmt's JSON layer writing through `non_blocking` to a file.
-    let file = std::fs::File::create(dir.0.join("appender.json")).expect("appender file");
+    let file = std::fs::File::create(dir.path("appender.json")).expect("appender file");
     let (writer, guard) = tracing_appender::non_blocking(file);
     let lost = writer.error_counter();
     let json = tracing_subscriber::fmt::layer().json().with_writer(writer);

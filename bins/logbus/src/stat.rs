@@ -308,24 +308,7 @@ fn to_text(ring: &Ring, stats: &Stats, collector: Option<&CollectorReport>) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    struct Dir(PathBuf);
-    impl Dir {
-        fn new(tag: &str) -> Dir {
-            let p = std::env::temp_dir().join(format!(
-                "logbus-cli-stat-{tag}-{}-{}",
-                std::process::id(),
-                logbus_ring::now_ns()
-            ));
-            std::fs::create_dir_all(&p).unwrap();
-            Dir(p)
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use logbus_testkit::TempDir;
 
     const REPORT: &str = r#"{"pid": 4242, "updated_ns": 17, "sinks": [
         {"name": "console", "type": "stdout", "delivered": 10,
@@ -342,8 +325,8 @@ mod tests {
 
     #[test]
     fn collector_counters_are_read_for_the_live_consumer_only() {
-        let d = Dir::new("collector");
-        let ring = d.0.join("ring");
+        let d = TempDir::new("cli-stat-collector");
+        let ring = d.ring();
         std::fs::write(collector_path(&ring), REPORT).unwrap();
         let r = collector_report(&ring, Some((4242, true))).expect("report of the live consumer");
         assert_eq!((r.pid, r.updated_ns, r.sinks.len()), (4242, 17, 1));
@@ -357,8 +340,8 @@ mod tests {
 
     #[test]
     fn missing_or_malformed_collector_files_are_ignored() {
-        let d = Dir::new("malformed");
-        let ring = d.0.join("ring");
+        let d = TempDir::new("cli-stat-malformed");
+        let ring = d.ring();
         assert_eq!(collector_report(&ring, Some((1, true))), None);
         for bad in [
             "",
@@ -384,8 +367,8 @@ mod tests {
 
     #[test]
     fn text_and_json_show_the_sinks_table() {
-        let d = Dir::new("table");
-        let ring_path = d.0.join("ring");
+        let d = TempDir::new("cli-stat-table");
+        let ring_path = d.ring();
         let ring = Ring::create(
             &ring_path,
             &logbus_ring::RingOptions {

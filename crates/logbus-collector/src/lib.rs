@@ -55,6 +55,7 @@ mod chunk;
 pub mod collector;
 pub mod config;
 pub mod metrics;
+mod metrics_http;
 mod notice;
 mod queue;
 mod ring_dir;

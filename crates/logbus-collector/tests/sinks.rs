@@ -4,7 +4,7 @@
 //! nothing, report no error, and let every record (matching or not) be
 //! committed.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -12,16 +12,9 @@ use logbus_collector::config::{Format, OtlpProtocol, SinkConfig, SinkKind};
 use logbus_collector::{Collector, Config, Control};
 use logbus_ring::{Event, Field, Level, Resource, Ring, Value};
 use logbus_testkit::otlp_receiver::Receiver;
+use logbus_testkit::TempDir;
 
 const PER_LEVEL: u64 = 50;
-
-struct Dir(PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn fill(ring: &Ring) {
     let tag = ring
@@ -91,16 +84,6 @@ fn run_sink(dir: &Path, kind: SinkKind) -> (u64, u64, u64) {
     )
 }
 
-fn tmp(tag: &str) -> Dir {
-    let d = std::env::temp_dir().join(format!(
-        "logbus-sinks-{tag}-{}-{}",
-        std::process::id(),
-        logbus_ring::now_ns()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    Dir(d)
-}
-
 const MATCHING: u64 = PER_LEVEL * 4; // INFO, WARN, ERROR, FATAL
 
 fn check_counts(counts: (u64, u64, u64)) {
@@ -110,10 +93,10 @@ fn check_counts(counts: (u64, u64, u64)) {
 #[test]
 fn every_sink_kind_complies() {
     // file, JSON
-    let d = tmp("json");
-    let out = d.0.join("out.json");
+    let d = TempDir::new("sinks-json");
+    let out = d.path("out.json");
     check_counts(run_sink(
-        &d.0,
+        d.dir(),
         SinkKind::File {
             path: out.clone(),
             format: Format::Json,
@@ -133,10 +116,10 @@ fn every_sink_kind_complies() {
         && !matches!(v["level"].as_str(), Some("TRACE" | "DEBUG"))));
 
     // file, text
-    let d = tmp("text");
-    let out = d.0.join("out.txt");
+    let d = TempDir::new("sinks-text");
+    let out = d.path("out.txt");
     check_counts(run_sink(
-        &d.0,
+        d.dir(),
         SinkKind::File {
             path: out.clone(),
             format: Format::Text,
@@ -145,7 +128,7 @@ fn every_sink_kind_complies() {
         },
     ));
     let mut n = 0;
-    for entry in std::fs::read_dir(&d.0).unwrap() {
+    for entry in std::fs::read_dir(d.dir()).unwrap() {
         let p = entry.unwrap().path();
         if p.file_name()
             .unwrap()
@@ -164,17 +147,17 @@ fn every_sink_kind_complies() {
     assert_eq!(n, MATCHING);
 
     // null
-    let d = tmp("null");
-    check_counts(run_sink(&d.0, SinkKind::Null));
+    let d = TempDir::new("sinks-null");
+    check_counts(run_sink(d.dir(), SinkKind::Null));
 
     // otlp, both transports
     for (receiver, protocol) in [
         (Receiver::start(), OtlpProtocol::Grpc),
         (Receiver::start_http(), OtlpProtocol::Http),
     ] {
-        let d = tmp("otlp");
+        let d = TempDir::new("sinks-otlp");
         check_counts(run_sink(
-            &d.0,
+            d.dir(),
             SinkKind::Otlp {
                 endpoint: Some(receiver.endpoint()),
                 protocol: Some(protocol),

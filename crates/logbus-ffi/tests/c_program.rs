@@ -10,6 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use logbus_testkit::TempDir;
+
 /// target/<profile>, where cargo puts this package's libraries and the workspace's binaries.
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
@@ -17,30 +19,6 @@ fn profile_dir() -> PathBuf {
         .and_then(Path::parent)
         .expect("test executable lives in target/<profile>/deps")
         .to_path_buf()
-}
-
-/// A scratch directory under /dev/shm, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let p = PathBuf::from(format!(
-            "/dev/shm/logbus-ffi-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        Scratch(p)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Builds liblogbus_c.so and liblogbus_c.a of the current sources into target/<profile>.
@@ -126,10 +104,14 @@ fn dump_json(ring: &Path) -> Vec<serde_json::Value> {
 }
 
 fn run_and_check(static_lib: bool) {
-    let scratch = Scratch::new(if static_lib { "static" } else { "shared" });
-    let exe = scratch.0.join("producer");
+    let scratch = TempDir::new(if static_lib {
+        "ffi-static"
+    } else {
+        "ffi-shared"
+    });
+    let exe = scratch.path("producer");
     compile(&exe, static_lib);
-    let ring = scratch.0.join("ring");
+    let ring = scratch.ring();
     let out = Command::new(&exe)
         .env("LOGBUS_RING", &ring)
         .env("OTEL_SERVICE_NAME", "c-test")

@@ -3,20 +3,14 @@
 use logbus_ring::{Batch, Consumer, Event, Field, Ring, Value};
 
 fn one(ev: &Event<'_>, f: impl Fn(&mut Vec<u8>, &logbus_ring::RecordRef<'_>)) -> String {
-    let dir = std::env::temp_dir().join(format!(
-        "logbus-fmt-{}-{}",
-        std::process::id(),
-        logbus_ring::now_ns()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let ring = Ring::open(dir.join("ring")).unwrap();
+    let dir = logbus_testkit::TempDir::new("fmt");
+    let ring = Ring::open(dir.ring()).unwrap();
     ring.writer().unwrap().emit(ev).unwrap();
     let mut c = Consumer::acquire(&ring).unwrap();
     let mut b = Batch::new();
     assert_eq!(c.poll(&mut b, 10), 1);
     let mut out = Vec::new();
     f(&mut out, &b.get(0).unwrap());
-    std::fs::remove_dir_all(&dir).unwrap();
     String::from_utf8(out).unwrap()
 }
 

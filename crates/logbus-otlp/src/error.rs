@@ -56,3 +56,66 @@ impl OtlpError {
 pub(crate) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+/// A transport error's one-line text with each cause said once.
+///
+/// The transport hands its errors over as text only: opentelemetry-otlp
+/// flattens an error and its `source()` chain into `error: cause: cause...`,
+/// and an error whose own text already ends with its cause (or one that wraps
+/// an error of the same words, as hyper-util's connect error does) makes
+/// that read `tcp connect error: tcp connect error: Connection refused`.
+/// Reading the text as `: `-separated causes, a cause that the one kept just
+/// before it already contains is skipped, and so is a run of causes that
+/// repeats the run just before it.
+pub(crate) fn each_cause_once(text: &str) -> String {
+    let text = one_line(text);
+    let mut kept: Vec<&str> = Vec::new();
+    for cause in text.split(": ") {
+        if kept.last().is_some_and(|previous| previous.contains(cause)) {
+            continue;
+        }
+        kept.push(cause);
+        let n = kept.len();
+        if let Some(k) = (2..=n / 2).find(|&k| kept[n - k..] == kept[n - 2 * k..n - k]) {
+            kept.truncate(n - k);
+        }
+    }
+    kept.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::each_cause_once;
+
+    #[test]
+    fn each_cause_is_said_once() {
+        for (text, once) in [
+            (
+                "transport error: tcp connect error: tcp connect error: Connection refused",
+                "transport error: tcp connect error: Connection refused",
+            ),
+            // An error whose text ends with its cause's, then that cause.
+            (
+                "connect: dns error: no such host: no such host",
+                "connect: dns error: no such host",
+            ),
+            (
+                "a (refused): refused: os error 111",
+                "a (refused): os error 111",
+            ),
+            // Runs of causes repeated, and the repeats spread over lines.
+            ("x: y: z: y: z: z", "x: y: z"),
+            ("x: y:\n z: y: z", "x: y: z"),
+            // Nothing repeated: unchanged.
+            (
+                "HTTP export failed: network error",
+                "HTTP export failed: network error",
+            ),
+            ("x: y: x", "x: y: x"),
+            ("plain", "plain"),
+            ("", ""),
+        ] {
+            assert_eq!(each_cause_once(text), once, "{text:?}");
+        }
+    }
+}

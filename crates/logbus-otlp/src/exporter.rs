@@ -26,7 +26,7 @@ use opentelemetry_sdk::logs::{LogBatch, LogExporter as _, SdkLogRecord, SdkLogge
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
 
 use crate::config::{OtlpConfig, Protocol, ResolvedConfig};
-use crate::error::{one_line, OtlpError};
+use crate::error::{each_cause_once, one_line, OtlpError};
 use crate::partial::PartialCount;
 use crate::record::{OtlpRecord, OtlpResource, DEFAULT_SCOPE};
 
@@ -211,7 +211,7 @@ impl OtlpExporter {
         let result = exporter.shutdown();
         drop(exporter);
         runtime.shutdown_timeout(Duration::from_secs(1));
-        result.map_err(|e| OtlpError::Shutdown(one_line(&e.to_string())))
+        result.map_err(|e| OtlpError::Shutdown(each_cause_once(&e.to_string())))
     }
 }
 
@@ -249,9 +249,9 @@ fn classify(err: OTelSdkError, deadline: Instant) -> OtlpError {
     {
         OtlpError::Timeout
     } else if permanent(&lower) {
-        OtlpError::Rejected(one_line(&text))
+        OtlpError::Rejected(each_cause_once(&text))
     } else {
-        OtlpError::Export(one_line(&text))
+        OtlpError::Export(each_cause_once(&text))
     }
 }
 
@@ -318,4 +318,91 @@ fn build_transport(config: &ResolvedConfig) -> Result<opentelemetry_otlp::LogExp
         }
     };
     built.map_err(|e| OtlpError::Config(one_line(&e.to_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+    use std::fmt;
+    use std::time::{Duration, Instant};
+
+    use opentelemetry_sdk::error::OTelSdkError;
+
+    use super::classify;
+    use crate::OtlpError;
+
+    /// An error with a cause; `with_cause` makes its text end with the
+    /// cause's, as many errors' `Display` does.
+    #[derive(Debug)]
+    struct Nested {
+        text: &'static str,
+        with_cause: bool,
+        cause: Option<Box<dyn Error + Send + Sync>>,
+    }
+
+    impl fmt::Display for Nested {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.text)?;
+            match &self.cause {
+                Some(cause) if self.with_cause => write!(f, ": {cause}"),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    impl Error for Nested {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            self.cause.as_deref().map(|c| c as &(dyn Error + 'static))
+        }
+    }
+
+    /// What the transport hands over: the error, then each `source()`, as
+    /// opentelemetry-otlp's tonic exporter writes them.
+    fn flattened(err: &(dyn Error + 'static)) -> String {
+        let mut out = format!("TonicLogsClient export failed with gRPC code: Unavailable: {err}");
+        let mut next = err.source();
+        while let Some(cause) = next {
+            out.push_str(&format!(": {cause}"));
+            next = cause.source();
+        }
+        out
+    }
+
+    #[test]
+    fn a_failed_export_says_each_cause_once() {
+        // tonic's transport error over hyper-util's connect error, which wraps
+        // another of the same words, over the OS error; and the same with
+        // causes whose text already ends with their source's.
+        let refused = || std::io::Error::from_raw_os_error(111);
+        for with_cause in [false, true] {
+            let err = Nested {
+                text: "transport error",
+                with_cause,
+                cause: Some(Box::new(Nested {
+                    text: "tcp connect error",
+                    with_cause,
+                    cause: Some(Box::new(Nested {
+                        text: "tcp connect error",
+                        with_cause,
+                        cause: Some(Box::new(refused())),
+                    })),
+                })),
+            };
+            let text = flattened(&err);
+            assert!(
+                text.contains("tcp connect error: tcp connect error"),
+                "{text}"
+            );
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let got = classify(OTelSdkError::InternalFailure(text), deadline);
+            assert_eq!(
+                got,
+                OtlpError::Export(format!(
+                    "TonicLogsClient export failed with gRPC code: Unavailable: transport error: tcp connect error: {}",
+                    refused()
+                )),
+                "with_cause: {with_cause}"
+            );
+        }
+    }
 }

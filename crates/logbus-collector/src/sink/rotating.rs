@@ -302,13 +302,8 @@ mod tests {
 
     #[test]
     fn rotates_at_line_boundaries_and_keeps_n() {
-        let dir = std::env::temp_dir().join(format!(
-            "logbus-rot-{}-{}",
-            std::process::id(),
-            logbus_ring::now_ns()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("f.log");
+        let dir = logbus_testkit::TempDir::new("rot");
+        let path = dir.path("f.log");
         let mut f = RotatingFile::open(&path, Some(25), 2).unwrap();
         // Ten 9-byte lines: two per file (a third would pass 25 bytes).
         let lines: Vec<u8> = (0..10)
@@ -325,10 +320,9 @@ mod tests {
         assert_eq!(f.write_lines(long.as_bytes()), Ok(41));
         assert_eq!(read(&path), long);
         // Reopen after an external rename starts a new file.
-        std::fs::rename(&path, dir.join("moved")).unwrap();
+        std::fs::rename(&path, dir.path("moved")).unwrap();
         f.reopen().unwrap();
         assert_eq!(f.write_lines(b"after\n"), Ok(6));
         assert_eq!(read(&path), "after\n");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
