@@ -758,3 +758,96 @@ fn an_otlp_partial_success_is_counted_as_rejected_and_not_sent_again() {
     c.wait_stderr("the notice", "rejected");
     assert!(c.stop().success(), "{}", c.stderr_text());
 }
+
+/// An endpoint that refuses every request for good (gRPC INVALID_ARGUMENT)
+/// beside a file sink: the file sink gets every record once; the OTLP sink
+/// sends each group once, counts its records rejected per level, delivers
+/// nothing, and does not send a refused group again.
+#[test]
+fn an_otlp_endpoint_that_refuses_for_good_gets_each_group_once_and_its_records_are_counted_rejected(
+) {
+    use logbus_tests::otlp_receiver::{Code, Receiver};
+    let receiver = Receiver::start_refusing(Code::InvalidArgument);
+    let dir = TempDir::new("fault-otlp-refused");
+    let ring = dir.path("ring");
+    let out = dir.path("out.log");
+    let cfg = otlp_config(
+        &dir,
+        &ring,
+        &format!("endpoint = \"{}\"\ntimeout = \"5s\"", receiver.endpoint()),
+        &file_sink("out", &out, ""),
+    );
+    let mut c = Collector::start(&dir, "c", &["--config", cfg.to_str().unwrap()]);
+    // Levels cycle: even numbers INFO, odd ERROR.
+    finish(producer(&ring, "r", 3000, &["--level", "info,error"]));
+    assert_exactly_once(&numbers(&wait_lines(&out, 3000)), &all("r", 0..3000));
+    let s = wait_for("every record counted rejected", LONG, || {
+        let s = sink_status(&ring, "otel");
+        (s["rejected"]["INFO"] == 1500 && s["rejected"]["ERROR"] == 1500).then_some(s)
+    });
+    assert_eq!(s["delivered"], 0, "{s}");
+    assert_eq!(s["partially_rejected"], 0, "{s}");
+    assert_eq!(s["dropped"]["INFO"], 0, "{s}");
+    assert_eq!(s["dropped"]["ERROR"], 0, "{s}");
+    assert_eq!(s["backlog"], 0, "{s}");
+    // Each record reached the endpoint once: no group was sent twice.
+    let refused = receiver.refused_records();
+    let items: Vec<(String, u64)> = refused
+        .iter()
+        .map(|l| {
+            let (p, n) = l.body().expect("string body").rsplit_once('-').unwrap();
+            (p.to_string(), n.parse().unwrap())
+        })
+        .collect();
+    assert_exactly_once(&items, &all("r", 0..3000));
+    let severity = |n: i32| {
+        refused
+            .iter()
+            .filter(|l| l.record.severity_number == n)
+            .count()
+    };
+    assert_eq!((severity(9), severity(17)), (1500, 1500));
+    // Nothing is tried again later: the requests stay at one per group (the
+    // sink's backoff starts at 100 ms; a retrying sink would send more).
+    let requests = receiver.refused().len();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        receiver.refused().len(),
+        requests,
+        "a refused group sent again"
+    );
+    let s = sink_status(&ring, "otel");
+    // One failed write per group, one request per group (one producer, one
+    // resource; the transport does not retry INVALID_ARGUMENT).
+    assert_eq!(s["errors"], requests, "{s}");
+    assert_eq!(s["retries"], 0, "{s}");
+    // For the log: records per request (a group is whole chunks of the
+    // reader's, so it can hold more than `batch`).
+    let sizes: Vec<usize> = receiver
+        .refused()
+        .iter()
+        .map(|r| {
+            r.request
+                .resource_logs
+                .iter()
+                .flat_map(|rl| &rl.scope_logs)
+                .map(|sl| sl.log_records.len())
+                .sum()
+        })
+        .collect();
+    eprintln!("3,000 records refused in {requests} requests of {sizes:?}; {s}");
+    c.wait_stderr("the rejection notice", "records counted as rejected");
+    let err = c.stderr_text();
+    assert!(
+        err.lines()
+            .any(|l| l.contains("sink \"otel\"") && l.contains("InvalidArgument")),
+        "{err}"
+    );
+    assert!(c.stop().success(), "{}", c.stderr_text());
+    let err = c.stderr_text();
+    assert!(err.contains("drained, flushed and committed"), "{err}");
+    assert!(!err.contains("sink \"otel\" left"), "{err}");
+    // Refused for good is not kept for the next collector.
+    let stats = Ring::open_existing(&ring).unwrap().stats();
+    assert_eq!(stats.total().unread, 0, "{stats:?}");
+}

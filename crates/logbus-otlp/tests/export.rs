@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use logbus_otlp::{
     AttrValue, OtlpConfig, OtlpError, OtlpExporter, OtlpRecord, OtlpResource, Protocol,
 };
-use logbus_testkit::otlp_receiver::{ReceivedLog, Receiver, Value};
+use logbus_testkit::otlp_receiver::{Code, ReceivedLog, Receiver, Value};
 
 /// Long enough never to expire on a loaded machine; the waits return as soon as the
 /// condition holds.
@@ -441,6 +441,101 @@ fn a_wrong_http_path_is_a_permanent_rejection() {
     );
     assert!(!err.is_retryable());
     assert!(receiver.requests().is_empty());
+}
+
+/// One export of two records to an endpoint that refuses every request: the
+/// error, and the requests the endpoint answered (transport retries included).
+fn refused_export(receiver: &Receiver, protocol: Protocol) -> (OtlpError, usize) {
+    let mut exporter = OtlpExporter::new(&config(receiver, protocol)).unwrap();
+    let resource = Arc::new(alpha());
+    let err = exporter
+        .export(&[
+            record(&resource, 9, "INFO", "refused 1"),
+            record(&resource, 17, "ERROR", "refused 2"),
+        ])
+        .unwrap_err();
+    assert!(!err.to_string().contains('\n'), "{err}");
+    assert!(receiver.records().is_empty(), "nothing was taken");
+    // Every attempt carried the whole group.
+    let refused = receiver.refused();
+    assert!(
+        refused
+            .iter()
+            .all(|r| r.request.resource_logs[0].scope_logs[0].log_records.len() == 2),
+        "{refused:#?}"
+    );
+    exporter.shutdown().unwrap();
+    (err, refused.len())
+}
+
+/// The gRPC statuses the OTLP specification says not to retry, and the sink
+/// takes as final: each is `Rejected`, not retryable, and was sent once (the
+/// transport does not retry it either).
+#[test]
+fn a_grpc_refusal_for_good_is_rejected_and_not_retryable() {
+    for code in [
+        Code::InvalidArgument,
+        Code::PermissionDenied,
+        Code::Unauthenticated,
+        Code::NotFound,
+        Code::Unimplemented,
+        Code::FailedPrecondition,
+    ] {
+        let receiver = Receiver::start_refusing(code);
+        let (err, requests) = refused_export(&receiver, Protocol::Grpc);
+        assert!(
+            matches!(err, OtlpError::Rejected(ref text) if text.contains(&format!("{code:?}"))),
+            "{code:?}: {err:?}"
+        );
+        assert!(!err.is_retryable(), "{code:?}: {err:?}");
+        assert_eq!(requests, 1, "{code:?} sent again");
+    }
+}
+
+/// UNAVAILABLE and RESOURCE_EXHAUSTED say "not now": a retryable export
+/// failure, not a rejection (nor a timeout: the endpoint answered).
+#[test]
+fn a_grpc_refusal_for_now_is_retryable() {
+    for code in [Code::Unavailable, Code::ResourceExhausted] {
+        let receiver = Receiver::start_refusing(code);
+        let (err, requests) = refused_export(&receiver, Protocol::Grpc);
+        assert!(
+            matches!(err, OtlpError::Export(ref text) if text.contains(&format!("{code:?}"))),
+            "{code:?}: {err:?}"
+        );
+        assert!(err.is_retryable(), "{code:?}: {err:?}");
+        assert!(requests >= 1, "{code:?}");
+        eprintln!("{code:?}: {requests} requests in one export; {err}");
+    }
+}
+
+#[test]
+fn an_http_refusal_for_good_is_rejected_and_not_retryable() {
+    for status in [400, 401, 403, 404, 405, 413] {
+        let receiver = Receiver::start_http_refusing(status);
+        let (err, requests) = refused_export(&receiver, Protocol::HttpProtobuf);
+        assert!(
+            matches!(err, OtlpError::Rejected(ref text) if text.contains(&status.to_string())),
+            "{status}: {err:?}"
+        );
+        assert!(!err.is_retryable(), "{status}: {err:?}");
+        assert_eq!(requests, 1, "{status} sent again");
+    }
+}
+
+#[test]
+fn an_http_refusal_for_now_is_retryable() {
+    for status in [429, 503] {
+        let receiver = Receiver::start_http_refusing(status);
+        let (err, requests) = refused_export(&receiver, Protocol::HttpProtobuf);
+        assert!(
+            matches!(err, OtlpError::Export(ref text) if text.contains(&status.to_string())),
+            "{status}: {err:?}"
+        );
+        assert!(err.is_retryable(), "{status}: {err:?}");
+        assert!(requests >= 1, "{status}");
+        eprintln!("{status}: {requests} requests in one export; {err}");
+    }
 }
 
 #[test]

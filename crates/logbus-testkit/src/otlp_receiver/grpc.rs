@@ -17,10 +17,18 @@ use super::{ExportLogsServiceRequest, ExportLogsServiceResponse, Received, Store
 
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 
+/// How the service answers each Export.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Answer {
+    /// Success, reporting `reject` records rejected (partial success) when above 0.
+    Accept { reject: i64 },
+    /// This status, whatever the request.
+    Refuse(tonic::Code),
+}
+
 struct Service {
     store: Arc<Store>,
-    /// Records to report rejected in each answer (partial success), if any.
-    reject: i64,
+    answer: Answer,
 }
 
 #[tonic::async_trait]
@@ -38,13 +46,24 @@ impl LogsService for Service {
                 Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))
             })
             .collect();
-        self.store.push(Received {
+        let received = Received {
             headers,
             path: EXPORT_PATH.to_string(),
             request: request.into_inner(),
-        });
-        let partial_success = (self.reject > 0).then(|| ExportLogsPartialSuccess {
-            rejected_log_records: self.reject,
+        };
+        let reject = match self.answer {
+            Answer::Accept { reject } => reject,
+            Answer::Refuse(code) => {
+                self.store.refuse(received);
+                return Err(tonic::Status::new(
+                    code,
+                    "the test receiver refuses every request",
+                ));
+            }
+        };
+        self.store.push(received);
+        let partial_success = (reject > 0).then(|| ExportLogsPartialSuccess {
+            rejected_log_records: reject,
             error_message: "the test receiver rejects some records".into(),
         });
         Ok(tonic::Response::new(ExportLogsServiceResponse {
@@ -63,7 +82,7 @@ impl GrpcServer {
     pub(super) fn start(
         listener: std::net::TcpListener,
         store: Arc<Store>,
-        reject: i64,
+        answer: Answer,
     ) -> GrpcServer {
         listener
             .set_nonblocking(true)
@@ -86,7 +105,7 @@ impl GrpcServer {
                         incoming,
                     };
                     let served = tonic::transport::Server::builder()
-                        .add_service(LogsServiceServer::new(Service { store, reject }))
+                        .add_service(LogsServiceServer::new(Service { store, answer }))
                         .serve_with_incoming_shutdown(counted, async {
                             let _ = stop.await;
                         })

@@ -31,7 +31,13 @@ pub(super) struct HttpServer {
 }
 
 impl HttpServer {
-    pub(super) fn start(listener: TcpListener, store: Arc<Store>) -> HttpServer {
+    /// Serves on `listener`; with `refuse`, answers every request that
+    /// decodes with that status instead of 200.
+    pub(super) fn start(
+        listener: TcpListener,
+        store: Arc<Store>,
+        refuse: Option<u16>,
+    ) -> HttpServer {
         let stop = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(Mutex::new(Connections::default()));
         let accept = {
@@ -39,7 +45,7 @@ impl HttpServer {
             let connections = Arc::clone(&connections);
             std::thread::Builder::new()
                 .name("otlp-http-receiver".into())
-                .spawn(move || accept_loop(listener, store, stop, connections))
+                .spawn(move || accept_loop(listener, store, refuse, stop, connections))
                 .unwrap_or_else(|e| panic!("OTLP test receiver: thread: {e}"))
         };
         HttpServer {
@@ -77,6 +83,7 @@ pub(super) fn stop_accepting(stop: &AtomicBool, addr: SocketAddr, accept: JoinHa
 fn accept_loop(
     listener: TcpListener,
     store: Arc<Store>,
+    refuse: Option<u16>,
     stop: Arc<AtomicBool>,
     connections: Arc<Mutex<Connections>>,
 ) {
@@ -94,7 +101,7 @@ fn accept_loop(
         let thread = std::thread::Builder::new()
             .name("otlp-http-conn".into())
             .spawn(move || {
-                let _ = serve_connection(stream, &store);
+                let _ = serve_connection(stream, &store, refuse);
             });
         let mut connections = connections.lock().unwrap_or_else(|p| p.into_inner());
         connections.streams.push(clone);
@@ -121,7 +128,7 @@ impl Head {
 }
 
 /// Serves requests on one keep-alive connection until the client closes it.
-fn serve_connection(stream: TcpStream, store: &Store) -> std::io::Result<()> {
+fn serve_connection(stream: TcpStream, store: &Store, refuse: Option<u16>) -> std::io::Result<()> {
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     while let Some(head) = read_head(&mut reader)? {
@@ -170,8 +177,21 @@ fn serve_connection(stream: TcpStream, store: &Store) -> std::io::Result<()> {
                 b"application/x-protobuf only",
             )?;
         } else {
-            match ExportLogsServiceRequest::decode(body.as_slice()) {
-                Ok(request) => {
+            match (ExportLogsServiceRequest::decode(body.as_slice()), refuse) {
+                (Ok(request), Some(status)) => {
+                    store.refuse(Received {
+                        headers: head.headers,
+                        path: head.path,
+                        request,
+                    });
+                    respond(
+                        &mut writer,
+                        &format!("{status} {}", reason(status)),
+                        "text/plain",
+                        b"the test receiver refuses every request",
+                    )?;
+                }
+                (Ok(request), None) => {
                     store.push(Received {
                         headers: head.headers,
                         path: head.path,
@@ -183,7 +203,7 @@ fn serve_connection(stream: TcpStream, store: &Store) -> std::io::Result<()> {
                     .encode_to_vec();
                     respond(&mut writer, "200 OK", "application/x-protobuf", &answer)?;
                 }
-                Err(e) => {
+                (Err(e), _) => {
                     respond(
                         &mut writer,
                         "400 Bad Request",
@@ -228,6 +248,24 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Head>>
         path,
         headers,
     }))
+}
+
+/// A reason phrase for the status line (clients go by the code alone).
+fn reason(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        413 => "Payload Too Large",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Refused",
+    }
 }
 
 fn respond(

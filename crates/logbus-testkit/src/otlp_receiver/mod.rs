@@ -10,9 +10,14 @@
 //!   /v1/logs` only.
 //! - [`Receiver::start_stalled`]: accepts connections and never reads nor answers, to
 //!   see that a stalled sink times out and holds nothing else back.
+//! - [`Receiver::start_refusing`] and [`Receiver::start_http_refusing`]: answer every
+//!   request with one gRPC status or HTTP status, to see how a sink takes a refusal
+//!   (given up for good, or tried again).
 //!
 //! Every request that decodes is kept, with its headers; tests wait for records with
 //! [`Receiver::wait_for_records`], a condition-variable wait bounded by a deadline.
+//! Requests a refusing receiver answered with an error are kept apart
+//! ([`Receiver::refused`]).
 //!
 //! # Examples
 //!
@@ -39,6 +44,8 @@ pub use opentelemetry_proto::tonic::collector::logs::v1::{
 };
 pub use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
 pub use opentelemetry_proto::tonic::logs::v1::LogRecord;
+/// The gRPC status codes, for [`Receiver::start_refusing`].
+pub use tonic::Code;
 
 /// One request as it arrived.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,6 +105,8 @@ impl ReceivedLog {
 pub(crate) struct Store {
     /// Everything received, in arrival order. Written by the serving threads.
     received: Mutex<Vec<Received>>,
+    /// Requests answered with an error status (refusing kinds), in arrival order.
+    refused: Mutex<Vec<Received>>,
     /// Connections accepted so far (the stalled kind counts them).
     connections: Mutex<usize>,
     /// Signalled after each push to `received` and each accepted connection.
@@ -114,6 +123,15 @@ impl Store {
 
     pub(crate) fn push(&self, received: Received) {
         self.lock().push(received);
+        self.changed.notify_all();
+    }
+
+    /// Keeps a request answered with an error status.
+    pub(crate) fn refuse(&self, received: Received) {
+        self.refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(received);
         self.changed.notify_all();
     }
 
@@ -160,7 +178,40 @@ impl Receiver {
         let listener = bind();
         let addr = listener.local_addr().expect("bound socket has an address");
         let store = Arc::new(Store::default());
-        let server = grpc::GrpcServer::start(listener, Arc::clone(&store), 0);
+        let server = grpc::GrpcServer::start(
+            listener,
+            Arc::clone(&store),
+            grpc::Answer::Accept { reject: 0 },
+        );
+        Receiver {
+            addr,
+            store,
+            server: Some(Server::Grpc(server)),
+        }
+    }
+
+    /// Starts an OTLP/gRPC receiver that answers every Export with the status
+    /// `code` (and no records taken); the requests are kept in
+    /// [`refused`](Self::refused).
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use logbus_testkit::otlp_receiver::{Code, Receiver};
+    ///
+    /// let receiver = Receiver::start_refusing(Code::InvalidArgument);
+    /// assert!(receiver.refused().is_empty());
+    /// ```
+    pub fn start_refusing(code: Code) -> Receiver {
+        let listener = bind();
+        let addr = listener.local_addr().expect("bound socket has an address");
+        let store = Arc::new(Store::default());
+        let server =
+            grpc::GrpcServer::start(listener, Arc::clone(&store), grpc::Answer::Refuse(code));
         Receiver {
             addr,
             store,
@@ -178,7 +229,11 @@ impl Receiver {
         let listener = bind();
         let addr = listener.local_addr().expect("bound socket has an address");
         let store = Arc::new(Store::default());
-        let server = grpc::GrpcServer::start(listener, Arc::clone(&store), reject);
+        let server = grpc::GrpcServer::start(
+            listener,
+            Arc::clone(&store),
+            grpc::Answer::Accept { reject },
+        );
         Receiver {
             addr,
             store,
@@ -196,7 +251,11 @@ impl Receiver {
         let listener = std::net::TcpListener::bind(addr)
             .unwrap_or_else(|e| panic!("OTLP test receiver: cannot bind {addr}: {e}"));
         let store = Arc::new(Store::default());
-        let server = grpc::GrpcServer::start(listener, Arc::clone(&store), 0);
+        let server = grpc::GrpcServer::start(
+            listener,
+            Arc::clone(&store),
+            grpc::Answer::Accept { reject: 0 },
+        );
         Receiver {
             addr,
             store,
@@ -213,7 +272,30 @@ impl Receiver {
         let listener = bind();
         let addr = listener.local_addr().expect("bound socket has an address");
         let store = Arc::new(Store::default());
-        let server = http::HttpServer::start(listener, Arc::clone(&store));
+        let server = http::HttpServer::start(listener, Arc::clone(&store), None);
+        Receiver {
+            addr,
+            store,
+            server: Some(Server::Http(server)),
+        }
+    }
+
+    /// Starts an OTLP/HTTP receiver that answers every `POST /v1/logs` whose body
+    /// decodes with the HTTP status `status` (a plain-text body, no `Retry-After`);
+    /// the requests are kept in [`refused`](Self::refused).
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start), and if `status` is not an error status (400 to 599).
+    pub fn start_http_refusing(status: u16) -> Receiver {
+        assert!(
+            (400..600).contains(&status),
+            "OTLP test receiver: {status} is not an error status"
+        );
+        let listener = bind();
+        let addr = listener.local_addr().expect("bound socket has an address");
+        let store = Arc::new(Store::default());
+        let server = http::HttpServer::start(listener, Arc::clone(&store), Some(status));
         Receiver {
             addr,
             store,
@@ -266,6 +348,22 @@ impl Receiver {
     /// Every record received so far, in arrival order.
     pub fn records(&self) -> Vec<ReceivedLog> {
         flatten(&self.store.lock())
+    }
+
+    /// Every request a refusing receiver answered with its error status, in
+    /// arrival order (empty for the other kinds).
+    pub fn refused(&self) -> Vec<Received> {
+        self.store
+            .refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The records of those requests, in arrival order (`request` indexes
+    /// [`refused`](Self::refused)).
+    pub fn refused_records(&self) -> Vec<ReceivedLog> {
+        flatten(&self.store.refused.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Waits until at least `n` records have arrived or `timeout` has passed, then
