@@ -51,20 +51,40 @@ fn open_checked(path: &Path) -> Result<File, String> {
     // Not a link of ours: never follow one (a link planted after the check
     // above makes the open fail with ELOOP).
     let nofollow = if own_link { 0 } else { libc::O_NOFOLLOW };
-    let file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .mode(0o640)
+    // A FIFO is opened write-only: opened for reading too (as files are, for
+    // the partial-line repair), the collector would be a reader of its own
+    // pipe (writes counted delivered into a pipe nobody drains), and a
+    // writer while it looked (a reader waiting in open() would be let in,
+    // then see end-of-file). Write-only and non-blocking, the open fails
+    // with ENXIO while nobody reads it: the sink retries, keeping its records.
+    let fifo = std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo());
+    let mut options = OpenOptions::new();
+    if fifo {
+        options.append(true);
+    } else {
+        options.read(true).append(true).create(true).mode(0o640);
+    }
+    let file = options
         .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK | nofollow)
         .open(path)
         .map_err(|e| match e.raw_os_error() {
             Some(libc::ELOOP) => format!("refusing {}: it is a symbolic link", path.display()),
+            Some(libc::ENXIO) if fifo => format!(
+                "cannot write {}: it is a FIFO that no process has open for reading",
+                path.display()
+            ),
             _ => format!("cannot open {}: {e}", path.display()),
         })?;
     let meta = file
         .metadata()
         .map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
+    if meta.file_type().is_fifo() != fifo {
+        // Replaced between the look and the open: look again next time.
+        return Err(format!(
+            "cannot open {}: it was replaced while being opened",
+            path.display()
+        ));
+    }
     if meta.is_file() {
         logbus_ring::trust::check_file(&meta, true)
             .map_err(|why| format!("refusing {}: {why}", path.display()))?;
@@ -83,13 +103,6 @@ fn open_checked(path: &Path) -> Result<File, String> {
             logbus_ring::trust::describe(&meta)
         ));
     }
-    let file = if meta.file_type().is_fifo() {
-        // Closed first: while open, it is a reader of the FIFO itself.
-        drop(file);
-        reopen_fifo_write_only(path, nofollow, &meta)?
-    } else {
-        file
-    };
     // Writes block (and stall, and are counted as such) like any file's.
     // SAFETY: `file` is an open descriptor; F_GETFL/F_SETFL only change its flags.
     unsafe {
@@ -98,40 +111,6 @@ fn open_checked(path: &Path) -> Result<File, String> {
         if flags >= 0 {
             libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
         }
-    }
-    Ok(file)
-}
-
-/// A FIFO opened read-write (as `open_checked` opens every path) would be
-/// its own reader: writes would fill a pipe nobody drains and count as
-/// delivered. Opens it again write-only and non-blocking, which fails with
-/// `ENXIO` while no process has it open for reading (the sink then retries,
-/// keeping its records), and checks that it is the same FIFO.
-fn reopen_fifo_write_only(
-    path: &Path,
-    nofollow: i32,
-    meta: &std::fs::Metadata,
-) -> Result<File, String> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let file = OpenOptions::new()
-        .append(true)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK | nofollow)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ENXIO) => format!(
-                "cannot write {}: it is a FIFO that no process has open for reading",
-                path.display()
-            ),
-            _ => format!("cannot open {}: {e}", path.display()),
-        })?;
-    let again = file
-        .metadata()
-        .map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
-    if (again.dev(), again.ino()) != (meta.dev(), meta.ino()) {
-        return Err(format!(
-            "refusing {}: it was replaced while being opened",
-            path.display()
-        ));
     }
     Ok(file)
 }
