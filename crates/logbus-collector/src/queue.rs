@@ -429,18 +429,6 @@ impl SinkQueue {
         pinned
     }
 
-    /// The in-flight jobs were refused for good by the destination and counted
-    /// as rejected (sink thread): they no longer pin the ring.
-    pub fn finish_rejected(&self) {
-        let mut st = self.lock();
-        if let Some(inf) = st.inflight.take() {
-            st.pinned -= inf.pinned as usize;
-            self.depth_sub(inf.records);
-        }
-        drop(st);
-        self.progress.notify_all();
-    }
-
     /// Whether the sink should stop retrying its in-flight jobs: its output is
     /// gone for good and the queue is closing (sink thread).
     pub fn should_give_up(&self) -> bool {

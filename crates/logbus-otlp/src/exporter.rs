@@ -255,10 +255,34 @@ fn classify(err: OTelSdkError, deadline: Instant) -> OtlpError {
     }
 }
 
-/// Whether a transport error says the records are refused for good. The
-/// SDK reports statuses in prose; these are the gRPC codes and HTTP statuses
-/// the OTLP specification lists as not retryable.
+/// Whether a transport error says the records are refused for good, as the
+/// OTLP specification has it: every gRPC code but CANCELLED,
+/// DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, OUT_OF_RANGE, UNAVAILABLE
+/// and DATA_LOSS; every HTTP 4xx and 5xx but 429, 502, 503 and 504. The SDK
+/// reports a status in prose ("... failed with gRPC code: Internal", "...
+/// failed with status code: 500"), read here; other texts (a transport that
+/// names the code in its own words) are matched on the permanent codes'
+/// names.
 fn permanent(lower: &str) -> bool {
+    if let Some((_, rest)) = lower.split_once("grpc code: ") {
+        let code: String = rest.chars().take_while(char::is_ascii_alphabetic).collect();
+        const RETRYABLE: [&str; 7] = [
+            "cancelled",
+            "deadlineexceeded",
+            "resourceexhausted",
+            "aborted",
+            "outofrange",
+            "unavailable",
+            "dataloss",
+        ];
+        return !code.is_empty() && code != "ok" && !RETRYABLE.contains(&code.as_str());
+    }
+    if let Some((_, rest)) = lower.split_once("status code: ") {
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        if let Ok(status) = digits.parse::<u16>() {
+            return (400..600).contains(&status) && ![429, 502, 503, 504].contains(&status);
+        }
+    }
     const GRPC: [&str; 8] = [
         "invalidargument",
         "invalid argument",

@@ -480,6 +480,9 @@ fn a_grpc_refusal_for_good_is_rejected_and_not_retryable() {
         Code::NotFound,
         Code::Unimplemented,
         Code::FailedPrecondition,
+        Code::Unknown,
+        Code::Internal,
+        Code::AlreadyExists,
     ] {
         let receiver = Receiver::start_refusing(code);
         let (err, requests) = refused_export(&receiver, Protocol::Grpc);
@@ -496,7 +499,12 @@ fn a_grpc_refusal_for_good_is_rejected_and_not_retryable() {
 /// failure, not a rejection (nor a timeout: the endpoint answered).
 #[test]
 fn a_grpc_refusal_for_now_is_retryable() {
-    for code in [Code::Unavailable, Code::ResourceExhausted] {
+    for code in [
+        Code::Unavailable,
+        Code::ResourceExhausted,
+        Code::Aborted,
+        Code::DataLoss,
+    ] {
         let receiver = Receiver::start_refusing(code);
         let (err, requests) = refused_export(&receiver, Protocol::Grpc);
         assert!(
@@ -511,7 +519,7 @@ fn a_grpc_refusal_for_now_is_retryable() {
 
 #[test]
 fn an_http_refusal_for_good_is_rejected_and_not_retryable() {
-    for status in [400, 401, 403, 404, 405, 413] {
+    for status in [400, 401, 403, 404, 405, 409, 413, 422, 500, 501] {
         let receiver = Receiver::start_http_refusing(status);
         let (err, requests) = refused_export(&receiver, Protocol::HttpProtobuf);
         assert!(
@@ -525,7 +533,7 @@ fn an_http_refusal_for_good_is_rejected_and_not_retryable() {
 
 #[test]
 fn an_http_refusal_for_now_is_retryable() {
-    for status in [429, 503] {
+    for status in [429, 502, 503, 504] {
         let receiver = Receiver::start_http_refusing(status);
         let (err, requests) = refused_export(&receiver, Protocol::HttpProtobuf);
         assert!(

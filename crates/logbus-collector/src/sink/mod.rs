@@ -29,6 +29,7 @@ use crate::config::{SinkConfig, SinkKind};
 use crate::notice::{Notice, Notify};
 use crate::queue::{Job, SinkQueue, Take};
 use crate::stats::SinkStats;
+use logbus_ring::LEVELS;
 
 /// Records a sink takes per write (byte sinks); bounds what a killed collector
 /// delivers twice.
@@ -55,11 +56,12 @@ pub trait Output: Send {
         false
     }
 
-    /// Whether the last failed [`write`](Self::write) was a refusal for good
-    /// (OTLP: a permanent status): its records are then counted as rejected
-    /// and the sink moves on instead of retrying.
-    fn rejected(&self) -> bool {
-        false
+    /// Records of the groups written since the last call that the
+    /// destination refused for good (OTLP: a permanent status), per level,
+    /// with the last refusal: counted rejected, not delivered, and not sent
+    /// again (the write that met them went on and returned `Ok`).
+    fn take_refused(&mut self) -> Option<(String, [u64; LEVELS])> {
+        None
     }
 
     /// Records of the groups written since the last call that the
@@ -264,9 +266,12 @@ fn run(queue: &SinkQueue, output: &mut dyn Output, notify: Notify, reader: &Read
             stats.write_ended();
             match wrote {
                 Ok(()) => {
-                    // Relaxed (stats): statistics.
-                    stats.up.store(true, Ordering::Relaxed);
-                    reporter.recovered();
+                    let refused = output.take_refused();
+                    if refused.is_none() {
+                        // Relaxed (stats): statistics.
+                        stats.up.store(true, Ordering::Relaxed);
+                        reporter.recovered();
+                    }
                     // Mark the rings before finishing, while these records
                     // still hold the commit (their blocks cannot be reused).
                     for job in &jobs {
@@ -279,6 +284,20 @@ fn run(queue: &SinkQueue, output: &mut dyn Output, notify: Notify, reader: &Read
                     // Drop our references first, so that the reader can reuse the chunks.
                     jobs.clear();
                     queue.finish();
+                    if let Some((why, levels)) = refused {
+                        // Refused for good: counted rejected per level, not
+                        // delivered; the sink shows as down until a group
+                        // gets through. Relaxed: statistics.
+                        let n: u64 = levels.iter().sum();
+                        stats.errors.fetch_add(1, Ordering::Relaxed);
+                        stats.up.store(false, Ordering::Relaxed);
+                        for (r, k) in stats.rejected.iter().zip(levels) {
+                            r.fetch_add(k, Ordering::Relaxed);
+                        }
+                        stats.delivered.fetch_sub(n, Ordering::Relaxed);
+                        reporter.failing.get_or_insert((Instant::now(), 0)).1 += 1;
+                        reporter.report(&why, "records counted as rejected");
+                    }
                     let partial = output.take_rejected();
                     if partial > 0 {
                         // Counted apart (the endpoint says how many, not which).
@@ -292,22 +311,6 @@ fn run(queue: &SinkQueue, output: &mut dyn Output, notify: Notify, reader: &Read
                             "counted as partially rejected",
                         );
                     }
-                    reader.wake();
-                    break;
-                }
-                Err(e) if output.rejected() => {
-                    // Refused for good: count the group per level and move on.
-                    // Relaxed: statistics.
-                    stats.errors.fetch_add(1, Ordering::Relaxed);
-                    for job in &jobs {
-                        for (l, r) in stats.rejected.iter().enumerate() {
-                            r.fetch_add(job.level_count(l) as u64, Ordering::Relaxed);
-                        }
-                    }
-                    reporter.report(&e, "records counted as rejected");
-                    output.discard();
-                    jobs.clear();
-                    queue.finish_rejected();
                     reader.wake();
                     break;
                 }

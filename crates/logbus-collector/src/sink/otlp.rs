@@ -1,13 +1,15 @@
 //! The `otlp` sink: records become owned [`OtlpRecord`]s (body, target,
 //! attributes with their types, trace context, and the producer's resource)
 //! and are exported in requests of up to `batch` records; a group is finished
-//! when the endpoint acknowledged it.
+//! when the endpoint has answered each of its requests. A request that fails
+//! for now is sent again (the requests before it are not); one refused for
+//! good is counted rejected, per level, and the next one is sent.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use logbus_otlp::{AttrValue, OtlpConfig, OtlpExporter, OtlpRecord, OtlpResource, Protocol};
-use logbus_ring::Value;
+use logbus_ring::{Level, Value, LEVELS};
 
 use crate::config::{OtlpProtocol, SinkConfig, SinkKind};
 use crate::queue::Job;
@@ -22,12 +24,15 @@ pub struct OtlpSink {
     batch: usize,
     /// The group being exported (kept across retries).
     records: Vec<OtlpRecord>,
+    /// Records of `records` the endpoint has answered (taken or refused).
+    sent: usize,
     /// Per [`crate::chunk::Origin::id`].
     by_origin: HashMap<u64, Arc<OtlpResource>>,
     /// Producers without a resource entry, per ring and pid.
     by_pid: HashMap<(u32, u32), Arc<OtlpResource>>,
-    /// The last export was refused for good.
-    rejected: bool,
+    /// Requests of the group refused for good: the last refusal, and their
+    /// records per level, not yet taken by the sink thread.
+    refused: Option<(String, [u64; LEVELS])>,
     /// Records endpoints rejected in partially successful exports, not yet
     /// taken by the sink thread.
     partially_rejected: u64,
@@ -62,9 +67,10 @@ impl OtlpSink {
             exporter: OtlpExporter::new(&config).map_err(|e| e.to_string())?,
             batch: *batch,
             records: Vec::new(),
+            sent: 0,
             by_origin: HashMap::new(),
             by_pid: HashMap::new(),
-            rejected: false,
+            refused: None,
             partially_rejected: 0,
         })
     }
@@ -142,14 +148,28 @@ impl Output for OtlpSink {
     fn write(&mut self, jobs: &[Job]) -> Result<(), String> {
         if self.records.is_empty() {
             self.convert(jobs);
+            self.sent = 0;
         }
-        self.rejected = false;
-        if let Err(e) = self.exporter.export(&self.records) {
-            self.rejected = !e.is_retryable();
-            return Err(e.to_string());
+        while self.sent < self.records.len() {
+            let end = (self.sent + self.batch).min(self.records.len());
+            let part = &self.records[self.sent..end];
+            match self.exporter.export(part) {
+                Ok(()) => self.partially_rejected += self.exporter.take_rejected(),
+                Err(e) if !e.is_retryable() => {
+                    let (last, levels) = self.refused.get_or_insert((String::new(), [0; LEVELS]));
+                    *last = e.to_string();
+                    for r in part {
+                        if let Some(l) = Level::from_severity(r.severity) {
+                            levels[l as usize] += 1;
+                        }
+                    }
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+            self.sent = end;
         }
         self.records.clear();
-        self.partially_rejected += self.exporter.take_rejected();
+        self.sent = 0;
         Ok(())
     }
 
@@ -157,12 +177,13 @@ impl Output for OtlpSink {
         std::mem::take(&mut self.partially_rejected)
     }
 
-    fn rejected(&self) -> bool {
-        self.rejected
+    fn take_refused(&mut self) -> Option<(String, [u64; LEVELS])> {
+        self.refused.take()
     }
 
     fn discard(&mut self) {
         self.records.clear();
+        self.sent = 0;
     }
 
     fn group_records(&self) -> usize {
