@@ -243,6 +243,16 @@ fn to_text(ring: &Ring, stats: &Stats, collector: Option<&CollectorReport>) -> S
         row(&mut s, level.name(), stats.level(level));
     }
     row(&mut s, "total", &total);
+    let _ = writeln!(
+        s,
+        "(the ring's books: delivered = committed by the collector, once every \
+         sink has written it or let it go{})",
+        if collector.is_some() {
+            "; what each sink wrote is below"
+        } else {
+            ""
+        }
+    );
     if let Some(c) = collector {
         let age = logbus_ring::now_ns().saturating_sub(c.updated_ns) as f64 / 1e9;
         let _ = writeln!(s);
