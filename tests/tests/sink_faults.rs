@@ -86,18 +86,12 @@ fn parsed_lines(path: &Path) -> (Vec<String>, bool) {
     (all, ok)
 }
 
-#[test]
-fn a_full_disk_keeps_every_error_sheds_info_first_and_catches_up_exactly_once() {
-    let dir = TempDir::new("fault-disk");
-    let Some(fs) = Tmpfs::mount(&dir, "small", "4m") else {
-        return;
-    };
-    let ring = dir.path("ring");
-    // The ring: 4,096 slots of 256 bytes. Lossless mode, so that the
-    // producers' flood is not itself cut by the ring while the collector
-    // catches up: what is measured here is the sinks.
+/// The ring (1 MiB: 4,096 slots of 256 bytes) in blocks of 16 KiB, in
+/// lossless mode, so that the producers' flood is not itself cut by the ring
+/// while the collector catches up: what these tests measure is the sinks.
+fn small_lossless_ring(ring: &Path) {
     Ring::create(
-        &ring,
+        ring,
         &RingOptions {
             size: 1 << 20,
             block_size: 16 << 10,
@@ -106,6 +100,16 @@ fn a_full_disk_keeps_every_error_sheds_info_first_and_catches_up_exactly_once() 
         },
     )
     .unwrap();
+}
+
+#[test]
+fn a_full_disk_keeps_every_error_sheds_info_first_and_catches_up_exactly_once() {
+    let dir = TempDir::new("fault-disk");
+    let Some(fs) = Tmpfs::mount(&dir, "small", "4m") else {
+        return;
+    };
+    let ring = dir.path("ring");
+    small_lossless_ring(&ring);
     let disk = fs.path("out.log");
     let healthy = dir.path("all.log");
     let cfg = dir.path("c.toml");
@@ -275,16 +279,7 @@ fn a_collector_stopped_during_an_outage_counts_what_it_held_in_memory_and_the_ne
         return;
     };
     let ring = dir.path("ring");
-    Ring::create(
-        &ring,
-        &RingOptions {
-            size: 1 << 20,
-            block_size: 16 << 10,
-            wait_ms: 10_000,
-            ..RingOptions::default()
-        },
-    )
-    .unwrap();
+    small_lossless_ring(&ring);
     let disk = fs.path("out.log");
     let healthy = dir.path("all.log");
     let cfg = dir.path("c.toml");

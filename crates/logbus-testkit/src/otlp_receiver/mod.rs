@@ -169,25 +169,36 @@ fn bind() -> std::net::TcpListener {
 }
 
 impl Receiver {
+    /// Binds `listener` (or a free local port) and starts `serve` on it with a
+    /// fresh store.
+    fn serve(
+        listener: Option<std::net::TcpListener>,
+        serve: impl FnOnce(std::net::TcpListener, Arc<Store>) -> Server,
+    ) -> Receiver {
+        let listener = listener.unwrap_or_else(bind);
+        let addr = listener.local_addr().expect("bound socket has an address");
+        let store = Arc::new(Store::default());
+        let server = serve(listener, Arc::clone(&store));
+        Receiver {
+            addr,
+            store,
+            server: Some(server),
+        }
+    }
+
     /// Starts an OTLP/gRPC receiver.
     ///
     /// # Panics
     ///
     /// If no local port can be bound or its thread cannot start (a test set-up failure).
     pub fn start() -> Receiver {
-        let listener = bind();
-        let addr = listener.local_addr().expect("bound socket has an address");
-        let store = Arc::new(Store::default());
-        let server = grpc::GrpcServer::start(
-            listener,
-            Arc::clone(&store),
-            grpc::Answer::Accept { reject: 0 },
-        );
-        Receiver {
-            addr,
-            store,
-            server: Some(Server::Grpc(server)),
-        }
+        Receiver::serve(None, |l, store| {
+            Server::Grpc(grpc::GrpcServer::start(
+                l,
+                store,
+                grpc::Answer::Accept { reject: 0 },
+            ))
+        })
     }
 
     /// Starts an OTLP/gRPC receiver that answers every Export with the status
@@ -207,16 +218,13 @@ impl Receiver {
     /// assert!(receiver.refused().is_empty());
     /// ```
     pub fn start_refusing(code: Code) -> Receiver {
-        let listener = bind();
-        let addr = listener.local_addr().expect("bound socket has an address");
-        let store = Arc::new(Store::default());
-        let server =
-            grpc::GrpcServer::start(listener, Arc::clone(&store), grpc::Answer::Refuse(code));
-        Receiver {
-            addr,
-            store,
-            server: Some(Server::Grpc(server)),
-        }
+        Receiver::serve(None, |l, store| {
+            Server::Grpc(grpc::GrpcServer::start(
+                l,
+                store,
+                grpc::Answer::Refuse(code),
+            ))
+        })
     }
 
     /// Starts an OTLP/gRPC receiver that accepts every request but answers
@@ -226,19 +234,13 @@ impl Receiver {
     ///
     /// As [`start`](Self::start).
     pub fn start_partial(reject: i64) -> Receiver {
-        let listener = bind();
-        let addr = listener.local_addr().expect("bound socket has an address");
-        let store = Arc::new(Store::default());
-        let server = grpc::GrpcServer::start(
-            listener,
-            Arc::clone(&store),
-            grpc::Answer::Accept { reject },
-        );
-        Receiver {
-            addr,
-            store,
-            server: Some(Server::Grpc(server)),
-        }
+        Receiver::serve(None, |l, store| {
+            Server::Grpc(grpc::GrpcServer::start(
+                l,
+                store,
+                grpc::Answer::Accept { reject },
+            ))
+        })
     }
 
     /// Starts an OTLP/gRPC receiver on `addr` (a port an exporter was pointed
@@ -250,17 +252,13 @@ impl Receiver {
     pub fn start_on(addr: SocketAddr) -> Receiver {
         let listener = std::net::TcpListener::bind(addr)
             .unwrap_or_else(|e| panic!("OTLP test receiver: cannot bind {addr}: {e}"));
-        let store = Arc::new(Store::default());
-        let server = grpc::GrpcServer::start(
-            listener,
-            Arc::clone(&store),
-            grpc::Answer::Accept { reject: 0 },
-        );
-        Receiver {
-            addr,
-            store,
-            server: Some(Server::Grpc(server)),
-        }
+        Receiver::serve(Some(listener), |l, store| {
+            Server::Grpc(grpc::GrpcServer::start(
+                l,
+                store,
+                grpc::Answer::Accept { reject: 0 },
+            ))
+        })
     }
 
     /// Starts an OTLP/HTTP (protobuf) receiver; its logs path is `/v1/logs`.
@@ -269,15 +267,9 @@ impl Receiver {
     ///
     /// As [`start`](Self::start).
     pub fn start_http() -> Receiver {
-        let listener = bind();
-        let addr = listener.local_addr().expect("bound socket has an address");
-        let store = Arc::new(Store::default());
-        let server = http::HttpServer::start(listener, Arc::clone(&store), None);
-        Receiver {
-            addr,
-            store,
-            server: Some(Server::Http(server)),
-        }
+        Receiver::serve(None, |l, store| {
+            Server::Http(http::HttpServer::start(l, store, None))
+        })
     }
 
     /// Starts an OTLP/HTTP receiver that answers every `POST /v1/logs` whose body
@@ -292,15 +284,9 @@ impl Receiver {
             (400..600).contains(&status),
             "OTLP test receiver: {status} is not an error status"
         );
-        let listener = bind();
-        let addr = listener.local_addr().expect("bound socket has an address");
-        let store = Arc::new(Store::default());
-        let server = http::HttpServer::start(listener, Arc::clone(&store), Some(status));
-        Receiver {
-            addr,
-            store,
-            server: Some(Server::Http(server)),
-        }
+        Receiver::serve(None, |l, store| {
+            Server::Http(http::HttpServer::start(l, store, Some(status)))
+        })
     }
 
     /// Starts a receiver that accepts connections and never answers.
@@ -309,15 +295,9 @@ impl Receiver {
     ///
     /// As [`start`](Self::start).
     pub fn start_stalled() -> Receiver {
-        let listener = bind();
-        let addr = listener.local_addr().expect("bound socket has an address");
-        let store = Arc::new(Store::default());
-        let server = stalled::StalledServer::start(listener, Arc::clone(&store));
-        Receiver {
-            addr,
-            store,
-            server: Some(Server::Stalled(server)),
-        }
+        Receiver::serve(None, |l, store| {
+            Server::Stalled(stalled::StalledServer::start(l, store))
+        })
     }
 
     /// `http://127.0.0.1:PORT`, to use as the endpoint (for HTTP the exporter appends
