@@ -545,6 +545,41 @@ fn one_writer_with_no_reader_keeps_40k_info_records_in_the_default_ring() {
     assert_balanced(&s, &[0, 0, 40_000, 0, 0, 0]);
 }
 
+/// With no reader, compactions pack the kept (ERROR) records at the head of
+/// the full default ring, in more blocks than the 33 an eviction could reach
+/// before layout version 3. A protected record still reaches the lower-level
+/// records behind them; ERROR is dropped only once nothing lower is left.
+#[test]
+fn errors_reach_lower_records_behind_any_amount_of_kept_ones_in_the_default_ring() {
+    let dir = TempDir::new("reach");
+    let (path, ring) = default_ring(&dir);
+    let run = |args: &[&str]| output_of(hammer(&path, args).spawn().unwrap());
+    run(&["--id", "1", "--count", "200000", "--mix"]);
+    let before = ring.stats();
+    let lower = |s: &Stats| s.level(Level::Debug).unread + s.level(Level::Info).unread;
+    assert!(lower(&before) > 0, "{before:?}");
+    // (Kept ERROR at the head: over 33 blocks' worth, about 32 KiB each.)
+    assert!(
+        before.level(Level::Error).unread * 64 > 33 * 32 * 1024,
+        "{before:?}"
+    );
+    let out = run(&["--id", "2", "--count", "20000", "--severity", "17"]);
+    assert_eq!(
+        (out["written"].as_u64(), out["dropped"].as_u64()),
+        (Some(20_000), Some(0)),
+        "{:?}",
+        ring.stats()
+    );
+    // More ERROR than the ring holds: every lower record goes first.
+    run(&["--id", "3", "--count", "150000", "--severity", "17"]);
+    let s = ring.stats();
+    assert_eq!(lower(&s), 0, "{s:?}");
+    assert!(s.level(Level::Error).dropped > 0, "{s:?}");
+    let mut emitted = mixed(200_000);
+    emitted[Level::Error as usize] += 170_000;
+    assert_balanced(&s, &emitted);
+}
+
 #[test]
 fn four_writers_with_no_reader_keep_all_their_records_in_the_default_ring() {
     let dir = TempDir::new("four5k");

@@ -12,9 +12,15 @@
 //!   others are evicted, and `head` moves past the blocks left empty (the
 //!   more, the better: one compaction then serves several claims). Every
 //!   writer's order is kept: the span is read in the same order as before,
-//!   minus the evicted records. A record below the protection level more
-//!   than `MAX_SPAN` blocks behind the head is out of reach: a protected
-//!   record that finds only such ones is dropped (and counted).
+//!   minus the evicted records. `MAX_SPAN` (511) covers the whole default
+//!   ring, however many blocks of protected records compactions have packed
+//!   at its head; in a ring of more blocks, a record below the protection
+//!   level more than `MAX_SPAN` blocks behind the head is out of reach: a
+//!   protected record that finds only such ones is dropped (and counted).
+//!   The most leading blocks the span's free room allows are tried first,
+//!   a few counts at most (`PACK_TRIES`), so that a long span costs linear
+//!   time; and a writer whose search found nothing does not search again
+//!   until the ring changes (`Writer::evict`).
 //!
 //! Both need the consumer to have nothing in flight in those blocks
 //! (`claim == done`) and every record in them complete; both flag the blocks'
@@ -55,6 +61,10 @@ use crate::ring::Ring;
 use crate::writer::ready_record;
 
 pub(crate) const HELD: u64 = 1;
+/// Placements tried per span, from the most leading blocks freed that the
+/// bytes allow down (a span of many blocks would cost quadratic time if every
+/// count were tried).
+const PACK_TRIES: usize = 4;
 const NOTED: u64 = 2;
 const FLAGGED: u64 = 3;
 const MOVING: u64 = 4;
@@ -143,7 +153,7 @@ impl<'r> Role<'r> {
                         continue;
                     }
                     let end = if phase == MOVED {
-                        w.evict_ends[t - 1].load(Ordering::Relaxed) as u32
+                        w.evict_ends[t - 1].load(Ordering::Relaxed)
                     } else {
                         keep.claimed
                     };
@@ -217,8 +227,20 @@ impl<'r> Role<'r> {
                 continue;
             }
             let block = ring.geometry().block_size as usize;
-            // Free as many leading blocks as the kept records allow.
-            if let Some(plan) = (1..=k as usize)
+            // Free as many leading blocks as the kept records allow: the room
+            // left in the last blocks bounds how many (records do not split,
+            // so a few more blocks may be needed than the bytes say).
+            let kept: usize = span.iter().map(|b| b.kept_bytes).sum();
+            let mut room = 0;
+            let mut most = 0;
+            for f in (1..=k as usize).rev() {
+                room += block.saturating_sub(span[f].claim.claimed as usize);
+                if room >= kept {
+                    most = f;
+                    break;
+                }
+            }
+            if let Some(plan) = (most.saturating_sub(PACK_TRIES - 1).max(1)..=most)
                 .rev()
                 .find_map(|f| pack(&span, f, block, protect))
             {
@@ -330,7 +352,7 @@ impl<'r> Role<'r> {
             w.evict_span.store(span as u64, Ordering::Relaxed);
             w.evict_freed.store(freed as u64, Ordering::Relaxed);
             for (t, e) in ends.iter().enumerate().take(MAX_SPAN) {
-                w.evict_ends[t].store(*e as u64, Ordering::Relaxed);
+                w.evict_ends[t].store(*e, Ordering::Relaxed);
             }
             for (l, m) in moved.iter().enumerate() {
                 let now = w.lost[l].load(Ordering::Relaxed);

@@ -1,4 +1,5 @@
-//! The on-disk (in-memory) layout of a ring file, version 2.
+//! The on-disk (in-memory) layout of a ring file, version 3 (3: the eviction
+//! note holds 511 block ends of 4 bytes, where version 2 held 32 of 8).
 //!
 //! Everything is little-endian, every offset is from the start of the file, and
 //! nothing in the file is a pointer. Another language can write records by
@@ -7,7 +8,7 @@
 //! ```text
 //! offset 0           +--------------------------------------------------+
 //!                    | StaticHeader (Pod, 128 B): magic "LOGBUS\0R",     |
-//!                    |   version 2, geometry, created_ns, protect level, |
+//!                    |   version 3, geometry, created_ns, protect level, |
 //!                    |   per-level watermarks, wait_ms. Written once,    |
 //!                    |   before the file gets its name; read-only after. |
 //! 128                | SharedWords: head, alloc, the futex words, the    |
@@ -60,7 +61,7 @@ use crate::level::LEVELS;
 /// The file's first eight bytes.
 pub const MAGIC: [u8; 8] = *b"LOGBUS\0R";
 /// The layout version this crate reads and writes.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Bytes before the resource table.
 pub const HEADER_BYTES: usize = 4096;
 /// Entries in the resource table.
@@ -105,8 +106,10 @@ pub const DEFAULT_BLOCK_SIZE: u32 = 32 << 10;
 pub const DEFAULT_MAX_MESSAGE: u32 = 16 * 1024;
 /// Sinks of the consumer whose progress the ring keeps (per block).
 pub const SINK_SLOTS: usize = 8;
-/// Most blocks after the oldest one that an eviction rewrites.
-pub(crate) const MAX_SPAN: usize = 32;
+/// Most blocks after the oldest one that an eviction rewrites: the whole
+/// default ring (512 blocks), so that a protected record reaches the oldest
+/// unread lower-level record behind any amount of kept ones.
+pub(crate) const MAX_SPAN: usize = 511;
 /// Records are placed on multiples of this many bytes.
 pub const ALIGN: usize = 8;
 
@@ -235,7 +238,7 @@ pub(crate) struct SharedWords {
     pub evict_span: AtomicU64,
     /// ... how many of the oldest blocks it frees ...
     pub evict_freed: AtomicU64,
-    pub evict_ends: [AtomicU64; MAX_SPAN],
+    pub evict_ends: [AtomicU32; MAX_SPAN],
     /// ... and per level the values `evicted` and `lost` reach when it is done
     /// (targets, so that finishing twice changes nothing).
     pub evict_victims: [AtomicU64; LEVELS],

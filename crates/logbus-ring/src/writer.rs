@@ -98,6 +98,7 @@ impl Ring {
             scratch: Vec::new(),
             last_seq: None,
             adopt_hint: None,
+            evict_hint: None,
             ring: self.clone(),
         })
     }
@@ -127,6 +128,10 @@ pub struct Writer {
     /// `(alloc, head, closes)` when a search for a block to adopt last found
     /// none: nothing to look for until one of them changes.
     adopt_hint: Option<(u64, u64, u64)>,
+    /// The ring's state (see `evict_state`) when an eviction last found
+    /// nothing to evict: no use looking again (a search may walk the whole
+    /// ring) until something changes.
+    evict_hint: Option<[u64; 4]>,
 }
 
 // SAFETY: the raw pointer in `open` points into the ring mapping, which
@@ -521,9 +526,30 @@ impl Writer {
     #[cold]
     fn evict(&mut self) -> Option<u32> {
         let fd = self.ring.fd()?;
+        let state = self.evict_state()?;
+        if self.evict_hint == Some(state) {
+            return None;
+        }
         let ring = self.ring.clone();
         let role = crate::evict::Role::take(&ring, fd)?;
-        role.make_room(self.protect, &mut self.scratch)
+        let freed = role.make_room(self.protect, &mut self.scratch);
+        self.evict_hint = freed.is_none().then_some(state);
+        freed
+    }
+
+    /// What decides whether an eviction may find something: the live blocks,
+    /// and what the consumer has delivered and evictors evicted so far (a
+    /// consumer that committed records, or another evictor, changes what the
+    /// oldest blocks hold).
+    fn evict_state(&self) -> Option<[u64; 4]> {
+        let (h, a) = self.ring.live()?;
+        let w = self.ring.words();
+        // Relaxed: counters read as a hint; a stale one costs one search.
+        let sum = |c: &[std::sync::atomic::AtomicU64; LEVELS]| {
+            c.iter()
+                .fold(0u64, |s, x| s.wrapping_add(x.load(Ordering::Relaxed)))
+        };
+        Some([h, a, sum(&w.delivered), sum(&w.evicted)])
     }
 }
 
