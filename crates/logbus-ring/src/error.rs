@@ -84,7 +84,7 @@ impl fmt::Display for OpenError {
                 expected,
             } => write!(
                 f,
-                "{}: truncated ring: {actual} bytes, its header needs {expected}",
+                "{}: truncated ring: the file has {actual} bytes, its header says {expected}",
                 path.display()
             ),
             OpenError::Geometry { path, problem } => {
