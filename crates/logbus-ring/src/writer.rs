@@ -23,7 +23,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::block::{stamp, Claim, Reserve};
-use crate::clock::now_ns;
+use crate::clock::{monotonic_ns, now_ns};
 use crate::error::{EmitError, WriterError};
 use crate::event::{floor_boundary, Emitted, Event, Plan, Value};
 use crate::fork;
@@ -104,6 +104,10 @@ impl Ring {
     }
 }
 
+/// How long a writer whose eviction search found nothing skips searching
+/// again while the ring looks the same (see `Writer::evict_hint`).
+const EVICT_RETRY_NS: u64 = 10_000_000;
+
 /// Writes records into a ring. Made by [`Ring::writer`]; closes its block on drop.
 pub struct Writer {
     ring: Ring,
@@ -129,9 +133,11 @@ pub struct Writer {
     /// none: nothing to look for until one of them changes.
     adopt_hint: Option<(u64, u64, u64)>,
     /// The ring's state (see `evict_state`) when an eviction last found
-    /// nothing to evict: no use looking again (a search may walk the whole
-    /// ring) until something changes.
-    evict_hint: Option<[u64; 4]>,
+    /// nothing to evict, and when (monotonic ns): a search may walk the whole
+    /// ring, so it is not tried again until that state changes or
+    /// [`EVICT_RETRY_NS`] passes (a record in flight in the oldest block, which
+    /// makes a search fail, changes nothing the state shows when stamped).
+    evict_hint: Option<([u64; 4], u64)>,
 }
 
 // SAFETY: the raw pointer in `open` points into the ring mapping, which
@@ -527,13 +533,15 @@ impl Writer {
     fn evict(&mut self) -> Option<u32> {
         let fd = self.ring.fd()?;
         let state = self.evict_state()?;
-        if self.evict_hint == Some(state) {
-            return None;
+        if let Some((seen, at)) = self.evict_hint {
+            if seen == state && monotonic_ns().saturating_sub(at) < EVICT_RETRY_NS {
+                return None;
+            }
         }
         let ring = self.ring.clone();
         let role = crate::evict::Role::take(&ring, fd)?;
         let freed = role.make_room(self.protect, &mut self.scratch);
-        self.evict_hint = freed.is_none().then_some(state);
+        self.evict_hint = freed.is_none().then(|| (state, monotonic_ns()));
         freed
     }
 
