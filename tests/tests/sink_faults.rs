@@ -536,16 +536,21 @@ fn a_fifo_with_no_reader_keeps_its_records_until_one_opens_it() {
         "nothing delivered without a reader: {st}"
     );
     assert_eq!(st["up"], false, "{st}");
-    // A reader comes (its open waits for the sink's next try).
-    let reader = std::thread::spawn(move || {
+    // A reader comes (its open waits for the sink's next try; bounded here,
+    // so that a sink that never opens fails the test instead of hanging it).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         let f = std::fs::File::open(&fifo).unwrap();
-        BufReader::new(f)
+        let lines: Vec<String> = BufReader::new(f)
             .lines()
             .take(1000)
             .map(|l| l.unwrap())
-            .collect::<Vec<_>>()
+            .collect();
+        let _ = tx.send(lines);
     });
-    let got = reader.join().unwrap();
+    let got = rx
+        .recv_timeout(LONG)
+        .expect("the FIFO's reader got its 1000 lines");
     assert_exactly_once(&numbers(&got), &all("f", 0..1000));
     let st = c.stop();
     assert!(st.success(), "{}", c.stderr_text());

@@ -108,7 +108,8 @@ impl Registry {
         }
         let _ = writeln!(
             o,
-            "# HELP logbus_sink_up Whether the sink is writing: its last write succeeded and none has been blocked for 2 s."
+            "# HELP logbus_sink_up Whether the sink is writing: its last write succeeded and none has been blocked for {} s.",
+            crate::stats::STUCK_AFTER.as_secs()
         );
         let _ = writeln!(o, "# TYPE logbus_sink_up gauge");
         for s in &sinks {
