@@ -523,6 +523,24 @@ pub fn run_child_if_asked() {
     std::process::exit(0)
 }
 
+/// A writer of `ring` whose records carry the benchmarks' resource (service
+/// `bench-service`, command `command`), as the collector benchmarks need for
+/// JSON lines with `service`.
+pub fn bench_writer(ring: &logbus_ring::Ring, command: &str) -> Writer {
+    let tag = ring
+        .register_resource(&logbus_ring::Resource {
+            pid: std::process::id(),
+            service: "bench-service".into(),
+            version: "1.0.0".into(),
+            host: "bench-host".into(),
+            command: command.into(),
+        })
+        .expect("resource");
+    let mut w = ring.writer().expect("writer");
+    w.set_resource(tag);
+    w
+}
+
 /// Emits the collector benchmarks' record (`benches/collect.rs` and the
 /// `throughput` harness): INFO, target `bench::http`, message `request
 /// handled`, fields `request_id` (`i`), `path` (a string) and `latency_ms`

@@ -40,10 +40,10 @@
 use std::path::Path;
 use std::process::Command;
 
-use logbus_benches::{emit_collector_record, fail, TempPath};
+use logbus_benches::{bench_writer, emit_collector_record, fail, TempPath};
 use logbus_collector::bench_hooks::{Dest, Stages};
 use logbus_collector::Format;
-use logbus_ring::{Batch, Consumer, Emitted, Resource, Ring, RingOptions, Writer};
+use logbus_ring::{Batch, Consumer, Emitted, Ring, RingOptions, Writer};
 
 /// The stages, in the order printed.
 const STAGES: &[&str] = &[
@@ -220,17 +220,7 @@ fn run(rounds: usize, k: usize) {
     let json = TempPath::new("-stages.json");
     let text = TempPath::new("-stages.txt");
     let ring = Ring::create(ring_path.path(), &RingOptions::default()).expect("ring");
-    let tag = ring
-        .register_resource(&Resource {
-            pid: std::process::id(),
-            service: "bench-service".into(),
-            version: "1.0.0".into(),
-            host: "bench-host".into(),
-            command: "stage_count".into(),
-        })
-        .expect("resource");
-    let mut w = ring.writer().expect("writer");
-    w.set_resource(tag);
+    let mut w = bench_writer(&ring, "stage_count");
     let mut consumer = Consumer::acquire(&ring).expect("consumer");
     Ring::create(prod_path.path(), &RingOptions::default()).expect("producer ring");
     let producer = logbus::Producer::open(prod_path.path()).expect("producer");

@@ -41,10 +41,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use logbus_benches::emit_collector_record;
+use logbus_benches::{bench_writer, emit_collector_record};
 use logbus_collector::config::{Config, Format, SinkConfig, SinkKind};
 use logbus_collector::{Collector, Control};
-use logbus_ring::{Emitted, Resource, Ring, RingOptions};
+use logbus_ring::{Emitted, Ring, RingOptions};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -125,17 +125,7 @@ fn components() {
 /// sheds (the `multi` runs, whose three sinks go at different speeds).
 fn produce(ring: &Path, count: u64, paced: bool) {
     let ring = Ring::open(ring).expect("open ring");
-    let tag = ring
-        .register_resource(&Resource {
-            pid: std::process::id(),
-            service: "bench-service".into(),
-            version: "1.0.0".into(),
-            host: "bench-host".into(),
-            command: "throughput produce".into(),
-        })
-        .expect("resource");
-    let mut w = ring.writer().expect("writer");
-    w.set_resource(tag);
+    let mut w = bench_writer(&ring, "throughput produce");
     for i in 0..count {
         if paced && i % 4096 == 0 {
             while ring.stats().total().unread > 32_768 {
