@@ -182,8 +182,11 @@ impl Output for OtlpSink {
     }
 
     fn discard(&mut self) {
+        // The group given up is counted whole by the sink loop: none of its
+        // refusals may be counted again against a later group.
         self.records.clear();
         self.sent = 0;
+        self.refused = None;
     }
 
     fn group_records(&self) -> usize {
