@@ -35,6 +35,9 @@
 //! - `stage_sink_null` / `stage_sink_json_file` / `stage_sink_text_file`: a
 //!   line sink's `write` of the whole chunk, lines already formatted (copy
 //!   into its 64 KiB buffer and `write(2)`; the kernel's side is not counted);
+//! - `stage_sink_json_alone` / `stage_sink_text_alone`: the same by a sink
+//!   that is the only one of its format, so formats the records itself into
+//!   its buffer (the one-file collector's path: formatting and copying);
 //! - `stage_commit`: `Consumer::commit_all`.
 
 use std::path::Path;
@@ -58,6 +61,8 @@ const STAGES: &[&str] = &[
     "stage_sink_null",
     "stage_sink_json_file",
     "stage_sink_text_file",
+    "stage_sink_json_alone",
+    "stage_sink_text_alone",
     "stage_commit",
 ];
 
@@ -210,6 +215,16 @@ fn stage_sink_text_file(s: &mut Stages) {
 }
 
 #[inline(never)]
+fn stage_sink_json_alone(s: &mut Stages) {
+    s.write_alone(Dest::JsonFile);
+}
+
+#[inline(never)]
+fn stage_sink_text_alone(s: &mut Stages) {
+    s.write_alone(Dest::TextFile);
+}
+
+#[inline(never)]
 fn stage_commit(c: &mut Consumer) {
     c.commit_all();
 }
@@ -244,6 +259,8 @@ fn run(rounds: usize, k: usize) {
         stage_sink_null(&mut stages);
         stage_sink_json_file(&mut stages);
         stage_sink_text_file(&mut stages);
+        stage_sink_json_alone(&mut stages);
+        stage_sink_text_alone(&mut stages);
         stage_commit(&mut consumer);
         if round % 8 == 7 {
             truncate(json.path());

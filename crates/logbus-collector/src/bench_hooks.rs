@@ -68,12 +68,15 @@ impl Stages {
     }
 
     /// The reader's resolution of a polled chunk (levels, block ends,
-    /// resources); forgets the lines formatted for the last one.
+    /// resources); forgets the lines formatted for the last one. The chunk
+    /// is handed to two sinks of each format, so [`write`](Self::write)
+    /// writes lines formatted once for both ([`lines`](Self::lines)).
     pub fn resolve(&mut self) {
         let id = self.next_id;
         self.next_id += 1;
         let chunk = Arc::get_mut(self.chunk.as_mut().expect("chunk")).expect("chunk not shared");
         chunk.resolve(id, &mut self.resolver);
+        chunk.line_sinks = [2; 2];
     }
 
     /// The chunk's lines in `format` (formatted on the first call after
@@ -90,5 +93,16 @@ impl Stages {
         let chunk = self.chunk.clone().expect("chunk");
         let jobs = [Job::new(chunk, 0x3f)];
         self.sinks[dest as usize].write(&jobs).expect("sink write");
+    }
+
+    /// As [`write`](Self::write), by a sink that is the only one of its
+    /// format: it formats the records itself, into its own buffer.
+    ///
+    /// # Panics
+    /// When the write fails.
+    pub fn write_alone(&mut self, dest: Dest) {
+        self.chunk_mut().line_sinks = [1; 2];
+        self.write(dest);
+        self.chunk_mut().line_sinks = [2; 2];
     }
 }

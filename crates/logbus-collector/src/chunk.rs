@@ -45,6 +45,23 @@ impl Lines {
     }
 }
 
+/// A line format and the [`Formatter`] of one formatting loop (which caches
+/// the current second's text and strings found clean from line to line).
+pub(crate) struct LineFormatter {
+    /// The format of the lines.
+    pub format: Format,
+    formatter: Formatter,
+}
+
+impl LineFormatter {
+    pub(crate) fn new(format: Format) -> LineFormatter {
+        LineFormatter {
+            format,
+            formatter: Formatter::new(),
+        }
+    }
+}
+
 /// A producer process as its resource entry describes it.
 #[derive(Debug)]
 pub struct Origin {
@@ -87,6 +104,12 @@ pub struct Chunk {
     pub block_ends: Vec<logbus_ring::BlockPos>,
     /// When the reader polled it (ns since the Unix epoch): the observed time.
     pub polled_ns: u64,
+    /// Line sinks given this chunk, per [`Format`] (set by the reader as it
+    /// hands the chunk out). A format with one sink is formatted by that
+    /// sink alone, a piece at a time into its own buffer
+    /// ([`Chunk::format_lines`]); with several, once for all of them
+    /// ([`Chunk::lines`]).
+    pub line_sinks: [u8; 2],
     /// The records as JSON and as text lines, made by the first sink that
     /// needs them (see [`Chunk::lines`]).
     pub(crate) formatted: [OnceLock<Lines>; 2],
@@ -111,7 +134,13 @@ impl Chunk {
             .filter(move |(_, r)| mask & (1 << r.level() as u8) != 0)
     }
 
-    /// Fills the derived fields from `batch` (already polled).
+    /// Whether a format's lines are made once for several sinks
+    /// ([`Chunk::lines`]) rather than by one sink alone
+    /// ([`Chunk::format_lines`]).
+    pub fn shares_lines(&self, format: Format) -> bool {
+        self.line_sinks[format as usize] > 1
+    }
+
     /// The records formatted as `format` lines: made once, by the first sink
     /// that asks (others wait for it, then share it).
     pub fn lines(&self, format: Format) -> &Lines {
@@ -127,29 +156,59 @@ impl Chunk {
             lines.buf.reserve(self.batch.len() * 192);
             lines.ends.reserve(self.batch.len());
             // One formatter for the chunk: the time prefix is made once per
-            // second of records, not per record; each producer's service
-            // name is checked for bytes to escape once.
-            let mut f = Formatter::new();
-            let services: Vec<Option<Service<'_>>> = self
-                .origins
-                .iter()
-                .map(|o| o.service().map(Service::new))
-                .collect();
-            for (i, r) in self.batch.iter().enumerate() {
-                let service = match self.origin_of.get(i) {
-                    Some(&k) if k > 0 => services.get(k as usize - 1).and_then(Option::as_ref),
-                    _ => None,
-                };
-                match format {
-                    Format::Json => f.json(&mut lines.buf, &r, service, Some(self.uid)),
-                    Format::Text => f.text(&mut lines.buf, &r, service),
-                }
-                lines.ends.push(lines.buf.len() as u32);
-            }
+            // second of records, not per record.
+            let mut f = LineFormatter::new(format);
+            let mut ends = Some(&mut lines.ends);
+            self.format_lines(&mut f, 0, &mut lines.buf, usize::MAX, &mut ends, |_, _| {
+                true
+            });
             lines
         })
     }
 
+    /// Appends, from record `from` on, the lines in `format` of the records
+    /// `want(index, level)` selects to `out`, until `out` holds `limit` bytes
+    /// or more; returns the first record not looked at. With `ends`, pushes
+    /// where each line ends. Each producer's service name is checked for
+    /// bytes to escape once per call, not per record.
+    pub(crate) fn format_lines(
+        &self,
+        f: &mut LineFormatter,
+        from: usize,
+        out: &mut Vec<u8>,
+        limit: usize,
+        ends: &mut Option<&mut Vec<u32>>,
+        want: impl Fn(usize, u8) -> bool,
+    ) -> usize {
+        let services: Vec<Option<Service<'_>>> = self
+            .origins
+            .iter()
+            .map(|o| o.service().map(Service::new))
+            .collect();
+        let mut i = from;
+        while let Some(r) = self.batch.get(i) {
+            if out.len() >= limit {
+                break;
+            }
+            if want(i, r.level() as u8) {
+                let service = match self.origin_of.get(i) {
+                    Some(&k) if k > 0 => services.get(k as usize - 1).and_then(Option::as_ref),
+                    _ => None,
+                };
+                match f.format {
+                    Format::Json => f.formatter.json(out, &r, service, Some(self.uid)),
+                    Format::Text => f.formatter.text(out, &r, service),
+                }
+                if let Some(ends) = ends {
+                    ends.push(out.len() as u32);
+                }
+            }
+            i += 1;
+        }
+        i
+    }
+
+    /// Fills the derived fields from `batch` (already polled).
     pub(crate) fn resolve(&mut self, id: u64, resolver: &mut Resolver) {
         self.source = resolver.source;
         self.uid = resolver.ring.owner();

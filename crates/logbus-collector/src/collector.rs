@@ -254,7 +254,11 @@ pub struct Collector {
     sinks: Vec<SinkHandle>,
     retiring: Vec<SinkHandle>,
     pending: VecDeque<Pending>,
+    /// Chunks to reuse (their buffers are as large as a poll needs).
     pool: Vec<Chunk>,
+    /// Committed chunks a sink thread may still hold (it drops its job just
+    /// after finishing it): taken back into `pool` once they are not.
+    returning: Vec<Arc<Chunk>>,
     next_id: u64,
     registry: Arc<Registry>,
     status_file: PathBuf,
@@ -327,6 +331,7 @@ impl Collector {
             retiring: Vec::new(),
             pending: VecDeque::new(),
             pool: Vec::new(),
+            returning: Vec::new(),
             next_id: 1,
             registry: Arc::new(Registry::default()),
             status_file,
@@ -666,12 +671,13 @@ impl Collector {
 
     /// Polls at most `max` records of source `i` and hands them to the sinks.
     fn poll_source(&mut self, i: usize, max: usize) -> usize {
-        let src = &mut self.sources[i];
+        let src = &self.sources[i];
         if src.leaving == Some(Leaving::Truncated) || src.ring.faulted() {
             // The file was shrunk under us: what is left reads as zeros.
             return 0;
         }
-        let mut chunk = self.pool.pop().unwrap_or_default();
+        let mut chunk = self.reuse_chunk();
+        let src = &mut self.sources[i];
         let n = src.consumer.poll(&mut chunk.batch, max);
         if n == 0 {
             self.pool.push(chunk);
@@ -680,6 +686,13 @@ impl Collector {
         let id = self.next_id;
         self.next_id += 1;
         chunk.resolve(id, &mut src.resolver);
+        chunk.line_sinks = [0; 2];
+        for s in &self.sinks {
+            if let Some(format) = s.config.kind.line_format() {
+                let n = &mut chunk.line_sinks[format as usize];
+                *n = n.saturating_add(1);
+            }
+        }
         let chunk = Arc::new(chunk);
         let blocks = src.ring.geometry().blocks as u64;
         for s in &self.sinks {
@@ -708,6 +721,28 @@ impl Collector {
         n
     }
 
+    /// A chunk from the pool, else one taken back from the sinks, else a new
+    /// one: reusing a chunk's buffers saves allocating, growing and
+    /// faulting in a few MiB a poll.
+    fn reuse_chunk(&mut self) -> Chunk {
+        if let Some(c) = self.pool.pop() {
+            return c;
+        }
+        let mut k = 0;
+        while k < self.returning.len() {
+            // One owner left (this one): no sink can take a new reference,
+            // as only the reader hands chunks out.
+            if Arc::strong_count(&self.returning[k]) == 1 {
+                if let Ok(c) = Arc::try_unwrap(self.returning.swap_remove(k)) {
+                    return c;
+                }
+                continue;
+            }
+            k += 1;
+        }
+        Chunk::default()
+    }
+
     /// The oldest chunk some sink still holds.
     fn pin(&self) -> Option<u64> {
         self.sinks
@@ -734,9 +769,15 @@ impl Collector {
                 src.commit_end = src.commit_end.max(p.chunk.end);
                 src.dirty = true;
             }
-            if let Ok(c) = Arc::try_unwrap(p.chunk) {
-                if self.pool.len() < POOL {
-                    self.pool.push(c);
+            match Arc::try_unwrap(p.chunk) {
+                Ok(c) if self.pool.len() < POOL => self.pool.push(c),
+                Ok(_) => {}
+                Err(shared) => {
+                    if self.returning.len() >= POOL {
+                        // A sink holds on to it long (stuck): let it go.
+                        self.returning.remove(0);
+                    }
+                    self.returning.push(shared);
                 }
             }
         }

@@ -157,6 +157,14 @@ impl SinkKind {
             SinkKind::Null => "null",
         }
     }
+
+    /// The format of its lines, for the sinks that write lines.
+    pub fn line_format(&self) -> Option<Format> {
+        match self {
+            SinkKind::Stdout { format } | SinkKind::File { format, .. } => Some(*format),
+            SinkKind::Otlp { .. } | SinkKind::Null => None,
+        }
+    }
 }
 
 /// One sink's configuration.

@@ -60,6 +60,7 @@ impl Batch {
     }
 
     /// Number of records.
+    #[inline]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -76,6 +77,7 @@ impl Batch {
     }
 
     /// The `i`-th record.
+    #[inline]
     pub fn get(&self, i: usize) -> Option<RecordRef<'_>> {
         let e = self.entries.get(i)?;
         Some(RecordRef {

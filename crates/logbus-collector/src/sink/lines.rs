@@ -1,16 +1,25 @@
 //! Line sinks: `stdout`, `file` and `null` (which discards). Records are
 //! formatted (JSON or text lines, with the producer's service name) once per
-//! chunk and format, whatever the number of sinks writing that format. A
-//! sink that takes every record of a chunk and has at least [`DIRECT_AT`]
-//! bytes of its lines to write writes them straight from the chunk's lines
-//! (no copy); otherwise it copies the lines it selects into a reusable
-//! buffer that is written whenever it reaches 64 KiB, like a `BufWriter`. A
-//! group counts as written when its last bytes are. After a failed write the
-//! next attempt resumes at the first byte not written, so a retry duplicates
-//! nothing.
+//! chunk and format, whatever the number of sinks writing that format:
+//!
+//! * A sink that is the only one of its format for a chunk formats the
+//!   records it selects straight into its own reusable buffer, which is
+//!   written whenever it reaches [`FLUSH_AT`] bytes, like a `BufWriter`: the
+//!   lines are still in this core's cache when `write(2)` copies them, and
+//!   records it does not take are not formatted at all.
+//! * When several sinks write a format, the chunk's lines are formatted once
+//!   for all of them ([`Chunk::lines`](crate::chunk::Chunk::lines)). A sink
+//!   that takes every record of the chunk and has at least [`DIRECT_AT`]
+//!   bytes of its lines to write writes them where they are (no copy);
+//!   otherwise it copies the lines it selects into its buffer.
+//!
+//! A group counts as written when its last bytes are. After a failed write
+//! the next attempt resumes at the first byte not written, so a retry
+//! duplicates nothing.
 
 use std::io::{ErrorKind, Write};
 
+use crate::chunk::LineFormatter;
 use crate::config::Format;
 use crate::queue::Job;
 use crate::sink::rotating::RotatingFile;
@@ -42,6 +51,8 @@ pub struct LineSink {
     direct: Option<(usize, usize)>,
     /// Standard output was closed by its reader (EPIPE).
     closed: bool,
+    /// Formats the chunks of which this sink is the only one of its format.
+    formatter: LineFormatter,
 }
 
 impl LineSink {
@@ -70,19 +81,35 @@ impl LineSink {
             next: (0, 0),
             direct: None,
             closed: false,
+            formatter: LineFormatter::new(format),
         }
     }
 
-    /// Copies the lines of the records the jobs select, from `self.next` on,
-    /// until the buffer is full or the jobs are done; the lines are formatted
-    /// once per chunk and format, for every sink of that format
-    /// ([`crate::chunk::Chunk::lines`]). Returns whether anything was copied.
+    /// Puts the lines of the records the jobs select, from `self.next` on,
+    /// into the buffer until it is full or the jobs are done: formatted here
+    /// when this sink is the only one of its format for the chunk, else
+    /// copied from the lines formatted once for all of them
+    /// ([`crate::chunk::Chunk::lines`]), or marked to be written from there.
+    /// Returns whether there is anything to write.
     fn fill(&mut self, jobs: &[Job]) -> bool {
         let (mut j, mut i) = self.next;
         while let Some(job) = jobs.get(j) {
             let c = &job.chunk;
-            let lines = c.lines(self.format);
-            if job.takes_all() {
+            if !c.shares_lines(self.format) {
+                i = c.format_lines(
+                    &mut self.formatter,
+                    i,
+                    &mut self.buf,
+                    FLUSH_AT,
+                    &mut None,
+                    |i, level| job.wants(i, level),
+                );
+                if i < c.batch.len() {
+                    self.next = (j, i);
+                    return true;
+                }
+            } else if job.takes_all() {
+                let lines = c.lines(self.format);
                 // Every record of the chunk: written where it is when it is
                 // large (after what the buffer holds), else one copy.
                 if i < lines.ends.len() {
@@ -99,6 +126,7 @@ impl LineSink {
                     self.buf.extend_from_slice(rest);
                 }
             } else {
+                let lines = c.lines(self.format);
                 while let Some(r) = c.batch.get(i) {
                     if self.buf.len() >= FLUSH_AT {
                         self.next = (j, i);
@@ -233,9 +261,16 @@ mod tests {
     /// A failed write (ENOSPC from `/dev/full`) is an error; attempts go on
     /// failing while the file is full; after the file is fixed and reopened,
     /// the next attempt writes every line exactly once, in order: the
-    /// buffers formatted before the failure, then the rest.
+    /// buffers formatted before the failure, then the rest. Both when the
+    /// sink formats alone and when the lines are shared with another sink.
     #[test]
     fn a_file_write_that_fails_resumes_without_loss_or_duplicates() {
+        for shared in [false, true] {
+            a_failed_write_resumes(shared);
+        }
+    }
+
+    fn a_failed_write_resumes(shared: bool) {
         let tmp = logbus_testkit::TempDir::new("lines");
         let dir = tmp.dir();
         let ring = Ring::create(
@@ -260,6 +295,7 @@ mod tests {
             logbus_format::write_json_as(&mut expect, &r, None, Some(0));
         }
         assert!(expect.len() > 4 * FLUSH_AT, "several buffers");
+        chunk.line_sinks = if shared { [2; 2] } else { [1; 2] };
         let jobs = [Job::new(Arc::new(chunk), 0x3f)];
 
         let out = dir.join("out.log");
@@ -286,9 +322,18 @@ mod tests {
 
     /// Chunks written in place (large, every record taken) and copied
     /// (small, or filtered by level) mix in one group in order, in both
-    /// formats, after a failure and a retry too.
+    /// formats, after a failure and a retry too; and so do chunks a sink
+    /// formats alone, mixed with shared ones.
     #[test]
     fn lines_written_in_place_and_copied_keep_their_order() {
+        // Sinks of each chunk's format, chunk after chunk (in turn): all
+        // shared, all alone, mixed.
+        for sinks in [[2, 2, 2], [1, 1, 1], [2, 1, 0]] {
+            lines_keep_their_order(sinks);
+        }
+    }
+
+    fn lines_keep_their_order(sinks: [u8; 3]) {
         let tmp = logbus_testkit::TempDir::new("lines-mix");
         let dir = tmp.dir();
         let ring = Ring::create(
@@ -302,6 +347,7 @@ mod tests {
         let mut w = ring.writer().unwrap();
         let mut consumer = Consumer::acquire(&ring).unwrap();
         let pad = "y".repeat(150);
+        let mut made = 0;
         let mut chunk = |n: usize, from: usize| {
             for i in from..from + n {
                 let severity = if i % 3 == 0 { 5 } else { 9 }; // DEBUG or INFO
@@ -311,6 +357,8 @@ mod tests {
             let mut c = Chunk::default();
             assert_eq!(consumer.poll(&mut c.batch, n), n);
             c.resolve(from as u64, &mut crate::chunk::Resolver::new(&ring, 0));
+            c.line_sinks = [sinks[made % 3]; 2];
+            made += 1;
             consumer.commit_all();
             Arc::new(c)
         };
@@ -346,7 +394,7 @@ mod tests {
                     }
                 }
             }
-            let out = dir.join(format!("out-{}.log", format as usize));
+            let out = dir.join(format!("out-{}-{sinks:?}.log", format as usize));
             std::os::unix::fs::symlink("/dev/full", &out).unwrap();
             let mut sink = LineSink::file(RotatingFile::open(&out, None, 0).unwrap(), format);
             assert!(sink.write(&jobs).is_err());
