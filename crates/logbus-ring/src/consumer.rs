@@ -36,9 +36,6 @@ use crate::writer::{ready_header, ready_record};
 pub struct Batch {
     buf: Vec<u8>,
     pub(crate) entries: Vec<Entry>,
-    /// Where each body is copied and validated before it joins `buf`: a
-    /// record-sized buffer that stays in this core's cache.
-    scratch: Vec<u8>,
 }
 
 #[derive(Clone, Copy)]
@@ -171,14 +168,13 @@ pub(crate) fn copy_block(
         // `off + placed(len) <= end`, so the body lies inside the block.
         let len = hdr.len as usize;
         let body = len - RECORD_HEADER;
-        batch.scratch.clear();
+        // Copied once, to the end of the batch, validated there (still in
+        // this core's L1), and dropped again if invalid.
+        let boff = batch.buf.len();
         // SAFETY: as above; `copy_shared` may read up to 7 bytes past the body,
         // which stay inside `placed(len)`.
-        let words_or =
-            unsafe { copy_shared(data.add(off + RECORD_HEADER), body, &mut batch.scratch) };
-        if validate_copied(&hdr, &batch.scratch, words_or) {
-            let boff = batch.buf.len();
-            batch.buf.extend_from_slice(&batch.scratch);
+        let words_or = unsafe { copy_shared(data.add(off + RECORD_HEADER), body, &mut batch.buf) };
+        if validate_copied(&hdr, &batch.buf[boff..], words_or) {
             batch.entries.push(Entry {
                 hdr,
                 off: boff,
@@ -190,6 +186,7 @@ pub(crate) fn copy_block(
             *serial += 1;
             taken += 1;
         } else {
+            batch.buf.truncate(boff);
             invalid += 1;
         }
         off += placed(len);
