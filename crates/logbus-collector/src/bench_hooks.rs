@@ -101,7 +101,9 @@ impl Stages {
     /// # Panics
     /// When the write fails.
     pub fn write_alone(&mut self, dest: Dest) {
-        self.chunk_mut().line_sinks = [1; 2];
+        let chunk = self.chunk_mut();
+        chunk.line_sinks = [1; 2];
+        chunk.forget_claims();
         self.write(dest);
         self.chunk_mut().line_sinks = [2; 2];
     }

@@ -7,7 +7,7 @@
 //! allocates one `Arc` per chunk and nothing per record.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use logbus_format::{Formatter, Service};
@@ -110,6 +110,10 @@ pub struct Chunk {
     /// ([`Chunk::format_lines`]); with several, once for all of them
     /// ([`Chunk::lines`]).
     pub line_sinks: [u8; 2],
+    /// Per format: formatting it was taken on, by the reader (ahead of the
+    /// sinks, while it has nothing to read) or by a sink alone with it. See
+    /// [`Chunk::claim_formatting`].
+    pub(crate) claimed: [AtomicBool; 2],
     /// The records as JSON and as text lines, made by the first sink that
     /// needs them (see [`Chunk::lines`]).
     pub(crate) formatted: [OnceLock<Lines>; 2],
@@ -141,10 +145,42 @@ impl Chunk {
         self.line_sinks[format as usize] > 1
     }
 
+    /// Takes on formatting the chunk's `format` lines; false when the reader
+    /// or a sink took it on first. A sink alone with its format that wins
+    /// formats the records it takes itself, into its own buffer; one that
+    /// loses writes [`Chunk::lines`] (which waits for them if the reader is
+    /// still making them). So a chunk's lines are made once, and in
+    /// parallel with the sink's writing of earlier chunks whenever the
+    /// reader has time.
+    pub fn claim_formatting(&self, format: Format) -> bool {
+        // Relaxed: the flag only decides who formats; the lines themselves
+        // are published by `formatted`'s `OnceLock`.
+        !self.claimed[format as usize].swap(true, Ordering::Relaxed)
+    }
+
+    /// Forgets who took on formatting (for [`crate::bench_hooks`], which
+    /// formats one chunk again and again).
+    pub(crate) fn forget_claims(&mut self) {
+        for c in &mut self.claimed {
+            *c.get_mut() = false;
+        }
+    }
+
+    /// Whether a format's lines are made (or being made) by the reader for
+    /// one sink, or have been made: to be formatted ahead, a chunk's format
+    /// must be neither.
+    pub(crate) fn formatted_or_claimed(&self, format: Format) -> bool {
+        let k = format as usize;
+        self.formatted[k].get().is_some() || self.claimed[k].load(Ordering::Relaxed)
+    }
+
     /// The records formatted as `format` lines: made once, by the first sink
     /// that asks (others wait for it, then share it).
     pub fn lines(&self, format: Format) -> &Lines {
         let k = format as usize;
+        // Relaxed: as in `claim_formatting`; tells the reader not to wait
+        // here for lines it would have made ahead.
+        self.claimed[k].store(true, Ordering::Relaxed);
         self.formatted[k].get_or_init(|| {
             let mut lines = self.spare[k]
                 .lock()
@@ -212,6 +248,7 @@ impl Chunk {
     pub(crate) fn resolve(&mut self, id: u64, resolver: &mut Resolver) {
         self.source = resolver.source;
         self.uid = resolver.ring.owner();
+        self.forget_claims();
         for k in 0..2 {
             // Keep the buffers of the last use (no allocation per chunk).
             if let Some(old) = self.formatted[k].take() {

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use logbus_ring::{Consumer, ConsumerError, Ring, SinkResume, SinkSlot, Waker, LEVELS};
 
 use crate::chunk::{Chunk, Resolver};
-use crate::config::{self, Config, SinkConfig};
+use crate::config::{self, Config, Format, SinkConfig};
 use crate::notice::{Notice, Notify};
 use crate::queue::{Job, Mark, SinkQueue};
 use crate::ring_dir::RingDir;
@@ -580,6 +580,9 @@ impl Collector {
                 self.write_status();
                 self.report_drops(now);
             }
+            if got == 0 && self.format_ahead() {
+                continue;
+            }
             if polled.is_none() {
                 // Every sink is behind: wait for one to finish a group (it
                 // unparks us), without spinning.
@@ -741,6 +744,33 @@ impl Collector {
             k += 1;
         }
         Chunk::default()
+    }
+
+    /// With nothing to read (the rings are empty, or the sinks are behind):
+    /// formats the lines of the newest handed-out chunk whose formatting no
+    /// sink has taken on, so that its sinks only write them, and formatting
+    /// and writing run on two cores. Only for formats whose sinks take every
+    /// record of the chunk (a filtered sink formats only what it takes).
+    /// Returns whether it formatted a chunk.
+    fn format_ahead(&self) -> bool {
+        for p in self.pending.iter().rev() {
+            let c = &p.chunk;
+            for format in [Format::Json, Format::Text] {
+                if c.line_sinks[format as usize] == 0 || c.formatted_or_claimed(format) {
+                    continue;
+                }
+                let all_taken = self
+                    .sinks
+                    .iter()
+                    .filter(|s| s.config.kind.line_format() == Some(format))
+                    .all(|s| (0..LEVELS).all(|l| s.mask & (1 << l) != 0 || c.counts[l] == 0));
+                if all_taken && c.claim_formatting(format) {
+                    c.lines(format);
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     /// The oldest chunk some sink still holds.

@@ -7,11 +7,15 @@
 //!   written whenever it reaches [`FLUSH_AT`] bytes, like a `BufWriter`: the
 //!   lines are still in this core's cache when `write(2)` copies them, and
 //!   records it does not take are not formatted at all.
-//! * When several sinks write a format, the chunk's lines are formatted once
-//!   for all of them ([`Chunk::lines`](crate::chunk::Chunk::lines)). A sink
-//!   that takes every record of the chunk and has at least [`DIRECT_AT`]
-//!   bytes of its lines to write writes them where they are (no copy);
-//!   otherwise it copies the lines it selects into its buffer.
+//! * When several sinks write a format, or when the reader formatted the
+//!   chunk ahead (it does while it has nothing to read, so that formatting
+//!   and writing run on two cores:
+//!   [`Chunk::claim_formatting`](crate::chunk::Chunk::claim_formatting)),
+//!   the chunk's lines are formatted once for all of them
+//!   ([`Chunk::lines`](crate::chunk::Chunk::lines)). A sink that takes every
+//!   record of the chunk and has at least [`DIRECT_AT`] bytes of its lines
+//!   to write writes them where they are (no copy); otherwise it copies the
+//!   lines it selects into its buffer.
 //!
 //! A group counts as written when its last bytes are. After a failed write
 //! the next attempt resumes at the first byte not written, so a retry
@@ -53,6 +57,8 @@ pub struct LineSink {
     closed: bool,
     /// Formats the chunks of which this sink is the only one of its format.
     formatter: LineFormatter,
+    /// The job (index in the group) this sink is formatting itself.
+    alone: Option<usize>,
 }
 
 impl LineSink {
@@ -82,6 +88,7 @@ impl LineSink {
             direct: None,
             closed: false,
             formatter: LineFormatter::new(format),
+            alone: None,
         }
     }
 
@@ -95,7 +102,14 @@ impl LineSink {
         let (mut j, mut i) = self.next;
         while let Some(job) = jobs.get(j) {
             let c = &job.chunk;
-            if !c.shares_lines(self.format) {
+            if self.alone != Some(j)
+                && i == 0
+                && !c.shares_lines(self.format)
+                && c.claim_formatting(self.format)
+            {
+                self.alone = Some(j);
+            }
+            if self.alone == Some(j) {
                 i = c.format_lines(
                     &mut self.formatter,
                     i,
@@ -222,6 +236,7 @@ impl Output for LineSink {
             }
         }
         self.next = (0, 0);
+        self.alone = None;
         if let Dest::Stdout = self.dest {
             std::io::stdout().lock().flush().map_err(|e| {
                 self.closed |= e.kind() == ErrorKind::BrokenPipe;
@@ -243,6 +258,7 @@ impl Output for LineSink {
         self.done = 0;
         self.next = (0, 0);
         self.direct = None;
+        self.alone = None;
     }
 
     fn closed(&self) -> bool {
@@ -415,6 +431,69 @@ mod tests {
                 );
             }
         }
+        drop(tmp);
+    }
+
+    /// The reader formats chunks ahead (newest first) while the sink, alone
+    /// with its format, formats others itself: whoever claims a chunk
+    /// formats it, the other side uses or skips it, and the file gets every
+    /// line once, in order.
+    #[test]
+    fn a_reader_formatting_ahead_and_a_sink_formatting_alone_write_each_line_once() {
+        let tmp = logbus_testkit::TempDir::new("lines-ahead");
+        let dir = tmp.dir();
+        let ring = Ring::create(
+            dir.join("ring"),
+            &RingOptions {
+                size: 4 << 20,
+                ..RingOptions::default()
+            },
+        )
+        .unwrap();
+        let mut w = ring.writer().unwrap();
+        let mut consumer = Consumer::acquire(&ring).unwrap();
+        let mut resolver = crate::chunk::Resolver::new(&ring, 0);
+        let mut chunks = Vec::new();
+        let mut expect = Vec::new();
+        for k in 0..200u64 {
+            for i in 0..50 {
+                w.emit(&Event::new(9, &format!("chunk {k} record {i}")))
+                    .unwrap();
+            }
+            let mut c = Chunk::default();
+            assert_eq!(consumer.poll(&mut c.batch, 50), 50);
+            c.resolve(k, &mut resolver);
+            c.line_sinks = [1; 2];
+            consumer.commit_all();
+            for r in c.batch.iter() {
+                logbus_format::write_json_as(&mut expect, &r, None, Some(c.uid));
+            }
+            chunks.push(Arc::new(c));
+        }
+        let out = dir.join("out.log");
+        let mut sink = LineSink::file(RotatingFile::open(&out, None, 0).unwrap(), Format::Json);
+        // Some formatted ahead for sure, the rest raced for.
+        for k in [1, 100, 150] {
+            assert!(chunks[k].claim_formatting(Format::Json));
+            chunks[k].lines(Format::Json);
+        }
+        let ahead = chunks.clone();
+        let reader = std::thread::spawn(move || {
+            for c in ahead.iter().rev() {
+                if c.claim_formatting(Format::Json) {
+                    c.lines(Format::Json);
+                }
+            }
+        });
+        for group in chunks.chunks(3) {
+            let jobs: Vec<Job> = group.iter().map(|c| Job::new(c.clone(), 0x3f)).collect();
+            sink.write(&jobs).unwrap();
+        }
+        reader.join().unwrap();
+        assert!(
+            std::fs::read(&out).unwrap() == expect,
+            "lines lost, repeated or out of order"
+        );
         drop(tmp);
     }
 }
