@@ -7,18 +7,23 @@
 //!  ring ──poll──▶ reader thread ──Arc<Chunk>──▶ sink queue ──▶ sink thread ──▶ stdout / file / OTLP
 //!    ▲              (resolve:                  (bounded,       (format,
 //!    │               resources,                 per-level       write,
-//!    └──commit───── levels, block ends)          overflow)       retry)
+//!    └──commit───── levels, block ends;         overflow)       retry)
+//!                    formats ahead when idle)
 //! ```
 //! * The reader ([`Collector::run`]) polls a [`logbus_ring::Batch`] into a
 //!   chunk (`chunk.rs`), resolves each record's producer resource (cached per
 //!   resource tag and pid), counts levels, and shares the chunk (an `Arc`, no
 //!   copy) with every sink's queue (`queue.rs`).
 //! * Each sink runs on its own thread (which also opens its output) with its
-//!   own queue, level filter and format (`sink/`). A sink that cannot write
-//!   keeps its backlog and retries with backoff: up to its `max_backlog` in
-//!   the ring (uncommitted, so it survives a crash), beyond that in memory up
-//!   to its `queue`, beyond that the oldest lowest-level records are shed and
-//!   counted. It never holds back another sink.
+//!   own queue, level filter and format (`sink/`). Records are formatted
+//!   once per chunk and format: by a sink alone with its format, into its
+//!   own buffer as it writes; by the reader ahead of the sinks whenever it
+//!   has nothing to read (so that formatting and writing use two cores);
+//!   else by the first of several sinks sharing the format. A sink that
+//!   cannot write keeps its backlog and retries with backoff: up to its
+//!   `max_backlog` in the ring (uncommitted, so it survives a crash), beyond
+//!   that in memory up to its `queue`, beyond that the oldest lowest-level
+//!   records are shed and counted. It never holds back another sink.
 //! * The reader commits to the ring only records every sink is done with (or
 //!   holds beyond its `max_backlog`; see [`collector`]), and each sink marks
 //!   per block how far it got, so a killed collector loses nothing and repeats
