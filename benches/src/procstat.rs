@@ -17,6 +17,8 @@ pub struct Usage {
     /// Peak resident set size, KiB: the child's own [`peak_rss_kib`] (0
     /// from [`wait_child`], which cannot tell it; see the module doc).
     pub max_rss_kib: u64,
+    /// Minor page faults over its lifetime (first touches of memory).
+    pub minor_faults: u64,
 }
 
 fn cpu_ns(u: &libc::rusage) -> f64 {
@@ -47,6 +49,7 @@ pub fn wait_child(pid: u32) -> std::io::Result<(bool, Usage)> {
         Usage {
             cpu_ns: cpu_ns(&usage),
             max_rss_kib: 0,
+            minor_faults: usage.ru_minflt as u64,
         },
     ))
 }

@@ -55,7 +55,10 @@
 //! with `MAP_POPULATE` by every process, so 0 means no timed emit met a
 //! first touch; the plain writer's 15 or so are its 64 KiB buffer's pages). Before each run, a file as large as the run's output is
 //! written to and deleted from `/dev/shm` (see `recycle_memory` in
-//! `throughput.rs`: this VM returns freed memory to its host).
+//! `throughput.rs`: this VM returns freed memory to its host). Each round's
+//! line (on stderr) also gives the collector's minor page faults over its
+//! lifetime (`ru_minflt`): its buffers' first touches (about 2 us each here,
+//! judging by the CPU of runs that took more of them).
 //!
 //! Every round runs every configuration, in an order rotated by one each
 //! round; the table gives the median and [min-max] over rounds, the goal
@@ -651,7 +654,7 @@ fn bench(rounds: usize, records: u64) {
             let (s, t) = configs[c];
             let r = run(s, t, records, &dir, tick_ns, &mut hists[c]);
             eprintln!(
-                "round {} {:<28} {t} thr: {:>6.2} M/s lost {:>8} p50 {:>6.0} p99.9 {:>8.0} ns cpu {:.0}/{:.0} ns faults {} waits {}",
+                "round {} {:<28} {t} thr: {:>6.2} M/s lost {:>8} p50 {:>6.0} p99.9 {:>8.0} ns cpu {:.0}/{:.0} ns faults {} waits {} collector faults {}",
                 round + 1,
                 s.label(),
                 r.rate / 1e6,
@@ -661,7 +664,8 @@ fn bench(rounds: usize, records: u64) {
                 r.producer_ns,
                 r.collector_ns,
                 r.faults,
-                r.waits
+                r.waits,
+                r.collector.map_or(0, |u| u.minor_faults)
             );
             runs[c].push(r);
         }
