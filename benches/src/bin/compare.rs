@@ -57,8 +57,7 @@
 //! written to and deleted from `/dev/shm` (see `recycle_memory` in
 //! `throughput.rs`: this VM returns freed memory to its host). Each round's
 //! line (on stderr) also gives the collector's minor page faults over its
-//! lifetime (`ru_minflt`): its buffers' first touches (about 2 us each here,
-//! judging by the CPU of runs that took more of them).
+//! lifetime (`ru_minflt`): the first touches of its chunks' buffers.
 //!
 //! Every round runs every configuration, in an order rotated by one each
 //! round; the table gives the median and [min-max] over rounds, the goal
