@@ -274,6 +274,20 @@ mod tests {
     use super::*;
     use crate::chunk::Chunk;
 
+    /// A ring of `mib` MiB in a new temporary directory.
+    fn ring_in(name: &str, mib: u64) -> (logbus_testkit::TempDir, Ring) {
+        let tmp = logbus_testkit::TempDir::new(name);
+        let ring = Ring::create(
+            tmp.dir().join("ring"),
+            &RingOptions {
+                size: mib << 20,
+                ..RingOptions::default()
+            },
+        )
+        .unwrap();
+        (tmp, ring)
+    }
+
     /// A failed write (ENOSPC from `/dev/full`) is an error; attempts go on
     /// failing while the file is full; after the file is fixed and reopened,
     /// the next attempt writes every line exactly once, in order: the
@@ -287,16 +301,8 @@ mod tests {
     }
 
     fn a_failed_write_resumes(shared: bool) {
-        let tmp = logbus_testkit::TempDir::new("lines");
+        let (tmp, ring) = ring_in("lines", 4);
         let dir = tmp.dir();
-        let ring = Ring::create(
-            dir.join("ring"),
-            &RingOptions {
-                size: 4 << 20,
-                ..RingOptions::default()
-            },
-        )
-        .unwrap();
         let mut w = ring.writer().unwrap();
         let pad = "x".repeat(200);
         for i in 0..2000 {
@@ -350,16 +356,8 @@ mod tests {
     }
 
     fn lines_keep_their_order(sinks: [u8; 3]) {
-        let tmp = logbus_testkit::TempDir::new("lines-mix");
+        let (tmp, ring) = ring_in("lines-mix", 8);
         let dir = tmp.dir();
-        let ring = Ring::create(
-            dir.join("ring"),
-            &RingOptions {
-                size: 8 << 20,
-                ..RingOptions::default()
-            },
-        )
-        .unwrap();
         let mut w = ring.writer().unwrap();
         let mut consumer = Consumer::acquire(&ring).unwrap();
         let pad = "y".repeat(150);
@@ -440,16 +438,8 @@ mod tests {
     /// line once, in order.
     #[test]
     fn a_reader_formatting_ahead_and_a_sink_formatting_alone_write_each_line_once() {
-        let tmp = logbus_testkit::TempDir::new("lines-ahead");
+        let (tmp, ring) = ring_in("lines-ahead", 4);
         let dir = tmp.dir();
-        let ring = Ring::create(
-            dir.join("ring"),
-            &RingOptions {
-                size: 4 << 20,
-                ..RingOptions::default()
-            },
-        )
-        .unwrap();
         let mut w = ring.writer().unwrap();
         let mut consumer = Consumer::acquire(&ring).unwrap();
         let mut resolver = crate::chunk::Resolver::new(&ring, 0);
