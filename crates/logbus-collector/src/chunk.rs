@@ -166,12 +166,15 @@ impl Chunk {
         }
     }
 
-    /// Whether a format's lines are made (or being made) by the reader for
-    /// one sink, or have been made: to be formatted ahead, a chunk's format
-    /// must be neither.
-    pub(crate) fn formatted_or_claimed(&self, format: Format) -> bool {
-        let k = format as usize;
-        self.formatted[k].get().is_some() || self.claimed[k].load(Ordering::Relaxed)
+    /// Whether formatting `format` was taken on (by [`claim_formatting`] or
+    /// [`lines`], so also whenever the lines exist): a look that, unlike a
+    /// claim, writes nothing.
+    ///
+    /// [`claim_formatting`]: Chunk::claim_formatting
+    /// [`lines`]: Chunk::lines
+    pub(crate) fn formatting_claimed(&self, format: Format) -> bool {
+        // Relaxed: as in `claim_formatting`.
+        self.claimed[format as usize].load(Ordering::Relaxed)
     }
 
     /// The records formatted as `format` lines: made once, by the first sink
@@ -194,10 +197,8 @@ impl Chunk {
             // One formatter for the chunk: the time prefix is made once per
             // second of records, not per record.
             let mut f = LineFormatter::new(format);
-            let mut ends = Some(&mut lines.ends);
-            self.format_lines(&mut f, 0, &mut lines.buf, usize::MAX, &mut ends, |_, _| {
-                true
-            });
+            let ends = Some(&mut lines.ends);
+            self.format_lines(&mut f, 0, &mut lines.buf, usize::MAX, ends, |_, _| true);
             lines
         })
     }
@@ -213,7 +214,7 @@ impl Chunk {
         from: usize,
         out: &mut Vec<u8>,
         limit: usize,
-        ends: &mut Option<&mut Vec<u32>>,
+        mut ends: Option<&mut Vec<u32>>,
         want: impl Fn(usize, u8) -> bool,
     ) -> usize {
         let services: Vec<Option<Service<'_>>> = self
@@ -235,7 +236,7 @@ impl Chunk {
                     Format::Json => f.formatter.json(out, &r, service, Some(self.uid)),
                     Format::Text => f.formatter.text(out, &r, service),
                 }
-                if let Some(ends) = ends {
+                if let Some(ends) = ends.as_mut() {
                     ends.push(out.len() as u32);
                 }
             }

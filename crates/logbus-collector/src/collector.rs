@@ -756,7 +756,7 @@ impl Collector {
         for p in self.pending.iter().rev() {
             let c = &p.chunk;
             for format in [Format::Json, Format::Text] {
-                if c.line_sinks[format as usize] == 0 || c.formatted_or_claimed(format) {
+                if c.line_sinks[format as usize] == 0 || c.formatting_claimed(format) {
                     continue;
                 }
                 let all_taken = self

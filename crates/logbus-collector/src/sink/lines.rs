@@ -115,7 +115,7 @@ impl LineSink {
                     i,
                     &mut self.buf,
                     FLUSH_AT,
-                    &mut None,
+                    None,
                     |i, level| job.wants(i, level),
                 );
                 if i < c.batch.len() {
