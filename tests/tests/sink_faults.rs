@@ -89,6 +89,29 @@ fn parsed_lines(path: &Path) -> (Vec<String>, bool) {
 /// The ring (1 MiB: 4,096 slots of 256 bytes) in blocks of 16 KiB, in
 /// lossless mode, so that the producers' flood is not itself cut by the ring
 /// while the collector catches up: what these tests measure is the sinks.
+/// The config `c.toml` in `dir`: `head`, then two file sinks, "disk"
+/// (`out.log` on `fs`, with `disk_keys`) and "all" (`all.log` in `dir`, the
+/// healthy one). Returns the disk file, the healthy file and the config.
+fn disk_and_healthy(
+    dir: &TempDir,
+    fs: &Tmpfs,
+    head: &str,
+    disk_keys: &str,
+) -> (PathBuf, PathBuf, PathBuf) {
+    let disk = fs.path("out.log");
+    let healthy = dir.path("all.log");
+    let cfg = dir.path("c.toml");
+    write_config(
+        &cfg,
+        &format!(
+            "{head}{}\n{}",
+            file_sink("disk", &disk, disk_keys),
+            file_sink("all", &healthy, "")
+        ),
+    );
+    (disk, healthy, cfg)
+}
+
 fn small_lossless_ring(ring: &Path) {
     Ring::create(
         ring,
@@ -110,17 +133,7 @@ fn a_full_disk_keeps_every_error_sheds_info_first_and_catches_up_exactly_once() 
     };
     let ring = dir.path("ring");
     small_lossless_ring(&ring);
-    let disk = fs.path("out.log");
-    let healthy = dir.path("all.log");
-    let cfg = dir.path("c.toml");
-    write_config(
-        &cfg,
-        &format!(
-            "{}\n{}",
-            file_sink("disk", &disk, "queue = 5000\n"),
-            file_sink("all", &healthy, "")
-        ),
-    );
+    let (disk, healthy, cfg) = disk_and_healthy(&dir, &fs, "", "queue = 5000\n");
     let filler = fs.fill();
     let mut c = Collector::start(&dir, "c", &ring_and_config(&ring, &cfg));
     let ps = [
@@ -189,17 +202,7 @@ fn on_a_default_ring_a_full_disk_costs_the_producers_and_the_other_sink_nothing(
         },
     )
     .unwrap();
-    let disk = fs.path("out.log");
-    let healthy = dir.path("all.log");
-    let cfg = dir.path("c.toml");
-    write_config(
-        &cfg,
-        &format!(
-            "{}\n{}",
-            file_sink("disk", &disk, ""),
-            file_sink("all", &healthy, "")
-        ),
-    );
+    let (disk, healthy, cfg) = disk_and_healthy(&dir, &fs, "", "");
     let filler = fs.fill();
     let mut c = Collector::start(&dir, "c", &ring_and_config(&ring, &cfg));
     // No `--retry`: a record the ring refuses is lost, and reported.
@@ -280,16 +283,11 @@ fn a_collector_stopped_during_an_outage_counts_what_it_held_in_memory_and_the_ne
     };
     let ring = dir.path("ring");
     small_lossless_ring(&ring);
-    let disk = fs.path("out.log");
-    let healthy = dir.path("all.log");
-    let cfg = dir.path("c.toml");
-    write_config(
-        &cfg,
-        &format!(
-            "[ring]\nshutdown_timeout = \"1s\"\n\n{}\n{}",
-            file_sink("disk", &disk, "queue = 3000\n"),
-            file_sink("all", &healthy, "")
-        ),
+    let (disk, healthy, cfg) = disk_and_healthy(
+        &dir,
+        &fs,
+        "[ring]\nshutdown_timeout = \"1s\"\n\n",
+        "queue = 3000\n",
     );
     let filler = fs.fill();
     let mut c = Collector::start(&dir, "c1", &ring_and_config(&ring, &cfg));
@@ -361,17 +359,7 @@ fn a_collector_killed_during_an_outage_resumes_each_sink_where_it_stood() {
         return;
     };
     let ring = dir.path("ring");
-    let disk = fs.path("out.log");
-    let healthy = dir.path("all.log");
-    let cfg = dir.path("c.toml");
-    write_config(
-        &cfg,
-        &format!(
-            "{}\n{}",
-            file_sink("disk", &disk, ""),
-            file_sink("all", &healthy, "")
-        ),
-    );
+    let (disk, healthy, cfg) = disk_and_healthy(&dir, &fs, "", "");
     // A first record reaches both, so that the disk file exists.
     let mut c = Collector::start(&dir, "c1", &ring_and_config(&ring, &cfg));
     finish(producer(&ring, "a", 1, &[]));

@@ -603,6 +603,18 @@ mod tests {
         job(chunk, 0)
     }
 
+    /// A job of chunk `id` from another ring (source 1), all levels taken,
+    /// within its backlog: it pins that ring.
+    fn pinning(id: u64, counts: [u32; LEVELS]) -> Job {
+        let chunk = Arc::new(Chunk {
+            id,
+            source: 1,
+            counts,
+            ..Chunk::default()
+        });
+        Job::new(chunk, 0x3f)
+    }
+
     #[test]
     fn the_oldest_lowest_levels_are_shed_first_and_errors_last() {
         let q = queue(10);
@@ -640,13 +652,7 @@ mod tests {
     fn records_that_pin_the_ring_are_never_shed() {
         let q = queue(4);
         // Another ring's records, within their backlog.
-        let pinning = Arc::new(Chunk {
-            id: 1,
-            source: 1,
-            counts: [0, 0, 10, 0, 0, 0],
-            ..Chunk::default()
-        });
-        q.push(Job::new(pinning, 0x3f));
+        q.push(pinning(1, [0, 0, 10, 0, 0, 0]));
         assert_eq!(q.depth(), 10);
         assert_eq!(dropped(&q), [0; LEVELS]);
         // Released ones beyond the capacity go, lowest level first (a level
@@ -667,13 +673,7 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(q.take(&mut out, 1), Take::Jobs); // in flight, stuck
         q.push(released(2, [0, 0, 1, 0, 0, 0]));
-        let pinning = Arc::new(Chunk {
-            id: 3,
-            source: 1,
-            counts: [0, 0, 4, 0, 0, 0],
-            ..Chunk::default()
-        });
-        q.push(Job::new(pinning, 0x3f));
+        q.push(pinning(3, [0, 0, 4, 0, 0, 0]));
         let expect = ([0, 0, 4, 0, 2, 0], 4);
         assert_eq!(q.count_lost_at_exit(), expect);
         assert_eq!(q.count_lost_at_exit(), expect);
