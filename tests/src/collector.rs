@@ -149,6 +149,19 @@ pub fn numbers(json_lines: &[String]) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// (prefix, number) of each record an OTLP endpoint received, from its
+/// string body `prefix-number`.
+pub fn body_numbers(records: &[crate::otlp_receiver::ReceivedLog]) -> Vec<(String, u64)> {
+    records
+        .iter()
+        .map(|l| {
+            let body = l.body().expect("string body");
+            let (p, n) = body.rsplit_once('-').expect("prefix-n");
+            (p.to_string(), n.parse().expect("number"))
+        })
+        .collect()
+}
+
 /// Counts per (prefix, number).
 pub fn tally(items: &[(String, u64)]) -> HashMap<(String, u64), usize> {
     let mut m = HashMap::new();

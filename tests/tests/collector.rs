@@ -490,13 +490,7 @@ fn otlp_sink_end_to_end_field_by_field() {
         // DEBUG is below the sink's min_level: 200 of "o" and 100 of "p".
         let logs = receiver.wait_for_records(300, LONG);
         ps.into_iter().for_each(finish);
-        let bodies: Vec<(String, u64)> = logs
-            .iter()
-            .map(|l| {
-                let (p, n) = l.body().expect("string body").rsplit_once('-').unwrap();
-                (p.to_string(), n.parse().unwrap())
-            })
-            .collect();
+        let bodies = body_numbers(&logs);
         let expect: Vec<_> = (0..300u64)
             .filter(|n| n % 3 != 2)
             .map(|n| ("o".to_string(), n))

@@ -668,13 +668,7 @@ fn an_otlp_endpoint_that_comes_up_late_gets_every_record_once() {
         let r = receiver.records();
         (r.len() >= 3000).then_some(r)
     });
-    let items: Vec<(String, u64)> = got
-        .iter()
-        .map(|l| {
-            let (p, n) = l.body().expect("string body").rsplit_once('-').unwrap();
-            (p.to_string(), n.parse().unwrap())
-        })
-        .collect();
+    let items = body_numbers(&got);
     assert_exactly_once(&items, &all("o", 0..3000));
     let s = sink_status(&ring, "otel");
     assert_eq!(s["dropped"]["ERROR"], 0, "{s}");
@@ -780,13 +774,7 @@ fn an_otlp_endpoint_that_refuses_for_good_gets_each_group_once_and_its_records_a
     assert_eq!(s["backlog"], 0, "{s}");
     // Each record reached the endpoint once: no group was sent twice.
     let refused = receiver.refused_records();
-    let items: Vec<(String, u64)> = refused
-        .iter()
-        .map(|l| {
-            let (p, n) = l.body().expect("string body").rsplit_once('-').unwrap();
-            (p.to_string(), n.parse().unwrap())
-        })
-        .collect();
+    let items = body_numbers(&refused);
     assert_exactly_once(&items, &all("r", 0..3000));
     let severity = |n: i32| {
         refused
