@@ -2,11 +2,22 @@
 //! with its own [`Emitter`], released at once by a barrier, every Nth call
 //! timed with the TSC.
 
+use std::path::Path;
 use std::sync::Barrier;
 
 use logbus_ring::monotonic_ns;
 
 use crate::{fail, latency, procstat};
+
+/// How many calls per timed one: `LOGBUS_COMPARE_EVERY` (1 times every
+/// call), else `default`.
+pub fn sample_every(default: u64) -> u64 {
+    std::env::var("LOGBUS_COMPARE_EVERY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n >= 1)
+        .unwrap_or(default)
+}
 
 /// One thread's way of writing the benchmark record.
 pub trait Emitter {
@@ -92,6 +103,25 @@ pub fn drive<E: Emitter>(
         d.emitted_ns = monotonic_ns();
         d
     })
+}
+
+impl Driven {
+    /// A producer process's report to the compare harness: the latency
+    /// samples (ticks, u32 LE) into `samples`, and `@result START_NS DONE_NS
+    /// LOST FAULTS PEAK_RSS_KIB` on standard output (`lost_after`: records
+    /// lost after the threads returned, such as a lossy writer's drops).
+    pub fn report(&self, lost_after: u64, samples: &Path) {
+        let done_ns = monotonic_ns().max(self.emitted_ns);
+        let bytes: Vec<u8> = self.samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+        std::fs::write(samples, bytes).unwrap_or_else(|e| fail(e));
+        println!(
+            "@result {} {done_ns} {} {} {}",
+            self.start_ns,
+            self.lost + lost_after,
+            self.faults,
+            procstat::peak_rss_kib()
+        );
+    }
 }
 
 #[cfg(test)]

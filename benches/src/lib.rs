@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 pub mod drive;
 pub mod json_line;
 pub mod latency;
+pub mod lttng;
 pub mod procstat;
 pub mod rounds;
 pub mod shm;

@@ -38,13 +38,25 @@
 //!   `tracing_subscriber::fmt` does with its formatted event).
 //! * `plain BufWriter`: one thread writing one preformatted line through a
 //!   64 KiB `BufWriter<File>`: the ceiling, no formatting.
+//! * `LTTng-UST tracepoint` (issue 19): the same record's fields (severity,
+//!   target, message, trace and span ids; vpid and vtid as contexts) through
+//!   an LTTng-UST tracepoint, recorded by a user-space session to a trace on
+//!   `/dev/shm` (see `logbus_benches::lttng`), in its own `lttng-producer`
+//!   process. delivered: the events in the trace (`babeltrace2`), until
+//!   `lttng stop` returned (every kept event written); lost: events LTTng
+//!   discarded (its buffers full); collector CPU and RSS: the LTTng daemons'
+//!   (`lttng-sessiond`, `lttng-consumerd`) CPU over the run and their
+//!   private memory (`RssAnon`) at its end. The harness starts a session
+//!   daemon if none runs and stops it at the end; without LTTng-UST (see
+//!   `benches/build.rs`) the row is skipped with the reason printed.
 //!
 //! **Metrics.** delivered/s: records in the file (null sink: delivered by
 //! the sink) over the time from the producers' release until the last one
 //! was written (collector: its `run` returned, sinks flushed; in-process:
 //! flushed, tracing-appender's guard dropped). lost: records emitted but not
 //! delivered. Emit latency: every 8th call of each thread timed alone with
-//! `rdtsc` (the figures include an empty timer pair, printed first).
+//! `rdtsc` (the figures include an empty timer pair, printed first);
+//! `LOGBUS_COMPARE_EVERY=1` times every call (N: every Nth).
 //! CPU per record of the producer and the collector process: `wait4` rusage
 //! of each (whole process lifetimes, start-up included); producer CPU per
 //! record emitted, collector CPU per record delivered. Peak RSS: each
@@ -67,7 +79,8 @@
 //! the table and goals to `benches/results/compare.md`
 //! (`LOGBUS_COMPARE_OUT=DIR`: to DIR instead). `LOGBUS_COMPARE_ONLY=a,b`
 //! runs only the systems named (`logbus-wait`, `logbus-drop`, `logbus-null`,
-//! `logbus-multi`, `mutex`, `appender-blocking`, `appender-lossy`, `plain`),
+//! `logbus-multi`, `mutex`, `appender-blocking`, `appender-lossy`, `plain`,
+//! `lttng`),
 //! without the goals. Every ring and output file of a run is removed after
 //! it (not when the harness fails midway).
 
@@ -79,9 +92,10 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use logbus::{Outcome, Producer};
-use logbus_benches::drive::{drive, Emitter};
+use logbus_benches::drive::{drive, sample_every, Emitter};
 use logbus_benches::json_line::write_record_json;
 use logbus_benches::latency::{self, LogHistogram};
+use logbus_benches::lttng;
 use logbus_benches::procstat::{self, Usage};
 use logbus_benches::rounds::{cell, spread};
 use logbus_benches::shm::{count_lines, recycle_memory};
@@ -90,7 +104,7 @@ use logbus_collector::{config, Collector, Control};
 use logbus_ring::{monotonic_ns, now_ns, Ring, RingOptions};
 
 const SERVICE: &str = "bench-service";
-/// One call in this many is timed.
+/// One call in this many is timed, unless `LOGBUS_COMPARE_EVERY` says otherwise.
 const SAMPLE_EVERY: u64 = 8;
 /// How long a producer waits for room in lossless mode.
 const WAIT_MS: u32 = 1000;
@@ -107,11 +121,12 @@ enum System {
     AppenderBlocking,
     AppenderLossy,
     Plain,
+    LttngUst,
 }
 use System::*;
 
 impl System {
-    const ALL: [System; 8] = [
+    const ALL: [System; 9] = [
         LogbusWait,
         LogbusDrop,
         LogbusNull,
@@ -120,6 +135,7 @@ impl System {
         AppenderBlocking,
         AppenderLossy,
         Plain,
+        LttngUst,
     ];
 
     fn arg(self) -> &'static str {
@@ -132,6 +148,7 @@ impl System {
             AppenderBlocking => "appender-blocking",
             AppenderLossy => "appender-lossy",
             Plain => "plain",
+            LttngUst => "lttng",
         }
     }
 
@@ -145,6 +162,7 @@ impl System {
             AppenderBlocking => "tracing-appender blocking",
             AppenderLossy => "tracing-appender lossy",
             Plain => "plain BufWriter",
+            LttngUst => "LTTng-UST tracepoint",
         }
     }
 
@@ -271,6 +289,7 @@ impl Emitter for PlainEmitter {
 /// PEAK_RSS_KIB` and
 /// writes the latency samples (ticks, u32 LE) to `samples`.
 fn produce(system: System, threads: usize, records: u64, target: &Path, samples: &Path) {
+    let every = sample_every(SAMPLE_EVERY);
     let create = || File::create(target).unwrap_or_else(|e| fail(e));
     let (d, lost_after) = match system {
         LogbusWait | LogbusDrop | LogbusNull | LogbusMulti => {
@@ -280,13 +299,13 @@ fn produce(system: System, threads: usize, records: u64, target: &Path, samples:
                 .producer()
                 .unwrap_or_else(|e| fail(e));
             (
-                drive(threads, records, SAMPLE_EVERY, || LogbusEmitter(p.clone())),
+                drive(threads, records, every, || LogbusEmitter(p.clone())),
                 0,
             )
         }
         MutexBufWriter => {
             let file: SharedFile = Arc::new(Mutex::new((BufWriter::new(create()), Vec::new())));
-            let d = drive(threads, records, SAMPLE_EVERY, || {
+            let d = drive(threads, records, every, || {
                 MutexEmitter(Arc::clone(&file), Me::new())
             });
             let mut g = file.lock().unwrap_or_else(|p| p.into_inner());
@@ -298,7 +317,7 @@ fn produce(system: System, threads: usize, records: u64, target: &Path, samples:
                 .lossy(system == AppenderLossy)
                 .finish(BufWriter::with_capacity(64 << 10, create()));
             let errors = nb.error_counter();
-            let d = drive(threads, records, SAMPLE_EVERY, || {
+            let d = drive(threads, records, every, || {
                 AppenderEmitter(nb.clone(), Me::new(), Vec::with_capacity(512))
             });
             drop(guard); // waits (up to 1 s) for the worker to write and flush the rest
@@ -308,23 +327,15 @@ fn produce(system: System, threads: usize, records: u64, target: &Path, samples:
             let mut line = Vec::new();
             Me::new().format(&mut line, now_ns());
             let w = Mutex::new(Some(BufWriter::with_capacity(64 << 10, create())));
-            let d = drive(1, records, SAMPLE_EVERY, || {
+            let d = drive(1, records, every, || {
                 let w = w.lock().unwrap_or_else(|p| p.into_inner()).take();
                 PlainEmitter(w.unwrap_or_else(|| fail("one thread only")), line.clone())
             });
             (d, 0)
         }
+        LttngUst => fail("LTTng-UST runs in lttng-producer"),
     };
-    let done_ns = monotonic_ns().max(d.emitted_ns);
-    let bytes: Vec<u8> = d.samples.iter().flat_map(|s| s.to_le_bytes()).collect();
-    std::fs::write(samples, bytes).unwrap_or_else(|e| fail(e));
-    println!(
-        "@result {} {done_ns} {} {} {}",
-        d.start_ns,
-        d.lost + lost_after,
-        d.faults,
-        procstat::peak_rss_kib()
-    );
+    d.report(lost_after, samples);
 }
 
 // ---------------------------------------------------------------- collector
@@ -502,17 +513,33 @@ fn run(
         (c, rx)
     });
     let target = if collector.is_some() { &ring } else { &json };
-    let mut p = Command::new(&exe)
-        .args([
+    // LTTng: a recording session, and its daemons' CPU before the run.
+    let session = (system == LttngUst).then(|| {
+        let name = base
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into());
+        let s = lttng::Session::start(&name, &with("lttng")).unwrap_or_else(|e| fail(e));
+        (s, lttng::daemons_usage().0)
+    });
+    let mut p = if system == LttngUst {
+        let mut c = Command::new(exe.with_file_name("lttng-producer"));
+        c.args([&threads.to_string(), &records.to_string()])
+            .arg(&samples);
+        c
+    } else {
+        let mut c = Command::new(&exe);
+        c.args([
             "produce",
             system.arg(),
             &threads.to_string(),
             &records.to_string(),
         ])
-        .args([target, &samples])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| fail(format_args!("cannot start the producer: {e}")));
+        .args([target, &samples]);
+        c
+    }
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap_or_else(|e| fail(format_args!("cannot start the producer: {e}")));
     let mut out = String::new();
     let _ = p.stdout.take().expect("piped").read_to_string(&mut out);
     let (ok, mut producer) = procstat::wait_child(p.id()).unwrap_or_else(|e| fail(e));
@@ -542,7 +569,19 @@ fn run(
         delivered = d[1];
         coll_usage = Some(usage);
     }
-    if system != LogbusNull {
+    if let Some((s, cpu_before)) = &session {
+        s.stop().unwrap_or_else(|e| fail(e));
+        end_ns = monotonic_ns();
+        delivered = s.count_events().unwrap_or_else(|e| fail(e));
+        let (cpu_after, anon_kib) = lttng::daemons_usage();
+        coll_usage = Some(Usage {
+            cpu_ns: cpu_after - cpu_before,
+            max_rss_kib: anon_kib,
+            minor_faults: 0,
+        });
+    }
+    drop(session);
+    if system != LogbusNull && system != LttngUst {
         delivered = count_lines(&json);
     }
     // Records whose producer waited for room (lossless mode), for the log.
@@ -608,10 +647,11 @@ fn bench(rounds: usize, records: u64) {
     let tick_ns = latency::ticks_per_ns();
     let empty = latency::empty_pairs();
     say(format!(
-        "timer: rdtsc at {tick_ns:.3} GHz; an empty timer pair: p50 {:.1} ns, p99 {:.1} ns, p99.9 {:.1} ns (included in every emit figure); 1 call in {SAMPLE_EVERY} timed",
+        "timer: rdtsc at {tick_ns:.3} GHz; an empty timer pair: p50 {:.1} ns, p99 {:.1} ns, p99.9 {:.1} ns (included in every emit figure); 1 call in {} timed",
         latency::percentile(&empty, 50.0) as f64 / tick_ns,
         latency::percentile(&empty, 99.0) as f64 / tick_ns,
         latency::percentile(&empty, 99.9) as f64 / tick_ns,
+        sample_every(SAMPLE_EVERY),
     ));
     // What the processes cost with nothing to do: part of every CPU figure.
     let idle = run(
@@ -635,12 +675,20 @@ fn bench(rounds: usize, records: u64) {
     // LOGBUS_COMPARE_ONLY=a,b: only these systems (for trying things out;
     // the goals need all of them).
     let only = std::env::var("LOGBUS_COMPARE_ONLY").unwrap_or_default();
+    let wanted = |s: System| only.is_empty() || only.split(',').any(|o| o == s.arg());
+    // The LTTng row needs its daemon (kept running for the whole run).
+    let _lttng = if wanted(LttngUst) {
+        let exe = std::env::current_exe().unwrap_or_else(|e| fail(e));
+        lttng::Daemon::start(&exe.with_file_name("lttng-producer"))
+            .map_err(|e| say(format!("LTTng-UST row skipped: {e}")))
+            .ok()
+    } else {
+        None
+    };
     let mut configs: Vec<(System, usize)> = Vec::new();
     for threads in [1, 2] {
         for s in System::ALL {
-            if (s != Plain || threads == 1)
-                && (only.is_empty() || only.split(',').any(|o| o == s.arg()))
-            {
+            if (s != Plain || threads == 1) && wanted(s) && (s != LttngUst || _lttng.is_some()) {
                 configs.push((s, threads));
             }
         }
@@ -695,7 +743,7 @@ fn bench(rounds: usize, records: u64) {
             cell(&col(|r| r.faults), 1.0, 0),
         ));
     }
-    if configs.len() == 15 {
+    if only.is_empty() {
         goals(&configs, &runs, &mut say);
     } else {
         say("\ngoals: not computed (LOGBUS_COMPARE_ONLY)".into());
@@ -774,6 +822,23 @@ fn goals(configs: &[(System, usize)], runs: &[Vec<Run>], say: &mut impl FnMut(St
                 cell(&p999, 1.0, 0),
                 verdict(spread(&r).0 <= 0.6 && spread(&p999).0 < 500.0)
             ));
+        }
+    }
+    // Issue 19's G2: logbus's emit against LTTng-UST's tracepoint.
+    if configs.iter().any(|&(s, _)| s == LttngUst) {
+        for s in [LogbusWait, LogbusDrop] {
+            for t in [1, 2] {
+                let (l, u) = (find(s, t), find(LttngUst, t));
+                let p50 = ratio(l, u, |r| r.p50);
+                let p999 = ratio(l, u, |r| r.p999);
+                say(format!(
+                    "LTTng ({t} thr) {}: emit p50 / LTTng-UST p50 = {}, p99.9 / LTTng-UST p99.9 = {} (goal <= 0.5 each): {}",
+                    s.label(),
+                    cell(&p50, 1.0, 2),
+                    cell(&p999, 1.0, 2),
+                    verdict(spread(&p50).0 <= 0.5 && spread(&p999).0 <= 0.5)
+                ));
+            }
         }
     }
     for t in [1, 2] {
