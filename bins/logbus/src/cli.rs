@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use logbus_ring::Severity;
 
+use crate::query::{OutputFormat, QueryArgs};
+
 /// Create, write, inspect and drain a logbus shared-memory ring.
 ///
 /// RING is the ring file; when left out it is $LOGBUS_RING, else /dev/shm/logbus.
@@ -28,7 +30,7 @@ pub enum Command {
     #[command(override_usage = "logbus emit [OPTIONS] [RING] [MESSAGE]...")]
     Emit(EmitArgs),
     /// Print the unread records without consuming them, oldest first.
-    Dump(ReadArgs),
+    Dump(DumpArgs),
     /// Consume the unread records: print them, then mark them delivered.
     Drain(ReadArgs),
     /// Print the ring's geometry, counters and reader.
@@ -144,6 +146,17 @@ pub struct ReadArgs {
     pub json: bool,
 }
 
+/// `logbus dump`.
+#[derive(Args, Debug)]
+pub struct DumpArgs {
+    /// The ring file and output format.
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// Which records to print.
+    #[command(flatten)]
+    pub query: QueryArgs,
+}
+
 /// `logbus tail`.
 #[derive(Args, Debug)]
 pub struct TailArgs {
@@ -153,6 +166,14 @@ pub struct TailArgs {
     /// Print the records already unread first, then follow.
     #[arg(long)]
     pub unread: bool,
+    /// Which records to print.
+    #[command(flatten)]
+    pub query: QueryArgs,
+}
+
+/// Whether records go out as JSON lines: `--json` or `-o json`.
+pub fn wants_json(read: &ReadArgs, query: &QueryArgs) -> bool {
+    read.json || query.output == Some(OutputFormat::Json)
 }
 
 /// A parsed W3C traceparent.

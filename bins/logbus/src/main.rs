@@ -8,6 +8,7 @@ mod cli;
 mod create;
 mod emit;
 mod output;
+mod query;
 mod read;
 mod stat;
 
