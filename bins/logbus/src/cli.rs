@@ -14,7 +14,7 @@ use crate::query::{OutputFormat, QueryArgs};
 ///
 /// RING is the ring file; when left out it is $LOGBUS_RING, else /dev/shm/logbus.
 #[derive(Parser, Debug)]
-#[command(name = "logbus", version)]
+#[command(name = "logbus", version = version_line())]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -37,6 +37,40 @@ pub enum Command {
     Stat(ReadArgs),
     /// Follow new records without consuming them, until interrupted.
     Tail(TailArgs),
+    /// Print a shell completion script (e.g. `logbus completions bash >
+    /// /etc/bash_completion.d/logbus`).
+    Completions(CompletionsArgs),
+    /// Write the man pages (logbus.1 and one per subcommand) into a directory.
+    Man(ManArgs),
+}
+
+/// `--version`: the program's version and the ring layout version it reads
+/// and writes (a ring of another layout version is refused with one line).
+pub fn version_line() -> &'static str {
+    static LINE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LINE.get_or_init(|| {
+        format!(
+            "{} (ring layout version {})",
+            env!("CARGO_PKG_VERSION"),
+            logbus_ring::layout::VERSION
+        )
+    })
+}
+
+/// `logbus completions`.
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `logbus man`.
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// The directory to write into (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "target/man")]
+    pub dir: PathBuf,
 }
 
 /// `logbus create`.

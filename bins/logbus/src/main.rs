@@ -6,6 +6,7 @@
 
 mod cli;
 mod create;
+mod docs;
 mod emit;
 mod output;
 mod query;
@@ -49,6 +50,8 @@ fn main() -> ExitCode {
         Command::Drain(a) => read::drain(a),
         Command::Stat(a) => stat::run(a),
         Command::Tail(a) => read::tail(a),
+        Command::Completions(a) => docs::completions(a),
+        Command::Man(a) => docs::man(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
