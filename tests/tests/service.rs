@@ -482,3 +482,60 @@ fn versions_completions_and_man_pages() {
         "the dump page lacks --trace-id"
     );
 }
+
+/// Rewrites a ring file's layout version (the `u32` after the 8-byte magic)
+/// to the one before this logbus's, as a ring left by the previous release.
+fn make_old_layout(ring: &Path) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new().write(true).open(ring).unwrap();
+    f.seek(SeekFrom::Start(8)).unwrap();
+    f.write_all(&(logbus_ring::layout::VERSION - 1).to_le_bytes())
+        .unwrap();
+}
+
+#[test]
+fn a_ring_of_the_previous_layout_is_refused_with_one_line() {
+    let dir = TempDir::new("svc-upgrade");
+    let old = format!(
+        "ring layout version {} is older than this logbus's version {}: stop its producers and collector, delete the file and create it again",
+        logbus_ring::layout::VERSION - 1,
+        logbus_ring::layout::VERSION
+    );
+    // --ring: the collector does not start.
+    let ring = dir.path("ring");
+    logbus(&["create", s(&ring)]);
+    make_old_layout(&ring);
+    let o = Command::new(bin("logbus-collector"))
+        .args(["--ring", s(&ring)])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err,
+        format!("logbus-collector: {}: {old}\n", ring.display())
+    );
+    // A ring directory: that ring is named and skipped, the others are read.
+    let rings = dir.path("logbus.d");
+    std::fs::create_dir(&rings).unwrap();
+    let (stale, fresh) = (rings.join("old"), rings.join("new"));
+    logbus(&["create", s(&stale)]);
+    make_old_layout(&stale);
+    logbus(&["create", s(&fresh)]);
+    let mut c = Collector::start(&dir, "dir", &["--ring-dir", s(&rings)]);
+    c.wait_stderr("the refusal", "; not read");
+    assert!(
+        c.stderr_text()
+            .contains(&format!("{}: {old}; not read", stale.display())),
+        "{}",
+        c.stderr_text()
+    );
+    logbus(&["emit", s(&fresh), "after the upgrade"]);
+    wait_for("the new ring's record", LONG, || {
+        std::fs::read_to_string(&c.stdout)
+            .ok()?
+            .contains("after the upgrade")
+            .then_some(())
+    });
+    assert!(c.stop().success(), "{}", c.stderr_text());
+}
