@@ -102,10 +102,10 @@ pub fn drain(args: &ReadArgs) -> Result<()> {
 }
 
 /// `logbus tail`: follows the new records the query selects, without
-/// consuming them, until
-/// interrupted (SIGINT keeps its default action: the process ends at once,
-/// and everything polled so far has already been flushed) or until its
-/// standard output is closed.
+/// consuming them, until interrupted (SIGINT keeps its default action: the
+/// process ends at once, and everything polled so far has already been
+/// flushed) or until its standard output is closed. With `--unread`, or
+/// `-n N` (the last N of them), the unread records it selects come first.
 pub fn tail(args: &TailArgs) -> Result<()> {
     let ring = open_read_only(args.read.ring.as_deref())?;
     // A follower sees new records even when a collector consumes them at once.
