@@ -428,6 +428,23 @@ fn check_validates_and_prints_without_touching_a_ring() {
     );
     assert!(o.stdout.is_empty());
     assert!(!dir.path("x.log").exists() && !missing.exists());
+    // A file that parses but cannot be used: the same line, with the line of
+    // the key at fault.
+    std::fs::write(
+        &bad,
+        "[[sinks]]\nname = \"a\"\ntype = \"null\"\n\n[[sinks]]\nname = \"a\"\ntype = \"stdout\"\n",
+    )
+    .unwrap();
+    let o = check(&["--config", s(&bad)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err,
+        format!(
+            "logbus-collector: {}:6: sinks[1].name: \"a\" is used by an earlier sink\n",
+            bad.display()
+        )
+    );
 }
 
 #[test]
