@@ -11,6 +11,12 @@
 //! the new one; when it is truncated under us (the SIGBUS guard turns the
 //! fault into zero pages), it says so in one line, drops it and waits for a
 //! new ring at the path. Each ring gets a fresh `Collector`; sinks reopen.
+//!
+//! `--check` validates the configuration and prints the effective one
+//! without opening a ring (`check.rs`). Under a service manager
+//! (`$NOTIFY_SOCKET`, systemd's `Type=notify`) the collector reports
+//! `READY=1` once it holds its ring(s), and reloads and shutdown
+//! (`notify.rs`).
 
 mod check;
 mod notify;
