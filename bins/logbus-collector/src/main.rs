@@ -1,4 +1,4 @@
-//! `logbus-collector [--ring PATH | --ring-dir DIR] [--config FILE] [--metrics 127.0.0.1:PORT]`
+//! `logbus-collector [--ring PATH | --ring-dir DIR] [--config FILE] [--metrics 127.0.0.1:PORT] [--check]`
 //!
 //! Drains a logbus ring, or every ring of a directory (`--ring-dir`, each
 //! ring owned by the user whose processes write it), into the configured
@@ -11,6 +11,15 @@
 //! the new one; when it is truncated under us (the SIGBUS guard turns the
 //! fault into zero pages), it says so in one line, drops it and waits for a
 //! new ring at the path. Each ring gets a fresh `Collector`; sinks reopen.
+//!
+//! `--check` validates the configuration and prints the effective one
+//! without opening a ring (`check.rs`). Under a service manager
+//! (`$NOTIFY_SOCKET`, systemd's `Type=notify`) the collector reports
+//! `READY=1` once it holds its ring(s), and reloads and shutdown
+//! (`notify.rs`).
+
+mod check;
+mod notify;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -28,7 +37,7 @@ use nix::sys::signal::{SigSet, Signal};
 
 /// Drains a logbus ring into the configured sinks.
 #[derive(Parser)]
-#[command(name = "logbus-collector", version, about)]
+#[command(name = "logbus-collector", version = version_line(), about)]
 struct Args {
     /// The ring file (default: the config's [ring] path, else $LOGBUS_RING, else /dev/shm/logbus).
     #[arg(long, value_name = "PATH", conflicts_with = "ring_dir")]
@@ -44,6 +53,46 @@ struct Args {
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
+    /// Validate the configuration, print the effective one (defaults filled
+    /// in) and exit: 0 when it is usable, 1 with one line naming the file,
+    /// line and key when not. Opens no ring.
+    #[arg(long)]
+    check: bool,
+    /// Write the man page, logbus-collector.1, into DIR and exit.
+    #[arg(long, value_name = "DIR", hide = true)]
+    man: Option<PathBuf>,
+}
+
+/// `--version`: the program's version and the ring layout version it reads.
+fn version_line() -> &'static str {
+    static LINE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LINE.get_or_init(|| {
+        format!(
+            "{} (ring layout version {})",
+            env!("CARGO_PKG_VERSION"),
+            logbus_ring::layout::VERSION
+        )
+    })
+}
+
+/// `--man DIR`.
+fn write_man(dir: &Path) -> ExitCode {
+    use clap::CommandFactory;
+    let written = std::fs::create_dir_all(dir)
+        .and_then(|()| clap_mangen::Man::new(Args::command()).generate_to(dir));
+    match written {
+        Ok(path) => {
+            println!("{}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "logbus-collector: {}: cannot write the man page: {e}",
+                dir.display()
+            );
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -79,6 +128,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(dir) = &args.man {
+        return write_man(dir);
+    }
+    if args.check {
+        return run_check(&args);
+    }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -104,16 +159,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         Some(path) => config::load(path)?,
         None => Config::default(),
     };
-    let dir = match (&args.ring, &args.ring_dir, &config.ring_dir) {
-        (None, Some(d), _) | (None, None, Some(d)) => Some(d.clone()),
-        _ => None,
-    };
-    if let Some(dir) = dir {
-        return run_dir(&dir, config, &args, signals);
-    }
-    let path = match (&args.ring, &config.ring_path) {
-        (Some(p), _) | (None, Some(p)) => p.clone(),
-        (None, None) => ring_path(None),
+    let path = match ring_source(&args, &config) {
+        RingSource::Dir(dir) => return run_dir(&dir, config, &args, signals),
+        RingSource::Ring(path) => path,
     };
     // The error's line already names its cause: keep it, not its source chain.
     let mut ring = Ring::open(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -132,8 +180,12 @@ fn run(args: Args) -> anyhow::Result<()> {
             .spawn(move || loop {
                 let control = || current.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 match signals.wait() {
-                    Ok(Signal::SIGHUP) => control().request_reload(),
+                    Ok(Signal::SIGHUP) => {
+                        notify::reloading();
+                        control().request_reload();
+                    }
                     Ok(_) => {
+                        notify::stopping();
                         // Release: pairs with the Acquire loads below.
                         exit.store(true, Ordering::Release);
                         control().request_shutdown();
@@ -151,6 +203,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         ring.geometry().block_size / 1024,
         sink_list(&config)
     );
+    // The consumer role is held (Collector::new acquired it) and the
+    // signals are handled: the service is up.
+    notify::ready(&format!("consuming {}", ring.path().display()));
     loop {
         let control = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
         // Acquire: pairs with the signal thread's Release store.
@@ -179,6 +234,66 @@ fn run(args: Args) -> anyhow::Result<()> {
             ring.geometry().blocks,
             ring.geometry().block_size / 1024,
         );
+        notify::ready(&format!("consuming {} (a new ring)", ring.path().display()));
+    }
+}
+
+/// Where the records come from.
+enum RingSource {
+    /// One ring file.
+    Ring(PathBuf),
+    /// Every ring of a directory.
+    Dir(PathBuf),
+}
+
+/// `--ring`/`--ring-dir` win over the file's `[ring]`, which wins over
+/// `$LOGBUS_RING`, then `/dev/shm/logbus`.
+fn ring_source(args: &Args, config: &Config) -> RingSource {
+    match (&args.ring, &args.ring_dir, &config.ring_dir) {
+        (None, Some(d), _) | (None, None, Some(d)) => return RingSource::Dir(d.clone()),
+        _ => {}
+    }
+    RingSource::Ring(match (&args.ring, &config.ring_path) {
+        (Some(p), _) | (None, Some(p)) => p.clone(),
+        (None, None) => ring_path(None),
+    })
+}
+
+/// `--check`: validate, print the effective configuration, exit 0 or 1.
+/// Touches no ring, file sink or port.
+fn run_check(args: &Args) -> ExitCode {
+    let config = match &args.config {
+        Some(path) => match config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("logbus-collector: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => Config::default(),
+    };
+    let source = ring_source(args, &config);
+    let source = match &source {
+        RingSource::Ring(p) => check::Source::Ring(p),
+        RingSource::Dir(d) => check::Source::Dir(d),
+    };
+    match check::effective(&config, source, args.metrics.as_deref()) {
+        Ok(text) => {
+            let from = match &args.config {
+                Some(p) => format!("{}: valid", p.display()),
+                None => "no --config: the built-in default".to_string(),
+            };
+            print!("# {from}; the effective configuration (defaults filled in):\n{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let file = args
+                .config
+                .as_ref()
+                .map_or(String::new(), |p| format!("{}: ", p.display()));
+            eprintln!("logbus-collector: {file}{e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -225,8 +340,14 @@ fn run_dir(dir: &Path, config: Config, args: &Args, signals: SigSet) -> anyhow::
             .name("signals".into())
             .spawn(move || loop {
                 match signals.wait() {
-                    Ok(Signal::SIGHUP) => control.request_reload(),
-                    Ok(_) => control.request_shutdown(),
+                    Ok(Signal::SIGHUP) => {
+                        notify::reloading();
+                        control.request_reload();
+                    }
+                    Ok(_) => {
+                        notify::stopping();
+                        control.request_shutdown();
+                    }
                     Err(_) => {}
                 }
             })?;
@@ -238,6 +359,7 @@ fn run_dir(dir: &Path, config: Config, args: &Args, signals: SigSet) -> anyhow::
         logbus_collector::MAX_RINGS,
         sink_list(&config)
     );
+    notify::ready(&format!("consuming every ring of {}", dir.display()));
     let summary = collector.run(&control);
     report(&summary, true);
     Ok(())
@@ -375,6 +497,17 @@ fn wait_for_new_ring(old: &Ring, _gone: Gone, exit: &AtomicBool) -> Option<Ring>
 }
 
 /// Where the collector library's notices go: one line each on stderr.
+/// The end of a reload is also the end of the service manager's
+/// `RELOADING=1`.
 fn print_notice(notice: logbus_collector::Notice) {
+    use logbus_collector::Notice;
     eprintln!("logbus-collector: {notice}");
+    match notice {
+        Notice::Reloaded { .. } => notify::ready("configuration reloaded"),
+        Notice::ReloadFailed { .. } => {
+            notify::ready("reload refused: the running configuration stays")
+        }
+        Notice::ReopenOnly => notify::ready("files reopened"),
+        _ => {}
+    }
 }

@@ -8,11 +8,13 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use logbus_ring::Severity;
 
+use crate::query::{OutputFormat, QueryArgs};
+
 /// Create, write, inspect and drain a logbus shared-memory ring.
 ///
 /// RING is the ring file; when left out it is $LOGBUS_RING, else /dev/shm/logbus.
 #[derive(Parser, Debug)]
-#[command(name = "logbus", version)]
+#[command(name = "logbus", version = version_line())]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -28,13 +30,47 @@ pub enum Command {
     #[command(override_usage = "logbus emit [OPTIONS] [RING] [MESSAGE]...")]
     Emit(EmitArgs),
     /// Print the unread records without consuming them, oldest first.
-    Dump(ReadArgs),
+    Dump(DumpArgs),
     /// Consume the unread records: print them, then mark them delivered.
     Drain(ReadArgs),
     /// Print the ring's geometry, counters and reader.
     Stat(ReadArgs),
     /// Follow new records without consuming them, until interrupted.
     Tail(TailArgs),
+    /// Print a shell completion script (e.g. `logbus completions bash >
+    /// /etc/bash_completion.d/logbus`).
+    Completions(CompletionsArgs),
+    /// Write the man pages (logbus.1 and one per subcommand) into a directory.
+    Man(ManArgs),
+}
+
+/// `--version`: the program's version and the ring layout version it reads
+/// and writes (a ring of another layout version is refused with one line).
+pub fn version_line() -> &'static str {
+    static LINE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LINE.get_or_init(|| {
+        format!(
+            "{} (ring layout version {})",
+            env!("CARGO_PKG_VERSION"),
+            logbus_ring::layout::VERSION
+        )
+    })
+}
+
+/// `logbus completions`.
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `logbus man`.
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// The directory to write into (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "target/man")]
+    pub dir: PathBuf,
 }
 
 /// `logbus create`.
@@ -144,6 +180,17 @@ pub struct ReadArgs {
     pub json: bool,
 }
 
+/// `logbus dump`.
+#[derive(Args, Debug)]
+pub struct DumpArgs {
+    /// The ring file and output format.
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// Which records to print.
+    #[command(flatten)]
+    pub query: QueryArgs,
+}
+
 /// `logbus tail`.
 #[derive(Args, Debug)]
 pub struct TailArgs {
@@ -153,6 +200,14 @@ pub struct TailArgs {
     /// Print the records already unread first, then follow.
     #[arg(long)]
     pub unread: bool,
+    /// Which records to print.
+    #[command(flatten)]
+    pub query: QueryArgs,
+}
+
+/// Whether records go out as JSON lines: `--json` or `-o json`.
+pub fn wants_json(read: &ReadArgs, query: &QueryArgs) -> bool {
+    read.json || query.output == Some(OutputFormat::Json)
 }
 
 /// A parsed W3C traceparent.

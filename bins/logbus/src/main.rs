@@ -6,8 +6,10 @@
 
 mod cli;
 mod create;
+mod docs;
 mod emit;
 mod output;
+mod query;
 mod read;
 mod stat;
 
@@ -48,6 +50,8 @@ fn main() -> ExitCode {
         Command::Drain(a) => read::drain(a),
         Command::Stat(a) => stat::run(a),
         Command::Tail(a) => read::tail(a),
+        Command::Completions(a) => docs::completions(a),
+        Command::Man(a) => docs::man(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,8 +6,9 @@ use std::time::Duration;
 use anyhow::Result;
 use logbus_ring::{ring_path, Batch, Consumer, Peeker, Ring};
 
-use crate::cli::{ReadArgs, TailArgs};
-use crate::output::Printer;
+use crate::cli::{wants_json, DumpArgs, ReadArgs, TailArgs};
+use crate::output::{colour_wanted, Printer};
+use crate::query::Query;
 
 /// How long `tail` sleeps when it finds nothing new.
 const IDLE_PAUSE: Duration = Duration::from_millis(25);
@@ -42,16 +43,27 @@ fn ring_worth(ring: &Ring) -> usize {
     usize::try_from(ring.geometry().data_bytes() / 64).unwrap_or(usize::MAX)
 }
 
-/// `logbus dump`: prints the unread records, sorted by time, consuming nothing.
+/// A printer for `args`' format and query, coloured on a terminal.
+fn printer_for(read: &ReadArgs, query: &crate::query::QueryArgs) -> Printer {
+    Printer::new(wants_json(read, query), colour_wanted(), Query::new(query))
+}
+
+/// `logbus dump`: prints the unread records the query selects, sorted by
+/// time, consuming nothing.
 ///
 /// The first poll takes every unread record at once, so the output is one
-/// sorted snapshot; records a producer overwrote during the copy are read
-/// again by a later poll (printed after, each poll sorted in itself).
-pub fn dump(args: &ReadArgs) -> Result<()> {
-    let ring = open_read_only(args.ring.as_deref())?;
+/// sorted snapshot (one trace, `--trace-id`, comes out in time order across
+/// every process that wrote it); records a producer overwrote during the
+/// copy are read again by a later poll (printed after, each poll sorted in
+/// itself). With `-n N` only the last N selected are printed.
+pub fn dump(args: &DumpArgs) -> Result<()> {
+    let ring = open_read_only(args.read.ring.as_deref())?;
     let mut peeker = Peeker::new(&ring);
     let mut batch = Batch::new();
-    let mut printer = Printer::new(args.json);
+    let mut printer = printer_for(&args.read, &args.query);
+    if let Some(n) = args.query.lines {
+        printer.keep_last(n);
+    }
     let worth = ring_worth(&ring);
     let mut budget = worth;
     while budget > 0 && peeker.poll(&mut batch, worth) > 0 {
@@ -61,6 +73,7 @@ pub fn dump(args: &ReadArgs) -> Result<()> {
         printer.batch(&ring, &batch)?;
     }
     check_alive(&ring)?;
+    printer.release()?;
     printer.flush()?;
     Ok(())
 }
@@ -72,7 +85,7 @@ pub fn drain(args: &ReadArgs) -> Result<()> {
     let ring = open_existing(args.ring.as_deref())?;
     let mut consumer = Consumer::acquire(&ring)?;
     let mut batch = Batch::new();
-    let mut printer = Printer::new(args.json);
+    let mut printer = Printer::new(args.json, colour_wanted(), Query::default());
     let worth = ring_worth(&ring);
     let mut budget = worth;
     while budget > 0 && consumer.poll(&mut batch, worth) > 0 {
@@ -88,17 +101,21 @@ pub fn drain(args: &ReadArgs) -> Result<()> {
     Ok(())
 }
 
-/// `logbus tail`: follows new records without consuming them until
-/// interrupted (SIGINT keeps its default action: the process ends at once,
-/// and everything polled so far has already been flushed) or until its
-/// standard output is closed.
+/// `logbus tail`: follows the new records the query selects, without
+/// consuming them, until interrupted (SIGINT keeps its default action: the
+/// process ends at once, and everything polled so far has already been
+/// flushed) or until its standard output is closed. With `--unread`, or
+/// `-n N` (the last N of them), the unread records it selects come first.
 pub fn tail(args: &TailArgs) -> Result<()> {
     let ring = open_read_only(args.read.ring.as_deref())?;
     // A follower sees new records even when a collector consumes them at once.
     let mut peeker = Peeker::follow(&ring);
     let mut batch = Batch::new();
-    let mut printer = Printer::new(args.read.json);
-    if args.unread {
+    let mut printer = printer_for(&args.read, &args.query);
+    if let Some(n) = args.query.lines {
+        printer.keep_last(n);
+    }
+    if args.unread || args.query.lines.is_some() {
         // The backlog first (bounded, in case producers outrun us). A record
         // published between the follower's start and this read shows twice.
         let mut backlog = Peeker::new(&ring);
@@ -109,6 +126,7 @@ pub fn tail(args: &TailArgs) -> Result<()> {
             batch.sort_by_time();
             printer.batch(&ring, &batch)?;
         }
+        printer.release()?;
         printer.flush()?;
     }
     loop {

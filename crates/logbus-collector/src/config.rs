@@ -414,7 +414,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(text, file, &e))?;
     let err = |key: String, problem: String| ConfigError {
         file: file.to_path_buf(),
-        line: None,
+        line: key_line(text, &key),
         key,
         problem,
     };
@@ -589,6 +589,47 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
     Ok(cfg)
 }
 
+/// The 1-based line where `key` (`sinks[1].path`, `ring.dir`, `ring`,
+/// `sinks`) is written: the key's own line, else its table's header line;
+/// `None` when the file does not write it (a missing key of a table that is
+/// not there either, or the file as a whole).
+fn key_line(text: &str, key: &str) -> Option<usize> {
+    let (table, leaf) = match key.split_once('.') {
+        Some((t, k)) => (t, Some(k)),
+        None => (key, None),
+    };
+    let mut current = String::new();
+    let mut sinks_seen = 0usize;
+    let mut header = None;
+    for (i, l) in text.lines().enumerate() {
+        let l = l.trim();
+        if let Some(h) = l.strip_prefix("[[").and_then(|h| h.split("]]").next()) {
+            current = if h.trim() == "sinks" {
+                sinks_seen += 1;
+                format!("sinks[{}]", sinks_seen - 1)
+            } else {
+                h.trim().to_string()
+            };
+            if current == table || (table == "sinks" && h.trim() == "sinks") {
+                header.get_or_insert(i + 1);
+            }
+            continue;
+        }
+        if let Some(h) = l.strip_prefix('[').and_then(|h| h.split(']').next()) {
+            current = h.trim().to_string();
+            if current == table {
+                header.get_or_insert(i + 1);
+            }
+            continue;
+        }
+        let here = l.split_once('=').map(|(k, _)| k.trim().trim_matches('"'));
+        if current == table && leaf.is_some() && here == leaf {
+            return Some(i + 1);
+        }
+    }
+    header
+}
+
 /// Turns a toml/serde error into one line naming the key, found from the
 /// error's position in the text (the key on that line, under the last table
 /// header before it).
@@ -727,15 +768,28 @@ headers = { "x-a" = "b" }
             err("[ring]\nshutdown_timeout = \"soon\"\n[[sinks]]\nname = \"a\"\ntype = \"null\"\n");
         assert!(e.starts_with("c.toml:2: ring.shutdown_timeout: "), "{e}");
         let e = err("[[sinks]]\nname = \"a\"\ntype = \"file\"\n");
-        assert_eq!(e, "c.toml: sinks[0].path: missing (file sinks need a path)");
+        // A missing key: its table's line.
+        assert_eq!(
+            e,
+            "c.toml:1: sinks[0].path: missing (file sinks need a path)"
+        );
         let e = err(
             "[[sinks]]\nname = \"a\"\ntype = \"null\"\n[[sinks]]\nname = \"a\"\ntype = \"null\"\n",
         );
-        assert_eq!(e, "c.toml: sinks[1].name: \"a\" is used by an earlier sink");
+        assert_eq!(
+            e,
+            "c.toml:5: sinks[1].name: \"a\" is used by an earlier sink"
+        );
         let e = err("[[sinks]]\nname = \"a\"\ntype = \"stdout\"\nmax_bytes = 3\n");
-        assert_eq!(e, "c.toml: sinks[0].max_bytes: applies to file sinks only");
+        assert_eq!(
+            e,
+            "c.toml:4: sinks[0].max_bytes: applies to file sinks only"
+        );
         let e = err("[[sinks]]\nname = \"a\"\ntype = \"null\"\nmin_level = \"error\"\nmax_level = \"info\"\n");
-        assert!(e.starts_with("c.toml: sinks[0].max_level: "), "{e}");
+        assert!(e.starts_with("c.toml:5: sinks[0].max_level: "), "{e}");
+        let e =
+            err("[ring]\npath = \"/a\"\ndir = \"/b\"\n[[sinks]]\nname = \"a\"\ntype = \"null\"\n");
+        assert!(e.starts_with("c.toml:1: ring: "), "{e}");
         let e = err("[[sinks]\n");
         assert!(e.starts_with("c.toml:1"), "{e}");
         assert!(!e.contains('\n'), "{e}");
