@@ -35,6 +35,29 @@ pub enum Command {
     Stat(ReadArgs),
     /// Follow new records without consuming them, until interrupted.
     Tail(TailArgs),
+    /// Watch the bus live: rings, sinks and the busiest producers, each second.
+    Top(TopArgs),
+}
+
+/// `logbus top`.
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    /// The ring file [default: $LOGBUS_RING, else /dev/shm/logbus].
+    #[arg(conflicts_with = "ring_dir")]
+    pub ring: Option<PathBuf>,
+    /// Watch every ring of this directory (as `logbus-collector --ring-dir`).
+    #[arg(long, value_name = "DIR")]
+    pub ring_dir: Option<PathBuf>,
+    /// Print one screen of text, measured over one interval, and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// JSON instead of the screen: one object per interval (one with --once).
+    #[arg(long)]
+    pub json: bool,
+    /// Milliseconds between refreshes; rates are per second over this interval.
+    #[arg(long, value_name = "MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub interval_ms: u64,
 }
 
 /// `logbus create`.

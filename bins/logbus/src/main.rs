@@ -10,6 +10,7 @@ mod emit;
 mod output;
 mod read;
 mod stat;
+mod top;
 
 use std::io;
 use std::process::ExitCode;
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
         Command::Drain(a) => read::drain(a),
         Command::Stat(a) => stat::run(a),
         Command::Tail(a) => read::tail(a),
+        Command::Top(a) => top::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
