@@ -42,6 +42,8 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Write the man pages (logbus.1 and one per subcommand) into a directory.
     Man(ManArgs),
+    /// Watch the bus live: rings, sinks and the busiest producers, each second.
+    Top(TopArgs),
 }
 
 /// `--version`: the program's version and the ring layout version it reads
@@ -71,6 +73,27 @@ pub struct ManArgs {
     /// The directory to write into (created if missing).
     #[arg(long, value_name = "DIR", default_value = "target/man")]
     pub dir: PathBuf,
+}
+
+/// `logbus top`.
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    /// The ring file [default: $LOGBUS_RING, else /dev/shm/logbus].
+    #[arg(conflicts_with = "ring_dir")]
+    pub ring: Option<PathBuf>,
+    /// Watch every ring of this directory (as `logbus-collector --ring-dir`).
+    #[arg(long, value_name = "DIR")]
+    pub ring_dir: Option<PathBuf>,
+    /// Print one screen of text, measured over one interval, and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// JSON instead of the screen: one object per interval (one with --once).
+    #[arg(long)]
+    pub json: bool,
+    /// Milliseconds between refreshes; rates are per second over this interval.
+    #[arg(long, value_name = "MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub interval_ms: u64,
 }
 
 /// `logbus create`.

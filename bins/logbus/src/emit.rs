@@ -5,7 +5,7 @@ use std::io::{self, BufRead};
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use logbus_ring::{ring_path, Emitted, Event, Field, Resource, Ring, Writer};
+use logbus_ring::{ring_path, Emitted, Event, Field, Resource, Ring, Writer, WriterError};
 
 use crate::cli::EmitArgs;
 
@@ -91,9 +91,9 @@ pub fn run(args: &EmitArgs) -> Result<()> {
     Ok(())
 }
 
-/// Registers this process under `service`; a full resource table only costs
-/// the records their service name, so it is a warning.
-fn register(ring: &Ring, path: &Path, service: &str) -> Option<u8> {
+/// Registers this process under `service`: its resource tag, or, when the
+/// table has no room (a warning), the resource its records carry themselves.
+fn register(ring: &Ring, path: &Path, service: &str) -> Option<Result<u8, Resource>> {
     let resource = Resource {
         pid: std::process::id(),
         service: service.to_string(),
@@ -104,7 +104,14 @@ fn register(ring: &Ring, path: &Path, service: &str) -> Option<u8> {
         command: std::env::args().collect::<Vec<_>>().join(" "),
     };
     match ring.register_resource(&resource) {
-        Ok(tag) => Some(tag),
+        Ok(tag) => Some(Ok(tag)),
+        Err(e @ WriterError::TableFull { .. }) => {
+            eprintln!(
+                "logbus: {}: {e}; records of service `{service}` carry its name themselves",
+                path.display()
+            );
+            Some(Err(resource))
+        }
         Err(e) => {
             eprintln!(
                 "logbus: {}: cannot register service `{service}` ({e}); records carry none",
@@ -119,7 +126,7 @@ fn register(ring: &Ring, path: &Path, service: &str) -> Option<u8> {
 struct Emitter<'r> {
     ring: &'r Ring,
     writer: Option<Writer>,
-    resource: Option<u8>,
+    resource: Option<Result<u8, Resource>>,
     total: u64,
     /// Refused by the overflow policy (already counted in the ring).
     refused: u64,
@@ -131,8 +138,10 @@ impl Emitter<'_> {
         if self.writer.is_none() {
             match self.ring.writer() {
                 Ok(mut w) => {
-                    if let Some(tag) = self.resource {
-                        w.set_resource(tag);
+                    match &self.resource {
+                        Some(Ok(tag)) => w.set_resource(*tag),
+                        Some(Err(carried)) => w.carry_resource(carried),
+                        None => {}
                     }
                     self.writer = Some(w);
                 }

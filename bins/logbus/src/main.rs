@@ -12,6 +12,7 @@ mod output;
 mod query;
 mod read;
 mod stat;
+mod top;
 
 use std::io;
 use std::process::ExitCode;
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
         Command::Tail(a) => read::tail(a),
         Command::Completions(a) => docs::completions(a),
         Command::Man(a) => docs::man(a),
+        Command::Top(a) => top::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

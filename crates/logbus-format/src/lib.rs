@@ -15,7 +15,7 @@
 //! | `tid` | producer thread |
 //! | `seq` | unique in the ring, increasing in emit order for each producer |
 //! | `trace_id`, `span_id` | lowercase hex; left out when absent |
-//! | `service` | the producer's service name, when its resource is known |
+//! | `service` | the producer's service name, when its resource is known (from the ring's resource table, or from the record's own `service.name` field when the table had no room for its process) |
 //! | `fields` | an object of the structured fields (types kept); left out when empty |
 //! | `truncated` | `true`, only when something was cut |
 //!
@@ -330,6 +330,14 @@ impl<'a> Checked<'a> {
     }
 }
 
+/// The service a record carries itself (its producer found no room in the
+/// ring's resource table; see `logbus_ring::carried_service`). Cold: records
+/// whose resource is known never get here.
+#[cold]
+fn carried<'a>(r: &RecordRef<'a>) -> Option<Checked<'a>> {
+    logbus_ring::carried_service(r).map(Checked::unchecked)
+}
+
 /// The eight decimal digits of `v < 10^8`, zero-padded, most significant
 /// first, computed in one register (two 4-digit halves, then four 2-digit
 /// quarters, then eight digits, each split by a multiply and shift that
@@ -396,6 +404,7 @@ fn json(
     service: Option<Checked<'_>>,
     uid: Option<u32>,
 ) {
+    let service = service.or_else(|| carried(r));
     // SAFETY: `json_bound` bounds everything written below.
     let mut w = unsafe { Out::new(out, json_bound(r, service.map(|s| s.name))) };
     w.put(b"{\"time\":\"");
@@ -467,6 +476,7 @@ fn json(
 
 #[inline(always)]
 fn text(f: &mut Formatter, out: &mut Vec<u8>, r: &RecordRef<'_>, service: Option<Checked<'_>>) {
+    let service = service.or_else(|| carried(r));
     // SAFETY: the text form is never longer than the JSON form's bound.
     let mut w = unsafe { Out::new(out, json_bound(r, service.map(|s| s.name))) };
     f.put_rfc3339(&mut w, r.time_ns());

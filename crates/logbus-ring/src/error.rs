@@ -110,10 +110,15 @@ impl std::error::Error for OpenError {
 /// Why a writer, or a resource-table entry, could not be had.
 #[derive(Debug)]
 pub enum WriterError {
-    /// Every entry of the resource table has a live owner.
+    /// Every entry of the resource table is taken: by a live process, or by
+    /// one that exited and whose records may still be unread.
     TableFull {
         /// Entries in the table.
         entries: u32,
+        /// Entries held by live processes.
+        live: u32,
+        /// Entries of exited processes whose records may still be unread.
+        unread: u32,
     },
     /// The ring handle was opened before `fork()`.
     Forked,
@@ -124,12 +129,15 @@ pub enum WriterError {
 impl fmt::Display for WriterError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            WriterError::TableFull { entries } => {
-                write!(
-                    f,
-                    "all {entries} resource entries of the ring are held by live processes"
-                )
-            }
+            WriterError::TableFull {
+                entries,
+                live,
+                unread,
+            } => write!(
+                f,
+                "all {entries} resource entries of the ring are taken ({live} by live processes, \
+                 {unread} by exited processes whose records may still be unread)"
+            ),
             WriterError::Forked => write!(f, "ring handle was opened before fork(); open it again"),
             WriterError::Io(e) => write!(f, "cannot take a liveness lock on the ring: {e}"),
         }

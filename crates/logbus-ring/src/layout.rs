@@ -1,5 +1,7 @@
-//! The on-disk (in-memory) layout of a ring file, version 3 (3: the eviction
-//! note holds 511 block ends of 4 bytes, where version 2 held 32 of 8).
+//! The on-disk (in-memory) layout of a ring file, version 4 (4: each
+//! resource entry holds its process's uid and per-level counts of records
+//! written and dropped; 3: the eviction note holds 511 block ends of 4 bytes,
+//! where version 2 held 32 of 8).
 //!
 //! Everything is little-endian, every offset is from the start of the file, and
 //! nothing in the file is a pointer. Another language can write records by
@@ -8,7 +10,7 @@
 //! ```text
 //! offset 0           +--------------------------------------------------+
 //!                    | StaticHeader (Pod, 128 B): magic "LOGBUS\0R",     |
-//!                    |   version 3, geometry, created_ns, protect level, |
+//!                    |   version 4, geometry, created_ns, protect level, |
 //!                    |   per-level watermarks, wait_ms. Written once,    |
 //!                    |   before the file gets its name; read-only after. |
 //! 128                | SharedWords: head, alloc, the futex words, the    |
@@ -61,7 +63,7 @@ use crate::level::LEVELS;
 /// The file's first eight bytes.
 pub const MAGIC: [u8; 8] = *b"LOGBUS\0R";
 /// The layout version this crate reads and writes.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 /// Bytes before the resource table.
 pub const HEADER_BYTES: usize = 4096;
 /// Entries in the resource table.
@@ -85,9 +87,22 @@ pub mod resource_entry {
     /// reused once `head` reaches that `alloc`: every record of the owner is
     /// in a block before it, so none is unread any more.
     pub const RETIRE_AT: usize = 32;
-    /// The strings: service, version, host, command, each a u16 length + UTF-8.
-    pub const BODY: usize = 40;
+    /// u32: the writer's real uid.
+    pub const UID: usize = 40;
+    /// The strings: service, version, host, command, each a u16 length +
+    /// UTF-8, up to [`COUNTS`].
+    pub const BODY: usize = 48;
+    /// A cache line of counters, `[u64; LEVELS]` each, atomic, written by the
+    /// owner's writers only (see `crate::resource`): records written...
+    pub const WRITTEN: usize = 384;
+    /// ... and records dropped by the overflow policy, per level.
+    pub const DROPPED: usize = WRITTEN + 8 * crate::level::LEVELS;
+    /// Where the counters start (and the strings must end).
+    pub const COUNTS: usize = WRITTEN;
 }
+const _: () = assert!(resource_entry::DROPPED + 8 * LEVELS <= RESOURCE_BYTES);
+// The counters start a cache line (entries are 512-aligned after the header).
+const _: () = assert!((HEADER_BYTES + resource_entry::WRITTEN) & 63 == 0);
 /// Bytes per block descriptor.
 pub const BLOCK_DESC_BYTES: usize = 128;
 /// Smallest and largest block sizes; the block size must be a power of two.

@@ -80,7 +80,7 @@ pub use layout::Geometry;
 pub use level::{Level, ParseSeverityError, Severity, LEVELS};
 pub use peeker::Peeker;
 pub use record::{BlockPos, FieldIter, RecordRef};
-pub use resource::Resource;
+pub use resource::{carried_service, ProcessCounts, Resource, CARRIED_FIELDS, SERVICE_FIELD};
 pub use ring::{ring_path, Ring, RingOptions, DEFAULT_RING, RING_ENV};
 pub use stats::{LevelCounts, Stats};
 pub use wait_any::{wait_any, Waker, FALLBACK_NAP, WAIT_ANY_RINGS};

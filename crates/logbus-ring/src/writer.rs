@@ -94,6 +94,8 @@ impl Ring {
             pid: std::process::id(),
             tid,
             resource: 0,
+            counts: [0; LEVELS],
+            carry: None,
             generation: self.inner.generation,
             scratch: Vec::new(),
             last_seq: None,
@@ -122,6 +124,14 @@ pub struct Writer {
     pid: u32,
     tid: u32,
     resource: u8,
+    /// Records written per level since the counts were last added to the
+    /// resource entry (once per block; see "Per-process counters" in
+    /// `crate::resource`): local, so a record touches no shared counter.
+    counts: [u32; LEVELS],
+    /// The resource every record carries as its first fields, when the
+    /// process found no room in the resource table (see
+    /// [`Writer::carry_resource`]).
+    carry: Option<Box<[String; 3]>>,
     generation: u64,
     /// Where an eviction copies the records it keeps (allocated on the first
     /// eviction that merges blocks, a cold path).
@@ -152,6 +162,44 @@ impl Writer {
         self.resource = resource;
     }
 
+    /// Makes every later record carry `resource` itself, as its first fields
+    /// ([`crate::CARRIED_FIELDS`]: service, version, host): for a process
+    /// whose [`Ring::register_resource`] found the table full, so that its
+    /// records keep their attribution. Costs each record ~40 bytes and a copy
+    /// of its field list.
+    pub fn carry_resource(&mut self, resource: &crate::Resource) {
+        self.carry = Some(Box::new([
+            resource.service.clone(),
+            resource.version.clone(),
+            resource.host.clone(),
+        ]));
+    }
+
+    /// [`Writer::emit`] for a writer that carries its resource: the record
+    /// with the carried fields first (they survive a cut of the field list).
+    #[cold]
+    fn emit_carrying(&mut self, ev: &Event<'_>) -> Result<Emitted, EmitError> {
+        let Some(carry) = self.carry.take() else {
+            return self.emit(ev);
+        };
+        let mut fields: Vec<crate::Field<'_>> = crate::CARRIED_FIELDS
+            .iter()
+            .zip(carry.iter())
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(&key, v)| crate::Field {
+                key,
+                value: Value::Str(v),
+            })
+            .collect();
+        fields.extend_from_slice(ev.fields);
+        let out = self.emit(&Event {
+            fields: &fields,
+            ..*ev
+        });
+        self.carry = Some(carry);
+        out
+    }
+
     /// The thread id written into records (the creating thread's).
     pub fn set_tid(&mut self, tid: u32) {
         self.tid = tid;
@@ -167,6 +215,9 @@ impl Writer {
     pub fn emit(&mut self, ev: &Event<'_>) -> Result<Emitted, EmitError> {
         if self.generation != fork::generation() {
             return Err(EmitError::Forked);
+        }
+        if self.carry.is_some() {
+            return self.emit_carrying(ev);
         }
         let severity = ev.severity.clamp(1, 24);
         let level = Level::index(severity);
@@ -202,6 +253,8 @@ impl Writer {
                         .is_ok()
                     {
                         b.word = next;
+                        // Local: added to the resource entry once per block.
+                        self.counts[level] += 1;
                         // SeqCst: the other half of the Dekker pair above.
                         let sleeping = self.ring.words().sleeping.load(Ordering::SeqCst);
                         break (b.seq, b.data, r.end, sleeping);
@@ -398,6 +451,7 @@ impl Writer {
     /// Claims a new block for a record of `level` (step 1 in `crate::block`).
     #[cold]
     fn claim(&mut self, level: usize) -> Result<(), NoRoom> {
+        self.flush_counts();
         loop {
             let w = self.ring.words();
             // See `Ring::live` for the orderings (SYNC POINT B on `head`).
@@ -458,11 +512,24 @@ impl Writer {
         }
     }
 
+    /// Adds this writer's counts of records written to its resource entry
+    /// and starts counting again (once per block; see `crate::resource`).
+    fn flush_counts(&mut self) {
+        if self.counts != [0; LEVELS] {
+            self.ring.add_written(self.resource, &self.counts);
+            self.counts = [0; LEVELS];
+        }
+    }
+
     #[cold]
-    fn drop_record(&self, level: usize) -> Emitted {
+    fn drop_record(&mut self, level: usize) -> Emitted {
         // Relaxed: a statistics counter; a single atomic add, so a SIGKILL
         // cannot leave it half done.
         self.ring.words().dropped[level].fetch_add(1, Ordering::Relaxed);
+        // The process's own count (its resource entry), and what it wrote
+        // so far, so that `logbus top` sees a dropping process now.
+        self.ring.add_dropped(self.resource, level);
+        self.flush_counts();
         // A full ring and a sleeping consumer: it has records to free (their
         // sinks may have finished since it went to sleep). Cheap when awake.
         self.wake_consumer();
@@ -612,6 +679,9 @@ unsafe fn put(at: *mut u8, bytes: &[u8], off: usize) -> usize {
 
 impl Drop for Writer {
     fn drop(&mut self) {
+        if self.generation == fork::generation() {
+            self.flush_counts();
+        }
         if self.generation == fork::generation() && self.open.is_some() {
             // Our block is complete: let the consumer finish it now rather
             // than when it gets in the way, and another writer adopt its room.

@@ -110,6 +110,9 @@ fn command_line() -> String {
 struct ProcessRing {
     ring: Ring,
     tag: u8,
+    /// When the resource table had no room (`tag` 0): the resource the
+    /// process's records carry themselves.
+    carry: Option<Arc<Resource>>,
     pid: u32,
 }
 
@@ -130,17 +133,26 @@ struct Shared {
 impl Shared {
     fn open_ring(&self, pid: u32) -> Result<ProcessRing, Error> {
         let ring = Ring::open_with(&self.path, &self.options)?;
-        let tag = ring
-            .register_resource(&Resource {
-                pid,
-                service: self.identity.service.clone(),
-                version: self.identity.version.clone(),
-                host: self.identity.host.clone(),
-                command: self.identity.command.clone(),
-            })
-            // A full resource table costs records their resource, not their place.
-            .unwrap_or(0);
-        Ok(ProcessRing { ring, tag, pid })
+        let resource = Resource {
+            pid,
+            service: self.identity.service.clone(),
+            version: self.identity.version.clone(),
+            host: self.identity.host.clone(),
+            command: self.identity.command.clone(),
+        };
+        // A full resource table costs the records ~40 bytes each (they carry
+        // their resource), neither their place nor their attribution.
+        let (tag, carry) = match ring.register_resource(&resource) {
+            Ok(tag) => (tag, None),
+            Err(WriterError::TableFull { .. }) => (0, Some(Arc::new(resource))),
+            Err(_) => (0, None),
+        };
+        Ok(ProcessRing {
+            ring,
+            tag,
+            carry,
+            pid,
+        })
     }
 
     /// Reopens the ring when its path no longer names the file this process
@@ -168,7 +180,7 @@ impl Shared {
 
     /// The ring handle of the calling process (reopened after `fork()`), or
     /// `None` when the child cannot reopen it.
-    fn ring(&self) -> Option<(Ring, u8)> {
+    fn ring(&self) -> Option<(Ring, u8, Option<Arc<Resource>>)> {
         let mut guard = match self.process.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
@@ -180,7 +192,9 @@ impl Shared {
             *guard = None;
             *guard = self.open_ring(pid).ok();
         }
-        guard.as_ref().map(|p| (p.ring.clone(), p.tag))
+        guard
+            .as_ref()
+            .map(|p| (p.ring.clone(), p.tag, p.carry.clone()))
     }
 }
 
@@ -277,7 +291,7 @@ impl Producer {
     /// e.g. to read [`Ring::stats`]. `None` only in a `fork()` child that could
     /// not reopen the ring.
     pub fn ring(&self) -> Option<Ring> {
-        self.shared.ring().map(|(r, _)| r)
+        self.shared.ring().map(|(r, _, _)| r)
     }
 
     /// Writes one record from the calling thread: no lock, no system call, no
@@ -373,12 +387,15 @@ impl Producer {
         let retry_ns = now.saturating_add(REOPEN_RETRY_NS);
         // Twice at most: a handle found stale (forked) is replaced by `ring()`.
         for _ in 0..2 {
-            let Some((ring, tag)) = self.shared.ring() else {
+            let Some((ring, tag, carry)) = self.shared.ring() else {
                 return Slot::Unavailable { retry_ns };
             };
             match ring.writer() {
                 Ok(mut w) => {
                     w.set_resource(tag);
+                    if let Some(carry) = &carry {
+                        w.carry_resource(carry);
+                    }
                     return Slot::Writer(w);
                 }
                 Err(WriterError::Forked) => continue,

@@ -87,15 +87,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let tag = ring
-        .register_resource(&Resource {
-            pid: std::process::id(),
-            service: a.service.clone(),
-            version: "1.2.3".into(),
-            host: "test-host".into(),
-            command: "test-producer".into(),
-        })
-        .unwrap_or(0);
+    let resource = Resource {
+        pid: std::process::id(),
+        service: a.service.clone(),
+        version: "1.2.3".into(),
+        host: "test-host".into(),
+        command: "test-producer".into(),
+    };
+    // A full table: the records carry the resource themselves.
+    let (tag, carry) = match ring.register_resource(&resource) {
+        Ok(tag) => (tag, None),
+        Err(_) => (0, Some(resource)),
+    };
     let mut w = match ring.writer() {
         Ok(w) => w,
         Err(e) => {
@@ -104,6 +107,9 @@ fn main() -> ExitCode {
         }
     };
     w.set_resource(tag);
+    if let Some(r) = &carry {
+        w.carry_resource(r);
+    }
     let (mut written, mut dropped) = (0u64, 0u64);
     let mut msg = String::new();
     for i in a.start..a.start + a.count {
