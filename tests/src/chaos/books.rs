@@ -152,6 +152,7 @@ pub fn check(
         }
     }
     let mut levels = serde_json::Map::new();
+    let mut unbalanced = std::collections::HashSet::new();
     for l in 0..LEVELS {
         let r = ring[l];
         let name = LEVEL_NAMES[l];
@@ -174,6 +175,7 @@ pub fn check(
             let d = s.check.distinct[l];
             let (shed, rej) = (s.undelivered.shed[l], s.undelivered.rejected[l]);
             if d + shed + rej != r.delivered {
+                unbalanced.insert(s.check.name.clone());
                 v.push(format!(
                     "{name}: sink {} has {d} distinct records + {shed} shed + {rej} rejected = {}, \
                      but the collectors committed {}",
@@ -215,8 +217,10 @@ pub fn check(
         let allowed = kills + s.extra_groups;
         if c.duplicate_groups > allowed {
             v.push(format!(
-                "sink {n}: {} duplicate groups ({} records), more than the {allowed} allowed",
-                c.duplicate_groups, c.duplicates
+                "sink {n}: {} duplicate groups ({} records), more than the {allowed} allowed; they start at {}",
+                c.duplicate_groups,
+                c.duplicates,
+                c.group_starts.join(", ")
             ));
         }
         for ((p, t), max) in c.max_seq() {
@@ -228,6 +232,9 @@ pub fn check(
                 None => v.push(format!("sink {n}: records of an unknown producer thread {p}:{t}")),
             }
         }
+        for g in c.gaps(if unbalanced.contains(n) { 5 } else { 0 }) {
+            v.push(format!("sink {n}: missing {g} (dropped, evicted, shed, or lost)"));
+        }
         for e in c.examples.iter().take(5) {
             v.push(format!("sink {n}: e.g. {e}"));
         }
@@ -237,6 +244,7 @@ pub fn check(
                 "distinct": c.distinct.iter().sum::<u64>(), "duplicates": c.duplicates,
                 "duplicate_groups": c.duplicate_groups, "cut_lines": c.cut,
                 "out_of_order": c.out_of_order, "broken": c.broken,
+                "reordered_across_processes": c.reordered_across_processes,
                 "shed": s.undelivered.shed.iter().sum::<u64>(),
                 "rejected": s.undelivered.rejected.iter().sum::<u64>(),
             }),

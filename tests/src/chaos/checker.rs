@@ -46,6 +46,16 @@ impl Seen {
     }
 }
 
+/// Name prefix of producers that write each record from a new process.
+pub const PROCESS_PER_RECORD: char = 's';
+
+/// New records between two repeats that make them two groups: a
+/// collector writes again what a killed one was writing, at most one poll's
+/// chunk (16,384 records), and its repeats come mixed with records new to
+/// the sink (a sink's progress is kept per block, and a chunk's blocks
+/// were being written by several sinks at once).
+pub const GROUP_GAP: u64 = 16_384;
+
 /// Examples of each kind of violation kept (the counts are complete).
 const EXAMPLES: usize = 5;
 
@@ -61,17 +71,28 @@ pub struct SinkCheck {
     pub per_producer: HashMap<String, [u64; LEVELS]>,
     /// Records written more than once (each repeat counted).
     pub duplicates: u64,
-    /// Runs of consecutive repeats.
+    /// Groups of repeats: repeats less than [`GROUP_GAP`] new records
+    /// apart are one group.
     pub duplicate_groups: u64,
-    in_repeat: bool,
+    /// New records since the last repeat.
+    since_repeat: Option<u64>,
     /// Records new to the sink that came after a later one of their thread.
     pub out_of_order: u64,
+    /// The same, for producers whose every record comes from a process of
+    /// its own (the shell producer's `logbus emit`): the ring orders the
+    /// records of one thread, not those of processes one after another, so
+    /// these are counted, not violations.
+    pub reordered_across_processes: u64,
     /// Lines or messages that are not whole records.
     pub broken: u64,
     /// Lines cut off where a killed collector stopped writing.
     pub cut: u64,
     /// Records that are not chaos records, or have no level.
     pub foreign: u64,
+    /// Records checked (duplicates included).
+    pub records: u64,
+    /// Where each duplicate group started: record number and origin.
+    pub group_starts: Vec<String>,
     /// Examples of the violations above, for the report.
     pub examples: Vec<String>,
 }
@@ -117,16 +138,26 @@ impl SinkCheck {
             .or_default();
         if !seen.insert(origin.seq) {
             self.duplicates += 1;
-            if !self.in_repeat {
+            if self.since_repeat.map_or(true, |n| n > GROUP_GAP) {
                 self.duplicate_groups += 1;
-                self.in_repeat = true;
+                self.group_starts.push(format!(
+                    "#{} {}:{}:{}",
+                    self.records, origin.producer, origin.thread, origin.seq
+                ));
             }
+            self.records += 1;
+            self.since_repeat = Some(0);
             return;
         }
-        self.in_repeat = false;
+        self.records += 1;
+        if let Some(n) = &mut self.since_repeat {
+            *n += 1;
+        }
         let late = seen.max.is_some_and(|m| origin.seq < m);
         seen.max = Some(seen.max.map_or(origin.seq, |m| m.max(origin.seq)));
-        if late {
+        if late && origin.producer.starts_with(PROCESS_PER_RECORD) {
+            self.reordered_across_processes += 1;
+        } else if late {
             self.out_of_order += 1;
             self.example(format!(
                 "out of order: {}:{} seq {} after a later one",
@@ -159,6 +190,38 @@ impl SinkCheck {
         self.example(format!("broken line: {:.160}", line));
     }
 
+    /// Runs of sequence numbers missing below each thread's highest seen
+    /// one (`producer:thread seq a..=b`), up to `limit` of them: where a
+    /// sink lost records, for the report.
+    pub fn gaps(&self, limit: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return out;
+        }
+        let mut keys: Vec<_> = self.seen.keys().collect();
+        keys.sort();
+        for k in keys {
+            let s = &self.seen[k];
+            let Some(max) = s.max else { continue };
+            let mut start = None;
+            for seq in 0..=max {
+                let have = s.bits[(seq / 64) as usize] & (1 << (seq % 64)) != 0;
+                match (have, start) {
+                    (false, None) => start = Some(seq),
+                    (true, Some(a)) => {
+                        out.push(format!("{}:{} seq {a}..={}", k.0, k.1, seq - 1));
+                        start = None;
+                        if out.len() >= limit {
+                            return out;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
     /// Highest sequence number seen of each producer thread.
     pub fn max_seq(&self) -> impl Iterator<Item = (&(String, u32), u64)> {
         self.seen
@@ -189,13 +252,18 @@ mod tests {
     #[test]
     fn repeats_form_groups_and_late_records_are_out_of_order() {
         let mut c = SinkCheck::new("s");
-        for s in [0, 1, 2, 1, 2, 3, 5, 4] {
+        for s in [0, 1, 2, 1, 2, 3, 5, 4, 0] {
             c.json_line(&line("INFO", "r1", s));
         }
         assert_eq!(c.distinct[2], 6);
-        assert_eq!((c.duplicates, c.duplicate_groups), (2, 1));
+        assert_eq!((c.duplicates, c.duplicate_groups), (3, 1));
+        for s in 6..GROUP_GAP + 7 {
+            c.json_line(&line("INFO", "r1", s));
+        }
+        c.json_line(&line("INFO", "r1", 1));
+        assert_eq!((c.duplicates, c.duplicate_groups), (4, 2));
         assert_eq!(c.out_of_order, 1);
-        assert_eq!(c.per_producer["r1"][2], 6);
+        assert_eq!(c.per_producer["r1"][2], 6 + GROUP_GAP + 1);
     }
 
     #[test]

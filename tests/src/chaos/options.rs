@@ -50,6 +50,12 @@ pub struct Options {
     pub json: Option<PathBuf>,
     /// See [`Options::json`].
     pub tsv: Option<PathBuf>,
+    /// The sinks' `max_backlog` (percent of the ring's blocks a sink's
+    /// unwritten records keep in the ring). 100 by default: records a sink
+    /// holds past it wait in the collector's memory only, and a SIGKILLed
+    /// collector loses them uncounted (the collector's own default, 25,
+    /// shows that loss).
+    pub max_backlog: u8,
     /// Keep the run's directory (ledgers, segments, stderr) after the run.
     pub keep: bool,
 }
@@ -58,7 +64,7 @@ pub struct Options {
 pub const USAGE: &str = "\
 usage: logbus-chaos [--duration 60s] [--seed N] [--mode drop|wait] [--wait-ms 500]
                     [--no-FAULT]... [--only FAULT,...] [--no-KIND]... [--per-kind N]
-                    [--python PATH] [--json FILE] [--tsv FILE] [--keep]
+                    [--max-backlog 100] [--python PATH] [--json FILE] [--tsv FILE] [--keep]
 faults: producer-kill producer-stop collector-kill collector-hup disk-full
         otlp-restart stdout-pause ring-replace
 kinds:  rust c python shell
@@ -92,6 +98,7 @@ impl Options {
             json: None,
             tsv: None,
             keep: false,
+            max_backlog: 100,
         };
         let mut it = args.into_iter();
         while let Some(flag) = it.next() {
@@ -114,6 +121,9 @@ impl Options {
                 "--json" => o.json = Some(val()?.into()),
                 "--tsv" => o.tsv = Some(val()?.into()),
                 "--keep" => o.keep = true,
+                "--max-backlog" => {
+                    o.max_backlog = val()?.parse().map_err(|e| format!("--max-backlog: {e}"))?
+                }
                 "--only" => {
                     let want = val()?;
                     let mut faults = Vec::new();
@@ -169,6 +179,9 @@ impl Options {
         }
         for k in KINDS.iter().filter(|k| !self.kinds.contains(k)) {
             s += &format!(" --no-{k}");
+        }
+        if self.max_backlog != 100 {
+            s += &format!(" --max-backlog {}", self.max_backlog);
         }
         if self.per_kind != 2 {
             s += &format!(" --per-kind {}", self.per_kind);

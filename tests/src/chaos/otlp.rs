@@ -42,8 +42,8 @@ impl Endpoint {
         self.receiver.is_some()
     }
 
-    fn harvest(&mut self, r: &Receiver) {
-        for rec in r.records() {
+    fn harvest(&mut self, r: Receiver) {
+        for rec in r.stop() {
             let level = level_of_severity(i64::from(rec.record.severity_number));
             match rec.body() {
                 Some(b) => self.check.record(level, b),
@@ -57,8 +57,7 @@ impl Endpoint {
     /// Stops serving (the records so far are checked).
     pub fn stop(&mut self) {
         if let Some(r) = self.receiver.take() {
-            self.harvest(&r);
-            drop(r);
+            self.harvest(r);
             self.stops += 1;
         }
     }

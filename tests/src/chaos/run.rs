@@ -78,12 +78,13 @@ fn stat(bin_dir: &Path, ring: &Path) -> Result<Value, String> {
     serde_json::from_str(&text).map_err(|e| format!("logbus stat --json: {e}"))
 }
 
-fn config(ring: &Path, file: &Path, otlp: &str, spare: bool) -> String {
+fn config(ring: &Path, file: &Path, otlp: &str, spare: bool, backlog: u8) -> String {
     let mut c = format!(
         "[ring]\npath = \"{}\"\nshutdown_timeout = \"30s\"\n\n\
-         [[sinks]]\nname = \"stdout\"\ntype = \"stdout\"\n\n\
-         [[sinks]]\nname = \"file\"\ntype = \"file\"\npath = \"{}\"\n\n\
-         [[sinks]]\nname = \"otlp\"\ntype = \"otlp\"\nendpoint = \"{otlp}\"\nprotocol = \"grpc\"\ntimeout = \"2s\"\n",
+         [[sinks]]\nname = \"stdout\"\ntype = \"stdout\"\nmax_backlog = {backlog}\n\n\
+         [[sinks]]\nname = \"file\"\ntype = \"file\"\npath = \"{}\"\nmax_backlog = {backlog}\n\n\
+         [[sinks]]\nname = \"otlp\"\ntype = \"otlp\"\nendpoint = \"{otlp}\"\nprotocol = \"grpc\"\n\
+         timeout = \"2s\"\nmax_backlog = {backlog}\n",
         ring.display(),
         file.display()
     );
@@ -197,8 +198,8 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
     let mut endpoint = Endpoint::start();
     let cfg_path = dir.join("collector.toml");
     let configs = [
-        config(&ring, &disk.path("out.log"), &endpoint.url(), false),
-        config(&ring, &disk.path("out.log"), &endpoint.url(), true),
+        config(&ring, &disk.path("out.log"), &endpoint.url(), false, o.max_backlog),
+        config(&ring, &disk.path("out.log"), &endpoint.url(), true, o.max_backlog),
     ];
     let mut cfg_index = 0;
     write_config(&cfg_path, &configs[0]);
@@ -460,6 +461,7 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
         "producers_killed": all.iter().filter(|p| p.killed).count(),
         "producer_start_errors": start_errors,
         "collectors": sup.started,
+        "stdout_records_at_kills": sup.kill_marks,
         "faults": faults,
         "rings": rings.iter().map(|(p, s)| json!({"path": p, "stat": s})).collect::<Vec<_>>(),
         "books": books_doc,

@@ -83,6 +83,8 @@ pub struct Supervisor {
     /// Set: the stdout reader stops reading.
     pub pause: Arc<AtomicBool>,
     counters: HashMap<u32, PidCounters>,
+    /// The stdout sink's record count at each kill.
+    pub kill_marks: Vec<u64>,
     /// Memory samples.
     pub memory: Vec<MemSample>,
     t0: Instant,
@@ -136,6 +138,7 @@ impl Supervisor {
             pause: Arc::new(AtomicBool::new(false)),
             counters: HashMap::new(),
             memory: Vec::new(),
+            kill_marks: Vec::new(),
             t0: Instant::now(),
         }
     }
@@ -196,14 +199,19 @@ impl Supervisor {
         }
     }
 
-    /// SIGKILL, reap, and start the next one.
+    /// SIGKILL, reap, and start the next one. The killed one's stdout is
+    /// read to its end first (a pause in progress ends), so that the sink's
+    /// output stays one stream in order.
     pub fn kill_and_restart(&mut self) -> Result<(), String> {
         self.poll_status();
         if let Some(mut r) = self.running.take() {
             let _ = r.child.kill();
             let _ = r.child.wait();
+            self.pause.store(false, Ordering::Relaxed);
             let _ = r.reader.join();
             self.kills += 1;
+            let n = self.stdout.lock().unwrap_or_else(|e| e.into_inner()).records;
+            self.kill_marks.push(n);
         }
         self.start()
     }
@@ -214,6 +222,7 @@ impl Supervisor {
         let r = self.running.as_mut()?;
         let st = r.child.try_wait().ok().flatten()?;
         let r = self.running.take().expect("running");
+        self.pause.store(false, Ordering::Relaxed);
         let _ = r.reader.join();
         self.exits.push(st);
         let text = std::fs::read_to_string(&r.stderr).unwrap_or_default();
