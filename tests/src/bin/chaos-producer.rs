@@ -34,7 +34,8 @@ struct Args {
 
 fn parse() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
-    let usage = "usage: chaos-producer RING LEDGER --name N --threads N --seed S --max-msg M --until-ms T";
+    let usage =
+        "usage: chaos-producer RING LEDGER --name N --threads N --seed S --max-msg M --until-ms T";
     let mut a = Args {
         ring: it.next().ok_or(usage)?,
         ledger: it.next().ok_or(usage)?,
@@ -194,4 +195,3 @@ fn main() -> ExitCode {
         }
     }
 }
-

@@ -64,7 +64,10 @@ fn main() -> ExitCode {
         }
     }
     if out.violations.is_empty() {
-        eprintln!("logbus-chaos: seed {}: no violation; the books balance", o.seed);
+        eprintln!(
+            "logbus-chaos: seed {}: no violation; the books balance",
+            o.seed
+        );
         ExitCode::SUCCESS
     } else {
         for v in &out.violations {
@@ -99,8 +102,17 @@ fn print_summary(s: &serde_json::Value) {
             let _ = writeln!(
                 out,
                 "{name:<6}{:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>5} {:>6} | {} {} {}",
-                n("started"), n("in_flight_at_kill"), n("emitted"), n("delivered"), n("dropped"),
-                n("evicted"), n("torn"), n("unread"), sink("stdout"), sink("file"), sink("otlp")
+                n("started"),
+                n("in_flight_at_kill"),
+                n("emitted"),
+                n("delivered"),
+                n("dropped"),
+                n("evicted"),
+                n("torn"),
+                n("unread"),
+                sink("stdout"),
+                sink("file"),
+                sink("otlp")
             );
         }
     }

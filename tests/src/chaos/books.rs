@@ -121,7 +121,12 @@ pub fn check(
             .map(|s| {
                 (
                     s.check.name.clone(),
-                    json!(s.check.per_producer.get(&p.name).copied().unwrap_or_default()),
+                    json!(s
+                        .check
+                        .per_producer
+                        .get(&p.name)
+                        .copied()
+                        .unwrap_or_default()),
                 )
             })
             .collect();
@@ -209,10 +214,16 @@ pub fn check(
             v.push(format!("sink {n}: {} broken lines or messages", c.broken));
         }
         if c.foreign > 0 {
-            v.push(format!("sink {n}: {} records not from a chaos producer", c.foreign));
+            v.push(format!(
+                "sink {n}: {} records not from a chaos producer",
+                c.foreign
+            ));
         }
         if c.cut > kills {
-            v.push(format!("sink {n}: {} lines cut, more than the {kills} collector kills", c.cut));
+            v.push(format!(
+                "sink {n}: {} lines cut, more than the {kills} collector kills",
+                c.cut
+            ));
         }
         let allowed = kills + s.extra_groups;
         if c.duplicate_groups > allowed {
@@ -229,11 +240,15 @@ pub fn check(
                 Some(s) => v.push(format!(
                     "sink {n}: record {p}:{t}:{max} delivered, but that thread started only {s}"
                 )),
-                None => v.push(format!("sink {n}: records of an unknown producer thread {p}:{t}")),
+                None => v.push(format!(
+                    "sink {n}: records of an unknown producer thread {p}:{t}"
+                )),
             }
         }
         for g in c.gaps(if unbalanced.contains(n) { 5 } else { 0 }) {
-            v.push(format!("sink {n}: missing {g} (dropped, evicted, shed, or lost)"));
+            v.push(format!(
+                "sink {n}: missing {g} (dropped, evicted, shed, or lost)"
+            ));
         }
         for e in c.examples.iter().take(5) {
             v.push(format!("sink {n}: e.g. {e}"));
@@ -299,15 +314,35 @@ mod tests {
                 extra_groups: 0,
             }]
         }
-        let ok = check(&[producer(4)], &[("ring".into(), stat(4, 3, 1, 0))], &sinks(&c), 0);
+        let ok = check(
+            &[producer(4)],
+            &[("ring".into(), stat(4, 3, 1, 0))],
+            &sinks(&c),
+            0,
+        );
         assert!(ok.0.is_empty(), "{:?}", ok.0);
         // One record the sink never got and nobody counted.
-        let lost = check(&[producer(4)], &[("ring".into(), stat(4, 4, 0, 0))], &sinks(&c), 0);
+        let lost = check(
+            &[producer(4)],
+            &[("ring".into(), stat(4, 4, 0, 0))],
+            &sinks(&c),
+            0,
+        );
         assert_eq!(lost.0.len(), 1, "{:?}", lost.0);
         // The ring counts 3 of 4 started (one vanished before the ring).
-        let short = check(&[producer(4)], &[("ring".into(), stat(3, 3, 0, 0))], &sinks(&c), 0);
+        let short = check(
+            &[producer(4)],
+            &[("ring".into(), stat(3, 3, 0, 0))],
+            &sinks(&c),
+            0,
+        );
         assert_eq!(short.0.len(), 1, "{:?}", short.0);
-        let unread = check(&[producer(4)], &[("old".into(), stat(4, 3, 0, 1))], &sinks(&c), 0);
+        let unread = check(
+            &[producer(4)],
+            &[("old".into(), stat(4, 3, 0, 1))],
+            &sinks(&c),
+            0,
+        );
         assert!(unread.0[0].contains("left unread"), "{:?}", unread.0);
     }
 }

@@ -224,16 +224,17 @@ impl SinkCheck {
 
     /// Highest sequence number seen of each producer thread.
     pub fn max_seq(&self) -> impl Iterator<Item = (&(String, u32), u64)> {
-        self.seen
-            .iter()
-            .filter_map(|(k, s)| s.max.map(|m| (k, m)))
+        self.seen.iter().filter_map(|(k, s)| s.max.map(|m| (k, m)))
     }
 }
 
 fn parse_json(line: &str) -> Option<(Option<usize>, String)> {
     let v: serde_json::Value = serde_json::from_str(line).ok()?;
     let msg = v.get("msg")?.as_str()?.to_string();
-    let level = v.get("level").and_then(|l| l.as_str()).and_then(level_of_name);
+    let level = v
+        .get("level")
+        .and_then(|l| l.as_str())
+        .and_then(level_of_name);
     Some((level, msg))
 }
 

@@ -7,7 +7,7 @@
 //!
 //! | word | meaning |
 //! |---|---|
-//! | 0 `started` | records whose emit call was entered (stored before the call) |
+//! | 0 `started` | records whose emit call was entered (stored before the call; the reader sums words 2..8 instead, which a kill cannot leave half-stored) |
 //! | 1 `done` | records whose emit call returned (stored after it) |
 //! | 2..8 | `started` per level, TRACE .. FATAL (stored before the call) |
 //! | 8 `level` | level of the last record started (stored before `started`) |
@@ -58,7 +58,11 @@ pub fn read(path: &Path, threads: usize) -> Vec<ThreadBooks> {
             for (l, n) in per_level.iter_mut().enumerate() {
                 *n = word(2 + l);
             }
-            let (started, done) = (word(0), word(1));
+            // The per-level words are the truth: a kill between the store
+            // of a level word and that of `started` must not count a record
+            // twice or not at all.
+            let started: u64 = per_level.iter().sum();
+            let done = word(1).min(started);
             ThreadBooks {
                 started,
                 done,

@@ -200,12 +200,18 @@ mod tests {
 
     #[test]
     fn switches_parse_and_the_replay_line_carries_them() {
-        let o = Options::parse(args("--duration 2m --seed 9 --mode wait --no-ring-replace --no-python")).unwrap();
+        let o = Options::parse(args(
+            "--duration 2m --seed 9 --mode wait --no-ring-replace --no-python",
+        ))
+        .unwrap();
         assert_eq!(o.duration, Duration::from_secs(120));
         assert!(!o.fault("ring-replace") && o.fault("disk-full"));
         assert!(!o.kinds.contains(&"python"));
         let r = o.replay();
-        assert!(r.contains("--seed 9 --mode wait --wait-ms 500 --no-ring-replace --no-python"), "{r}");
+        assert!(
+            r.contains("--seed 9 --mode wait --wait-ms 500 --no-ring-replace --no-python"),
+            "{r}"
+        );
         let only = Options::parse(args("--only producer-kill,collector-kill")).unwrap();
         assert_eq!(only.faults, ["producer-kill", "collector-kill"]);
         assert!(Options::parse(args("--no-such")).is_err());

@@ -120,26 +120,43 @@ impl Producer {
         let ledger = dir.join(format!("{name}.ledger"));
         let stderr = dir.join(format!("{name}.stderr"));
         let threads = kind.threads().to_string();
-        let (seed, max, until) = (seed.to_string(), limits.max_msg.to_string(), until_ms.to_string());
+        let (seed, max, until) = (
+            seed.to_string(),
+            limits.max_msg.to_string(),
+            until_ms.to_string(),
+        );
         let mut cmd = match kind {
             Kind::Rust => {
                 let mut c = Command::new(&programs.rust);
                 c.arg(ring).arg(&ledger).args([
-                    "--name", &name, "--threads", &threads, "--seed", &seed, "--max-msg", &max,
-                    "--until-ms", &until,
+                    "--name",
+                    &name,
+                    "--threads",
+                    &threads,
+                    "--seed",
+                    &seed,
+                    "--max-msg",
+                    &max,
+                    "--until-ms",
+                    &until,
                 ]);
                 c
             }
             Kind::C => {
                 let exe = programs.c.as_ref().expect("C producer built");
                 let mut c = Command::new(exe);
-                c.arg(ring).arg(&ledger).args([&name, &threads, &seed, &max, &until]);
+                c.arg(ring)
+                    .arg(&ledger)
+                    .args([&name, &threads, &seed, &max, &until]);
                 c
             }
             Kind::Python => {
                 let (py, script) = programs.python.as_ref().expect("python available");
                 let mut c = Command::new(py);
-                c.arg(script).arg(ring).arg(&ledger).args([&name, &threads, &seed, &max, &until]);
+                c.arg(script)
+                    .arg(ring)
+                    .arg(&ledger)
+                    .args([&name, &threads, &seed, &max, &until]);
                 c
             }
             Kind::Shell => {
@@ -147,7 +164,11 @@ impl Producer {
                 let mut c = Command::new("bash");
                 // The seed of bash's $RANDOM is 15 bits wide.
                 let short = (seed.parse::<u64>().unwrap_or(0) % 32768).to_string();
-                c.arg(script).arg(logbus).arg(ring).arg(&ledger).args([&name, &short, &max, &until]);
+                c.arg(script)
+                    .arg(logbus)
+                    .arg(ring)
+                    .arg(&ledger)
+                    .args([&name, &short, &max, &until]);
                 c
             }
         };
@@ -216,7 +237,10 @@ pub fn build_c(root: &Path, lib_dir: &Path, dir: &Path) -> Result<PathBuf, Strin
         .args(["-O2", "-Wall", "-o"])
         .arg(&exe)
         .arg(root.join("tests/chaos/producer.c"))
-        .arg(format!("-I{}", root.join("crates/logbus-ffi/include").display()))
+        .arg(format!(
+            "-I{}",
+            root.join("crates/logbus-ffi/include").display()
+        ))
         .arg(format!("-L{}", lib_dir.display()))
         .arg("-llogbus_c")
         .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
@@ -244,7 +268,10 @@ pub fn check_python(python: &Path) -> Result<(), String> {
         Err(format!(
             "{} cannot import logbus: {}",
             python.display(),
-            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
         ))
     }
 }

@@ -47,14 +47,18 @@ mod tests {
 
     #[test]
     fn a_seed_gives_the_same_sequence_and_streams_differ() {
-        let a: Vec<u64> = (0..4).map({
-            let mut r = Rng::new(42, 1);
-            move |_| r.next_u64()
-        }).collect();
-        let b: Vec<u64> = (0..4).map({
-            let mut r = Rng::new(42, 1);
-            move |_| r.next_u64()
-        }).collect();
+        let a: Vec<u64> = (0..4)
+            .map({
+                let mut r = Rng::new(42, 1);
+                move |_| r.next_u64()
+            })
+            .collect();
+        let b: Vec<u64> = (0..4)
+            .map({
+                let mut r = Rng::new(42, 1);
+                move |_| r.next_u64()
+            })
+            .collect();
         let c = Rng::new(42, 2).next_u64();
         assert_eq!(a, b);
         assert_ne!(a[0], c);

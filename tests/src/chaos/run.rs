@@ -135,13 +135,22 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
             ));
         }
     }
-    let base = if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+    let base = if Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
     let dir = base.join(format!("logbus-chaos-{}-{}", o.seed, std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let _cleanup = Cleanup { dir: dir.clone(), keep: o.keep };
+    let _cleanup = Cleanup {
+        dir: dir.clone(),
+        keep: o.keep,
+    };
     let ring = dir.join("ring");
     create_ring(&bin_dir, o, &ring)?;
-    let max_msg = stat(&bin_dir, &ring)?["max_message"].as_u64().unwrap_or(1024) as usize;
+    let max_msg = stat(&bin_dir, &ring)?["max_message"]
+        .as_u64()
+        .unwrap_or(1024) as usize;
     let limits = Limits { max_msg };
 
     let root = root();
@@ -192,14 +201,28 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
 
     let (mut disk, why) = Disk::new(&dir.join("fs"), "64m");
     if let Some(why) = why.filter(|_| o.fault("disk-full")) {
-        notes.push(format!("disk-full skipped: {why}; the file sink writes a plain directory"));
+        notes.push(format!(
+            "disk-full skipped: {why}; the file sink writes a plain directory"
+        ));
     }
     let mut segments = Segments::new(disk.path("out.log"));
     let mut endpoint = Endpoint::start();
     let cfg_path = dir.join("collector.toml");
     let configs = [
-        config(&ring, &disk.path("out.log"), &endpoint.url(), false, o.max_backlog),
-        config(&ring, &disk.path("out.log"), &endpoint.url(), true, o.max_backlog),
+        config(
+            &ring,
+            &disk.path("out.log"),
+            &endpoint.url(),
+            false,
+            o.max_backlog,
+        ),
+        config(
+            &ring,
+            &disk.path("out.log"),
+            &endpoint.url(),
+            true,
+            o.max_backlog,
+        ),
     ];
     let mut cfg_index = 0;
     write_config(&cfg_path, &configs[0]);
@@ -223,7 +246,10 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
     let mut last_cut = t0;
     sup.sample_memory();
 
-    let slots: Vec<Kind> = kinds.iter().flat_map(|k| std::iter::repeat(*k).take(o.per_kind)).collect();
+    let slots: Vec<Kind> = kinds
+        .iter()
+        .flat_map(|k| std::iter::repeat(*k).take(o.per_kind))
+        .collect();
     let mut slot_owner: Vec<Option<usize>> = vec![None; slots.len()];
 
     while Instant::now() < end {
@@ -242,7 +268,10 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
                     }
                     Err(e) => {
                         start_errors += 1;
-                        notes.push(format!("producer {}{next_n} did not start: {e}", kind.letter()));
+                        notes.push(format!(
+                            "producer {}{next_n} did not start: {e}",
+                            kind.letter()
+                        ));
                         slot_owner[s] = None;
                     }
                 }
@@ -289,7 +318,8 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
                     }
                 }
                 "producer-stop" => {
-                    let running: Vec<usize> = live.iter().copied().filter(|i| !all[*i].stopped).collect();
+                    let running: Vec<usize> =
+                        live.iter().copied().filter(|i| !all[*i].stopped).collect();
                     if let Some(&p) = (!running.is_empty()).then(|| sched.rng().pick(&running)) {
                         if all[p].signal(libc::SIGSTOP) {
                             all[p].stopped = true;
@@ -379,7 +409,10 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
     while all.iter_mut().any(|p| !p.reap()) {
         if Instant::now() > deadline {
             for p in all.iter_mut().filter(|p| p.status.is_none()) {
-                violations.push(format!("producer {} did not exit 60 s after its deadline", p.name));
+                violations.push(format!(
+                    "producer {} did not exit 60 s after its deadline",
+                    p.name
+                ));
                 p.signal(libc::SIGKILL);
                 p.killed = true;
                 let _ = p.child.wait();
@@ -405,7 +438,11 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
     for p in &all {
         let err = std::fs::read_to_string(&p.stderr).unwrap_or_default();
         if err.contains("panicked") {
-            violations.push(format!("producer {} panicked: {}", p.name, first_line_with(&err, "panicked")));
+            violations.push(format!(
+                "producer {} panicked: {}",
+                p.name,
+                first_line_with(&err, "panicked")
+            ));
         }
         if !p.killed && !p.status.is_some_and(|s| s.success()) {
             violations.push(format!(
@@ -419,7 +456,11 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
     for e in &sup.stderrs {
         let err = std::fs::read_to_string(e).unwrap_or_default();
         if err.contains("panicked") || err.contains("internal error") {
-            violations.push(format!("{}: {}", e.display(), first_line_with(&err, "panick")));
+            violations.push(format!(
+                "{}: {}",
+                e.display(),
+                first_line_with(&err, "panick")
+            ));
         }
     }
 
@@ -440,18 +481,37 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
         .collect();
     let stdout = sup.stdout.lock().unwrap_or_else(|e| e.into_inner());
     let sinks = [
-        SinkBooks { check: &stdout, undelivered: sup.undelivered("stdout"), extra_groups: 0 },
-        SinkBooks { check: &segments.check, undelivered: sup.undelivered("file"), extra_groups: 0 },
-        SinkBooks { check: &endpoint.check, undelivered: sup.undelivered("otlp"), extra_groups: endpoint.stops },
+        SinkBooks {
+            check: &stdout,
+            undelivered: sup.undelivered("stdout"),
+            extra_groups: 0,
+        },
+        SinkBooks {
+            check: &segments.check,
+            undelivered: sup.undelivered("file"),
+            extra_groups: 0,
+        },
+        SinkBooks {
+            check: &endpoint.check,
+            undelivered: sup.undelivered("otlp"),
+            extra_groups: endpoint.stops,
+        },
     ];
     let (found, books_doc) = books::check(&producer_books, &rings, &sinks, sup.kills);
     violations.extend(found);
-    let memory: Vec<(f64, u32, u64)> = sup.memory.iter().map(|m| (m.t, m.pid, m.rss_anon_kib)).collect();
+    let memory: Vec<(f64, u32, u64)> = sup
+        .memory
+        .iter()
+        .map(|m| (m.t, m.pid, m.rss_anon_kib))
+        .collect();
     if let Some(v) = memory_trend(&memory) {
         violations.push(v);
     }
-    let faults: serde_json::Map<String, Value> =
-        tally.0.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    let faults: serde_json::Map<String, Value> = tally
+        .0
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
     let summary = json!({
         "seed": o.seed,
         "mode": match o.mode { Mode::Drop => "drop", Mode::Wait => "wait" },
@@ -469,7 +529,12 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
         "notes": notes,
         "violations": violations,
     });
-    Ok(Outcome { violations, summary, memory, notes })
+    Ok(Outcome {
+        violations,
+        summary,
+        memory,
+        notes,
+    })
 }
 
 fn first_line_with<'a>(text: &'a str, needle: &str) -> &'a str {
@@ -479,7 +544,12 @@ fn first_line_with<'a>(text: &'a str, needle: &str) -> &'a str {
 /// Deletes the ring file and creates it again. The old file is kept under
 /// another name (a hard link made first) so that its counters can be read
 /// at the end: what is left unread in it is what the replacement lost.
-fn replace_ring(bin_dir: &Path, o: &Options, ring: &Path, replaced: &mut Vec<PathBuf>) -> Result<(), String> {
+fn replace_ring(
+    bin_dir: &Path,
+    o: &Options,
+    ring: &Path,
+    replaced: &mut Vec<PathBuf>,
+) -> Result<(), String> {
     let old = ring.with_file_name(format!("ring.replaced{}", replaced.len()));
     std::fs::hard_link(ring, &old).map_err(|e| format!("link {}: {e}", old.display()))?;
     let new = ring.with_file_name("ring.new");
@@ -493,7 +563,12 @@ fn replace_ring(bin_dir: &Path, o: &Options, ring: &Path, replaced: &mut Vec<Pat
 /// Waits until the collector has read and committed everything and every
 /// sink is done (its status says backlog 0 after the ring is empty), then
 /// one more status write so its counters are final.
-fn wait_drained(bin_dir: &Path, ring: &Path, sup: &mut Supervisor, segments: &mut Segments) -> Result<(), String> {
+fn wait_drained(
+    bin_dir: &Path,
+    ring: &Path,
+    sup: &mut Supervisor,
+    segments: &mut Segments,
+) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         if let Some(line) = sup.check_alive() {
@@ -517,7 +592,9 @@ fn wait_drained(bin_dir: &Path, ring: &Path, sup: &mut Supervisor, segments: &mu
             }
         }
         if Instant::now() > deadline {
-            return Err("the collector did not drain the ring within 180 s of the producers' end".into());
+            return Err(
+                "the collector did not drain the ring within 180 s of the producers' end".into(),
+            );
         }
         std::thread::sleep(Duration::from_millis(200));
     }

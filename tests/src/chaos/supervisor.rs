@@ -175,10 +175,16 @@ impl Supervisor {
                 break;
             }
             if let Ok(Some(st)) = child.try_wait() {
-                return Err(format!("the collector exited at start ({st}): {}", text.trim()));
+                return Err(format!(
+                    "the collector exited at start ({st}): {}",
+                    text.trim()
+                ));
             }
             if Instant::now() > deadline {
-                return Err(format!("no startup line from the collector in 30 s: {}", text.trim()));
+                return Err(format!(
+                    "no startup line from the collector in 30 s: {}",
+                    text.trim()
+                ));
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -210,7 +216,11 @@ impl Supervisor {
             self.pause.store(false, Ordering::Relaxed);
             let _ = r.reader.join();
             self.kills += 1;
-            let n = self.stdout.lock().unwrap_or_else(|e| e.into_inner()).records;
+            let n = self
+                .stdout
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .records;
             self.kill_marks.push(n);
         }
         self.start()
@@ -253,7 +263,9 @@ impl Supervisor {
                 let _ = r.child.kill();
                 let _ = r.child.wait();
                 let _ = r.reader.join();
-                return Err(format!("the collector did not exit within {limit:?} of SIGTERM"));
+                return Err(format!(
+                    "the collector did not exit within {limit:?} of SIGTERM"
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         };
@@ -271,7 +283,9 @@ impl Supervisor {
     /// Reads the status file and banks its per-sink counters.
     pub fn poll_status(&mut self) {
         let Some(doc) = self.status() else { return };
-        let Some(pid) = doc["pid"].as_u64() else { return };
+        let Some(pid) = doc["pid"].as_u64() else {
+            return;
+        };
         let mut now = HashMap::new();
         for s in doc["sinks"].as_array().into_iter().flatten() {
             let mut u = Undelivered::default();
