@@ -141,9 +141,6 @@ fn thread_main(a: &Args, slot: Slot<'_>, t: u32) {
                 std::thread::sleep(p);
             }
         }
-        if seq % 64 == 0 && now_ms() >= a.until_ms {
-            break;
-        }
     }
 }
 

@@ -138,7 +138,7 @@ impl SinkCheck {
             .or_default();
         if !seen.insert(origin.seq) {
             self.duplicates += 1;
-            if self.since_repeat.map_or(true, |n| n > GROUP_GAP) {
+            if !matches!(self.since_repeat, Some(n) if n <= GROUP_GAP) {
                 self.duplicate_groups += 1;
                 self.group_starts.push(format!(
                     "#{} {}:{}:{}",

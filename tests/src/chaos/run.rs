@@ -248,7 +248,7 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
 
     let slots: Vec<Kind> = kinds
         .iter()
-        .flat_map(|k| std::iter::repeat(*k).take(o.per_kind))
+        .flat_map(|k| (0..o.per_kind).map(move |_| *k))
         .collect();
     let mut slot_owner: Vec<Option<usize>> = vec![None; slots.len()];
 
@@ -340,19 +340,15 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
                     last_cut = now;
                     tally.add(f);
                 }
-                "disk-full" => {
-                    if disk.can_fill() && !disk.is_full() {
-                        disk.fill();
-                        pending.push((now + sched.hold(f), Pending::Free));
-                        tally.add(f);
-                    }
+                "disk-full" if disk.can_fill() && !disk.is_full() => {
+                    disk.fill();
+                    pending.push((now + sched.hold(f), Pending::Free));
+                    tally.add(f);
                 }
-                "otlp-restart" => {
-                    if endpoint.is_up() {
-                        endpoint.stop();
-                        pending.push((now + sched.hold(f), Pending::OtlpUp));
-                        tally.add(f);
-                    }
+                "otlp-restart" if endpoint.is_up() => {
+                    endpoint.stop();
+                    pending.push((now + sched.hold(f), Pending::OtlpUp));
+                    tally.add(f);
                 }
                 "stdout-pause" => {
                     sup.pause.store(true, Ordering::Relaxed);

@@ -22,7 +22,8 @@ pub fn message(producer: &str, thread: u32, seq: u64, len: usize) -> String {
     let mut m = format!("{PREFIX}{producer}:{thread}:{seq}:{len}:");
     if m.len() < len {
         let pad = pad_letter(seq) as char;
-        m.extend(std::iter::repeat(pad).take(len - m.len()));
+        let n = len - m.len();
+        m.extend((0..n).map(|_| pad));
     }
     m
 }
