@@ -203,6 +203,22 @@ pub fn check(
             }),
         );
     }
+    // Where sinks disagree, the records one has and another lacks.
+    for a in sinks {
+        for b in sinks.iter().filter(|b| b.check.name != a.check.name) {
+            if unbalanced.contains(&b.check.name) {
+                let lack = a.check.lacking_in(b.check, 5);
+                if !lack.is_empty() {
+                    v.push(format!(
+                        "sink {} lacks records sink {} has: {}",
+                        b.check.name,
+                        a.check.name,
+                        lack.join(", ")
+                    ));
+                }
+            }
+        }
+    }
     let mut sink_docs = serde_json::Map::new();
     for s in sinks {
         let c = s.check;

@@ -222,6 +222,31 @@ impl SinkCheck {
         out
     }
 
+    /// Records this sink has and `other` lacks (`producer:thread:seq`), up
+    /// to `limit`: which records one sink lost that another delivered.
+    pub fn lacking_in(&self, other: &SinkCheck, limit: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut keys: Vec<_> = self.seen.keys().collect();
+        keys.sort();
+        for k in keys {
+            let mine = &self.seen[k];
+            let theirs = other.seen.get(k);
+            for (w, bits) in mine.bits.iter().enumerate() {
+                let have = theirs.and_then(|t| t.bits.get(w)).copied().unwrap_or(0);
+                let mut only = bits & !have;
+                while only != 0 && out.len() < limit {
+                    let b = only.trailing_zeros() as u64;
+                    out.push(format!("{}:{}:{}", k.0, k.1, w as u64 * 64 + b));
+                    only &= only - 1;
+                }
+                if out.len() >= limit {
+                    return out;
+                }
+            }
+        }
+        out
+    }
+
     /// Highest sequence number seen of each producer thread.
     pub fn max_seq(&self) -> impl Iterator<Item = (&(String, u32), u64)> {
         self.seen.iter().filter_map(|(k, s)| s.max.map(|m| (k, m)))
@@ -263,6 +288,10 @@ mod tests {
         }
         c.json_line(&line("INFO", "r1", 1));
         assert_eq!((c.duplicates, c.duplicate_groups), (4, 2));
+        let mut other = SinkCheck::new("o");
+        other.json_line(&line("INFO", "r1", 0));
+        assert_eq!(other.lacking_in(&c, 5), Vec::<String>::new());
+        assert_eq!(c.lacking_in(&other, 2), ["r1:0:1", "r1:0:2"]);
         assert_eq!(c.out_of_order, 1);
         assert_eq!(c.per_producer["r1"][2], 6 + GROUP_GAP + 1);
     }
