@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod chaos;
 pub mod collector;
 
 /// Path of a binary (or, with `example = true`, an example) of this workspace,

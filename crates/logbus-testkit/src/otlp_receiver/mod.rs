@@ -402,14 +402,28 @@ impl Receiver {
     }
 }
 
-impl Drop for Receiver {
-    fn drop(&mut self) {
+impl Receiver {
+    /// Stops serving, then returns every record received, in arrival order:
+    /// unlike [`records`](Self::records) followed by a drop, nothing can
+    /// arrive (and be answered) between the two.
+    pub fn stop(mut self) -> Vec<ReceivedLog> {
+        self.stop_serving();
+        flatten(&self.store.lock())
+    }
+
+    fn stop_serving(&mut self) {
         match self.server.take() {
             Some(Server::Grpc(server)) => server.stop(),
             Some(Server::Http(server)) => server.stop(self.addr),
             Some(Server::Stalled(server)) => server.stop(self.addr),
             None => {}
         }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop_serving();
     }
 }
 
