@@ -56,6 +56,8 @@ mod event;
 mod evict;
 mod fork;
 mod futex;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod layout;
 mod level;
 mod lock;
