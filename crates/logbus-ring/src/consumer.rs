@@ -591,8 +591,10 @@ impl Consumer {
         }
         // Look once more: the record may have been stamped just now.
         let data = self.ring.block_data(seq);
-        // SAFETY: `claimed` is a record start below `r.end <= block_size`.
-        if unsafe { ready_record(data, st.claimed as usize, r.end as usize, seq) }.is_some() {
+        // A garbage `reserve` may hand out more than the block holds.
+        let end = r.end.min(self.ring.geometry().block_size) as usize;
+        // SAFETY: `data` is block `seq`, `end` at most the block size.
+        if unsafe { ready_record(data, st.claimed as usize, end, seq) }.is_some() {
             return r;
         }
         // The word as it is (its rewrite epoch is whatever evictions left),
@@ -843,10 +845,10 @@ impl Consumer {
             }
             if r.end > st.claimed {
                 let data = self.ring.block_data(st.seq);
-                // SAFETY: `claimed` is a record start below `r.end <= block_size`.
-                if unsafe { ready_record(data, st.claimed as usize, r.end as usize, st.seq) }
-                    .is_some()
-                {
+                // A garbage `reserve` may hand out more than the block holds.
+                let end = r.end.min(self.ring.geometry().block_size) as usize;
+                // SAFETY: `data` is block `seq`, `end` at most the block size.
+                if unsafe { ready_record(data, st.claimed as usize, end, st.seq) }.is_some() {
                     return (true, false);
                 }
                 in_flight = true;

@@ -540,8 +540,9 @@ impl Writer {
 /// or `None` when none is there (not stamped yet, or garbage).
 ///
 /// # Safety
-/// `data` is the start of the block of `seq` in a live mapping, `off` a
-/// multiple of 8 below `end`, and `end` at most the block size.
+/// `data` is the start of the block of `seq` in a live mapping, 8-aligned,
+/// and `end` at most the block size. (`off` may be anything: an offset that
+/// is not a multiple of 8 holds no record.)
 pub(crate) unsafe fn ready_record(
     data: *const u8,
     off: usize,
@@ -564,7 +565,10 @@ pub(crate) unsafe fn ready_header(
     end: usize,
     seq: u64,
 ) -> Option<RecordHeader> {
-    if off + RECORD_HEADER > end {
+    // An offset that is no record start (a garbage cursor of a scribbled
+    // ring: records start at multiples of 8) holds no record; reading a word
+    // there would be a misaligned atomic load.
+    if !off.is_multiple_of(ALIGN) || off + RECORD_HEADER > end {
         return None;
     }
     // Acquire, SYNC POINT A: pairs with the writer's Release store of the stamp.
