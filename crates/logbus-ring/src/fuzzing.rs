@@ -5,8 +5,8 @@
 //! They call the very functions a [`crate::Writer`] and a
 //! [`crate::Consumer`] use on a mapped block ([`crate::event`]'s
 //! `Plan::write`, the consumer's `copy_records`), on a private, 8-aligned
-//! copy of the bytes. Not a stable interface: compiled only for tests and
-//! with the `fuzzing` feature.
+//! copy of the bytes. Not a stable interface: compiled only for tests, under
+//! Miri and with the `fuzzing` feature.
 
 use crate::block::stamp;
 use crate::consumer::{copy_records, Batch};

@@ -56,7 +56,8 @@ mod event;
 mod evict;
 mod fork;
 mod futex;
-#[cfg(any(test, feature = "fuzzing"))]
+// Also under Miri, for the tests of crates that format decoded records.
+#[cfg(any(test, miri, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod layout;
 mod level;
