@@ -50,7 +50,6 @@ impl<'a> Input<'a> {
 }
 
 struct Setup {
-    path: PathBuf,
     lb: *mut Logbus,
     consumer: Consumer,
 }
@@ -60,15 +59,18 @@ unsafe impl Send for Setup {}
 
 fn setup() -> &'static Mutex<Setup> {
     static SETUP: OnceLock<Mutex<Setup>> = OnceLock::new();
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
     SETUP.get_or_init(|| {
         extern "C" fn remove() {
-            if let Some(s) = SETUP.get() {
-                if let Ok(s) = s.lock() {
-                    let _ = std::fs::remove_file(&s.path);
-                }
+            if let Some(p) = PATH.get() {
+                let _ = std::fs::remove_file(p);
             }
         }
-        let path = std::env::temp_dir().join(format!("logbus-fuzz-ffi-{}", std::process::id()));
+        let path = PATH
+            .get_or_init(|| {
+                std::env::temp_dir().join(format!("logbus-fuzz-ffi-{}", std::process::id()))
+            })
+            .clone();
         let _ = std::fs::remove_file(&path);
         // The default block size (the largest record a user gets), few blocks.
         let options = RingOptions {
@@ -83,7 +85,7 @@ fn setup() -> &'static Mutex<Setup> {
         assert!(!lb.is_null());
         // SAFETY: `remove` only unlinks the file.
         unsafe { libc::atexit(remove) };
-        Mutex::new(Setup { path, lb, consumer })
+        Mutex::new(Setup { lb, consumer })
     })
 }
 
