@@ -1294,7 +1294,7 @@ mod tests {
         };
         // Under Miri, a length ending in each part of a word, one fill.
         let (lens, fills): (Vec<usize>, &[u8]) = if cfg!(miri) {
-            (vec![0, 2, 5, 8, 13, 20], &[b'a'])
+            (vec![0, 2, 5, 8, 13, 20], b"a")
         } else {
             ((0..=20).collect(), &[b'a', b'~', 0xc3, b' '])
         };
