@@ -152,14 +152,38 @@ pub(crate) fn copy_block(
     serial: &mut u64,
 ) -> Copied {
     let data = ring.block_data(seq);
-    let end = end.min(ring.geometry().block_size);
+    let block_size = ring.geometry().block_size;
+    // SAFETY: `block_data` is block `seq`'s start in the ring's live mapping,
+    // `block_size` bytes long.
+    unsafe { copy_records(data, block_size, seq, from, end, max, batch, serial) }
+}
+
+/// [`copy_block`] over the block of `block_size` bytes at `data` (in a mapping
+/// or in a plain buffer: the record decoder on its own, for fuzzing and Miri).
+///
+/// # Safety
+/// `data .. data + block_size` is readable for the whole call (other
+/// processes may write it meanwhile: it is read with atomic loads only) and
+/// `data` is 8-aligned.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn copy_records(
+    data: *const u8,
+    block_size: u32,
+    seq: u64,
+    from: u32,
+    end: u32,
+    max: usize,
+    batch: &mut Batch,
+    serial: &mut u64,
+) -> Copied {
+    let end = end.min(block_size);
     let mut off = from as usize & !(ALIGN - 1);
     let mut invalid = 0;
     let mut taken = 0;
     let mut blocked = false;
     while off < end as usize && taken < max {
-        // SAFETY: `data` is block `seq`'s start, `off` a multiple of 8 below
-        // `end <= block_size`.
+        // SAFETY: `data` is the block's start (caller's contract), `off` a
+        // multiple of 8 below `end <= block_size`.
         let Some(hdr) = (unsafe { ready_header(data, off, end as usize, seq) }) else {
             blocked = true;
             break;
@@ -567,8 +591,10 @@ impl Consumer {
         }
         // Look once more: the record may have been stamped just now.
         let data = self.ring.block_data(seq);
-        // SAFETY: `claimed` is a record start below `r.end <= block_size`.
-        if unsafe { ready_record(data, st.claimed as usize, r.end as usize, seq) }.is_some() {
+        // A garbage `reserve` may hand out more than the block holds.
+        let end = r.end.min(self.ring.geometry().block_size) as usize;
+        // SAFETY: `data` is block `seq`, `end` at most the block size.
+        if unsafe { ready_record(data, st.claimed as usize, end, seq) }.is_some() {
             return r;
         }
         // The word as it is (its rewrite epoch is whatever evictions left),
@@ -819,10 +845,10 @@ impl Consumer {
             }
             if r.end > st.claimed {
                 let data = self.ring.block_data(st.seq);
-                // SAFETY: `claimed` is a record start below `r.end <= block_size`.
-                if unsafe { ready_record(data, st.claimed as usize, r.end as usize, st.seq) }
-                    .is_some()
-                {
+                // A garbage `reserve` may hand out more than the block holds.
+                let end = r.end.min(self.ring.geometry().block_size) as usize;
+                // SAFETY: `data` is block `seq`, `end` at most the block size.
+                if unsafe { ready_record(data, st.claimed as usize, end, st.seq) }.is_some() {
                     return (true, false);
                 }
                 in_flight = true;

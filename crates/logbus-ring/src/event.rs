@@ -1,7 +1,7 @@
 //! What a producer hands the ring: an [`Event`] borrowed from the caller, and
 //! the [`Plan`] of how its parts fit a record (what is cut, and where).
 
-use crate::layout::RECORD_HEADER;
+use crate::layout::{kind, RecordHeader, RECORD_HEADER};
 
 /// Longest target kept; longer ones are cut and flagged truncated.
 const MAX_TARGET: usize = 1024;
@@ -167,4 +167,58 @@ impl Plan {
             u16::MAX as usize
         }
     }
+
+    /// Lays the record out at `at`: the header `hdr` without its first word
+    /// (the stamp, which the caller stores last, with Release), then target,
+    /// message and fields as this plan cut them. Writes exactly `self.len`
+    /// bytes from `at + 8`; `hdr`'s lengths are the plan's.
+    ///
+    /// # Safety
+    /// `at .. at + self.len` is writable and nobody else's for the duration
+    /// (a reserved, unstamped record of a block, or a private buffer); `self`
+    /// was made by [`Plan::new`] for `ev`.
+    #[inline(always)]
+    pub unsafe fn write(&self, at: *mut u8, hdr: &RecordHeader, ev: &Event<'_>) {
+        debug_assert_eq!(hdr.len as usize, self.len);
+        // SAFETY (every `put` below): each writes within `at + 8 .. at +
+        // self.len`, by the caller's contract, as the sum of the pieces is
+        // exactly the plan's length (`Plan::new` sized them the same way;
+        // checked by the debug assertion at the end).
+        let mut o = unsafe { put(at, &bytemuck::bytes_of(hdr)[8..], 8) };
+        o = unsafe { put(at, &ev.target.as_bytes()[..self.target_len], o) };
+        o = unsafe { put(at, &ev.message.as_bytes()[..self.msg_len], o) };
+        for (i, f) in ev.fields[..self.nfields].iter().enumerate() {
+            let key = &f.key.as_bytes()[..floor_boundary(f.key, 255)];
+            let (kind, scalar): (u8, [u8; 8]) = match f.value {
+                Value::Str(_) => (kind::STR, [0; 8]),
+                Value::I64(v) => (kind::I64, v.to_le_bytes()),
+                Value::U64(v) => (kind::U64, v.to_le_bytes()),
+                Value::F64(v) => (kind::F64, v.to_le_bytes()),
+                Value::Bool(v) => (kind::BOOL, [v as u8, 0, 0, 0, 0, 0, 0, 0]),
+            };
+            o = unsafe { put(at, &[key.len() as u8, kind], o) };
+            o = unsafe { put(at, key, o) };
+            o = match f.value {
+                Value::Str(s) => {
+                    let cut = floor_boundary(s, self.value_cap(i));
+                    let o2 = unsafe { put(at, &(cut as u16).to_le_bytes(), o) };
+                    unsafe { put(at, &s.as_bytes()[..cut], o2) }
+                }
+                Value::Bool(_) => unsafe { put(at, &scalar[..1], o) },
+                _ => unsafe { put(at, &scalar, o) },
+            };
+        }
+        debug_assert_eq!(o, self.len);
+    }
+}
+
+/// Copies `bytes` to `off` bytes past `at`; returns the offset after them.
+///
+/// # Safety
+/// `at + off .. at + off + bytes.len()` is writable and ours alone.
+#[inline(always)]
+unsafe fn put(at: *mut u8, bytes: &[u8], off: usize) -> usize {
+    // SAFETY: by the caller's contract; `bytes` is a distinct borrow.
+    unsafe { crate::mem::copy_small(bytes.as_ptr(), at.add(off), bytes.len()) };
+    off + bytes.len()
 }

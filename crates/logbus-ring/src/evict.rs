@@ -623,6 +623,7 @@ mod tests {
     /// counted lost (as torn), the victims evicted, the head block freed, and
     /// the books balance.
     #[test]
+    #[cfg_attr(miri, ignore = "needs a mapped ring")]
     fn an_evictor_killed_while_moving_is_completed_by_the_next() {
         let (dir, ring) = ring("moving");
         let mut w = ring.writer().unwrap();

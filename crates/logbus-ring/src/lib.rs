@@ -56,6 +56,9 @@ mod event;
 mod evict;
 mod fork;
 mod futex;
+// Also under Miri, for the tests of crates that format decoded records.
+#[cfg(any(test, miri, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod layout;
 mod level;
 mod lock;

@@ -177,6 +177,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(miri, ignore = "needs sigaction")]
     fn register_and_unregister_reuse_slots() {
         let a = register(0x1000, 10).unwrap();
         let b = register(0x2000, 10).unwrap();

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use crate::block::{stamp, Claim, Reserve};
 use crate::clock::{monotonic_ns, now_ns};
 use crate::error::{EmitError, WriterError};
-use crate::event::{floor_boundary, Emitted, Event, Plan, Value};
+use crate::event::{Emitted, Event, Plan};
 use crate::fork;
 use crate::futex;
 use crate::layout::*;
@@ -318,39 +318,14 @@ impl Writer {
         };
         // SAFETY: `[off, off + need)` was reserved for us by the CAS above: no
         // other writer touches it and no reader trusts it before the stamp;
-        // `off + need <= block_size`, so every `put` below stays in the block
-        // (`plan.len <= need`). `data + off` is 8-aligned (offsets are
+        // `off + need <= block_size` and `plan.len <= need`, so the record
+        // stays in the block. `data + off` is 8-aligned (offsets are
         // multiples of 8 in a page-aligned block).
         unsafe {
             let at = data.add(off as usize);
-            // The header without its first word (the stamp, stored last).
-            let mut o = put(at, &bytemuck::bytes_of(&hdr)[8..], 8);
-            o = put(at, &ev.target.as_bytes()[..plan.target_len], o);
-            o = put(at, &ev.message.as_bytes()[..plan.msg_len], o);
-            for (i, f) in ev.fields[..plan.nfields].iter().enumerate() {
-                let key = &f.key.as_bytes()[..floor_boundary(f.key, 255)];
-                let (kind, scalar): (u8, [u8; 8]) = match f.value {
-                    Value::Str(_) => (kind::STR, [0; 8]),
-                    Value::I64(v) => (kind::I64, v.to_le_bytes()),
-                    Value::U64(v) => (kind::U64, v.to_le_bytes()),
-                    Value::F64(v) => (kind::F64, v.to_le_bytes()),
-                    Value::Bool(v) => (kind::BOOL, [v as u8, 0, 0, 0, 0, 0, 0, 0]),
-                };
-                o = put(at, &[key.len() as u8, kind], o);
-                o = put(at, key, o);
-                o = match f.value {
-                    Value::Str(s) => {
-                        let cut = floor_boundary(s, plan.value_cap(i));
-                        let o2 = put(at, &(cut as u16).to_le_bytes(), o);
-                        put(at, &s.as_bytes()[..cut], o2)
-                    }
-                    Value::Bool(_) => put(at, &scalar[..1], o),
-                    _ => put(at, &scalar, o),
-                };
-            }
-            debug_assert_eq!(o, plan.len);
-            // Release, SYNC POINT A: every byte above is visible to a reader
-            // that loads this stamp with Acquire.
+            plan.write(at, &hdr, ev);
+            // Release, SYNC POINT A: every byte `write` put is visible to a
+            // reader that loads this stamp with Acquire.
             (*(at as *const std::sync::atomic::AtomicU64))
                 .store(stamp(seq, plan.len as u32), Ordering::Release);
         }
@@ -632,8 +607,9 @@ impl Writer {
 /// or `None` when none is there (not stamped yet, or garbage).
 ///
 /// # Safety
-/// `data` is the start of the block of `seq` in a live mapping, `off` a
-/// multiple of 8 below `end`, and `end` at most the block size.
+/// `data` is the start of the block of `seq` in a live mapping, 8-aligned,
+/// and `end` at most the block size. (`off` may be anything: an offset that
+/// is not a multiple of 8 holds no record.)
 pub(crate) unsafe fn ready_record(
     data: *const u8,
     off: usize,
@@ -656,7 +632,10 @@ pub(crate) unsafe fn ready_header(
     end: usize,
     seq: u64,
 ) -> Option<RecordHeader> {
-    if off + RECORD_HEADER > end {
+    // An offset that is no record start (a garbage cursor of a scribbled
+    // ring: records start at multiples of 8) holds no record; reading a word
+    // there would be a misaligned atomic load.
+    if !off.is_multiple_of(ALIGN) || off + RECORD_HEADER > end {
         return None;
     }
     // Acquire, SYNC POINT A: pairs with the writer's Release store of the stamp.
@@ -665,16 +644,6 @@ pub(crate) unsafe fn ready_header(
     let len = hdr.len as usize;
     let ok = s == stamp(seq, hdr.len) && len >= RECORD_HEADER && off + placed(len) <= end;
     ok.then_some(hdr)
-}
-
-/// Copies `bytes` to `off` bytes past `at`; returns the offset after them.
-///
-/// # Safety
-/// `at + off .. at + off + bytes.len()` is writable and ours alone.
-#[inline(always)]
-unsafe fn put(at: *mut u8, bytes: &[u8], off: usize) -> usize {
-    crate::mem::copy_small(bytes.as_ptr(), at.add(off), bytes.len());
-    off + bytes.len()
 }
 
 impl Drop for Writer {

@@ -54,6 +54,8 @@
 
 mod error;
 mod fields;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod layer;
 mod log_bridge;
 pub mod producer;
