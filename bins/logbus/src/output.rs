@@ -94,10 +94,15 @@ impl Printer {
         let result = match &mut self.last {
             Some((n, kept)) => {
                 if *n > 0 {
-                    if kept.len() == *n {
-                        kept.pop_front();
-                    }
-                    kept.push_back(line.clone());
+                    // The oldest kept line's buffer is reused once N are kept.
+                    let mut slot = if kept.len() == *n {
+                        kept.pop_front().unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    };
+                    slot.clear();
+                    slot.extend_from_slice(&line);
+                    kept.push_back(slot);
                 }
                 Ok(())
             }
