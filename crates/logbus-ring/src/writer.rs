@@ -188,7 +188,7 @@ impl Writer {
             .filter(|(_, v)| !v.is_empty())
             .map(|(&key, v)| crate::Field {
                 key,
-                value: Value::Str(v),
+                value: crate::Value::Str(v),
             })
             .collect();
         fields.extend_from_slice(ev.fields);
