@@ -265,23 +265,14 @@ pub(crate) fn parse_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
     (out != [0u8; N]).then_some(out)
 }
 
-/// Parses a W3C `traceparent` value: `version-traceid-spanid-flags`.
+/// A `traceparent` span field, by the one W3C rule
+/// ([`logbus_ring::TraceParent::parse`]).
 pub(crate) fn parse_traceparent(s: &str) -> Option<TraceCtx> {
-    let mut parts = s.trim().split('-');
-    let version = parts.next()?;
-    if version.len() != 2 || version.eq_ignore_ascii_case("ff") {
-        return None;
-    }
-    let trace_id = parse_hex::<16>(parts.next()?)?;
-    let span_id = parse_hex::<8>(parts.next()?)?;
-    let flags = parse_hex::<1>(parts.next()?).map_or(0, |f| f[0]);
-    if version == "00" && parts.next().is_some() {
-        return None;
-    }
+    let t = logbus_ring::TraceParent::parse(s)?;
     Some(TraceCtx {
-        trace_id: Some(trace_id),
-        span_id: Some(span_id),
-        flags,
+        trace_id: Some(t.trace_id),
+        span_id: Some(t.span_id),
+        flags: t.flags,
     })
 }
 

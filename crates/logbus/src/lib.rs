@@ -54,8 +54,6 @@
 
 mod error;
 mod fields;
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
 mod layer;
 mod log_bridge;
 pub mod producer;
