@@ -791,3 +791,65 @@ fn identity_survives_pid_namespaces_and_a_cycling_resource_table() {
         }
     }
 }
+
+// Issue 20: a create refused by the trust check (a group-writable ring whose
+// group is not the trusted one) leaves no file, so the next, correct create
+// works. Failed before the fix: the ring was named first and checked after,
+// and stayed ("already exists").
+#[test]
+fn a_create_refused_by_the_trust_check_leaves_no_file() {
+    if !root("a_create_refused_by_the_trust_check_leaves_no_file") {
+        return;
+    }
+    let dir = shared_dir("refused-create");
+    let ring = dir.path("ring");
+    // nobody's group is 65534, not 47003.
+    let o = out({
+        let mut c = as_nobody(logbus());
+        c.env("LOGBUS_TRUST_GROUP", "47003").args([
+            "create",
+            s(&ring),
+            "--size",
+            "128K",
+            "--block-size",
+            "4K",
+            "--mode",
+            "660",
+        ]);
+        c
+    });
+    assert_one_line(&o, "logbus", &[s(&ring), "writable by its group"]);
+    let left: Vec<_> = std::fs::read_dir(dir.dir()).unwrap().collect();
+    assert!(left.is_empty(), "files left behind: {left:?}");
+    // The same command with the group that is the file's: created.
+    let o = out({
+        let mut c = as_nobody(logbus());
+        c.env("LOGBUS_TRUST_GROUP", NOBODY.to_string()).args([
+            "create",
+            s(&ring),
+            "--size",
+            "128K",
+            "--block-size",
+            "4K",
+            "--mode",
+            "660",
+        ]);
+        c
+    });
+    assert!(o.status.success(), "create: {}", text(&o.stderr));
+    let meta = std::fs::metadata(&ring).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o660
+    );
+    // A refused create never removes a file it did not make.
+    let o = out({
+        let mut c = as_nobody(logbus());
+        c.env("LOGBUS_TRUST_GROUP", "47003")
+            .args(["create", s(&ring), "--mode", "660"]);
+        c
+    });
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(ring.exists(), "an existing ring was removed");
+    assert_eq!(std::fs::read_dir(dir.dir()).unwrap().count(), 1);
+}
