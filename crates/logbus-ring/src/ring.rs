@@ -407,6 +407,18 @@ impl Ring {
             .is_ok_and(|m| (m.dev(), m.ino()) == self.inner.id)
     }
 
+    /// Whether some process has a [`crate::Writer`] of this ring (holds its
+    /// writer liveness lock; a writer made through this very handle's
+    /// descriptor does not count, and a process has one lock per ring
+    /// whatever its number of writers). A ring whose path names another file
+    /// gets no more records once this is false: nobody can open it any more,
+    /// and a process makes a writer from a handle it already has only rarely
+    /// (a producer drops its old handles when it follows the path). `true`
+    /// when it cannot be told (a forked child's handle, a failed lock query).
+    pub fn writers_alive(&self) -> bool {
+        self.fd().is_none_or(crate::lock::process::any_alive)
+    }
+
     /// The uid that owned the ring file when it was opened: the user whose
     /// processes write it (only they, and root, can).
     pub fn owner(&self) -> u32 {
