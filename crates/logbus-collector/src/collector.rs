@@ -59,8 +59,35 @@ const MAX_IDLE_SLEEP: Duration = Duration::from_millis(50);
 /// when they write; this bounds only the status file's and the resource
 /// table's refresh, and how soon a ring directory's new rings are seen.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
+/// At most one line about a ring's repaired shared state this often.
+const REPAIR_REPORT_EVERY: Duration = Duration::from_secs(10);
 /// How often a collector of one ring looks whether its path still names it.
 const FOLLOW_EVERY: Duration = Duration::from_millis(200);
+
+/// At most one line per [`REPAIR_REPORT_EVERY`] per ring about impossible
+/// shared state its consumer set right: the first repair since the last
+/// line, and how many more there were.
+fn report_repairs(src: &mut Source, notify: &Notify, now: Instant) {
+    let repairs = src.consumer.take_repairs();
+    let Some(first) = repairs.first() else {
+        return;
+    };
+    if src
+        .repairs_said
+        .1
+        .is_some_and(|at| now.duration_since(at) < REPAIR_REPORT_EVERY)
+    {
+        return;
+    }
+    let total = src.consumer.repaired_total();
+    let more = total.saturating_sub(src.repairs_said.0).saturating_sub(1);
+    src.repairs_said = (total, Some(now));
+    notify(Notice::RingRepaired {
+        path: src.ring.path().to_path_buf(),
+        repair: first.to_string(),
+        more,
+    });
+}
 
 /// For a sink that finished some records before a restart: which records of
 /// `chunk` to skip (a bitmap and its counts per level), if any.
@@ -210,6 +237,9 @@ struct Source {
     /// Per sink name: its slot in this ring (none beyond the ring's slots).
     places: HashMap<String, SinkPlace>,
     leaving: Option<Leaving>,
+    /// Repairs of impossible shared state said so far (see
+    /// [`Consumer::take_repairs`]), and when the last line was.
+    repairs_said: (u64, Option<Instant>),
 }
 
 impl Source {
@@ -389,6 +419,7 @@ impl Collector {
             dirty: false,
             places: HashMap::new(),
             leaving: None,
+            repairs_said: (0, None),
         };
         let names: Vec<&str> = self.config.sinks.iter().map(|s| s.name.as_str()).collect();
         src.place_sinks(&names);
@@ -646,6 +677,7 @@ impl Collector {
                 // its table entry can go to another process.
                 for src in &mut self.sources {
                     src.resolver.refresh();
+                    report_repairs(src, &self.notify, now);
                 }
                 self.drop_left();
                 if self.follow.is_some() && now.duration_since(last_follow) >= FOLLOW_EVERY {

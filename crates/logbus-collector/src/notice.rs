@@ -92,6 +92,17 @@ pub enum Notice {
         /// Why, and what became of its records.
         why: &'static str,
     },
+    /// A ring's shared state was impossible (overwritten by a process that
+    /// may write it) and its consumer set it right (at most one line per
+    /// 10 s per ring).
+    RingRepaired {
+        /// The ring file.
+        path: PathBuf,
+        /// The first repair since the last notice, one line.
+        repair: String,
+        /// Further repairs since the last notice.
+        more: u64,
+    },
     /// A collector of one ring reads the new ring its path names (the old one
     /// is drained meanwhile).
     RingFollowed {
@@ -189,6 +200,13 @@ impl fmt::Display for Notice {
                 block_size / 1024
             ),
             Notice::FollowWaiting { problem } => write!(f, "{problem}; still waiting"),
+            Notice::RingRepaired { path, repair, more } => {
+                write!(f, "{}: {repair}", path.display())?;
+                if *more > 0 {
+                    write!(f, " ({more} more repairs of this ring since the last line)")?;
+                }
+                Ok(())
+            }
             Notice::TooManyRings { dir, max } => write!(
                 f,
                 "{}: more than {max} rings; the others are not read until some go",

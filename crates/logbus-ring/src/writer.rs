@@ -593,7 +593,9 @@ pub(crate) unsafe fn ready_header(
     end: usize,
     seq: u64,
 ) -> Option<RecordHeader> {
-    if off + RECORD_HEADER > end {
+    // A misaligned start comes only from overwritten shared words (every
+    // offset the protocol hands out is a multiple of 8): nothing is there.
+    if !off.is_multiple_of(ALIGN) || off + RECORD_HEADER > end {
         return None;
     }
     // Acquire, SYNC POINT A: pairs with the writer's Release store of the stamp.
