@@ -678,3 +678,74 @@ fn a_lossless_ring_is_read_at_the_pace_of_its_slowest_writing_sink() {
         }
     }
 }
+
+/// The ring's counters from `logbus stat --json`.
+fn ring_stat(ring: &Path) -> Json {
+    let o = Command::new(bin("logbus"))
+        .args(["stat", "--json"])
+        .arg(ring)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+// Issue 20, part 4: a producer writing while its ring file is deleted and
+// created again, then renamed over by another ring, loses nothing: the
+// collector reads each old ring until no process writes it any more, while it
+// reads the new one. (Before the fix the collector left each old ring after
+// one drain while the producer went on writing into it until it noticed, up
+// to 250 ms later: records unread in the unlinked files, counted nowhere.)
+#[test]
+fn a_ring_deleted_and_renamed_over_under_a_writing_producer_loses_nothing() {
+    const N: u64 = 30_000;
+    let dir = TempDir::new("coll-replaced");
+    let ring = dir.path("ring");
+    let out = dir.path("out.log");
+    let cfg = dir.path("c.toml");
+    write_config(&cfg, &file_sink("f", &out, ""));
+    // The default ring a user gets.
+    logbus_ring::Ring::create(&ring, &logbus_ring::RingOptions::default()).unwrap();
+    let mut c = Collector::start(&dir, "c", &ring_and_config(&ring, &cfg));
+    c.wait_stderr("startup", "consuming");
+    // A slow producer (1 ms pause every 20 records: about 2 s in all), through
+    // `logbus::Producer`, which follows the path.
+    let p = producer(&ring, "p", N, &["--producer", "--pause-every", "20"]);
+    wait_for("records before the delete", LONG, || {
+        (lines(&out).len() >= 3_000).then_some(())
+    });
+    // Deleted and created again (the producer may make it first: it reopens
+    // the path, creating a ring when there is none).
+    std::fs::remove_file(&ring).unwrap();
+    match logbus_ring::Ring::create(&ring, &logbus_ring::RingOptions::default()) {
+        Ok(_) => {}
+        Err(logbus_ring::OpenError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => panic!("{e}"),
+    }
+    wait_for("records after the delete", LONG, || {
+        (lines(&out).len() >= 15_000).then_some(())
+    });
+    // Renamed over by another ring.
+    let next = dir.path("next");
+    logbus_ring::Ring::create(&next, &logbus_ring::RingOptions::default()).unwrap();
+    std::fs::rename(&next, &ring).unwrap();
+    finish(p);
+    let got = wait_lines(&out, N as usize);
+    assert_exactly_once(&numbers(&got), &all("p", 0..N));
+    c.wait_stderr("the new ring followed", "following the new ring");
+    // Both old rings let go once drained and no longer written.
+    c.wait_stderr_n(
+        "the old rings let go",
+        "no process writes it any more; let go",
+        2,
+    );
+    // The current ring's books balance: nothing torn, invalid or dropped.
+    let st = ring_stat(&ring);
+    for key in ["torn", "invalid", "dropped", "evicted", "lost", "unread"] {
+        assert_eq!(st[key].as_u64(), Some(0), "{key}: {st}");
+    }
+    assert_eq!(st["delivered"], st["emitted"], "{st}");
+    assert!(c.stop().success(), "{}", c.stderr_text());
+    assert_eq!(lines(&out).len(), N as usize, "records delivered twice");
+}

@@ -6,11 +6,12 @@
 //! SIGHUP: reload the configuration and reopen files. Messages go to stderr,
 //! one line each.
 //!
-//! The ring file is watched: when its path names another file (deleted and
-//! created again, renamed over), the collector drains the old ring and follows
-//! the new one; when it is truncated under us (the SIGBUS guard turns the
-//! fault into zero pages), it says so in one line, drops it and waits for a
-//! new ring at the path. Each ring gets a fresh `Collector`; sinks reopen.
+//! The ring file is watched (by the collector library): when its path names
+//! another file (deleted and created again, renamed over), the collector
+//! reads the new ring and drains the old one until no process writes it any
+//! more; when it is truncated under us (the SIGBUS guard turns the fault into
+//! zero pages), it says so in one line, drops it and waits for a new ring at
+//! the path. The sinks stay open throughout.
 //!
 //! `--check` validates the configuration and prints the effective one
 //! without opening a ring (`check.rs`). Under a service manager
@@ -24,9 +25,7 @@ mod notify;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
@@ -164,31 +163,28 @@ fn run(args: Args) -> anyhow::Result<()> {
         RingSource::Ring(path) => path,
     };
     // The error's line already names its cause: keep it, not its source chain.
-    let mut ring = Ring::open(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ring = Ring::open(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The collector follows the path itself: a ring replaced there is
+    // drained until no process writes it any more, while the new one is read.
     let mut collector = Collector::new(&ring, config.clone(), args.config.clone(), print_notice)?;
 
     let metrics = Arc::new(Source::new(collector.registry(), collector.rings(), false));
     serve_metrics(&args, &metrics)?;
 
-    // The control of the collector running now (a new one per ring followed).
-    let current: Arc<Mutex<Arc<Control>>> = Arc::new(Mutex::new(Arc::new(Control::new())));
-    let exit = Arc::new(AtomicBool::new(false));
+    let control = Arc::new(Control::new());
     {
-        let (current, exit) = (current.clone(), exit.clone());
+        let control = control.clone();
         std::thread::Builder::new()
             .name("signals".into())
             .spawn(move || loop {
-                let control = || current.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 match signals.wait() {
                     Ok(Signal::SIGHUP) => {
                         notify::reloading();
-                        control().request_reload();
+                        control.request_reload();
                     }
                     Ok(_) => {
                         notify::stopping();
-                        // Release: pairs with the Acquire loads below.
-                        exit.store(true, Ordering::Release);
-                        control().request_shutdown();
+                        control.request_shutdown();
                     }
                     Err(_) => {}
                 }
@@ -206,36 +202,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     // The consumer role is held (Collector::new acquired it) and the
     // signals are handled: the service is up.
     notify::ready(&format!("consuming {}", ring.path().display()));
-    loop {
-        let control = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        // Acquire: pairs with the signal thread's Release store.
-        if exit.load(Ordering::Acquire) {
-            control.request_shutdown();
-        }
-        let watch = Watch::start(ring.clone(), control.clone())?;
-        let summary = collector.run(&control);
-        let gone = watch.stop();
-        report(&summary, gone.is_none());
-        // Acquire: as above.
-        let Some(gone) = gone.filter(|_| !exit.load(Ordering::Acquire)) else {
-            return Ok(());
-        };
-        drop(collector);
-        let Some(next) = wait_for_new_ring(&ring, gone, &exit) else {
-            return Ok(());
-        };
-        ring = next;
-        *current.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(Control::new());
-        collector = Collector::new(&ring, config.clone(), args.config.clone(), print_notice)?;
-        metrics.set(collector.registry(), collector.rings());
-        eprintln!(
-            "logbus-collector: following the new ring at {} ({} blocks of {} KiB)",
-            ring.path().display(),
-            ring.geometry().blocks,
-            ring.geometry().block_size / 1024,
-        );
-        notify::ready(&format!("consuming {} (a new ring)", ring.path().display()));
-    }
+    drop(ring);
+    let summary = collector.run(&control);
+    report(&summary, true);
+    Ok(())
 }
 
 /// Where the records come from.
@@ -403,97 +373,6 @@ fn report(summary: &logbus_collector::Summary, exiting: bool) {
             left.join("; ")
         );
     }
-}
-
-/// How often the watcher looks at the ring file.
-const WATCH_EVERY: Duration = Duration::from_millis(200);
-
-/// Why the collector let go of its ring.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Gone {
-    /// The file was shrunk (or a read faulted): nothing more can be read.
-    Truncated,
-    /// The path names another file (or none): the old ring was drained.
-    Replaced,
-}
-
-/// A thread that watches the ring file and asks the collector to stop
-/// (draining what it can) when the file is truncated or replaced.
-struct Watch {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<Option<Gone>>,
-}
-
-impl Watch {
-    fn start(ring: Ring, control: Arc<Control>) -> std::io::Result<Watch> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("ring-watch".into())
-            .spawn(move || {
-                // Acquire: pairs with the Release store in `stop`.
-                while !flag.load(Ordering::Acquire) {
-                    let gone = if ring.faulted() || ring.check_size().is_err() {
-                        Some(Gone::Truncated)
-                    } else if !ring.is_current() {
-                        Some(Gone::Replaced)
-                    } else {
-                        None
-                    };
-                    if let Some(gone) = gone {
-                        match gone {
-                            Gone::Truncated => eprintln!(
-                                "logbus-collector: {}: the ring file was truncated under the collector; \
-                                 dropping it (records not yet read are lost) and waiting for a new ring there",
-                                ring.path().display()
-                            ),
-                            Gone::Replaced => eprintln!(
-                                "logbus-collector: {}: the path now names another file; \
-                                 draining the old ring, then following the new one",
-                                ring.path().display()
-                            ),
-                        }
-                        control.request_shutdown();
-                        return Some(gone);
-                    }
-                    std::thread::park_timeout(WATCH_EVERY);
-                }
-                None
-            })?;
-        Ok(Watch { stop, thread })
-    }
-
-    fn stop(self) -> Option<Gone> {
-        // Release: pairs with the watcher's Acquire load.
-        self.stop.store(true, Ordering::Release);
-        self.thread.thread().unpark();
-        self.thread.join().ok().flatten()
-    }
-}
-
-/// Waits until the path of `old` names a ring other than `old` and opens it;
-/// `None` when asked to exit meanwhile.
-fn wait_for_new_ring(old: &Ring, _gone: Gone, exit: &AtomicBool) -> Option<Ring> {
-    let mut said = None::<String>;
-    // Acquire: pairs with the signal thread's Release store.
-    while !exit.load(Ordering::Acquire) {
-        if !old.is_current() {
-            match Ring::open_existing(old.path()) {
-                Ok(ring) => return Some(ring),
-                Err(e) => {
-                    let line = e.to_string();
-                    let missing = matches!(&e, logbus_ring::OpenError::Io { source, .. }
-                        if source.kind() == std::io::ErrorKind::NotFound);
-                    if !missing && said.as_deref() != Some(line.as_str()) {
-                        eprintln!("logbus-collector: {line}; still waiting");
-                        said = Some(line);
-                    }
-                }
-            }
-        }
-        std::thread::sleep(WATCH_EVERY);
-    }
-    None
 }
 
 /// Where the collector library's notices go: one line each on stderr.

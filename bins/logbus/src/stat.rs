@@ -101,15 +101,33 @@ fn rfc3339(ns: u64) -> String {
     String::from_utf8_lossy(&b).into_owned()
 }
 
-fn counts_json(c: &LevelCounts) -> Value {
+/// A counter's value, or null when it is impossible (see `Stats::impossible`).
+fn counter(stats: &Stats, name: &str, v: u64) -> Value {
+    if stats.is_impossible(name) {
+        Value::Null
+    } else {
+        v.into()
+    }
+}
+
+/// A counter's value for the text, or `?` when it is impossible.
+fn shown(stats: &Stats, name: &str, v: u64) -> String {
+    if stats.is_impossible(name) {
+        "?".into()
+    } else {
+        v.to_string()
+    }
+}
+
+fn counts_json(stats: &Stats, c: &LevelCounts) -> Value {
     json!({
-        "emitted": c.emitted,
-        "published": c.published,
-        "dropped": c.dropped,
-        "evicted": c.evicted,
-        "delivered": c.delivered,
-        "torn": c.torn,
-        "lost": c.lost,
+        "emitted": counter(stats, "emitted", c.emitted),
+        "published": counter(stats, "emitted", c.published),
+        "dropped": counter(stats, "dropped", c.dropped),
+        "evicted": counter(stats, "evicted", c.evicted),
+        "delivered": counter(stats, "delivered", c.delivered),
+        "torn": counter(stats, "torn", c.torn),
+        "lost": counter(stats, "lost", c.lost),
         "unread": c.unread,
     })
 }
@@ -121,7 +139,7 @@ fn to_json(ring: &Ring, stats: &Stats, collector: Option<&CollectorReport>) -> V
     let mut levels = Map::new();
     let mut watermarks = Map::new();
     for level in Level::ALL {
-        levels.insert(level.name().into(), counts_json(stats.level(level)));
+        levels.insert(level.name().into(), counts_json(stats, stats.level(level)));
         watermarks.insert(level.name().into(), h.watermarks[level as usize].into());
     }
     let mut v = json!({
@@ -137,18 +155,19 @@ fn to_json(ring: &Ring, stats: &Stats, collector: Option<&CollectorReport>) -> V
         "watermarks": watermarks,
         "created": rfc3339(h.created_ns),
         "blocks_in_use": stats.blocks_in_use,
-        "waits": stats.waits,
-        "wait_timeouts": stats.wait_timeouts,
-        "wakeups": stats.wakeups,
-        "emitted": total.emitted,
-        "published": total.published,
-        "dropped": total.dropped,
-        "evicted": total.evicted,
-        "delivered": total.delivered,
-        "torn": total.torn,
-        "lost": total.lost,
+        "waits": counter(stats, "waits", stats.waits),
+        "wait_timeouts": counter(stats, "wait_timeouts", stats.wait_timeouts),
+        "wakeups": counter(stats, "wakeups", stats.wakeups),
+        "emitted": counter(stats, "emitted", total.emitted),
+        "published": counter(stats, "emitted", total.published),
+        "dropped": counter(stats, "dropped", total.dropped),
+        "evicted": counter(stats, "evicted", total.evicted),
+        "delivered": counter(stats, "delivered", total.delivered),
+        "torn": counter(stats, "torn", total.torn),
+        "lost": counter(stats, "lost", total.lost),
         "unread": total.unread,
-        "invalid": stats.invalid,
+        "invalid": counter(stats, "invalid", stats.invalid),
+        "impossible": stats.impossible,
         "levels": levels,
         "consumer": stats.consumer.map(|(pid, alive)| json!({"pid": pid, "alive": alive})),
     });
@@ -168,6 +187,14 @@ fn to_text(ring: &Ring, stats: &Stats, collector: Option<&CollectorReport>) -> S
     let mut s = String::new();
     // `write!` into a String cannot fail.
     let _ = writeln!(s, "ring       {}", ring.path().display());
+    if !stats.impossible.is_empty() {
+        let _ = writeln!(
+            s,
+            "BOOKS      impossible: {} (the ring's shared words were overwritten by a process \
+             that may write it; shown as ?)",
+            stats.impossible.join(", ")
+        );
+    }
     let _ = writeln!(
         s,
         "geometry   {} blocks x {} = {} of records (file {})",
@@ -183,7 +210,8 @@ fn to_text(ring: &Ring, stats: &Stats, collector: Option<&CollectorReport>) -> S
     let _ = writeln!(
         s,
         "mode       {mode}; {} waits, {} ran out",
-        stats.waits, stats.wait_timeouts
+        shown(stats, "waits", stats.waits),
+        shown(stats, "wait_timeouts", stats.wait_timeouts)
     );
     let protect = Level::from_severity(h.protect_severity).map_or("?", Level::name);
     let fill: Vec<String> = Level::ALL
@@ -200,7 +228,9 @@ fn to_text(ring: &Ring, stats: &Stats, collector: Option<&CollectorReport>) -> S
     let _ = writeln!(
         s,
         "blocks     {} of {} in use; consumer woken {} times",
-        stats.blocks_in_use, g.blocks, stats.wakeups
+        stats.blocks_in_use,
+        g.blocks,
+        shown(stats, "wakeups", stats.wakeups)
     );
     let consumer = match stats.consumer {
         None => "none".to_string(),
@@ -209,8 +239,8 @@ fn to_text(ring: &Ring, stats: &Stats, collector: Option<&CollectorReport>) -> S
     };
     let _ = writeln!(s, "consumer   {consumer}");
     let _ = writeln!(s, "unread     {}", total.unread);
-    let _ = writeln!(s, "torn       {}", total.torn);
-    let _ = writeln!(s, "invalid    {}", stats.invalid);
+    let _ = writeln!(s, "torn       {}", shown(stats, "torn", total.torn));
+    let _ = writeln!(s, "invalid    {}", shown(stats, "invalid", stats.invalid));
     let _ = writeln!(s);
     let head = [
         "emitted",
@@ -227,15 +257,15 @@ fn to_text(ring: &Ring, stats: &Stats, collector: Option<&CollectorReport>) -> S
     let _ = writeln!(s);
     let row = |s: &mut String, name: &str, c: &LevelCounts| {
         let _ = write!(s, "{name:<6}");
-        for n in [
+        for (h, n) in head.iter().zip([
             c.emitted,
             c.delivered,
             c.dropped,
             c.evicted,
             c.torn,
             c.unread,
-        ] {
-            let _ = write!(s, " {n:>10}");
+        ]) {
+            let _ = write!(s, " {:>10}", shown(stats, h, n));
         }
         let _ = writeln!(s);
     };

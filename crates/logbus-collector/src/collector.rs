@@ -12,8 +12,11 @@
 //! each sink, in their own ring. Sources are polled in turn; when none has
 //! anything, the reader sleeps on all of them at once
 //! ([`logbus_ring::wait_any`]). A ring whose path comes to name another file
-//! (or none) is drained to its end, then let go; one truncated under the
-//! collector is let go at once.
+//! (or none) is read until it is drained and no process writes it any more
+//! (none holds a writer's liveness lock on it: producers let go of the old
+//! file when they follow the path), then let go; one truncated under the
+//! collector is let go at once. A collector of one ring follows its path: the
+//! ring found there next is read from then on (while the old one drains).
 //!
 //! # Commit rule
 //! Chunks get increasing ids. Each sink reports the oldest chunk it still
@@ -30,7 +33,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
-use logbus_ring::{Consumer, ConsumerError, Ring, SinkResume, SinkSlot, Waker, LEVELS};
+use logbus_ring::{Consumer, ConsumerError, OpenError, Ring, SinkResume, SinkSlot, Waker, LEVELS};
 
 use crate::chunk::{Chunk, Resolver};
 use crate::config::{self, Config, Format, SinkConfig};
@@ -56,9 +59,35 @@ const MAX_IDLE_SLEEP: Duration = Duration::from_millis(50);
 /// when they write; this bounds only the status file's and the resource
 /// table's refresh, and how soon a ring directory's new rings are seen.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
-/// Longest a ring being left is drained (its writers may never finish a
-/// record: a dead one's is found torn by the polls before this).
-const DRAIN_LEAVING: Duration = Duration::from_secs(5);
+/// At most one line about a ring's repaired shared state this often.
+const REPAIR_REPORT_EVERY: Duration = Duration::from_secs(10);
+/// How often a collector of one ring looks whether its path still names it.
+const FOLLOW_EVERY: Duration = Duration::from_millis(200);
+
+/// At most one line per [`REPAIR_REPORT_EVERY`] per ring about impossible
+/// shared state its consumer set right: the first repair since the last
+/// line, and how many more there were.
+fn report_repairs(src: &mut Source, notify: &Notify, now: Instant) {
+    let repairs = src.consumer.take_repairs();
+    let Some(first) = repairs.first() else {
+        return;
+    };
+    if src
+        .repairs_said
+        .1
+        .is_some_and(|at| now.duration_since(at) < REPAIR_REPORT_EVERY)
+    {
+        return;
+    }
+    let total = src.consumer.repaired_total();
+    let more = total.saturating_sub(src.repairs_said.0).saturating_sub(1);
+    src.repairs_said = (total, Some(now));
+    notify(Notice::RingRepaired {
+        path: src.ring.path().to_path_buf(),
+        repair: first.to_string(),
+        more,
+    });
+}
 
 /// For a sink that finished some records before a restart: which records of
 /// `chunk` to skip (a bitmap and its counts per level), if any.
@@ -187,8 +216,9 @@ struct SinkPlace {
 /// Why a ring is being let go.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Leaving {
-    /// Its path names another file, or none: drain it, then let go.
-    Replaced(Instant),
+    /// Its path names another file, or none: read it until it is drained and
+    /// no process has a writer of it, then let go.
+    Replaced,
     /// Shrunk under us: nothing more can be read.
     Truncated,
 }
@@ -207,6 +237,9 @@ struct Source {
     /// Per sink name: its slot in this ring (none beyond the ring's slots).
     places: HashMap<String, SinkPlace>,
     leaving: Option<Leaving>,
+    /// Repairs of impossible shared state said so far (see
+    /// [`Consumer::take_repairs`]), and when the last line was.
+    repairs_said: (u64, Option<Instant>),
 }
 
 impl Source {
@@ -245,6 +278,11 @@ pub struct Collector {
     sources: Vec<Source>,
     /// The ring directory, with `--ring-dir`.
     dir: Option<RingDir>,
+    /// The ring path, for a collector of one ring: followed when it comes to
+    /// name another ring.
+    follow: Option<PathBuf>,
+    /// The last reason the path could not be followed (said once).
+    follow_said: Option<String>,
     next_source: u32,
     /// Which source polls first next time (they take turns).
     turn: usize,
@@ -287,6 +325,7 @@ impl Collector {
         notify: impl Fn(Notice) + Send + Sync + 'static,
     ) -> Result<Collector, StartError> {
         let mut c = Collector::empty(status_path(ring.path()), config_path, notify);
+        c.follow = Some(ring.path().to_path_buf());
         c.add_source(ring.clone()).map_err(StartError::Consumer)?;
         c.start(config)?;
         Ok(c)
@@ -323,6 +362,8 @@ impl Collector {
         Collector {
             sources: Vec::new(),
             dir: None,
+            follow: None,
+            follow_said: None,
             next_source: 0,
             turn: 0,
             waker: Waker::new(),
@@ -378,6 +419,7 @@ impl Collector {
             dirty: false,
             places: HashMap::new(),
             leaving: None,
+            repairs_said: (0, None),
         };
         let names: Vec<&str> = self.config.sinks.iter().map(|s| s.name.as_str()).collect();
         src.place_sinks(&names);
@@ -401,7 +443,6 @@ impl Collector {
     /// read: one replaced or removed is drained and let go, one truncated is
     /// let go.
     fn scan_dir(&mut self) {
-        let now = Instant::now();
         for src in &mut self.sources {
             if src.leaving.is_some() {
                 continue;
@@ -414,8 +455,9 @@ impl Collector {
                 )
             } else if !src.ring.is_current() {
                 (
-                    Leaving::Replaced(now),
-                    "the path now names another file, or none; draining the old ring, then letting it go",
+                    Leaving::Replaced,
+                    "the path now names another file, or none; reading the old ring until it is \
+                     drained and no process writes it any more, then letting it go",
                 )
             } else {
                 continue;
@@ -426,6 +468,7 @@ impl Collector {
                 why,
             });
         }
+        self.follow_path();
         let Some(mut dir) = self.dir.take() else {
             return;
         };
@@ -437,22 +480,86 @@ impl Collector {
         self.dir = Some(dir);
     }
 
-    /// Lets go of the rings being left once they are drained and committed.
+    /// A collector of one ring whose ring is being left (or gone): reads the
+    /// ring its path names now, once there is one.
+    fn follow_path(&mut self) {
+        let Some(path) = self.follow.clone() else {
+            return;
+        };
+        if self.sources.iter().any(|s| s.leaving.is_none()) {
+            return;
+        }
+        let problem = match Ring::open_existing(&path) {
+            // The file being left (a truncated one still at the path): wait
+            // for another.
+            Ok(ring)
+                if self
+                    .sources
+                    .iter()
+                    .any(|s| s.ring.file_id() == ring.file_id()) =>
+            {
+                None
+            }
+            Ok(ring) => {
+                let (blocks, block_size) = (ring.geometry().blocks, ring.geometry().block_size);
+                match self.add_source(ring) {
+                    Ok(()) => {
+                        self.follow_said = None;
+                        (self.notify)(Notice::RingFollowed {
+                            path: path.clone(),
+                            blocks,
+                            block_size,
+                        });
+                        None
+                    }
+                    Err(e) => Some(e.to_string()),
+                }
+            }
+            Err(OpenError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                None
+            }
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(problem) = problem {
+            if self.follow_said.as_deref() != Some(problem.as_str()) {
+                (self.notify)(Notice::FollowWaiting {
+                    problem: problem.clone(),
+                });
+                self.follow_said = Some(problem);
+            }
+        }
+    }
+
+    /// Lets go of the rings being left once they are drained and committed
+    /// (a replaced one: and no process has a writer of it any more).
     fn drop_left(&mut self) {
         let pending = &self.pending;
         let dir = &mut self.dir;
+        let notify = &self.notify;
         let mut gone = false;
         self.sources.retain_mut(|src| {
             let done = match src.leaving {
                 None => return true,
                 Some(Leaving::Truncated) => true,
-                Some(Leaving::Replaced(since)) => {
-                    src.consumer.is_drained() || since.elapsed() >= DRAIN_LEAVING
+                // Drained first, then the locks: a writer that let go after
+                // our look wrote nothing after it (it drops its writer, and
+                // with it the lock, only once its last record is stamped),
+                // so one more look would find it; the next turn looks again.
+                Some(Leaving::Replaced) => {
+                    src.consumer.is_drained()
+                        && !src.ring.writers_alive()
+                        && src.consumer.is_drained()
                 }
             };
             let key = src.key;
             if !done || pending.iter().any(|p| p.chunk.source == key) {
                 return true;
+            }
+            if src.leaving == Some(Leaving::Replaced) {
+                notify(Notice::RingLeft {
+                    path: src.ring.path().to_path_buf(),
+                    why: "the replaced ring is drained and no process writes it any more; let go",
+                });
             }
             if src.leaving == Some(Leaving::Truncated) {
                 if let Some(dir) = dir.as_mut() {
@@ -550,6 +657,7 @@ impl Collector {
         let mut idle = 0u32;
         let mut last_second = Instant::now();
         let mut last_housekeeping = Instant::now();
+        let mut last_follow = Instant::now();
         loop {
             // Acquire pairs with `request_reload`.
             if control.reload.swap(false, Ordering::Acquire) {
@@ -569,8 +677,13 @@ impl Collector {
                 // its table entry can go to another process.
                 for src in &mut self.sources {
                     src.resolver.refresh();
+                    report_repairs(src, &self.notify, now);
                 }
                 self.drop_left();
+                if self.follow.is_some() && now.duration_since(last_follow) >= FOLLOW_EVERY {
+                    last_follow = now;
+                    self.scan_dir();
+                }
             }
             if now.duration_since(last_second) >= Duration::from_secs(1) {
                 last_second = now;
@@ -606,8 +719,16 @@ impl Collector {
                         .take(logbus_ring::WAIT_ANY_RINGS)
                         .map(|s| &s.consumer)
                         .collect();
-                    let timeout = if self.sources.iter().any(|s| s.leaving.is_some()) {
-                        MAX_IDLE_SLEEP // let go of drained rings soon
+                    // A replaced ring drained but still held by a writer
+                    // wakes us when written to; the others are let go soon.
+                    let timeout = if self.sources.iter().any(|s| match s.leaving {
+                        None => false,
+                        Some(Leaving::Replaced) => !s.consumer.is_drained(),
+                        Some(Leaving::Truncated) => true,
+                    }) || (self.follow.is_some()
+                        && self.sources.iter().all(|s| s.leaving.is_some()))
+                    {
+                        MAX_IDLE_SLEEP
                     } else {
                         IDLE_WAIT
                     };

@@ -206,7 +206,10 @@ impl Registry {
         for (name, help, get) in counters {
             let _ = writeln!(o, "# HELP logbus_ring_{name}_total {help}");
             let _ = writeln!(o, "# TYPE logbus_ring_{name}_total counter");
-            for (ring, st) in &stats {
+            // A value no ring can have (its shared words were overwritten)
+            // is left out: absent, not a false number.
+            let which = if name == "published" { "emitted" } else { name };
+            for (ring, st) in stats.iter().filter(|(_, st)| !st.is_impossible(which)) {
                 for (l, level) in Level::ALL.iter().enumerate() {
                     let _ = writeln!(
                         o,
@@ -237,12 +240,26 @@ impl Registry {
             "# HELP logbus_ring_invalid_total Garbage records skipped."
         );
         let _ = writeln!(o, "# TYPE logbus_ring_invalid_total counter");
-        for (ring, st) in &stats {
+        for (ring, st) in stats.iter().filter(|(_, st)| !st.is_impossible("invalid")) {
             let _ = writeln!(
                 o,
                 "logbus_ring_invalid_total{} {}",
                 with(ring, None),
                 st.invalid
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP logbus_ring_impossible_counters Counters left out above because no ring can \
+             have their values (the ring's shared words were overwritten); see logbus stat."
+        );
+        let _ = writeln!(o, "# TYPE logbus_ring_impossible_counters gauge");
+        for (ring, st) in &stats {
+            let _ = writeln!(
+                o,
+                "logbus_ring_impossible_counters{} {}",
+                with(ring, None),
+                st.impossible.len()
             );
         }
         let _ = writeln!(

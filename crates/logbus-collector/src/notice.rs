@@ -92,6 +92,33 @@ pub enum Notice {
         /// Why, and what became of its records.
         why: &'static str,
     },
+    /// A ring's shared state was impossible (overwritten by a process that
+    /// may write it) and its consumer set it right (at most one line per
+    /// 10 s per ring).
+    RingRepaired {
+        /// The ring file.
+        path: PathBuf,
+        /// The first repair since the last notice, one line.
+        repair: String,
+        /// Further repairs since the last notice.
+        more: u64,
+    },
+    /// A collector of one ring reads the new ring its path names (the old one
+    /// is drained meanwhile).
+    RingFollowed {
+        /// The ring path.
+        path: PathBuf,
+        /// The new ring's block count and block size.
+        blocks: u32,
+        /// Bytes per block.
+        block_size: u32,
+    },
+    /// The ring path of a collector of one ring names nothing it can read yet
+    /// (said once per reason).
+    FollowWaiting {
+        /// Why, one line naming the file.
+        problem: String,
+    },
     /// The `--ring-dir` directory holds more rings than one collector reads.
     TooManyRings {
         /// The directory.
@@ -162,6 +189,24 @@ impl fmt::Display for Notice {
                 dir.display()
             ),
             Notice::RingLeft { path, why } => write!(f, "{}: {why}", path.display()),
+            Notice::RingFollowed {
+                path,
+                blocks,
+                block_size,
+            } => write!(
+                f,
+                "following the new ring at {} ({blocks} blocks of {} KiB)",
+                path.display(),
+                block_size / 1024
+            ),
+            Notice::FollowWaiting { problem } => write!(f, "{problem}; still waiting"),
+            Notice::RingRepaired { path, repair, more } => {
+                write!(f, "{}: {repair}", path.display())?;
+                if *more > 0 {
+                    write!(f, " ({more} more repairs of this ring since the last line)")?;
+                }
+                Ok(())
+            }
             Notice::TooManyRings { dir, max } => write!(
                 f,
                 "{}: more than {max} rings; the others are not read until some go",

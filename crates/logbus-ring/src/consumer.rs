@@ -14,6 +14,31 @@
 //! is closed by the consumer when it holds up freeing (the ring is an eighth
 //! full, or producers wait for space), and a record reserved by a writer that
 //! died is counted torn and skipped.
+//!
+//! # Impossible shared state
+//! Any process that may write the ring can overwrite its shared words (see
+//! `SECURITY.md`). The consumer knows, in its own memory, where it is
+//! (`front`: every block before it was freed by it or an evictor; and the
+//! blocks it has seen claimed), so it can tell cursors that cannot be a
+//! ring's and set them back:
+//! * `head` behind `front` (it never moves back), `alloc` behind the blocks
+//!   the consumer has seen claimed (it never moves back either), or the two
+//!   not a ring's at all (`alloc` behind `head`, more than the ring's blocks
+//!   apart, past `MAX_SEQ`): `head` goes back to `front` (or stays where it
+//!   is, if that is between `front` and the blocks seen), and `alloc` to just
+//!   past the last block after it whose descriptor is tagged with its own
+//!   sequence number (an initialised claim). Writers stop claiming while the
+//!   words are not a ring's (`Ring::live`), so nothing races the repair but
+//!   another scribble; a claimer between its two CASes whose block falls past
+//!   the new `alloc` loses its `init` CAS to the next claimer of that number,
+//!   as it would to a take-over, and claims again.
+//! * a block flagged EVICTING for [`ABANDON_NS`] while no live process holds
+//!   the eviction role (a dead holder's work is completed first): the flag is
+//!   cleared (with the next rewrite epoch), so that reading goes on.
+//!
+//! Each repair is kept for the consumer's owner to report
+//! ([`Consumer::take_repairs`]): what was read before it and lost with the
+//! overwritten state is not known, and said so.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -258,6 +283,57 @@ const ABANDON_NS: u64 = 2_000_000_000;
 /// looked for a sleeping consumer before we slept, so it will not wake us.
 pub(crate) const IN_FLIGHT_WAIT: Duration = Duration::from_millis(1);
 
+/// Impossible shared state the consumer found and set right (see "Impossible
+/// shared state" above). `Display` is one line for an operator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Repair {
+    /// `head` and `alloc` were as found, which no ring can have; they are now
+    /// as set.
+    Cursors {
+        /// `head` as found.
+        head: u64,
+        /// `alloc` as found.
+        alloc: u64,
+        /// `head` as set.
+        now_head: u64,
+        /// `alloc` as set.
+        now_alloc: u64,
+    },
+    /// Block `seq` stayed flagged by an evictor that does not exist.
+    Flag {
+        /// The block's sequence number.
+        seq: u64,
+    },
+}
+
+impl std::fmt::Display for Repair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Repair::Cursors {
+                head,
+                alloc,
+                now_head,
+                now_alloc,
+            } => write!(
+                f,
+                "the ring's shared state was overwritten (head {head}, alloc {alloc}: no ring \
+                 can have them); set back to head {now_head}, alloc {now_alloc} from the \
+                 blocks the consumer can validate (records in overwritten blocks may be lost, \
+                 and counters may be wrong)"
+            ),
+            Repair::Flag { seq } => write!(
+                f,
+                "block {seq} stayed flagged by an evictor that does not exist (the ring's \
+                 shared state was overwritten); flag cleared, reading goes on"
+            ),
+        }
+    }
+}
+
+/// Repairs kept for [`Consumer::take_repairs`] at most (the others are only
+/// counted).
+const REPAIRS_KEPT: usize = 16;
+
 /// The ring's single consuming reader.
 ///
 /// ```
@@ -282,6 +358,13 @@ pub struct Consumer {
     inflight: VecDeque<Inflight>,
     next_serial: u64,
     delivered: [u64; LEVELS],
+    /// Impossible state set right and not yet taken (at most [`REPAIRS_KEPT`]),
+    /// and how many there were in all.
+    repairs: Vec<Repair>,
+    repaired: u64,
+    /// Garbage records skipped (the ring's `invalid`, of which this consumer
+    /// is the only writer).
+    invalid: u64,
 }
 
 impl Consumer {
@@ -331,6 +414,10 @@ impl Consumer {
             inflight: VecDeque::new(),
             next_serial: 0,
             delivered,
+            repairs: Vec::new(),
+            repaired: 0,
+            // Relaxed: as `delivered`.
+            invalid: w.invalid.load(Ordering::Relaxed),
         })
     }
 
@@ -344,7 +431,11 @@ impl Consumer {
     fn state_for(&self, seq: u64) -> BlockState {
         let d = self.ring.desc(seq);
         // Acquire: pairs with the claimer's Release and a previous consumer's stores.
-        let done = done_end(d.done.load(Ordering::Acquire), seq).unwrap_or(0);
+        let done = done_end(d.done.load(Ordering::Acquire), seq)
+            // Overwritten (no committed end is misaligned or past the block):
+            // read the block from its start.
+            .filter(|&e| (e as usize).is_multiple_of(ALIGN) && e <= self.ring.geometry().block_size)
+            .unwrap_or(0);
         let word = d.claim.load(Ordering::Acquire);
         let c = Claim::unpack(word);
         if c.is(seq) && !c.evicting && !c.evicted && c.claimed != done {
@@ -372,14 +463,22 @@ impl Consumer {
         batch.clear();
         // A snapshot of `alloc` (see `Ring::live` for why its order keeps
         // every writer's order); `head` may have been moved by an evictor.
-        let Some((h, a)) = self.ring.live() else {
-            return 0; // garbage in the header; nothing can be trusted this time
+        let known = self.front.saturating_add(self.blocks.len() as u64);
+        let (h, a) = match self.ring.live() {
+            // `head` never moves back past us, nor `alloc` behind what we saw.
+            Some((h, a)) if h >= self.front && a >= known => (h, a),
+            _ => match self.repair_cursors() {
+                Some(live) => live,
+                None => return 0, // overwritten again meanwhile: next poll
+            },
         };
         // Blocks an evicting producer freed: nothing of ours was in flight
-        // there (eviction requires it).
-        while self.front < h {
-            self.blocks.pop_front();
-            self.front += 1;
+        // there (eviction requires it). (Not one by one: `head` may have been
+        // overwritten with a plausible value far ahead.)
+        if self.front < h {
+            let gone = (h - self.front).min(self.blocks.len() as u64) as usize;
+            self.blocks.drain(..gone);
+            self.front = h;
         }
         while self.front + (self.blocks.len() as u64) < a {
             let seq = self.front + self.blocks.len() as u64;
@@ -398,7 +497,7 @@ impl Consumer {
             let d = self.ring.desc(seq);
             // Acquire: pairs with the claimer's Release (the words it
             // initialised) and with closing CASes.
-            let mut r = Reserve::unpack(d.reserve.load(Ordering::Acquire));
+            let mut r = self.in_block(Reserve::unpack(d.reserve.load(Ordering::Acquire)));
             if !r.is(seq) {
                 if self.stuck(i, &mut now) {
                     self.take_over(seq);
@@ -413,7 +512,14 @@ impl Consumer {
                 // that stays means its evictor may have died: complete its work.
                 if self.stuck(i, &mut now) {
                     crate::evict::reap_if_dead(&self.ring, self.fd);
-                    self.blocks[i].stuck_since = 0;
+                    // A flag nobody holds (overwritten state): clear it.
+                    if now - self.blocks[i].stuck_since >= ABANDON_NS
+                        && !crate::evict::role_held(&self.ring)
+                        && crate::evict::clear_flag(&self.ring, seq, word)
+                    {
+                        self.blocks[i].stuck_since = 0;
+                        self.repaired(Repair::Flag { seq });
+                    }
                 }
                 break;
             }
@@ -430,7 +536,7 @@ impl Consumer {
             // load that saw it let go, sees the new end; the stale records
             // behind it are never copied. One that lets go after our claim
             // load changes the word's epoch, and our claim CAS below fails.
-            r = Reserve::unpack(d.reserve.load(Ordering::Acquire));
+            r = self.in_block(Reserve::unpack(d.reserve.load(Ordering::Acquire)));
             if !r.is(seq) {
                 continue;
             }
@@ -486,11 +592,7 @@ impl Consumer {
                 }
                 st.claimed = got.reached;
                 if got.invalid > 0 {
-                    // Relaxed: a counter with one writer (the consumer).
-                    self.ring
-                        .words()
-                        .invalid
-                        .fetch_add(got.invalid, Ordering::Relaxed);
+                    self.count_invalid(got.invalid);
                 }
             }
             if got.blocked && batch.len() < max {
@@ -512,6 +614,106 @@ impl Consumer {
         batch.len()
     }
 
+    /// `head` and `alloc` cannot be the ring's (see "Impossible shared state"):
+    /// sets them back from what this consumer knows and the descriptors it
+    /// can validate. Returns `(head, alloc)` as set, or `None` when they were
+    /// overwritten again meanwhile.
+    #[cold]
+    fn repair_cursors(&mut self) -> Option<(u64, u64)> {
+        let w = self.ring.words();
+        let n = self.ring.geometry().blocks as u64;
+        // Acquire: as in `Ring::live`.
+        let found = (
+            w.head.load(Ordering::Acquire),
+            w.alloc.load(Ordering::Acquire),
+        );
+        if self.front > crate::block::MAX_SEQ - n {
+            // Our own start was taken from an overwritten `head`: start
+            // again from 0 (blocks of the old numbering are then foreign).
+            self.front = 0;
+            self.blocks.clear();
+        }
+        let known = self.front + self.blocks.len() as u64;
+        let head = if (self.front..=known).contains(&found.0) {
+            found.0
+        } else {
+            self.front
+        };
+        // The blocks claimed after those we know, as their descriptors say:
+        // one is tagged with its sequence number once its claimer initialised it.
+        let mut alloc = known.max(head);
+        while alloc < head + n
+            // Acquire: as every load of `reserve`.
+            && Reserve::unpack(self.ring.desc(alloc).reserve.load(Ordering::Acquire)).is(alloc)
+        {
+            alloc += 1;
+        }
+        // SeqCst: as every other change of these words (claimers' CAS of
+        // `alloc`, SYNC POINT B on `head`). CAS from the values found, so
+        // that a change made since (another overwrite) is not hidden.
+        let _ = w
+            .head
+            .compare_exchange(found.0, head, Ordering::SeqCst, Ordering::Relaxed);
+        let _ = w
+            .alloc
+            .compare_exchange(found.1, alloc, Ordering::SeqCst, Ordering::Relaxed);
+        let live = self
+            .ring
+            .live()
+            .filter(|&(h, a)| h >= self.front && a >= known)?;
+        // Relaxed: informational (see `acquire`); overwritten with the rest.
+        self.ring
+            .consumer_pid_word()
+            .store(std::process::id(), Ordering::Relaxed);
+        self.repaired(Repair::Cursors {
+            head: found.0,
+            alloc: found.1,
+            now_head: live.0,
+            now_alloc: live.1,
+        });
+        Some(live)
+    }
+
+    /// Counts garbage records skipped. The consumer keeps its own copy and
+    /// stores it (as for `delivered`), so that an overwritten counter is set
+    /// right by the next count.
+    fn count_invalid(&mut self, n: u64) {
+        self.invalid = self.invalid.wrapping_add(n);
+        // Relaxed: a counter with one writer (the consumer).
+        self.ring
+            .words()
+            .invalid
+            .store(self.invalid, Ordering::Relaxed);
+    }
+
+    /// `r` with its end inside the block: an overwritten word may say more,
+    /// and a block's reading must end at the block's end (where a block
+    /// "read to its end" is freed).
+    #[inline]
+    fn in_block(&self, mut r: Reserve) -> Reserve {
+        r.end = r.end.min(self.ring.geometry().block_size);
+        r
+    }
+
+    fn repaired(&mut self, repair: Repair) {
+        self.repaired += 1;
+        if self.repairs.len() < REPAIRS_KEPT {
+            self.repairs.push(repair);
+        }
+    }
+
+    /// The impossible shared state this consumer found and set right since
+    /// the last call (at most 16; [`Consumer::repaired`] counts them all).
+    /// A collector reports each in one line.
+    pub fn take_repairs(&mut self) -> Vec<Repair> {
+        std::mem::take(&mut self.repairs)
+    }
+
+    /// How many repairs this consumer has made in all.
+    pub fn repaired_total(&self) -> u64 {
+        self.repaired
+    }
+
     /// For a block read to its end: whether an evicting producer has since
     /// moved kept records into it (its end grew), so it must be read again.
     fn grew(&mut self, i: usize) -> bool {
@@ -522,7 +724,7 @@ impl Consumer {
         if !c.is(st.seq) || c.evicted {
             return false;
         }
-        let r = Reserve::unpack(d.reserve.load(Ordering::Acquire));
+        let r = self.in_block(Reserve::unpack(d.reserve.load(Ordering::Acquire)));
         // Reopened by an adopting writer, or records moved in by an evictor.
         let grew = c.evicting || (r.is(st.seq) && (r.end > st.claimed || !r.closed));
         if grew {
@@ -580,11 +782,24 @@ impl Consumer {
             return r;
         }
         if !r.closed {
-            // The owner cannot reserve more.
-            d.close(r);
+            // The owner cannot reserve more. (The word as it is: `r` may have
+            // had its end brought into the block.) Acquire: as in `poll`.
+            let raw = d.reserve.load(Ordering::Acquire);
+            let was = Reserve::unpack(raw);
+            if was.is(seq) && !was.closed {
+                // The word itself, not `was.pack()`: an overwritten word may
+                // have bits no `Reserve` keeps, and would never be closed.
+                // AcqRel: as every CAS of `reserve` (see `BlockDesc::close`).
+                let _ = d.reserve.compare_exchange(
+                    raw,
+                    was.closed().pack(),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
+            }
         }
         // Acquire: as in `poll`.
-        let r = Reserve::unpack(d.reserve.load(Ordering::Acquire));
+        let r = self.in_block(Reserve::unpack(d.reserve.load(Ordering::Acquire)));
         let st = &self.blocks[i];
         if !r.is(seq) || !r.closed || r.end <= st.claimed {
             return r;
@@ -623,8 +838,7 @@ impl Consumer {
             // level is in `reserve`. Relaxed: a statistics counter.
             w.torn[r.level as usize % LEVELS].fetch_add(1, Ordering::Relaxed);
         } else {
-            // Relaxed: a counter with one writer (the consumer).
-            w.invalid.fetch_add(1, Ordering::Relaxed);
+            self.count_invalid(1);
         }
         let st = &mut self.blocks[i];
         st.claimed = r.end;
@@ -737,7 +951,7 @@ impl Consumer {
                 // word) and read them first. Acquire: pairs with its Release.
                 // SeqCst: the other half of the Dekker pair with a writer
                 // adopting the block (`Writer::adopt`), which reopens it.
-                let r = Reserve::unpack(d.reserve.load(Ordering::SeqCst));
+                let r = self.in_block(Reserve::unpack(d.reserve.load(Ordering::SeqCst)));
                 if r.is(seq) && (r.end > claimed || !r.closed) {
                     // AcqRel: as every claim CAS.
                     let _ = d.claim.compare_exchange(
@@ -829,7 +1043,14 @@ impl Consumer {
         let w = self.ring.words();
         // SeqCst: see `wait`.
         let a = w.alloc.load(Ordering::SeqCst);
-        if a > self.front + self.blocks.len() as u64 {
+        let known = self.front + self.blocks.len() as u64;
+        if a > known {
+            return (true, false);
+        }
+        // Cursors no ring can have (overwritten): a poll sets them right, so
+        // do not sleep on them. SeqCst: as above.
+        let h = w.head.load(Ordering::SeqCst);
+        if a < known || h < self.front || a < h {
             return (true, false);
         }
         let mut in_flight = false;
@@ -837,8 +1058,11 @@ impl Consumer {
             if st.read_all {
                 continue;
             }
-            // SeqCst: see `wait`.
-            let r = Reserve::unpack(self.ring.desc(st.seq).reserve.load(Ordering::SeqCst));
+            // SeqCst: see `wait`. The end is kept inside the block (an
+            // overwritten word may say more).
+            let r = self.in_block(Reserve::unpack(
+                self.ring.desc(st.seq).reserve.load(Ordering::SeqCst),
+            ));
             if !r.is(st.seq) {
                 in_flight = true;
                 continue;

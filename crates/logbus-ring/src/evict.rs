@@ -127,6 +127,9 @@ impl<'r> Role<'r> {
         let w = ring.words();
         // Relaxed (note words): ordered by the role's Acquire/Release.
         let h = w.evict_block.load(Ordering::Relaxed);
+        if h > crate::block::MAX_SEQ {
+            return; // an overwritten note: nothing it says can be done
+        }
         match phase {
             NOTED => {
                 let c = Claim::unpack(ring.desc(h).claim.load(Ordering::Acquire));
@@ -418,6 +421,9 @@ impl Inspected {
         };
         let mut off = claim.claimed as usize;
         let end = (r.end as usize).min(ring.geometry().block_size as usize);
+        if !off.is_multiple_of(crate::layout::ALIGN) {
+            return None; // an overwritten claim word: nothing to trust here
+        }
         while off < end {
             // SAFETY: `data` is block `seq`, `off` a multiple of 8 below `end`,
             // which is at most the block size.
@@ -585,6 +591,36 @@ fn raise(counter: &std::sync::atomic::AtomicU64, target: u64) {
     if counter.load(Ordering::Relaxed) != target {
         counter.store(target, Ordering::Relaxed);
     }
+}
+
+/// Whether a live process holds the eviction role (the consumer asks before
+/// it clears a flag nobody holds; see "Impossible shared state" in
+/// `crate::consumer`).
+pub(crate) fn role_held(ring: &Ring) -> bool {
+    // Acquire: as in `Role::take`.
+    let holder = ring.words().evict_owner.load(Ordering::Acquire);
+    let Some(fd) = ring.fd() else {
+        return true;
+    };
+    holder != 0 && lock::process::alive(fd, (holder >> 32) as u32)
+}
+
+/// Clears block `seq`'s EVICTING flag if its claim word is still `word`
+/// (the consumer, for a flag that no evictor holds). Returns whether it did.
+pub(crate) fn clear_flag(ring: &Ring, seq: u64, word: u64) -> bool {
+    let c = Claim::unpack(word);
+    if !c.is(seq) || !c.evicting {
+        return false;
+    }
+    let next = Claim {
+        epoch: c.next_epoch(),
+        ..Claim::at(seq, c.claimed)
+    };
+    // AcqRel: as every claim CAS.
+    ring.desc(seq)
+        .claim
+        .compare_exchange(word, next.pack(), Ordering::AcqRel, Ordering::Relaxed)
+        .is_ok()
 }
 
 /// Completes the work of a dead evictor, if there is one (the consumer calls

@@ -77,7 +77,7 @@ mod wait_any;
 mod writer;
 
 pub use clock::{monotonic_ns, now_ns};
-pub use consumer::{Batch, Consumer, SinkResume, SinkSlot};
+pub use consumer::{Batch, Consumer, Repair, SinkResume, SinkSlot};
 pub use error::{ConsumerError, EmitError, OpenError, WriterError};
 pub use event::{Emitted, Event, Field, Value};
 pub use layout::Geometry;

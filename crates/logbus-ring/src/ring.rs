@@ -2,7 +2,7 @@
 //!
 //! Creation is race-free: the creator builds the whole file under a temporary
 //! name in the same directory (created with `O_EXCL`, header written, every
-//! byte allocated), then gives it its real name with `link(2)`, which fails if
+//! byte allocated, checked and mapped as an opener would), then gives it its real name with `link(2)`, which fails if
 //! the name exists. So an opener either finds no file or a completely
 //! initialised one, two creators end with one ring, and an existing ring is
 //! never reinitialised. A create that fails removes its temporary file.
@@ -186,7 +186,7 @@ impl Ring {
                 other => return other,
             }
             match create(path, options) {
-                Ok(()) => {}
+                Ok(ring) => return Ok(ring),
                 Err(CreateError::Exists) => {}
                 Err(CreateError::Open(e)) => return Err(e),
             }
@@ -206,7 +206,7 @@ impl Ring {
     pub fn create(path: impl AsRef<Path>, options: &RingOptions) -> Result<Ring, OpenError> {
         let path = path.as_ref();
         match create(path, options) {
-            Ok(()) => Ring::open_existing(path),
+            Ok(ring) => Ok(ring),
             Err(CreateError::Exists) => Err(OpenError::Io {
                 path: path.to_path_buf(),
                 op: "create the ring",
@@ -272,6 +272,22 @@ impl Ring {
                 },
                 _ => io_err("open")(source),
             })?;
+        Ring::from_file(file, path, writable, any_owner)
+    }
+
+    /// Checks and maps the ring open as `file`, known as `path` (its name in
+    /// messages and for [`Ring::is_current`]; for a ring being created, the
+    /// name it is about to get: see `create`).
+    fn from_file(
+        file: File,
+        path: &Path,
+        writable: bool,
+        any_owner: bool,
+    ) -> Result<Ring, OpenError> {
+        let io_err = |op: &'static str| {
+            let path = path.to_path_buf();
+            move |source| OpenError::Io { path, op, source }
+        };
         let meta = file.metadata().map_err(io_err("stat"))?;
         crate::trust::check_file(&meta, writable && !any_owner).map_err(|problem| {
             OpenError::Untrusted {
@@ -389,6 +405,18 @@ impl Ring {
     pub fn is_current(&self) -> bool {
         std::fs::symlink_metadata(&self.inner.path)
             .is_ok_and(|m| (m.dev(), m.ino()) == self.inner.id)
+    }
+
+    /// Whether some process has a [`crate::Writer`] of this ring (holds its
+    /// writer liveness lock; a writer made through this very handle's
+    /// descriptor does not count, and a process has one lock per ring
+    /// whatever its number of writers). A ring whose path names another file
+    /// gets no more records once this is false: nobody can open it any more,
+    /// and a process makes a writer from a handle it already has only rarely
+    /// (a producer drops its old handles when it follows the path). `true`
+    /// when it cannot be told (a forked child's handle, a failed lock query).
+    pub fn writers_alive(&self) -> bool {
+        self.fd().is_none_or(crate::lock::process::any_alive)
     }
 
     /// The uid that owned the ring file when it was opened: the user whose
@@ -548,7 +576,12 @@ enum CreateError {
     Open(OpenError),
 }
 
-fn create(path: &Path, options: &RingOptions) -> Result<(), CreateError> {
+/// Makes a ring at `path` and opens it. Everything that can fail (the mode,
+/// the space, the header, every check an opener makes, the mapping) is done
+/// on the file under a temporary name that nobody else uses; only then does
+/// it get its name (`link`, which fails if the name exists). So a create that
+/// fails leaves no file, and never removes one it did not make.
+fn create(path: &Path, options: &RingOptions) -> Result<Ring, CreateError> {
     let geo = options.geometry();
     let err = |op: &'static str| {
         let path = path.to_path_buf();
@@ -624,8 +657,13 @@ fn create(path: &Path, options: &RingOptions) -> Result<(), CreateError> {
         // can see this file yet.
         std::os::unix::fs::FileExt::write_all_at(&file, bytemuck::bytes_of(&header), 0)
             .map_err(err("write the ring header"))?;
+        // Every check an opener would make (who may write it: a group-writable
+        // mode needs the file's group trusted), and the mapping, before the
+        // file gets its name.
+        let own = file.try_clone().map_err(err("create the ring"))?;
+        let ring = Ring::from_file(own, path, true, false).map_err(CreateError::Open)?;
         match std::fs::hard_link(&tmp, path) {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(ring),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(CreateError::Exists),
             Err(e) => Err(err("name the ring")(e)),
         }

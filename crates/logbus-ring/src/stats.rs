@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use crate::consumer::Batch;
-use crate::layout::LOCK_CONSUMER;
+use crate::layout::{LOCK_CONSUMER, RECORD_HEADER};
 use crate::level::{Level, LEVELS};
 use crate::lock;
 use crate::peeker::Peeker;
@@ -60,9 +60,30 @@ pub struct Stats {
     pub wait_timeouts: u64,
     /// Times a producer woke the sleeping consumer.
     pub wakeups: u64,
+    /// The counters (named as in `logbus stat`: `delivered`, `evicted`,
+    /// `torn`, `lost`, `invalid`, `dropped`, `waits`, `wait_timeouts`,
+    /// `wakeups`, and `emitted` when one it sums is) whose values no ring can
+    /// have, and `cursors` when `head` and `alloc` cannot be a ring's: its
+    /// shared words were overwritten by a process that may write it. Their
+    /// values are not to be trusted, nor is any sum of them. A counter of
+    /// records that were in blocks is impossible above what every block
+    /// claimed so far could have held (`alloc` uses of a block, each holding
+    /// at most `block_size / 64` records, plus one skipped); the others above
+    /// 2^60 (a billion a second for 36 years).
+    pub impossible: Vec<&'static str>,
 }
 
+/// Above this, a counter of events that need no block (drops, waits,
+/// wake-ups) is impossible.
+const MAX_PLAUSIBLE: u64 = 1 << 60;
+
 impl Stats {
+    /// Whether the counter `name` (see [`Stats::impossible`]) has a value no
+    /// ring can have.
+    pub fn is_impossible(&self, name: &str) -> bool {
+        self.impossible.contains(&name)
+    }
+
     /// The counts of one level.
     pub fn level(&self, level: Level) -> &LevelCounts {
         &self.levels[level as usize]
@@ -105,6 +126,55 @@ impl Stats {
 }
 
 impl Ring {
+    /// The counters of `s` no ring can have (see [`Stats::impossible`]).
+    fn impossible_counters(&self, s: &Stats) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let geo = self.geometry();
+        let live = self.live();
+        if live.is_none() {
+            out.push("cursors");
+        }
+        // Records that were in blocks: at most what every block use so far
+        // could hold (records are at least a header long), plus one record
+        // skipped as stuck per block use.
+        let per_block = (geo.block_size as usize / RECORD_HEADER) as u64 + 1;
+        let bound = live.map(|(_, a)| {
+            a.saturating_add(geo.blocks as u64)
+                .saturating_mul(per_block)
+        });
+        let sum =
+            |f: fn(&LevelCounts) -> u64| s.levels.iter().fold(0u64, |t, c| t.saturating_add(f(c)));
+        let in_blocks = [
+            ("delivered", sum(|c| c.delivered)),
+            ("evicted", sum(|c| c.evicted)),
+            ("torn", sum(|c| c.torn)),
+            ("lost", sum(|c| c.lost)),
+            ("invalid", s.invalid),
+        ];
+        for (name, v) in in_blocks {
+            if bound.is_none_or(|b| v > b) {
+                out.push(name);
+            }
+        }
+        for (name, v) in [
+            ("dropped", sum(|c| c.dropped)),
+            ("waits", s.waits),
+            ("wait_timeouts", s.wait_timeouts),
+            ("wakeups", s.wakeups),
+        ] {
+            if v >= MAX_PLAUSIBLE {
+                out.push(name);
+            }
+        }
+        if ["delivered", "evicted", "torn", "dropped"]
+            .iter()
+            .any(|n| out.contains(n))
+        {
+            out.push("emitted");
+        }
+        out
+    }
+
     /// Reads every counter and counts the unread records per level (with a
     /// [`Peeker`]). Exact when nobody writes or consumes meanwhile.
     pub fn stats(&self) -> Stats {
@@ -145,6 +215,7 @@ impl Ring {
             c.published = c.delivered.wrapping_add(c.evicted).wrapping_add(c.unread);
             c.emitted = c.published.wrapping_add(c.dropped).wrapping_add(c.torn);
         }
+        s.impossible = self.impossible_counters(&s);
         // Relaxed: informational, as above.
         let pid = self.consumer_pid_word().load(Ordering::Relaxed);
         let alive = self

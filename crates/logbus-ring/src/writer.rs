@@ -75,7 +75,7 @@ impl Ring {
                 "the ring was opened read-only",
             )));
         }
-        lock::process::hold(self.file()).map_err(WriterError::Io)?;
+        let hold = lock::process::hold(self.file()).map_err(WriterError::Io)?;
         let geo = self.geometry();
         let header = self.header();
         let blocks = geo.blocks as u64;
@@ -102,6 +102,7 @@ impl Ring {
             adopt_hint: None,
             evict_hint: None,
             ring: self.clone(),
+            _hold: hold,
         })
     }
 }
@@ -148,6 +149,9 @@ pub struct Writer {
     /// [`EVICT_RETRY_NS`] passes (a record in flight in the oldest block, which
     /// makes a search fail, changes nothing the state shows when stamped).
     evict_hint: Option<([u64; 4], u64)>,
+    /// This process's liveness lock on the ring, held while it has a writer
+    /// (`crate::lock::process`). Dropped after `drop` closed the open block.
+    _hold: lock::process::Hold,
 }
 
 // SAFETY: the raw pointer in `open` points into the ring mapping, which

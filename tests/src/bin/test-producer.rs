@@ -1,5 +1,5 @@
 //! `test-producer RING --count N --prefix P [--level L] [--service S] [--start K]
-//!  [--trace] [--retry] [--pause-every N]`
+//!  [--trace] [--retry] [--pause-every N] [--producer]`
 //!
 //! Emits records numbered `K .. K+N` with message `P-<i>`, target `test`,
 //! fields `n` (u64, the number), `prefix` (string), `even` (bool), `ratio`
@@ -8,13 +8,15 @@
 //! `i`) and span id (8 bytes). `--retry`: a record the ring refuses (lane full)
 //! is emitted again after a short pause, so that every number gets in exactly
 //! once. `--pause-every N`: sleep 1 ms every N records (a slow producer).
+//! `--producer`: write through `logbus::Producer` (which follows the ring
+//! path when the file is deleted or replaced) instead of one ring `Writer`.
 //! Prints `written W dropped D` on stdout at the end.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use logbus_ring::{Emitted, Event, Field, Resource, Ring, Severity, Value};
+use logbus_ring::{Emitted, Event, Field, Resource, Ring, Severity, Value, Writer};
 
 struct Args {
     ring: PathBuf,
@@ -26,6 +28,7 @@ struct Args {
     trace: bool,
     retry: bool,
     pause_every: u64,
+    producer: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -43,6 +46,7 @@ fn parse() -> Result<Args, String> {
         trace: false,
         retry: false,
         pause_every: 0,
+        producer: false,
     };
     while let Some(flag) = it.next() {
         let mut val = || it.next().ok_or(format!("{flag} needs a value"));
@@ -66,6 +70,7 @@ fn parse() -> Result<Args, String> {
             }
             "--trace" => a.trace = true,
             "--retry" => a.retry = true,
+            "--producer" => a.producer = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -80,11 +85,40 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mut out = if a.producer {
+        match logbus::Producer::open(&a.ring) {
+            Ok(p) => Out::Producer(p),
+            Err(e) => {
+                eprintln!("test-producer: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        match writer(&a) {
+            Ok((w, tag)) => Out::Writer(Box::new(w), tag),
+            Err(code) => return code,
+        }
+    };
+    match run(&a, &mut out) {
+        Ok((written, dropped)) => {
+            let tag = match out {
+                Out::Writer(_, tag) => tag,
+                Out::Producer(_) => 0,
+            };
+            println!("written {written} dropped {dropped} resource {tag}");
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+/// A ring writer tagged with this process's resource.
+fn writer(a: &Args) -> Result<(Writer, u8), ExitCode> {
     let ring = match Ring::open(&a.ring) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("test-producer: {e}");
-            return ExitCode::FAILURE;
+            return Err(ExitCode::FAILURE);
         }
     };
     let resource = Resource {
@@ -103,13 +137,36 @@ fn main() -> ExitCode {
         Ok(w) => w,
         Err(e) => {
             eprintln!("test-producer: {e}");
-            return ExitCode::FAILURE;
+            return Err(ExitCode::FAILURE);
         }
     };
     w.set_resource(tag);
     if let Some(r) = &carry {
         w.carry_resource(r);
     }
+    Ok((w, tag))
+}
+
+/// Where records go: one ring writer (and its resource tag), or a producer.
+enum Out {
+    Writer(Box<Writer>, u8),
+    Producer(logbus::Producer),
+}
+
+impl Out {
+    fn emit(&mut self, ev: &Event<'_>) -> Result<Emitted, String> {
+        match self {
+            Out::Writer(w, _) => w.emit(ev).map_err(|e| e.to_string()),
+            Out::Producer(p) => match p.emit(ev) {
+                logbus::Outcome::Written { evicted } => Ok(Emitted::Written { evicted }),
+                logbus::Outcome::Dropped => Ok(Emitted::Dropped),
+                logbus::Outcome::Unavailable => Err("the ring is unavailable".into()),
+            },
+        }
+    }
+}
+
+fn run(a: &Args, out: &mut Out) -> Result<(u64, u64), ExitCode> {
     let (mut written, mut dropped) = (0u64, 0u64);
     let mut msg = String::new();
     for i in a.start..a.start + a.count {
@@ -153,7 +210,7 @@ fn main() -> ExitCode {
             ..Event::new(a.levels[(i % a.levels.len() as u64) as usize], &msg)
         };
         loop {
-            match w.emit(&ev) {
+            match out.emit(&ev) {
                 Ok(Emitted::Written { .. }) => {
                     written += 1;
                     break;
@@ -165,7 +222,7 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("test-producer: {e}");
-                    return ExitCode::FAILURE;
+                    return Err(ExitCode::FAILURE);
                 }
             }
         }
@@ -173,6 +230,5 @@ fn main() -> ExitCode {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
-    println!("written {written} dropped {dropped} resource {tag}");
-    ExitCode::SUCCESS
+    Ok((written, dropped))
 }
