@@ -36,7 +36,7 @@ use nix::sys::signal::{SigSet, Signal};
 
 /// Drains a logbus ring into the configured sinks.
 #[derive(Parser)]
-#[command(name = "logbus-collector", version = version_line(), about)]
+#[command(name = "logbus-collector", version = logbus_ring::layout::version_line(env!("CARGO_PKG_VERSION")), about)]
 struct Args {
     /// The ring file (default: the config's [ring] path, else $LOGBUS_RING, else /dev/shm/logbus).
     #[arg(long, value_name = "PATH", conflicts_with = "ring_dir")]
@@ -60,18 +60,6 @@ struct Args {
     /// Write the man page, logbus-collector.1, into DIR and exit.
     #[arg(long, value_name = "DIR", hide = true)]
     man: Option<PathBuf>,
-}
-
-/// `--version`: the program's version and the ring layout version it reads.
-fn version_line() -> &'static str {
-    static LINE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    LINE.get_or_init(|| {
-        format!(
-            "{} (ring layout version {})",
-            env!("CARGO_PKG_VERSION"),
-            logbus_ring::layout::VERSION
-        )
-    })
 }
 
 /// `--man DIR`.
@@ -171,25 +159,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let metrics = Arc::new(Source::new(collector.registry(), collector.rings(), false));
     serve_metrics(&args, &metrics)?;
 
-    let control = Arc::new(Control::new());
-    {
-        let control = control.clone();
-        std::thread::Builder::new()
-            .name("signals".into())
-            .spawn(move || loop {
-                match signals.wait() {
-                    Ok(Signal::SIGHUP) => {
-                        notify::reloading();
-                        control.request_reload();
-                    }
-                    Ok(_) => {
-                        notify::stopping();
-                        control.request_shutdown();
-                    }
-                    Err(_) => {}
-                }
-            })?;
-    }
+    let control = handle_signals(signals)?;
 
     eprintln!(
         "logbus-collector: pid {} consuming {} ({} blocks of {} KiB); sinks: {}",
@@ -297,31 +267,37 @@ fn serve_metrics(args: &Args, metrics: &Arc<Source>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A thread that turns the blocked `signals` into requests to the returned
+/// control: SIGHUP reloads, the others (SIGTERM, SIGINT) shut down; each
+/// said to the service manager first.
+fn handle_signals(signals: SigSet) -> std::io::Result<Arc<Control>> {
+    let control = Arc::new(Control::new());
+    let c = control.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || loop {
+            match signals.wait() {
+                Ok(Signal::SIGHUP) => {
+                    notify::reloading();
+                    c.request_reload();
+                }
+                Ok(_) => {
+                    notify::stopping();
+                    c.request_shutdown();
+                }
+                Err(_) => {}
+            }
+        })?;
+    Ok(control)
+}
+
 /// `--ring-dir`: one collector for every ring of `dir`; it finds new rings,
 /// and lets go of replaced or truncated ones, itself.
 fn run_dir(dir: &Path, config: Config, args: &Args, signals: SigSet) -> anyhow::Result<()> {
     let mut collector = Collector::new_dir(dir, config.clone(), args.config.clone(), print_notice)?;
     let metrics = Arc::new(Source::new(collector.registry(), collector.rings(), true));
     serve_metrics(args, &metrics)?;
-    let control = Arc::new(Control::new());
-    {
-        let control = control.clone();
-        std::thread::Builder::new()
-            .name("signals".into())
-            .spawn(move || loop {
-                match signals.wait() {
-                    Ok(Signal::SIGHUP) => {
-                        notify::reloading();
-                        control.request_reload();
-                    }
-                    Ok(_) => {
-                        notify::stopping();
-                        control.request_shutdown();
-                    }
-                    Err(_) => {}
-                }
-            })?;
-    }
+    let control = handle_signals(signals)?;
     eprintln!(
         "logbus-collector: pid {} consuming every ring of {} (at most {}); sinks: {}",
         std::process::id(),

@@ -14,7 +14,7 @@ use crate::query::{OutputFormat, QueryArgs};
 ///
 /// RING is the ring file; when left out it is $LOGBUS_RING, else /dev/shm/logbus.
 #[derive(Parser, Debug)]
-#[command(name = "logbus", version = version_line())]
+#[command(name = "logbus", version = logbus_ring::layout::version_line(env!("CARGO_PKG_VERSION")))]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -44,19 +44,6 @@ pub enum Command {
     Man(ManArgs),
     /// Watch the bus live: rings, sinks and the busiest producers, each second.
     Top(TopArgs),
-}
-
-/// `--version`: the program's version and the ring layout version it reads
-/// and writes (a ring of another layout version is refused with one line).
-pub fn version_line() -> &'static str {
-    static LINE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    LINE.get_or_init(|| {
-        format!(
-            "{} (ring layout version {})",
-            env!("CARGO_PKG_VERSION"),
-            logbus_ring::layout::VERSION
-        )
-    })
 }
 
 /// `logbus completions`.

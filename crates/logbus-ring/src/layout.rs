@@ -64,6 +64,15 @@ use crate::level::LEVELS;
 pub const MAGIC: [u8; 8] = *b"LOGBUS\0R";
 /// The layout version this crate reads and writes.
 pub const VERSION: u32 = 4;
+
+/// What the binaries' `--version` prints: `program_version` and the ring
+/// layout version this build reads and writes (a ring of another layout
+/// version is refused with one line). Made once per process.
+pub fn version_line(program_version: &'static str) -> &'static str {
+    static LINE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LINE.get_or_init(|| format!("{program_version} (ring layout version {VERSION})"))
+}
+
 /// Bytes before the resource table.
 pub const HEADER_BYTES: usize = 4096;
 /// Entries in the resource table.
