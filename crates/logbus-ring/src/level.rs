@@ -68,7 +68,7 @@ impl Level {
     }
 
     /// The first (canonical) severity number of this level: TRACE 1, DEBUG 5, INFO 9, WARN 13, ERROR 17, FATAL 21.
-    pub fn severity(self) -> u8 {
+    pub const fn severity(self) -> u8 {
         self as u8 * 4 + 1
     }
 

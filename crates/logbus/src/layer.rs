@@ -38,13 +38,15 @@ use crate::producer::Producer;
 /// OpenTelemetry severity number of a `tracing` level (TRACE 1, DEBUG 5, INFO 9,
 /// WARN 13, ERROR 17).
 pub fn severity_of(level: &Level) -> u8 {
+    use logbus_ring::Level as L;
     match *level {
-        Level::TRACE => 1,
-        Level::DEBUG => 5,
-        Level::INFO => 9,
-        Level::WARN => 13,
-        Level::ERROR => 17,
+        Level::TRACE => L::Trace,
+        Level::DEBUG => L::Debug,
+        Level::INFO => L::Info,
+        Level::WARN => L::Warn,
+        Level::ERROR => L::Error,
     }
+    .severity()
 }
 
 /// A `tracing_subscriber::Layer` writing events into a ring through a [`Producer`].

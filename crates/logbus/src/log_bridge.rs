@@ -20,13 +20,15 @@ use crate::producer::Producer;
 
 /// OpenTelemetry severity number of a `log` level (TRACE 1 .. ERROR 17).
 pub fn log_severity(level: log::Level) -> u8 {
+    use logbus_ring::Level as L;
     match level {
-        log::Level::Trace => 1,
-        log::Level::Debug => 5,
-        log::Level::Info => 9,
-        log::Level::Warn => 13,
-        log::Level::Error => 17,
+        log::Level::Trace => L::Trace,
+        log::Level::Debug => L::Debug,
+        log::Level::Info => L::Info,
+        log::Level::Warn => L::Warn,
+        log::Level::Error => L::Error,
     }
+    .severity()
 }
 
 struct Stash {
