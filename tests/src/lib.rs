@@ -28,6 +28,24 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// Runs `logbus ARGS` (no `$LOGBUS_RING` from the environment), asserts that
+/// it succeeded (else fails with its status and stderr), and returns its
+/// output.
+pub fn logbus_ok(args: &[&str]) -> std::process::Output {
+    let o = std::process::Command::new(bin("logbus"))
+        .args(args)
+        .env_remove("LOGBUS_RING")
+        .output()
+        .expect("run logbus");
+    assert!(
+        o.status.success(),
+        "logbus {args:?}: {}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
 /// Path of an example binary of this workspace (see [`bin`]).
 pub fn example(name: &str) -> PathBuf {
     bin(&format!("examples/{name}"))

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use logbus_tests::collector::{http_get, Collector, LONG};
 use logbus_tests::otlp_receiver::Receiver;
-use logbus_tests::{bin, wait_for, TempDir};
+use logbus_tests::{bin, logbus_ok, wait_for, TempDir};
 
 /// The repository's root (the tests crate lives in `tests/`).
 fn repo() -> PathBuf {
@@ -103,20 +103,6 @@ fn start_notified(dir: &TempDir, exe: &Path, args: &[String], notify: &NotifySoc
         stdout,
         stderr,
     }
-}
-
-fn logbus(args: &[&str]) -> std::process::Output {
-    let o = Command::new(bin("logbus"))
-        .args(args)
-        .env_remove("LOGBUS_RING")
-        .output()
-        .expect("run logbus");
-    assert!(
-        o.status.success(),
-        "logbus {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
 }
 
 /// `shutdown_timeout = "10s"` in a configuration, in seconds.
@@ -216,7 +202,7 @@ fn the_units_command_line_runs_the_example_config() {
     .unwrap();
     // A user's ring, made the documented way, before the collector starts.
     let ring = ring_dir.join("app");
-    logbus(&["create", s(&ring)]);
+    logbus_ok(&["create", s(&ring)]);
 
     // ExecStart as written: its program replaced by the one built, its
     // config by the scratch copy, its metrics port by a free one.
@@ -244,8 +230,8 @@ fn the_units_command_line_runs_the_example_config() {
         "at READY=1"
     );
 
-    logbus(&["emit", s(&ring), "-l", "info", "routine work"]);
-    logbus(&["emit", s(&ring), "-l", "error", "disk on fire"]);
+    logbus_ok(&["emit", s(&ring), "-l", "info", "routine work"]);
+    logbus_ok(&["emit", s(&ring), "-l", "error", "disk on fire"]);
     // JSON lines to stdout (the journal), ERROR text to the file, INFO+ over OTLP.
     let errors = log_dir.join("errors.log");
     wait_for("the ERROR line in the file", LONG, || {
@@ -307,7 +293,7 @@ fn metric_names(text: &str) -> Vec<String> {
 fn ready_comes_only_once_the_consumer_role_is_held() {
     let dir = TempDir::new("svc-ready");
     let ring = dir.path("ring");
-    logbus(&["create", s(&ring)]);
+    logbus_ok(&["create", s(&ring)]);
     let cfg = dir.path("c.toml");
     std::fs::write(&cfg, "[[sinks]]\nname = \"out\"\ntype = \"stdout\"\n").unwrap();
     let args: Vec<String> = ["--ring", s(&ring), "--config", s(&cfg)]
@@ -347,7 +333,7 @@ fn ready_comes_only_once_the_consumer_role_is_held() {
         "{}",
         c.stderr_text()
     );
-    logbus(&["emit", s(&ring), "still delivered"]);
+    logbus_ok(&["emit", s(&ring), "still delivered"]);
     wait_for("the record on stdout", LONG, || {
         std::fs::read_to_string(&c.stdout)
             .ok()?
@@ -458,7 +444,7 @@ fn versions_completions_and_man_pages() {
             "{exe}: {v}"
         );
     }
-    let bash = String::from_utf8(logbus(&["completions", "bash"]).stdout).unwrap();
+    let bash = String::from_utf8(logbus_ok(&["completions", "bash"]).stdout).unwrap();
     for sub in [
         "create",
         "emit",
@@ -472,12 +458,12 @@ fn versions_completions_and_man_pages() {
         assert!(bash.contains(sub), "bash completion lacks {sub}");
     }
     for shell in ["zsh", "fish"] {
-        let out = String::from_utf8(logbus(&["completions", shell]).stdout).unwrap();
+        let out = String::from_utf8(logbus_ok(&["completions", shell]).stdout).unwrap();
         assert!(out.contains("dump") && out.contains("tail"), "{shell}");
     }
     let dir = TempDir::new("svc-man");
     let man = dir.path("man");
-    logbus(&["man", "--dir", s(&man)]);
+    logbus_ok(&["man", "--dir", s(&man)]);
     let o = Command::new(bin("logbus-collector"))
         .args(["--man", s(&man)])
         .output()
@@ -520,7 +506,7 @@ fn a_ring_of_the_previous_layout_is_refused_with_one_line() {
     );
     // --ring: the collector does not start.
     let ring = dir.path("ring");
-    logbus(&["create", s(&ring)]);
+    logbus_ok(&["create", s(&ring)]);
     make_old_layout(&ring);
     let o = Command::new(bin("logbus-collector"))
         .args(["--ring", s(&ring)])
@@ -536,9 +522,9 @@ fn a_ring_of_the_previous_layout_is_refused_with_one_line() {
     let rings = dir.path("logbus.d");
     std::fs::create_dir(&rings).unwrap();
     let (stale, fresh) = (rings.join("old"), rings.join("new"));
-    logbus(&["create", s(&stale)]);
+    logbus_ok(&["create", s(&stale)]);
     make_old_layout(&stale);
-    logbus(&["create", s(&fresh)]);
+    logbus_ok(&["create", s(&fresh)]);
     let mut c = Collector::start(&dir, "dir", &["--ring-dir", s(&rings)]);
     c.wait_stderr("the refusal", "; not read");
     assert!(
@@ -547,7 +533,7 @@ fn a_ring_of_the_previous_layout_is_refused_with_one_line() {
         "{}",
         c.stderr_text()
     );
-    logbus(&["emit", s(&fresh), "after the upgrade"]);
+    logbus_ok(&["emit", s(&fresh), "after the upgrade"]);
     wait_for("the new ring's record", LONG, || {
         std::fs::read_to_string(&c.stdout)
             .ok()?

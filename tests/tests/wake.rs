@@ -10,11 +10,11 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use logbus_tests::collector::{all, assert_exactly_once, numbers, wait_lines, Collector, LONG};
-use logbus_tests::{bin, wait_for, TempDir};
+use logbus_tests::{bin, logbus_ok, wait_for, TempDir};
 use serde_json::Value as Json;
 
 /// Lines in the burst (the figure of the issue).
@@ -25,23 +25,8 @@ const BURST: u64 = 45_000;
 /// its 1 s housekeeping timeout.
 const IDLE: Duration = Duration::from_secs(2);
 
-fn logbus(args: &[&str]) -> Output {
-    let o = Command::new(bin("logbus"))
-        .args(args)
-        .env_remove("LOGBUS_RING")
-        .output()
-        .expect("run logbus");
-    assert!(
-        o.status.success(),
-        "logbus {args:?}: {}\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
-
 fn stat(ring: &Path) -> Json {
-    let o = logbus(&["stat", ring.to_str().unwrap(), "--json"]);
+    let o = logbus_ok(&["stat", ring.to_str().unwrap(), "--json"]);
     serde_json::from_slice(&o.stdout).expect("stat --json")
 }
 
@@ -56,7 +41,7 @@ fn burst_after_idle_is_delivered_whole_on_the_default_ring() {
     let ring = dir.path("ring");
     let r = ring.to_str().unwrap();
     // The ring a user gets: `logbus create` with no options.
-    logbus(&["create", r]);
+    logbus_ok(&["create", r]);
     let st = stat(&ring);
     assert_eq!(
         (&st["blocks"], &st["block_size"], &st["mode"]),
@@ -66,7 +51,7 @@ fn burst_after_idle_is_delivered_whole_on_the_default_ring() {
 
     let c = Collector::start(&dir, "c", &["--ring", r]);
     // One record, delivered: the collector is running and has drained.
-    logbus(&["emit", r, "first-0"]);
+    logbus_ok(&["emit", r, "first-0"]);
     let first = wait_lines(&c.stdout, 1);
     assert_exactly_once(&numbers(&first), &all("first", 0..1));
 
