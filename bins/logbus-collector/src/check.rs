@@ -12,9 +12,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use logbus_collector::config::{Format, OtlpProtocol, SinkKind};
+use logbus_collector::config::{Format, SinkKind};
 use logbus_collector::Config;
-use logbus_otlp::{OtlpConfig, Protocol};
 
 /// Where the records would come from, after `--ring`/`--ring-dir`, the
 /// file's `[ring]` and the environment.
@@ -105,19 +104,11 @@ pub fn effective(
                 endpoint,
                 protocol,
                 timeout,
-                headers,
                 batch,
+                ..
             } => {
-                let cfg = OtlpConfig {
-                    endpoint: endpoint.clone(),
-                    protocol: protocol.map(|p| match p {
-                        OtlpProtocol::Grpc => Protocol::Grpc,
-                        OtlpProtocol::Http => Protocol::HttpProtobuf,
-                    }),
-                    timeout: *timeout,
-                    headers: headers.clone(),
-                };
-                let r = cfg
+                let r = logbus_collector::exporter_config(&s.kind)
+                    .ok_or_else(|| format!("sink \"{}\": not an otlp sink", s.name))?
                     .resolve()
                     .map_err(|e| format!("sink \"{}\": {e}", s.name))?;
                 if endpoint.is_none() || protocol.is_none() || timeout.is_none() {

@@ -72,4 +72,5 @@ pub use collector::{Collector, Control, StartError, Summary, Unflushed};
 pub use config::{Config, ConfigError, Format, SinkConfig, SinkKind};
 pub use notice::{Notice, Notify};
 pub use ring_dir::MAX_RINGS;
+pub use sink::otlp::exporter_config;
 pub use sink::SinkError;

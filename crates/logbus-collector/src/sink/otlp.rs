@@ -38,30 +38,40 @@ pub struct OtlpSink {
     partially_rejected: u64,
 }
 
+/// The exporter's settings of an `otlp` sink as the file gives them (what it
+/// leaves unset comes from `OTEL_EXPORTER_OTLP_*` when the exporter resolves
+/// them); `None` for another kind of sink.
+pub fn exporter_config(kind: &SinkKind) -> Option<OtlpConfig> {
+    let SinkKind::Otlp {
+        endpoint,
+        protocol,
+        timeout,
+        headers,
+        ..
+    } = kind
+    else {
+        return None;
+    };
+    Some(OtlpConfig {
+        endpoint: endpoint.clone(),
+        protocol: protocol.map(|p| match p {
+            OtlpProtocol::Grpc => Protocol::Grpc,
+            OtlpProtocol::Http => Protocol::HttpProtobuf,
+        }),
+        timeout: *timeout,
+        headers: headers.clone(),
+    })
+}
+
 impl OtlpSink {
     /// Builds the exporter of an `otlp` sink configuration.
     ///
     /// # Errors
     /// The exporter's one-line message (bad endpoint, headers...).
     pub fn new(cfg: &SinkConfig) -> Result<OtlpSink, String> {
-        let SinkKind::Otlp {
-            endpoint,
-            protocol,
-            timeout,
-            headers,
-            batch,
-        } = &cfg.kind
+        let (SinkKind::Otlp { batch, .. }, Some(config)) = (&cfg.kind, exporter_config(&cfg.kind))
         else {
             return Err("not an otlp sink".into());
-        };
-        let config = OtlpConfig {
-            endpoint: endpoint.clone(),
-            protocol: protocol.map(|p| match p {
-                OtlpProtocol::Grpc => Protocol::Grpc,
-                OtlpProtocol::Http => Protocol::HttpProtobuf,
-            }),
-            timeout: *timeout,
-            headers: headers.clone(),
         };
         Ok(OtlpSink {
             exporter: OtlpExporter::new(&config).map_err(|e| e.to_string())?,
