@@ -83,22 +83,9 @@ fn write_man(dir: &Path) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    // One line, no backtrace, and the process goes down: a half-dead collector
-    // (a sink thread gone) would stall; a restarted one resumes without loss.
-    std::panic::set_hook(Box::new(|info| {
-        let msg = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        let at = info
-            .location()
-            .map(|l| format!(" ({}:{})", l.file(), l.line()))
-            .unwrap_or_default();
-        eprintln!("logbus-collector: internal error: {msg}{at}");
-        std::process::exit(70);
-    }));
+    // One line, no backtrace, and the process goes down (EX_SOFTWARE): a
+    // half-dead collector would stall; a restarted one resumes without loss.
+    logbus_collector::panic_hook::install("logbus-collector", 70);
     let args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) if !e.use_stderr() => {

@@ -22,18 +22,8 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    // Nothing here is meant to panic; if something does, keep the promise of
-    // one line and no backtrace.
-    std::panic::set_hook(Box::new(|info| {
-        let what = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown".into());
-        eprintln!("logbus: internal error: {}", what.replace('\n', " "));
-        std::process::exit(1);
-    }));
+    // Nothing here is meant to panic; if something does: one line, exit 1.
+    logbus_collector::panic_hook::install("logbus", 1);
     // A ring another process truncates under us must end the command with a
     // line, not kill it with SIGBUS (see logbus_ring::sigbus).
     if let Err(e) = logbus_ring::sigbus::install() {
