@@ -210,7 +210,7 @@ pub fn write_config(path: &Path, text: &str) {
 }
 
 pub fn status(ring: &Path) -> Json {
-    let p = format!("{}.collector.json", ring.display());
+    let p = logbus_collector::status::status_path(ring);
     serde_json::from_str(&std::fs::read_to_string(p).expect("status file")).expect("status json")
 }
 

@@ -396,7 +396,7 @@ fn stat_json_reports_geometry_counters_and_the_consumer() {
         .status
         .success());
     // A counters file of a collector that is not this ring's consumer.
-    let collector = dir.path("ring.collector.json");
+    let collector = logbus_collector::status::status_path(&path);
     std::fs::write(
         &collector,
         format!(r#"{{"pid": {}, "updated_ns": 1, "sinks": [{{"name": "console", "type": "stdout", "delivered": 7, "dropped": {{}}, "errors": 0, "queue_depth": 0}}]}}"#, std::process::id()),

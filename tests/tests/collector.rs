@@ -193,7 +193,7 @@ max_level = "info"
 
     assert!(c.stop().success(), "{}", c.stderr_text());
     assert!(
-        !Path::new(&format!("{}.collector.json", ring.display())).exists(),
+        !logbus_collector::status::status_path(&ring).exists(),
         "status file removed on clean exit"
     );
     let st = logbus_ring::Ring::open_existing(&ring).unwrap().stats();

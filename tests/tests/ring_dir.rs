@@ -107,7 +107,7 @@ fn every_ring_of_the_directory_once_including_rings_created_later_each_with_its_
         assert!(metrics.contains(&series), "no {series} in:\n{metrics}");
     }
     // Its status file is in the directory, hidden, and removed at exit.
-    assert!(!rings.join(".collector.json").exists());
+    assert!(!logbus_collector::status::dir_status_path(&rings).exists());
 }
 
 #[test]

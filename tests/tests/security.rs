@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use logbus_collector::status::status_path;
 use logbus_ring::{Consumer, Event, OpenError, Ring};
 use logbus_tests::{bin, wait_for, TempDir};
 
@@ -409,7 +410,7 @@ fn the_status_file_is_never_written_through_a_symlink() {
     std::fs::write(&victim, "precious\n").unwrap();
     let ring = dir.path("ring");
     create_ring(&ring, &[]);
-    let status = dir.path("ring.collector.json");
+    let status = status_path(&ring);
     let plant = |at: &Path| {
         let st = as_nobody({
             let mut l = Command::new("ln");
@@ -423,7 +424,7 @@ fn the_status_file_is_never_written_through_a_symlink() {
     plant(&status);
     let mut c = Collector::start(dir.dir(), "c", &["--ring", s(&ring)], &[]);
     let pid = c.child.id();
-    plant(&dir.path(&format!("ring.collector.json.tmp.{pid}")));
+    plant(Path::new(&format!("{}.tmp.{pid}", status.display())));
     let planted = logbus_ring::now_ns();
     // The collector rewrites its status once a second: wait for a rewrite
     // after the second plant.
@@ -451,7 +452,7 @@ fn a_fifo_at_the_status_path_does_not_hang_stat() {
     create_ring(&ring, &[]);
     let st = as_nobody({
         let mut m = Command::new("mkfifo");
-        m.arg(dir.path("ring.collector.json"));
+        m.arg(status_path(&ring));
         m
     })
     .status()

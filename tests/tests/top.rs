@@ -56,7 +56,7 @@ impl Bus {
             &["--service", "quiet", "--pause-every", "1"],
         );
         wait_for("the OTLP sink reported down", LONG, || {
-            (std::fs::metadata(format!("{}.collector.json", ring.display())).is_ok()
+            (logbus_collector::status::status_path(&ring).is_file()
                 && sink_status(&ring, "otel")["up"] == false)
                 .then_some(())
         });

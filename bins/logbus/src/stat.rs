@@ -3,10 +3,10 @@
 
 use std::fmt::Write as _;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
-use logbus_collector::status::{SinkStatus, Status};
+use logbus_collector::status::{status_path, SinkStatus, Status};
 use logbus_ring::{Level, LevelCounts, Ring, Stats};
 use serde_json::{json, Map, Value};
 
@@ -44,12 +44,6 @@ pub struct CollectorReport {
     pub sinks: Vec<SinkStatus>,
 }
 
-/// The collector's counters file next to the ring: `<ring path>.collector.json`
-/// (the collector's own definition).
-pub fn collector_path(ring: &Path) -> PathBuf {
-    logbus_collector::status::status_path(ring)
-}
-
 /// Reads the collector's counters, but only when they come from the live
 /// consumer of the ring: a file left by a dead collector, or by one that is
 /// not this ring's consumer, is ignored. Unreadable or malformed files are
@@ -62,7 +56,7 @@ pub fn collector_report(ring: &Path, consumer: Option<(u32, bool)>) -> Option<Co
     // Next to the ring, or (a collector of the ring's whole directory) in
     // the directory.
     let dir_file = ring.parent().map(logbus_collector::status::dir_status_path);
-    let doc = [Some(collector_path(ring)), dir_file]
+    let doc = [Some(status_path(ring)), dir_file]
         .into_iter()
         .flatten()
         .filter_map(|p| read_status(&p))
@@ -349,6 +343,7 @@ fn to_text(ring: &Ring, stats: &Stats, collector: Option<&CollectorReport>) -> S
 mod tests {
     use super::*;
     use logbus_testkit::TempDir;
+    use std::path::PathBuf;
 
     const REPORT: &str = r#"{"pid": 4242, "updated_ns": 17, "sinks": [
         {"name": "console", "type": "stdout", "delivered": 10,
@@ -356,9 +351,9 @@ mod tests {
          "up": false, "retries": 4, "writing_for_ms": 8000}]}"#;
 
     #[test]
-    fn collector_path_appends_to_the_ring_file_name() {
+    fn status_path_appends_to_the_ring_file_name() {
         assert_eq!(
-            collector_path(Path::new("/dev/shm/logbus")),
+            status_path(Path::new("/dev/shm/logbus")),
             PathBuf::from("/dev/shm/logbus.collector.json")
         );
     }
@@ -367,7 +362,7 @@ mod tests {
     fn collector_counters_are_read_for_the_live_consumer_only() {
         let d = TempDir::new("cli-stat-collector");
         let ring = d.ring();
-        std::fs::write(collector_path(&ring), REPORT).unwrap();
+        std::fs::write(status_path(&ring), REPORT).unwrap();
         let r = collector_report(&ring, Some((4242, true))).expect("report of the live consumer");
         assert_eq!((r.pid, r.updated_ns, r.sinks.len()), (4242, 17, 1));
         assert_eq!(r.sinks[0].name, "console");
@@ -391,10 +386,10 @@ mod tests {
             r#"{"pid": "1", "sinks": []}"#,
             r#"{"pid": 1, "sinks": {}}"#,
         ] {
-            std::fs::write(collector_path(&ring), bad).unwrap();
+            std::fs::write(status_path(&ring), bad).unwrap();
             assert_eq!(collector_report(&ring, Some((1, true))), None, "{bad}");
         }
-        std::fs::write(collector_path(&ring), r#"{"pid": 1, "sinks": []}"#).unwrap();
+        std::fs::write(status_path(&ring), r#"{"pid": 1, "sinks": []}"#).unwrap();
         assert_eq!(
             collector_report(&ring, Some((1, true))),
             Some(CollectorReport {

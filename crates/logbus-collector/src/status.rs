@@ -69,17 +69,21 @@ pub struct SinkStatus {
     pub queue_depth: u64,
 }
 
+/// What a collector's status file name ends with: `<ring>` + this for the
+/// collector of one ring, this alone (a hidden file) in a `--ring-dir`.
+pub const STATUS_SUFFIX: &str = ".collector.json";
+
 /// Where the status file of the collector of `ring` lives.
 pub fn status_path(ring: &Path) -> PathBuf {
     let mut p = ring.as_os_str().to_owned();
-    p.push(".collector.json");
+    p.push(STATUS_SUFFIX);
     PathBuf::from(p)
 }
 
 /// Where the status file of a collector of every ring of `dir` lives
 /// (`--ring-dir`): hidden, so that it is not taken for a ring.
 pub fn dir_status_path(dir: &Path) -> PathBuf {
-    dir.join(".collector.json")
+    dir.join(STATUS_SUFFIX)
 }
 
 /// Writes `bytes` to `path` atomically: a private new temporary file (never

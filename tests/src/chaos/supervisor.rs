@@ -276,7 +276,7 @@ impl Supervisor {
 
     /// The status file as it is now, if it parses.
     pub fn status(&self) -> Option<serde_json::Value> {
-        let p = format!("{}.collector.json", self.ring.display());
+        let p = logbus_collector::status::status_path(&self.ring);
         serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()
     }
 

@@ -73,7 +73,7 @@ fn list_dir(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         let status = entry
             .file_name()
             .to_string_lossy()
-            .ends_with(".collector.json");
+            .ends_with(logbus_collector::status::STATUS_SUFFIX);
         if !hidden && !status && entry.file_type().is_ok_and(|t| t.is_file()) {
             out.push(entry.path());
         }
