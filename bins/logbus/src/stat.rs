@@ -174,12 +174,26 @@ fn to_json(ring: &Ring, stats: &Stats, collector: Option<&CollectorReport>) -> V
     v
 }
 
+/// `logbus stat`'s report: the ring's header and books, the per-level
+/// table, then (with a live collector) its sinks.
 fn to_text(ring: &Ring, stats: &Stats, collector: Option<&CollectorReport>) -> String {
+    let mut s = String::new();
+    ring_summary(&mut s, ring, stats);
+    let _ = writeln!(s);
+    level_table(&mut s, stats, collector.is_some());
+    if let Some(c) = collector {
+        sink_table(&mut s, c);
+    }
+    s
+}
+
+/// The ring's lines: path, geometry, mode, policy, creation, blocks,
+/// consumer and the counters outside the level table. (`write!` into a
+/// String cannot fail.)
+fn ring_summary(s: &mut String, ring: &Ring, stats: &Stats) {
     let g = ring.geometry();
     let h = ring.header();
     let total = stats.total();
-    let mut s = String::new();
-    // `write!` into a String cannot fail.
     let _ = writeln!(s, "ring       {}", ring.path().display());
     if !stats.impossible.is_empty() {
         let _ = writeln!(
@@ -235,7 +249,11 @@ fn to_text(ring: &Ring, stats: &Stats, collector: Option<&CollectorReport>) -> S
     let _ = writeln!(s, "unread     {}", total.unread);
     let _ = writeln!(s, "torn       {}", shown(stats, "torn", total.torn));
     let _ = writeln!(s, "invalid    {}", shown(stats, "invalid", stats.invalid));
-    let _ = writeln!(s);
+}
+
+/// One row per level and a total: emitted, delivered, dropped, evicted, torn
+/// and unread, with what "delivered" means.
+fn level_table(s: &mut String, stats: &Stats, with_sinks: bool) {
     let head = [
         "emitted",
         "delivered",
@@ -264,79 +282,81 @@ fn to_text(ring: &Ring, stats: &Stats, collector: Option<&CollectorReport>) -> S
         let _ = writeln!(s);
     };
     for level in Level::ALL {
-        row(&mut s, level.name(), stats.level(level));
+        row(s, level.name(), stats.level(level));
     }
-    row(&mut s, "total", &total);
+    row(s, "total", &stats.total());
     let _ = writeln!(
         s,
         "(the ring's books: delivered = committed by the collector, once every \
          sink has written it or let it go{})",
-        if collector.is_some() {
+        if with_sinks {
             "; what each sink wrote is below"
         } else {
             ""
         }
     );
-    if let Some(c) = collector {
-        let age = logbus_ring::now_ns().saturating_sub(c.updated_ns) as f64 / 1e9;
-        let _ = writeln!(s);
-        if c.updated_ns == 0 {
-            let _ = writeln!(s, "sinks of collector pid {}", c.pid);
-        } else {
-            let _ = writeln!(
-                s,
-                "sinks of collector pid {} (updated {age:.1} s ago)",
-                c.pid
-            );
-        }
+}
+
+/// The collector's sinks, one row each, then what a row cannot show: shed
+/// records per level and a write that does not return.
+fn sink_table(s: &mut String, c: &CollectorReport) {
+    let age = logbus_ring::now_ns().saturating_sub(c.updated_ns) as f64 / 1e9;
+    let _ = writeln!(s);
+    if c.updated_ns == 0 {
+        let _ = writeln!(s, "sinks of collector pid {}", c.pid);
+    } else {
+        let _ = writeln!(
+            s,
+            "sinks of collector pid {} (updated {age:.1} s ago)",
+            c.pid
+        );
+    }
+    let _ = writeln!(
+        s,
+        "{:<16} {:<10} {:>10} {:>10} {:>8} {:>8} {:>4} {:>8}",
+        "name", "type", "delivered", "dropped", "errors", "backlog", "up", "retries"
+    );
+    for sink in &c.sinks {
+        let up = match sink.up {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "-",
+        };
+        let retries = sink.retries.map_or("-".to_string(), |n| n.to_string());
         let _ = writeln!(
             s,
             "{:<16} {:<10} {:>10} {:>10} {:>8} {:>8} {:>4} {:>8}",
-            "name", "type", "delivered", "dropped", "errors", "backlog", "up", "retries"
+            sink.name,
+            sink.kind,
+            sink.delivered,
+            sink.dropped.values().sum::<u64>(),
+            sink.errors,
+            sink.backlog.max(sink.queue_depth),
+            up,
+            retries
         );
-        for sink in &c.sinks {
-            let up = match sink.up {
-                Some(true) => "yes",
-                Some(false) => "no",
-                None => "-",
-            };
-            let retries = sink.retries.map_or("-".to_string(), |n| n.to_string());
+    }
+    // What the table sums or cannot show: shed records per level, and
+    // writes that do not return.
+    for sink in &c.sinks {
+        let shed: Vec<String> = sink
+            .dropped
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(level, n)| format!("{n} {level}"))
+            .collect();
+        if !shed.is_empty() {
+            let _ = writeln!(s, "  {}: dropped {}", sink.name, shed.join(", "));
+        }
+        if let Some(ms) = sink.writing_for_ms {
             let _ = writeln!(
                 s,
-                "{:<16} {:<10} {:>10} {:>10} {:>8} {:>8} {:>4} {:>8}",
+                "  {}: a write blocked for {:.1} s",
                 sink.name,
-                sink.kind,
-                sink.delivered,
-                sink.dropped.values().sum::<u64>(),
-                sink.errors,
-                sink.backlog.max(sink.queue_depth),
-                up,
-                retries
+                ms as f64 / 1000.0
             );
         }
-        // What the table sums or cannot show: shed records per level, and
-        // writes that do not return.
-        for sink in &c.sinks {
-            let shed: Vec<String> = sink
-                .dropped
-                .iter()
-                .filter(|(_, n)| **n > 0)
-                .map(|(level, n)| format!("{n} {level}"))
-                .collect();
-            if !shed.is_empty() {
-                let _ = writeln!(s, "  {}: dropped {}", sink.name, shed.join(", "));
-            }
-            if let Some(ms) = sink.writing_for_ms {
-                let _ = writeln!(
-                    s,
-                    "  {}: a write blocked for {:.1} s",
-                    sink.name,
-                    ms as f64 / 1000.0
-                );
-            }
-        }
     }
-    s
 }
 
 #[cfg(test)]
