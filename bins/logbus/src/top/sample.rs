@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use logbus_collector::status::SinkStatus;
 use logbus_ring::{Level, ProcessCounts, Ring, Stats, LEVELS};
 use serde_json::{json, Value};
 
@@ -60,6 +61,87 @@ impl Reading {
             })
             .collect();
         Reading { at, rings, problem }
+    }
+}
+
+/// Per second, from a count now and the same count `secs` earlier (none
+/// without an earlier reading).
+fn rate(secs: Option<f64>, cur: u64, old: Option<u64>) -> Rate {
+    Some(cur.saturating_sub(old?) as f64 / secs?)
+}
+
+/// A ring's row: its blocks, mode, rates in and out per level, losses and
+/// consumer.
+fn ring_row(name: &str, r: &RingReading, p: Option<&RingReading>, secs: Option<f64>) -> RingRow {
+    let level = |get: fn(&logbus_ring::LevelCounts) -> u64| -> [Rate; LEVELS] {
+        std::array::from_fn(|l| {
+            rate(
+                secs,
+                get(&r.stats.levels[l]),
+                p.map(|p| get(&p.stats.levels[l])),
+            )
+        })
+    };
+    let total = r.stats.total();
+    let ptotal = p.map(|p| p.stats.total());
+    RingRow {
+        path: name.to_string(),
+        blocks: r.stats.blocks,
+        blocks_in_use: r.stats.blocks_in_use,
+        lossless: r.stats.wait_ms > 0,
+        in_per_s: level(|c| c.emitted),
+        out_per_s: level(|c| c.delivered),
+        dropped_per_s: rate(secs, total.dropped, ptotal.map(|t| t.dropped)),
+        evicted_per_s: rate(secs, total.evicted, ptotal.map(|t| t.evicted)),
+        torn_per_s: rate(secs, total.torn, ptotal.map(|t| t.torn)),
+        waits_per_s: rate(secs, r.stats.waits, p.map(|p| p.stats.waits)),
+        consumer_pid: r
+            .stats
+            .consumer
+            .and_then(|(pid, alive)| alive.then_some(pid)),
+    }
+}
+
+/// A sink's row, from its status now and (same name) in the last reading.
+fn sink_row(ring: &str, s: &SinkStatus, before: Option<&SinkStatus>, secs: Option<f64>) -> SinkRow {
+    SinkRow {
+        ring: ring.to_string(),
+        name: s.name.clone(),
+        kind: s.kind.clone(),
+        up: s.up,
+        backlog: s.backlog,
+        written_per_s: rate(secs, s.delivered, before.map(|b| b.delivered)),
+        dropped: s.dropped.values().sum(),
+        retries: s.retries,
+        writing_for_ms: s.writing_for_ms,
+    }
+}
+
+/// A producer process's row, from its counts now and (same tag and
+/// generation) in the last reading.
+fn producer_row(
+    ring: &str,
+    pc: &ProcessCounts,
+    old: Option<&ProcessCounts>,
+    secs: Option<f64>,
+) -> ProducerRow {
+    let written: u64 = pc.written.iter().sum();
+    let dropped: u64 = pc.dropped.iter().sum();
+    let old_dropped: u64 = old.map_or(0, |o| o.dropped.iter().sum());
+    ProducerRow {
+        ring: ring.to_string(),
+        pid: pc.resource.pid,
+        service: pc.resource.service.clone(),
+        uid: pc.uid,
+        alive: pc.alive,
+        written,
+        records_per_s: match (secs, old) {
+            (Some(_), Some(o)) => rate(secs, written, Some(o.written.iter().sum())),
+            // New since the last reading: all it wrote is this interval's.
+            (Some(s), None) => Some(written as f64 / s),
+            (None, _) => None,
+        },
+        dropped_last: dropped.saturating_sub(old_dropped),
     }
 }
 
@@ -184,85 +266,16 @@ impl Frame {
             ..Frame::default()
         };
         for (path, r) in &now.rings {
-            let r = match r {
-                Ok(r) => r,
-                Err(e) => {
-                    f.problems.push(e.clone());
-                    continue;
+            match r {
+                Ok(r) => {
+                    // Rates only against a reading of the same file.
+                    let p = prev
+                        .get(path.as_path())
+                        .copied()
+                        .filter(|p| p.created_ns == r.created_ns);
+                    f.add_ring(&path.display().to_string(), r, p, secs);
                 }
-            };
-            let name = path.display().to_string();
-            // Rates only against a reading of the same file.
-            let p = prev
-                .get(path.as_path())
-                .filter(|p| p.created_ns == r.created_ns);
-            let rate = |cur: u64, old: Option<u64>| -> Rate {
-                Some(cur.saturating_sub(old?) as f64 / secs?)
-            };
-            let level = |get: fn(&logbus_ring::LevelCounts) -> u64| -> [Rate; LEVELS] {
-                std::array::from_fn(|l| {
-                    rate(get(&r.stats.levels[l]), p.map(|p| get(&p.stats.levels[l])))
-                })
-            };
-            let total = r.stats.total();
-            let ptotal = p.map(|p| p.stats.total());
-            f.rings.push(RingRow {
-                path: name.clone(),
-                blocks: r.stats.blocks,
-                blocks_in_use: r.stats.blocks_in_use,
-                lossless: r.stats.wait_ms > 0,
-                in_per_s: level(|c| c.emitted),
-                out_per_s: level(|c| c.delivered),
-                dropped_per_s: rate(total.dropped, ptotal.map(|t| t.dropped)),
-                evicted_per_s: rate(total.evicted, ptotal.map(|t| t.evicted)),
-                torn_per_s: rate(total.torn, ptotal.map(|t| t.torn)),
-                waits_per_s: rate(r.stats.waits, p.map(|p| p.stats.waits)),
-                consumer_pid: r
-                    .stats
-                    .consumer
-                    .and_then(|(pid, alive)| alive.then_some(pid)),
-            });
-            if let Some(c) = &r.collector {
-                let old = p.and_then(|p| p.collector.as_ref());
-                for s in &c.sinks {
-                    let before = old.and_then(|o| o.sinks.iter().find(|x| x.name == s.name));
-                    f.sinks.push(SinkRow {
-                        ring: name.clone(),
-                        name: s.name.clone(),
-                        kind: s.kind.clone(),
-                        up: s.up,
-                        backlog: s.backlog,
-                        written_per_s: rate(s.delivered, before.map(|b| b.delivered)),
-                        dropped: s.dropped.values().sum(),
-                        retries: s.retries,
-                        writing_for_ms: s.writing_for_ms,
-                    });
-                }
-            }
-            for pc in &r.processes {
-                let old = p.and_then(|p| {
-                    p.processes
-                        .iter()
-                        .find(|o| o.tag == pc.tag && o.generation == pc.generation)
-                });
-                let written: u64 = pc.written.iter().sum();
-                let dropped: u64 = pc.dropped.iter().sum();
-                let old_dropped: u64 = old.map_or(0, |o| o.dropped.iter().sum());
-                f.producers.push(ProducerRow {
-                    ring: name.clone(),
-                    pid: pc.resource.pid,
-                    service: pc.resource.service.clone(),
-                    uid: pc.uid,
-                    alive: pc.alive,
-                    written,
-                    records_per_s: match (secs, old) {
-                        (Some(_), Some(o)) => rate(written, Some(o.written.iter().sum())),
-                        // New since the last reading: all it wrote is this interval's.
-                        (Some(s), None) => Some(written as f64 / s),
-                        (None, _) => None,
-                    },
-                    dropped_last: dropped.saturating_sub(old_dropped),
-                });
+                Err(e) => f.problems.push(e.clone()),
             }
         }
         f.producers.sort_by(|a, b| {
@@ -273,6 +286,33 @@ impl Frame {
                 .then(a.pid.cmp(&b.pid))
         });
         f
+    }
+
+    /// The rows of one ring `r` (its previous reading `p`, taken `secs`
+    /// before): the ring's own, its collector's sinks', its producers'.
+    fn add_ring(
+        &mut self,
+        name: &str,
+        r: &RingReading,
+        p: Option<&RingReading>,
+        secs: Option<f64>,
+    ) {
+        self.rings.push(ring_row(name, r, p, secs));
+        if let Some(c) = &r.collector {
+            let old = p.and_then(|p| p.collector.as_ref());
+            for s in &c.sinks {
+                let before = old.and_then(|o| o.sinks.iter().find(|x| x.name == s.name));
+                self.sinks.push(sink_row(name, s, before, secs));
+            }
+        }
+        for pc in &r.processes {
+            let old = p.and_then(|p| {
+                p.processes
+                    .iter()
+                    .find(|o| o.tag == pc.tag && o.generation == pc.generation)
+            });
+            self.producers.push(producer_row(name, pc, old, secs));
+        }
     }
 
     /// The frame as one JSON object (`logbus top --json`).
