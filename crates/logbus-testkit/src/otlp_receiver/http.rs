@@ -135,89 +135,109 @@ fn serve_connection(stream: TcpStream, store: &Store, refuse: Option<u16>) -> st
         let close = head
             .header("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        let Some(length) = head
-            .header("content-length")
-            .and_then(|v| v.trim().parse::<usize>().ok())
-        else {
-            respond(
-                &mut writer,
-                "411 Length Required",
-                "text/plain",
-                b"Content-Length required",
-            )?;
+        let Some(body) = read_body(&mut reader, &mut writer, &head)? else {
             return Ok(());
         };
-        if length > MAX_BODY {
-            respond(
-                &mut writer,
-                "413 Payload Too Large",
-                "text/plain",
-                b"body too large",
-            )?;
-            return Ok(());
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body)?;
-
-        if head.method != "POST" || head.path != HTTP_LOGS_PATH {
-            respond(
-                &mut writer,
-                "404 Not Found",
-                "text/plain",
-                b"only POST /v1/logs",
-            )?;
-        } else if !head
-            .header("content-type")
-            .is_some_and(|v| v.starts_with("application/x-protobuf"))
-        {
-            respond(
-                &mut writer,
-                "415 Unsupported Media Type",
-                "text/plain",
-                b"application/x-protobuf only",
-            )?;
-        } else {
-            match (ExportLogsServiceRequest::decode(body.as_slice()), refuse) {
-                (Ok(request), Some(status)) => {
-                    store.refuse(Received {
-                        headers: head.headers,
-                        path: head.path,
-                        request,
-                    });
-                    respond(
-                        &mut writer,
-                        &format!("{status} {}", reason(status)),
-                        "text/plain",
-                        b"the test receiver refuses every request",
-                    )?;
-                }
-                (Ok(request), None) => {
-                    store.push(Received {
-                        headers: head.headers,
-                        path: head.path,
-                        request,
-                    });
-                    let answer = ExportLogsServiceResponse {
-                        partial_success: None,
-                    }
-                    .encode_to_vec();
-                    respond(&mut writer, "200 OK", "application/x-protobuf", &answer)?;
-                }
-                (Err(e), _) => {
-                    respond(
-                        &mut writer,
-                        "400 Bad Request",
-                        "text/plain",
-                        e.to_string().as_bytes(),
-                    )?;
-                }
-            }
-        }
+        answer(&mut writer, head, &body, store, refuse)?;
         if close {
             break;
         }
     }
     Ok(())
+}
+
+/// Reads the body `head` announces; `None` (after answering 411 or 413)
+/// when it gives no length or too large a one: the connection then ends.
+fn read_body(
+    reader: &mut BufReader<TcpStream>,
+    writer: &mut TcpStream,
+    head: &Head,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let Some(length) = head
+        .header("content-length")
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    else {
+        respond(
+            writer,
+            "411 Length Required",
+            "text/plain",
+            b"Content-Length required",
+        )?;
+        return Ok(None);
+    };
+    if length > MAX_BODY {
+        respond(
+            writer,
+            "413 Payload Too Large",
+            "text/plain",
+            b"body too large",
+        )?;
+        return Ok(None);
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    Ok(Some(body))
+}
+
+/// Answers one request: 404 or 415 for what is not an OTLP logs export, 400
+/// for a body that does not decode, else the export is stored and answered
+/// 200 (or, with `refuse`, kept apart and answered with that status).
+fn answer(
+    writer: &mut TcpStream,
+    head: Head,
+    body: &[u8],
+    store: &Store,
+    refuse: Option<u16>,
+) -> std::io::Result<()> {
+    if head.method != "POST" || head.path != HTTP_LOGS_PATH {
+        return respond(writer, "404 Not Found", "text/plain", b"only POST /v1/logs");
+    }
+    if !head
+        .header("content-type")
+        .is_some_and(|v| v.starts_with("application/x-protobuf"))
+    {
+        return respond(
+            writer,
+            "415 Unsupported Media Type",
+            "text/plain",
+            b"application/x-protobuf only",
+        );
+    }
+    let request = match ExportLogsServiceRequest::decode(body) {
+        Ok(request) => request,
+        Err(e) => {
+            return respond(
+                writer,
+                "400 Bad Request",
+                "text/plain",
+                e.to_string().as_bytes(),
+            )
+        }
+    };
+    let received = Received {
+        headers: head.headers,
+        path: head.path,
+        request,
+    };
+    match refuse {
+        Some(status) => {
+            store.refuse(received);
+            respond(
+                writer,
+                &format!("{status} {}", reason(status)),
+                "text/plain",
+                b"the test receiver refuses every request",
+            )
+        }
+        None => {
+            store.push(received);
+            let answer = ExportLogsServiceResponse {
+                partial_success: None,
+            }
+            .encode_to_vec();
+            respond(writer, "200 OK", "application/x-protobuf", &answer)
+        }
+    }
 }
 
 /// Reads a request line and headers; `None` when the client closed the connection.
