@@ -148,6 +148,28 @@ fn id_of<const N: usize>(v: &Bound<'_, PyAny>) -> Option<[u8; N]> {
     out.iter().any(|&b| b != 0).then_some(out)
 }
 
+/// The held fields as ring fields, their strings borrowed from `texts`
+/// (the first `held.len()` of `fields` are set, at most all of them).
+#[inline]
+fn fill_fields<'a>(
+    fields: &mut [Field<'a>; MAX_FIELDS],
+    held: &[(usize, Held)],
+    texts: &[&'a str],
+) {
+    for (f, (k, v)) in fields.iter_mut().zip(held) {
+        *f = Field {
+            key: texts[*k],
+            value: match *v {
+                Held::Str(i) => Value::Str(texts[i]),
+                Held::I64(i) => Value::I64(i),
+                Held::U64(u) => Value::U64(u),
+                Held::F64(x) => Value::F64(x),
+                Held::Bool(b) => Value::Bool(b),
+            },
+        };
+    }
+}
+
 /// Trace id, span id and trace flags of one record.
 type TraceContext = (Option<[u8; 16]>, Option<[u8; 8]>, u8);
 
@@ -161,6 +183,51 @@ enum Held {
 }
 
 impl Producer {
+    /// The traceback as the `exception` field, when the record carries one
+    /// (`exc_info`, `stack_info` or `exc_text`), formatted as `logging` does.
+    #[inline]
+    fn exception_field<'py>(
+        &self,
+        py: Python<'py>,
+        record: &Bound<'py, PyAny>,
+        dict: &Bound<'py, PyDict>,
+        keep: &mut Vec<Bound<'py, PyString>>,
+        held: &mut Vec<(usize, Held)>,
+    ) -> PyResult<()> {
+        let truthy = |k: &Bound<'py, PyString>| -> PyResult<bool> {
+            Ok(match dict.get_item(k)? {
+                Some(v) => v.is_truthy()?,
+                None => false,
+            })
+        };
+        if truthy(intern!(py, "exc_info"))?
+            || truthy(intern!(py, "stack_info"))?
+            || truthy(intern!(py, "exc_text"))?
+        {
+            let tb = self.format_exc.bind(py).call1((record,))?;
+            let key = keep_text(intern!(py, "exception").as_any(), keep)?;
+            held.push((key, Held::Str(keep_text(&tb, keep)?)));
+        }
+        Ok(())
+    }
+
+    /// Writes `event` into the ring (without the GIL when so configured):
+    /// true when written, false when the overflow policy dropped it (counted
+    /// by the ring), `LogbusError` when it is lost otherwise.
+    #[inline]
+    fn send(&self, py: Python<'_>, event: &Event<'_>) -> PyResult<bool> {
+        let outcome = if self.release_gil {
+            py.detach(|| self.inner.emit(event))
+        } else {
+            self.inner.emit(event)
+        };
+        match outcome {
+            Outcome::Written { .. } => Ok(true),
+            Outcome::Dropped => Ok(false),
+            other => Err(LogbusError::new_err(format!("record lost: {other:?}"))),
+        }
+    }
+
     /// The trace context of the record (`trace_id`/`span_id` attributes, as a
     /// filter sets them, or OpenTelemetry's `otelTraceID`/`otelSpanID`), when
     /// `extended` (the record has more attributes than a plain one); else of
@@ -402,20 +469,7 @@ impl Producer {
         if extended {
             self.extra_fields(py, &dict, &mut keep, &mut held)?;
         }
-        let truthy = |k: &Bound<'py, PyString>| -> PyResult<bool> {
-            Ok(match get(k)? {
-                Some(v) => v.is_truthy()?,
-                None => false,
-            })
-        };
-        if truthy(intern!(py, "exc_info"))?
-            || truthy(intern!(py, "stack_info"))?
-            || truthy(intern!(py, "exc_text"))?
-        {
-            let tb = self.format_exc.bind(py).call1((record,))?;
-            let key = keep_text(intern!(py, "exception").as_any(), &mut keep)?;
-            held.push((key, Held::Str(keep_text(&tb, &mut keep)?)));
-        }
+        self.exception_field(py, record, &dict, &mut keep, &mut held)?;
         let (trace_id, span_id, trace_flags) = self.trace_context(py, &dict, extended)?;
 
         // Borrow every string (lossy only for lone surrogates).
@@ -433,18 +487,7 @@ impl Producer {
             key: "",
             value: Value::Bool(false),
         }; MAX_FIELDS];
-        for (f, (k, v)) in fields.iter_mut().zip(&held) {
-            *f = Field {
-                key: texts[*k],
-                value: match *v {
-                    Held::Str(i) => Value::Str(texts[i]),
-                    Held::I64(i) => Value::I64(i),
-                    Held::U64(u) => Value::U64(u),
-                    Held::F64(x) => Value::F64(x),
-                    Held::Bool(b) => Value::Bool(b),
-                },
-            };
-        }
+        fill_fields(&mut fields, &held, &texts);
         let event = Event {
             severity: severity_of(levelno),
             time_ns: 0,
@@ -455,16 +498,7 @@ impl Producer {
             span_id,
             trace_flags,
         };
-        let outcome = if self.release_gil {
-            py.detach(|| self.inner.emit(&event))
-        } else {
-            self.inner.emit(&event)
-        };
-        match outcome {
-            Outcome::Written { .. } => Ok(true),
-            Outcome::Dropped => Ok(false),
-            other => Err(LogbusError::new_err(format!("record lost: {other:?}"))),
-        }
+        self.send(py, &event)
     }
 }
 
