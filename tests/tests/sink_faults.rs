@@ -86,7 +86,7 @@ fn parsed_lines(path: &Path) -> (Vec<String>, bool) {
     (all, ok)
 }
 
-/// The ring (1 MiB: 4,096 slots of 256 bytes) in blocks of 16 KiB, in
+/// The ring (1 MiB) in blocks of 16 KiB, in
 /// lossless mode, so that the producers' flood is not itself cut by the ring
 /// while the collector catches up: what these tests measure is the sinks.
 /// The config `c.toml` in `dir`: `head`, then two file sinks, "disk"
@@ -193,7 +193,7 @@ fn on_a_default_ring_a_full_disk_costs_the_producers_and_the_other_sink_nothing(
         return;
     };
     let ring = dir.path("ring");
-    // 4,096 slots of 256 bytes, every other option the default.
+    // 1 MiB, every other option the default.
     Ring::create(
         &ring,
         &RingOptions {

@@ -8,8 +8,9 @@
 //!
 //! The collected instructions divided by the records emitted (printed) are
 //! the emit path's instructions per record, clock read included. This file
-//! uses only what the lane-based ring (commit fcfca29) had as well, so the
-//! same file builds on both sides of a before/after comparison.
+//! uses only the API that the ring before the block design (commit fcfca29)
+//! had as well, so the same file builds on both sides of a before/after
+//! comparison.
 
 use logbus_benches::{fail, time_emits, Competitor, RingCompetitor};
 

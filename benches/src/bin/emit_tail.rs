@@ -17,8 +17,9 @@
 //! a page not yet faulted in). The run ends by checking that nothing was
 //! dropped, evicted or torn.
 //!
-//! This file uses only what the lane-based ring (commit fcfca29) had as well,
-//! so the same file builds on both sides of a before/after comparison.
+//! This file uses only the API that the ring before the block design (commit
+//! fcfca29) had as well, so the same file builds on both sides of a
+//! before/after comparison.
 //!
 //! Run: `cargo run --release -p logbus-benches --bin emit_tail [-- RECORDS_PER_THREAD [THREADS...]]`
 //! (default 1048576 records a thread; threads 1 2 8).

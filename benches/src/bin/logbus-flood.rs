@@ -5,13 +5,13 @@
 //! logbus-flood RING --records N [--severity S] [--msg-bytes B] [--start-fd FD]
 //! ```
 //!
-//! Opens the existing ring RING, takes a lane, optionally waits for one byte on
+//! Opens the existing ring RING and a writer, optionally waits for one byte on
 //! the inherited descriptor FD (so that a harness can start many floods at
 //! once), emits N records whose message is `"<pid> <i> "` (i from 0) padded with
 //! `x` to B bytes, and prints one JSON line:
 //! `{"pid":..,"written":..,"dropped":..,"ns_per_record":..}`. The time covers
-//! formatting the message and the emit call. When every lane is held, each
-//! record is counted as a lane shortage in the ring and reported dropped.
+//! formatting the message and the emit call. A record the ring's overflow
+//! policy refuses is counted by the ring and reported dropped.
 
 use std::path::PathBuf;
 use std::time::Instant;

@@ -14,8 +14,9 @@
 //! Also prints the collector's CPU time over the whole run (utime + stime
 //! from `/proc/PID/stat`): the run is idle nearly all the time.
 //!
-//! This file uses only what the lane-based ring (commit fcfca29) had as well,
-//! so the same file builds on both sides of a before/after comparison.
+//! This file uses only the API that the ring before the block design (commit
+//! fcfca29) had as well, so the same file builds on both sides of a
+//! before/after comparison.
 //!
 //! Run: `cargo build --release -p logbus-collector-bin && cargo run --release
 //! -p logbus-benches --bin wake_latency [-- SHORT_SAMPLES LONG_SAMPLES LONG_IDLE_S]`

@@ -9,8 +9,8 @@ use logbus_ring::{ring_path, Emitted, Event, Field, Resource, Ring, Writer, Writ
 
 use crate::cli::EmitArgs;
 
-/// Writes the record(s); records refused by the overflow policy (or finding
-/// every lane held) are reported on standard error but are not an error.
+/// Writes the record(s); records refused by the overflow policy are reported
+/// on standard error but are not an error.
 pub fn run(args: &EmitArgs) -> Result<()> {
     let (ring_arg, words) = args.ring_and_message();
     let path = ring_path(ring_arg.as_deref());

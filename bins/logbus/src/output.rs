@@ -95,14 +95,14 @@ impl Printer {
             Some((n, kept)) => {
                 if *n > 0 {
                     // The oldest kept line's buffer is reused once N are kept.
-                    let mut slot = if kept.len() == *n {
+                    let mut buf = if kept.len() == *n {
                         kept.pop_front().unwrap_or_default()
                     } else {
                         Vec::new()
                     };
-                    slot.clear();
-                    slot.extend_from_slice(&line);
-                    kept.push_back(slot);
+                    buf.clear();
+                    buf.extend_from_slice(&line);
+                    kept.push_back(buf);
                 }
                 Ok(())
             }

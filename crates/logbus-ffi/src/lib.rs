@@ -226,9 +226,9 @@ fn fail(e: CallError) -> c_int {
     let text = e.to_string().replace('\0', " ");
     let text = CString::new(text).unwrap_or_default();
     // The thread-local is gone only while this thread exits; nothing to keep then.
-    let _ = LAST_ERROR.try_with(|slot| {
-        if let Ok(mut slot) = slot.try_borrow_mut() {
-            *slot = Some(text);
+    let _ = LAST_ERROR.try_with(|cell| {
+        if let Ok(mut cell) = cell.try_borrow_mut() {
+            *cell = Some(text);
         }
     });
     code
@@ -574,7 +574,7 @@ pub unsafe extern "C" fn logbus_emit(lb: *const Logbus, record: *const LogbusRec
 pub extern "C" fn logbus_last_error() -> *const c_char {
     static NONE: &CStr = c"";
     LAST_ERROR
-        .try_with(|slot| match slot.try_borrow() {
+        .try_with(|cell| match cell.try_borrow() {
             // The CString lives in the thread-local until the next failure on
             // this thread replaces it, as documented.
             Ok(s) => s.as_ref().map_or(NONE.as_ptr(), |s| s.as_ptr()),

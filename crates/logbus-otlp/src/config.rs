@@ -321,7 +321,7 @@ fn join_logs_path(base: &str) -> String {
 fn set_header(headers: &mut Vec<(String, String)>, key: String, value: String) {
     let key = key.trim().to_ascii_lowercase();
     match headers.iter_mut().find(|(k, _)| *k == key) {
-        Some(slot) => slot.1 = value,
+        Some(entry) => entry.1 = value,
         None => headers.push((key, value)),
     }
 }

@@ -49,7 +49,7 @@ def drain(bin_path, ring):
 
 
 def warm(bin_path, ring):
-    """Writes one lap (two half laps, drained) so every page of the lane is mapped."""
+    """Writes 2 x 32,768 records, drained after each half, so the ring's pages are mapped."""
     h = logbus.Handler(ring)
     rec = logging.LogRecord("warm", logging.INFO, __file__, 0, "warm-up", (), None)
     for _ in range(2):
@@ -105,7 +105,7 @@ def run(setup, calls, bin_path, ring):
     logger.addHandler(handler)
     try:
         info = logger.info
-        for i in range(500):  # warm-up (the thread takes its lane)
+        for i in range(500):  # warm-up (the thread opens its writer)
             info("request %d handled", i)
         t0 = time.perf_counter_ns()
         for i in range(calls):
@@ -179,7 +179,7 @@ def breakdown(bin_path):
             "QueueHandler.prepare(record)": ("qh.prepare(rec)", {"qh": qh, "rec": rec}),
             "queue.Queue.put_nowait (no consumer)": ("put(rec)", {"put": qh2.queue.put_nowait, "rec": rec}),
         }
-        n = 8000  # x 5 repeats: 40,000 records, within one lane between drains
+        n = 8000  # x 5 repeats: 40,000 records, within the ring between drains
         print(f"parts of one call (timeit, {n} calls, best of 5; ring drained between parts):")
         for name, (stmt, g) in parts.items():
             ns = min(timeit.repeat(stmt, globals=g, number=n, repeat=5)) / n * 1e9

@@ -189,8 +189,8 @@ impl FieldBuf {
 
     /// Lays the fields out for the ring; returns how many of `out` are used.
     pub(crate) fn fields<'a>(&'a self, out: &mut [Field<'a>; MAX_FIELDS]) -> usize {
-        for (slot, &(k, v)) in out.iter_mut().zip(&self.items) {
-            *slot = Field {
+        for (f, &(k, v)) in out.iter_mut().zip(&self.items) {
+            *f = Field {
                 key: self.key(k),
                 value: self.value(v),
             };

@@ -312,8 +312,8 @@ impl Producer {
             // thread-local's destructor), or borrowed further up this stack:
             // write through a writer made just for this record.
             _ => {
-                let mut slot = Slot::Idle;
-                self.emit_slot(&mut slot, event)
+                let mut tw = ThreadWriter::Idle;
+                self.emit_with(&mut tw, event)
             }
         }
     }
@@ -332,7 +332,7 @@ impl Producer {
                 writers.push(Local {
                     id,
                     owner: Arc::downgrade(&self.shared),
-                    slot: Slot::Idle,
+                    writer: ThreadWriter::Idle,
                     epoch,
                 });
                 writers.len() - 1
@@ -341,54 +341,54 @@ impl Producer {
         let local = &mut writers[i];
         if local.epoch != epoch {
             // The ring was reopened: this writer writes into the old file.
-            local.slot = Slot::Idle;
+            local.writer = ThreadWriter::Idle;
             local.epoch = epoch;
         }
-        self.emit_slot(&mut local.slot, event)
+        self.emit_with(&mut local.writer, event)
     }
 
     #[inline]
-    fn emit_slot(&self, slot: &mut Slot, event: &Event<'_>) -> Outcome {
-        if let Slot::Writer(w) = slot {
+    fn emit_with(&self, tw: &mut ThreadWriter, event: &Event<'_>) -> Outcome {
+        if let ThreadWriter::Writer(w) = tw {
             match w.emit(event) {
                 Ok(Emitted::Written { evicted }) => return Outcome::Written { evicted },
                 Ok(Emitted::Dropped) => return Outcome::Dropped,
                 // Made before fork(): make a writer of this process below.
-                Err(EmitError::Forked) => *slot = Slot::Idle,
+                Err(EmitError::Forked) => *tw = ThreadWriter::Idle,
             }
         }
-        self.emit_slow(slot, event)
+        self.emit_slow(tw, event)
     }
 
     /// No writer yet, none to be had lately, or the writer became the parent's.
     #[cold]
-    fn emit_slow(&self, slot: &mut Slot, event: &Event<'_>) -> Outcome {
+    fn emit_slow(&self, tw: &mut ThreadWriter, event: &Event<'_>) -> Outcome {
         // Monotonic: a wall-clock step back must not stretch the retry pause.
         let now = monotonic_ns();
-        if let Slot::Unavailable { retry_ns } = slot {
+        if let ThreadWriter::Unavailable { retry_ns } = tw {
             if now < *retry_ns {
                 return Outcome::Unavailable;
             }
         }
-        *slot = self.make_writer(now);
-        match slot {
-            Slot::Writer(w) => match w.emit(event) {
+        *tw = self.make_writer(now);
+        match tw {
+            ThreadWriter::Writer(w) => match w.emit(event) {
                 Ok(Emitted::Written { evicted }) => Outcome::Written { evicted },
                 Ok(Emitted::Dropped) => Outcome::Dropped,
                 // The ring was reopened in this very process generation, so
                 // this cannot happen; give up on this record rather than loop.
                 Err(EmitError::Forked) => Outcome::Unavailable,
             },
-            Slot::Unavailable { .. } | Slot::Idle => Outcome::Unavailable,
+            ThreadWriter::Unavailable { .. } | ThreadWriter::Idle => Outcome::Unavailable,
         }
     }
 
-    fn make_writer(&self, now: u64) -> Slot {
+    fn make_writer(&self, now: u64) -> ThreadWriter {
         let retry_ns = now.saturating_add(REOPEN_RETRY_NS);
         // Twice at most: a handle found stale (forked) is replaced by `ring()`.
         for _ in 0..2 {
             let Some((ring, tag, carry)) = self.shared.ring() else {
-                return Slot::Unavailable { retry_ns };
+                return ThreadWriter::Unavailable { retry_ns };
             };
             match ring.writer() {
                 Ok(mut w) => {
@@ -396,15 +396,15 @@ impl Producer {
                     if let Some(carry) = &carry {
                         w.carry_resource(carry);
                     }
-                    return Slot::Writer(w);
+                    return ThreadWriter::Writer(w);
                 }
                 Err(WriterError::Forked) => continue,
                 Err(WriterError::TableFull { .. }) | Err(WriterError::Io(_)) => {
-                    return Slot::Unavailable { retry_ns }
+                    return ThreadWriter::Unavailable { retry_ns }
                 }
             }
         }
-        Slot::Unavailable { retry_ns }
+        ThreadWriter::Unavailable { retry_ns }
     }
 }
 
@@ -412,8 +412,8 @@ impl Producer {
 struct Local {
     id: u64,
     owner: Weak<Shared>,
-    slot: Slot,
-    /// `Shared::epoch` when `slot` was made.
+    writer: ThreadWriter,
+    /// `Shared::epoch` when `writer` was made.
     epoch: u64,
 }
 
@@ -437,9 +437,9 @@ fn spawn_watcher(shared: Weak<Shared>) {
 }
 
 // The writer stays inline: boxing it would add a pointer chase per record, and
-// a thread has one `Slot` per producer, so the size does not matter.
+// a thread has one `ThreadWriter` per producer, so the size does not matter.
 #[allow(clippy::large_enum_variant)]
-enum Slot {
+enum ThreadWriter {
     /// The thread's own writer.
     Writer(Writer),
     /// The ring could not be reopened after fork; retry at `retry_ns`.

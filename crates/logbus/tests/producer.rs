@@ -409,17 +409,17 @@ fn forked_child_writes_with_its_own_pid() {
 const THREADS: usize = 8;
 const PER_THREAD: usize = 400;
 const TASKS: usize = 64;
-// Fewer task records than an INFO record may fill of one lane (75 % of 2048
-// slots): one worker thread may run them all, and nobody consumes meanwhile.
+// Few enough task records that the default ring holds them all below INFO's
+// fill limit even if one worker thread runs them all: nobody consumes meanwhile.
 const PER_TASK: usize = 20;
 
 #[test]
 fn many_threads_and_tokio() {
     if role().as_deref() == Some("threads") {
         logbus::init().unwrap();
-        // Threads keep their lanes until every thread is done: a lane given back
-        // and taken again would collect more records than a lane may hold while
-        // nobody consumes.
+        // Threads stay alive until every thread is done (the barrier), so that
+        // all of them write at once, each with its own writer, while nobody
+        // consumes.
         let done = Arc::new(Barrier::new(THREADS + 1));
         let handles: Vec<_> = (0..THREADS)
             .map(|t| {

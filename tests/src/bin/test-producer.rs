@@ -5,7 +5,7 @@
 //! fields `n` (u64, the number), `prefix` (string), `even` (bool), `ratio`
 //! (f64) and `delta` (i64). With `--level` cycling `a,b,c` the i-th record gets
 //! the (i mod 3)-th level. `--trace` gives each record a trace id (16 bytes of
-//! `i`) and span id (8 bytes). `--retry`: a record the ring refuses (lane full)
+//! `i`) and span id (8 bytes). `--retry`: a record the ring refuses (its overflow policy)
 //! is emitted again after a short pause, so that every number gets in exactly
 //! once. `--pause-every N`: sleep 1 ms every N records (a slow producer).
 //! `--producer`: write through `logbus::Producer` (which follows the ring

@@ -106,7 +106,8 @@ impl Rec {
     }
 }
 
-/// Every record in the ring at `path`, in emit order per lane, oldest first overall.
+/// Every record in the ring at `path`, in the order the consumer reads them
+/// (emit order for each thread).
 pub fn drain(path: &Path) -> Vec<Rec> {
     let ring = Ring::open_existing(path).unwrap();
     let mut consumer = Consumer::acquire(&ring).unwrap();
