@@ -3,8 +3,10 @@
 //! uid, real small tmpfs mounts, real truncation under running processes),
 //! asserting the safe outcome. See `SECURITY.md`.
 //!
-//! The second user and the mounts need root: run as another user, each test
-//! prints why it is skipped and passes without checking anything.
+//! The second user and the mounts need root: every test here is
+//! `#[ignore = "needs root"]`, which `scripts/test` runs (`--ignored`) when it
+//! is root and counts as skipped otherwise; run by hand without root, each
+//! fails at once saying so.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -23,15 +25,15 @@ const LONG: Duration = Duration::from_secs(30);
 /// The second user: nobody, with its own group and no other groups.
 const NOBODY: u32 = 65534;
 
-/// Whether the test can run: it needs root (to act as a second uid and to
-/// mount). Prints the reason when it cannot.
-fn root(test: &str) -> bool {
+/// Fails the test at once unless it runs as root (to act as a second uid
+/// and to mount): the tests are `#[ignore = "needs root"]`, run on purpose.
+fn assert_root(test: &str) {
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    eprintln!("SKIPPED {test}: needs root (to run a second uid and mount a small tmpfs)");
-    false
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "{test} needs root (to run a second uid and mount a small tmpfs)"
+    );
 }
 
 fn s(p: &Path) -> &str {
@@ -212,10 +214,9 @@ impl Drop for Collector {
 
 // Row 1: another user created the ring before root's services started.
 #[test]
+#[ignore = "needs root"]
 fn a_ring_created_by_another_user_is_refused_by_root() {
-    if !root("a_ring_created_by_another_user_is_refused_by_root") {
-        return;
-    }
+    assert_root("a_ring_created_by_another_user_is_refused_by_root");
     let dir = shared_dir("foreign");
     let ring = dir.path("logbus");
     let o = out({
@@ -320,10 +321,9 @@ fn a_ring_created_by_another_user_is_refused_by_root() {
 // Row 2: a group-writable ring truncated while root's collector and
 // `logbus tail` run. Row "replaced ring" (collector side) follows on.
 #[test]
+#[ignore = "needs root"]
 fn a_ring_truncated_under_its_readers_crashes_none_of_them() {
-    if !root("a_ring_truncated_under_its_readers_crashes_none_of_them") {
-        return;
-    }
+    assert_root("a_ring_truncated_under_its_readers_crashes_none_of_them");
     let dir = shared_dir("truncate");
     let ring = dir.path("ring");
     create_ring(&ring, &[]);
@@ -400,10 +400,9 @@ fn a_ring_truncated_under_its_readers_crashes_none_of_them() {
 
 // Row 3: symlinks planted where the status file and its temporary go.
 #[test]
+#[ignore = "needs root"]
 fn the_status_file_is_never_written_through_a_symlink() {
-    if !root("the_status_file_is_never_written_through_a_symlink") {
-        return;
-    }
+    assert_root("the_status_file_is_never_written_through_a_symlink");
     let dir = shared_dir("status-link");
     let private = TempDir::new("status-victim");
     let victim = private.path("victim");
@@ -443,10 +442,9 @@ fn the_status_file_is_never_written_through_a_symlink() {
 
 // Row 4: a FIFO where `logbus stat` reads the collector's status.
 #[test]
+#[ignore = "needs root"]
 fn a_fifo_at_the_status_path_does_not_hang_stat() {
-    if !root("a_fifo_at_the_status_path_does_not_hang_stat") {
-        return;
-    }
+    assert_root("a_fifo_at_the_status_path_does_not_hang_stat");
     let dir = shared_dir("status-fifo");
     let ring = dir.path("ring");
     create_ring(&ring, &[]);
@@ -476,10 +474,9 @@ fn a_fifo_at_the_status_path_does_not_hang_stat() {
 
 // Row 5: symlinks planted at a file sink's path and at its rotation names.
 #[test]
+#[ignore = "needs root"]
 fn file_sinks_never_append_through_a_planted_symlink() {
-    if !root("file_sinks_never_append_through_a_planted_symlink") {
-        return;
-    }
+    assert_root("file_sinks_never_append_through_a_planted_symlink");
     let dir = shared_dir("sink-link");
     let private = TempDir::new("sink-victim");
     let victim = private.path("victim");
@@ -586,10 +583,9 @@ fn metrics_answer_within_a_second_while_50_idle_connections_are_held() {
 
 // Item 4: a ring that does not fit its filesystem is not created.
 #[test]
+#[ignore = "needs root"]
 fn a_ring_larger_than_its_filesystem_is_an_error_at_create_and_leaves_no_file() {
-    if !root("a_ring_larger_than_its_filesystem_is_an_error_at_create_and_leaves_no_file") {
-        return;
-    }
+    assert_root("a_ring_larger_than_its_filesystem_is_an_error_at_create_and_leaves_no_file");
     let fs = Tmpfs::mount("tmpfs-4m", "4m");
     let ring = fs.dir.path("ring");
     let o = out({
@@ -663,10 +659,9 @@ fn a_replaced_ring_is_drained_then_followed_by_the_collector() {
 
 // Item 7: a 0640 ring can be inspected by its group, read-only.
 #[test]
+#[ignore = "needs root"]
 fn a_0640_ring_can_be_inspected_by_its_group_with_read_access_alone() {
-    if !root("a_0640_ring_can_be_inspected_by_its_group_with_read_access_alone") {
-        return;
-    }
+    assert_root("a_0640_ring_can_be_inspected_by_its_group_with_read_access_alone");
     let dir = shared_dir("ro");
     let ring = dir.path("ring");
     create_ring(&ring, &["--mode", "640"]);
@@ -734,10 +729,9 @@ fn services(c: &Collector) -> Vec<(Option<String>, String)> {
 // Item 10: two containers' pid 1 share the ring, and many processes come and
 // go before anything is read: every record keeps its own service or none.
 #[test]
+#[ignore = "needs root"]
 fn identity_survives_pid_namespaces_and_a_cycling_resource_table() {
-    if !root("identity_survives_pid_namespaces_and_a_cycling_resource_table") {
-        return;
-    }
+    assert_root("identity_survives_pid_namespaces_and_a_cycling_resource_table");
     let dir = TempDir::new("identity");
     let ring = dir.path("ring");
     // A block per process (each writer claims its own): room for them all.
@@ -798,10 +792,9 @@ fn identity_survives_pid_namespaces_and_a_cycling_resource_table() {
 // works. Failed before the fix: the ring was named first and checked after,
 // and stayed ("already exists").
 #[test]
+#[ignore = "needs root"]
 fn a_create_refused_by_the_trust_check_leaves_no_file() {
-    if !root("a_create_refused_by_the_trust_check_leaves_no_file") {
-        return;
-    }
+    assert_root("a_create_refused_by_the_trust_check_leaves_no_file");
     let dir = shared_dir("refused-create");
     let ring = dir.path("ring");
     // nobody's group is 65534, not 47003.
@@ -865,10 +858,9 @@ fn a_create_refused_by_the_trust_check_leaves_no_file() {
 // the collector said nothing, and `stat` showed torn and invalid counts
 // beyond anything the ring could have held.
 #[test]
+#[ignore = "needs root"]
 fn a_scribbled_ring_is_repaired_said_in_one_line_and_keeps_delivering() {
-    if !root("a_scribbled_ring_is_repaired_said_in_one_line_and_keeps_delivering") {
-        return;
-    }
+    assert_root("a_scribbled_ring_is_repaired_said_in_one_line_and_keeps_delivering");
     let dir = shared_dir("scribble");
     let ring = dir.path("ring");
     let trust = [("LOGBUS_TRUST_GROUP", "65534")];

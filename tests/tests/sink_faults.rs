@@ -6,8 +6,8 @@
 //! its memory bound is passed, catches up once the fault ends (every record
 //! once), and holds back no other sink and no signal.
 //!
-//! The tmpfs tests need root (to mount); elsewhere they print why they are
-//! skipped.
+//! The tmpfs tests need root (to mount): they are `#[ignore = "needs root"]`,
+//! run by `scripts/test` when it is root.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -23,13 +23,12 @@ use logbus_tests::{bin, wait_for, TempDir};
 struct Tmpfs(PathBuf);
 
 impl Tmpfs {
-    /// `None` (with the reason printed) when this process may not mount.
-    fn mount(dir: &TempDir, name: &str, size: &str) -> Option<Tmpfs> {
+    /// Mounts it; fails the test when this process may not mount (the
+    /// tests that call this are `#[ignore = "needs root"]`).
+    fn mount(dir: &TempDir, name: &str, size: &str) -> Tmpfs {
         // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skipped: mounting a small tmpfs needs root");
-            return None;
-        }
+        let euid = unsafe { libc::geteuid() };
+        assert_eq!(euid, 0, "mounting a small tmpfs needs root");
         let p = dir.path(name);
         std::fs::create_dir_all(&p).unwrap();
         let st = Command::new("mount")
@@ -37,11 +36,8 @@ impl Tmpfs {
             .arg(&p)
             .status()
             .expect("run mount");
-        if !st.success() {
-            eprintln!("skipped: mount -t tmpfs failed ({st}) in this environment");
-            return None;
-        }
-        Some(Tmpfs(p))
+        assert!(st.success(), "mount -t tmpfs failed ({st})");
+        Tmpfs(p)
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -126,11 +122,10 @@ fn small_lossless_ring(ring: &Path) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_full_disk_keeps_every_error_sheds_info_first_and_catches_up_exactly_once() {
     let dir = TempDir::new("fault-disk");
-    let Some(fs) = Tmpfs::mount(&dir, "small", "4m") else {
-        return;
-    };
+    let fs = Tmpfs::mount(&dir, "small", "4m");
     let ring = dir.path("ring");
     small_lossless_ring(&ring);
     let (disk, healthy, cfg) = disk_and_healthy(&dir, &fs, "", "queue = 5000\n");
@@ -186,12 +181,11 @@ fn a_full_disk_keeps_every_error_sheds_info_first_and_catches_up_exactly_once() 
 /// sink gets all 40,500 during the outage, and the stalled one, whose default
 /// memory bound holds them all, gets them all once the disk frees.
 #[test]
+#[ignore = "needs root"]
 fn on_a_default_ring_a_full_disk_costs_the_producers_and_the_other_sink_nothing() {
     let dir = TempDir::new("fault-disk-drop");
     // Room for all 40,500 lines (about 13 MB) once the filler goes.
-    let Some(fs) = Tmpfs::mount(&dir, "small", "24m") else {
-        return;
-    };
+    let fs = Tmpfs::mount(&dir, "small", "24m");
     let ring = dir.path("ring");
     // 1 MiB, every other option the default.
     Ring::create(
@@ -275,12 +269,11 @@ fn lost_at_exit(stderr: &str, sink: &str) -> HashMap<String, u64> {
 /// is counted dropped (per level, in the last line), and nothing shed or
 /// counted lost is delivered later. The books balance exactly, per level.
 #[test]
+#[ignore = "needs root"]
 fn a_collector_stopped_during_an_outage_counts_what_it_held_in_memory_and_the_next_delivers_the_rest(
 ) {
     let dir = TempDir::new("fault-term");
-    let Some(fs) = Tmpfs::mount(&dir, "small", "4m") else {
-        return;
-    };
+    let fs = Tmpfs::mount(&dir, "small", "4m");
     let ring = dir.path("ring");
     small_lossless_ring(&ring);
     let (disk, healthy, cfg) = disk_and_healthy(
@@ -353,11 +346,10 @@ fn a_collector_stopped_during_an_outage_counts_what_it_held_in_memory_and_the_ne
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_collector_killed_during_an_outage_resumes_each_sink_where_it_stood() {
     let dir = TempDir::new("fault-kill");
-    let Some(fs) = Tmpfs::mount(&dir, "small", "2m") else {
-        return;
-    };
+    let fs = Tmpfs::mount(&dir, "small", "2m");
     let ring = dir.path("ring");
     let (disk, healthy, cfg) = disk_and_healthy(&dir, &fs, "", "");
     // A first record reaches both, so that the disk file exists.
