@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -35,7 +36,14 @@ impl Gun {
     }
 }
 
-fn hammer(ring: &std::path::Path, args: &[&str]) -> Command {
+/// A ring made with `opts` at `dir/ring`: its path and the ring.
+fn ring_with(dir: &TempDir, opts: &RingOptions) -> (PathBuf, Ring) {
+    let path = dir.path("ring");
+    let ring = Ring::create(&path, opts).unwrap();
+    (path, ring)
+}
+
+fn hammer(ring: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(bin("ring-hammer"));
     c.arg(ring)
         .args(args)
@@ -46,7 +54,7 @@ fn hammer(ring: &std::path::Path, args: &[&str]) -> Command {
 
 /// Spawns `n` ring-hammers (`--id 0` to `--id n-1`, then `args`) held at one
 /// start gun, and fires it once for each of their `threads` threads.
-fn spawn_together(ring: &std::path::Path, n: usize, threads: usize, args: &[&str]) -> Vec<Child> {
+fn spawn_together(ring: &Path, n: usize, threads: usize, args: &[&str]) -> Vec<Child> {
     let gun = Gun::new();
     let fd = gun.read.as_raw_fd().to_string();
     let children = (0..n)
@@ -68,8 +76,46 @@ fn output_of(child: Child) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Runs one ring-hammer with `args` to its end; its output.
+fn run_hammer(ring: &Path, args: &[&str]) -> serde_json::Value {
+    output_of(hammer(ring, args).spawn().unwrap())
+}
+
+/// Calls `read` (a consumer's turn) for as long as each child runs, then
+/// takes its output: the reader keeps up with the producers while they write.
+fn outputs_while(children: Vec<Child>, mut read: impl FnMut()) -> Vec<serde_json::Value> {
+    children
+        .into_iter()
+        .map(|mut c| {
+            while c.try_wait().unwrap().is_none() {
+                read();
+            }
+            output_of(c)
+        })
+        .collect()
+}
+
+/// The sum of `key` (`written`, `dropped`, `evicted`) over ring-hammer outputs.
+fn sum_of(outputs: &[serde_json::Value], key: &str) -> u64 {
+    outputs.iter().map(|o| o[key].as_u64().unwrap()).sum()
+}
+
+/// A ring-hammer's output says it wrote all `n` of its records, none dropped.
+fn assert_all_written(out: &serde_json::Value, n: u64) {
+    assert_eq!(
+        (out["written"].as_u64(), out["dropped"].as_u64()),
+        (Some(n), Some(0)),
+        "{out}"
+    );
+}
+
 /// Records seen, per (process id field, thread), as the list of `i` values.
 type Seen = HashMap<(u64, u64), Vec<u64>>;
+
+/// How many records were seen in all.
+fn total(seen: &Seen) -> usize {
+    seen.values().map(Vec::len).sum()
+}
 
 fn record_into(seen: &mut Seen, batch: &Batch) {
     for r in batch.iter() {
@@ -159,28 +205,25 @@ fn assert_in_order(seen: &Seen) {
 #[test]
 fn four_processes_of_100k_records_each_arrive_exactly_once_in_order() {
     let dir = TempDir::new("mp4");
-    let path = dir.path("ring");
     // Room for everything, so that "exactly once" admits no drop.
     let opts = RingOptions {
         size: 128 << 20,
         watermarks: [100; 6],
         ..RingOptions::default()
     };
-    let ring = Ring::create(&path, &opts).unwrap();
+    let (path, ring) = ring_with(&dir, &opts);
     // Short messages (about 120 bytes a record): the ring holds all 400k
     // records even if the consumer fell behind.
     let children = spawn_together(&path, 4, 1, &["--count", "100000", "--msg-bytes", "8"]);
     let mut consumer = Consumer::acquire(&ring).unwrap();
     let mut seen = Seen::new();
     // Consume while they write, so that claims race with publishing.
-    for mut c in children {
-        while c.try_wait().unwrap().is_none() {
-            drain_all(&mut consumer, &mut seen);
-            std::thread::yield_now();
-        }
-        let out = output_of(c);
-        assert_eq!(out["written"], 100_000);
-        assert_eq!(out["dropped"], 0);
+    let outputs = outputs_while(children, || {
+        drain_all(&mut consumer, &mut seen);
+        std::thread::yield_now();
+    });
+    for out in &outputs {
+        assert_all_written(out, 100_000);
     }
     drain_all(&mut consumer, &mut seen);
     assert_eq!(drain_all(&mut consumer, &mut seen), 0);
@@ -200,7 +243,6 @@ fn four_processes_of_100k_records_each_arrive_exactly_once_in_order() {
 #[test]
 fn a_small_ring_wrapping_under_four_processes_loses_nothing_uncounted() {
     let dir = TempDir::new("wrap4");
-    let path = dir.path("ring");
     // Producers wait up to 2 ms for room before the overflow policy applies:
     // they run about at the reader's pace (so the ring wraps many times even
     // when other tests starve this one's reader), and still overflow often.
@@ -210,7 +252,7 @@ fn a_small_ring_wrapping_under_four_processes_loses_nothing_uncounted() {
         wait_ms: 2,
         ..RingOptions::default()
     };
-    let ring = Ring::create(&path, &opts).unwrap();
+    let (path, ring) = ring_with(&dir, &opts);
     let children = spawn_together(
         &path,
         4,
@@ -219,22 +261,17 @@ fn a_small_ring_wrapping_under_four_processes_loses_nothing_uncounted() {
     );
     let mut consumer = Consumer::acquire(&ring).unwrap();
     let mut seen = Seen::new();
-    let mut outputs = vec![];
-    for c in children {
-        // Drain while each child runs; a bounded ring must wrap many times.
-        let mut c = c;
-        while c.try_wait().unwrap().is_none() {
-            drain_all(&mut consumer, &mut seen);
-            std::thread::yield_now();
-        }
-        outputs.push(output_of(c));
-    }
+    // Drain while each child runs; a bounded ring must wrap many times.
+    let outputs = outputs_while(children, || {
+        drain_all(&mut consumer, &mut seen);
+        std::thread::yield_now();
+    });
     drain_all(&mut consumer, &mut seen);
     assert_in_order(&seen);
-    let delivered: usize = seen.values().map(Vec::len).sum();
-    let written: u64 = outputs.iter().map(|o| o["written"].as_u64().unwrap()).sum();
-    let dropped: u64 = outputs.iter().map(|o| o["dropped"].as_u64().unwrap()).sum();
-    let evicted: u64 = outputs.iter().map(|o| o["evicted"].as_u64().unwrap()).sum();
+    let delivered = total(&seen);
+    let written = sum_of(&outputs, "written");
+    let dropped = sum_of(&outputs, "dropped");
+    let evicted = sum_of(&outputs, "evicted");
     assert_eq!(written + dropped, 400_000);
     let s = ring.stats();
     // Every record written was delivered or evicted. (The producers' own
@@ -255,19 +292,14 @@ fn a_small_ring_wrapping_under_four_processes_loses_nothing_uncounted() {
 #[test]
 fn with_the_reader_stalled_errors_evict_low_severity_records_and_are_kept() {
     let dir = TempDir::new("stall");
-    let path = dir.path("ring");
     // 16 blocks of 4 KiB; a record here is about 120 bytes, 34 to a block.
     let opts = RingOptions {
         size: 64 << 10,
         block_size: 4096,
         ..RingOptions::default()
     };
-    let ring = Ring::create(&path, &opts).unwrap();
-    let run = |args: &[&str]| {
-        let mut args = args.to_vec();
-        args.extend(["--msg-bytes", "8"]);
-        output_of(hammer(&path, &args).spawn().unwrap())
-    };
+    let (path, ring) = ring_with(&dir, &opts);
+    let run = |args: &[&str]| run_hammer(&path, &[args, &["--msg-bytes", "8"]].concat());
     let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap();
     // DEBUG may fill half the ring, INFO three quarters: the rest is dropped.
     let debug = run(&["--id", "1", "--count", "2000", "--severity", "5"]);
@@ -363,13 +395,12 @@ impl Drop for KillOnDrop {
 #[test]
 fn producers_killed_at_random_moments_leave_the_accounting_exact() {
     let dir = TempDir::new("kill");
-    let path = dir.path("ring");
     let opts = RingOptions {
         size: 1 << 20,
         block_size: 4096,
         ..RingOptions::default()
     };
-    let ring = Ring::create(&path, &opts).unwrap();
+    let (path, ring) = ring_with(&dir, &opts);
     let seed = logbus_ring::now_ns();
     eprintln!("seed {seed}");
     let mut rng = Lcg(seed);
@@ -404,14 +435,14 @@ fn producers_killed_at_random_moments_leave_the_accounting_exact() {
     let mut killed = 0;
     for round in 0..8 {
         // Let them run until some of their records arrive, then kill one.
-        let before = seen.values().map(Vec::len).sum::<usize>();
+        let before = total(&seen);
         let want = before + 200 + rng.next(3000) as usize;
         wait_for(
             "records from the live producers",
             Duration::from_secs(60),
             || {
                 drain_all(&mut consumer, &mut seen);
-                (seen.values().map(Vec::len).sum::<usize>() >= want).then_some(())
+                (total(&seen) >= want).then_some(())
             },
         );
         let victim = rng.next(live.len() as u64) as usize;
@@ -458,10 +489,7 @@ fn producers_killed_at_random_moments_leave_the_accounting_exact() {
     assert_eq!(killed, 8);
     assert_in_order(&seen);
     let s = ring.stats();
-    assert_eq!(
-        s.total().delivered,
-        seen.values().map(Vec::len).sum::<usize>() as u64
-    );
+    assert_eq!(s.total().delivered, total(&seen) as u64);
     // Killed threads: 8 + 3 processes of 2 threads, at most one torn record
     // each, besides what a producer killed in the middle of compacting blocks
     // was moving (counted, as lost).
@@ -521,25 +549,16 @@ fn a_consumer_killed_by_sigkill_hands_over_at_once_and_its_uncommitted_records_c
 }
 
 /// What `logbus create` makes without options: the ring a user gets.
-fn default_ring(dir: &TempDir) -> (std::path::PathBuf, Ring) {
-    let path = dir.path("ring");
-    let ring = Ring::create(&path, &RingOptions::default()).unwrap();
-    (path, ring)
+fn default_ring(dir: &TempDir) -> (PathBuf, Ring) {
+    ring_with(dir, &RingOptions::default())
 }
 
 #[test]
 fn one_writer_with_no_reader_keeps_40k_info_records_in_the_default_ring() {
     let dir = TempDir::new("one40k");
     let (path, ring) = default_ring(&dir);
-    let out = output_of(
-        hammer(&path, &["--id", "1", "--count", "40000"])
-            .spawn()
-            .unwrap(),
-    );
-    assert_eq!(
-        (out["written"].as_u64(), out["dropped"].as_u64()),
-        (Some(40_000), Some(0))
-    );
+    let out = run_hammer(&path, &["--id", "1", "--count", "40000"]);
+    assert_all_written(&out, 40_000);
     let s = ring.stats();
     assert_eq!(s.level(Level::Info).unread, 40_000);
     assert_balanced(&s, &[0, 0, 40_000, 0, 0, 0]);
@@ -553,7 +572,7 @@ fn one_writer_with_no_reader_keeps_40k_info_records_in_the_default_ring() {
 fn errors_reach_lower_records_behind_any_amount_of_kept_ones_in_the_default_ring() {
     let dir = TempDir::new("reach");
     let (path, ring) = default_ring(&dir);
-    let run = |args: &[&str]| output_of(hammer(&path, args).spawn().unwrap());
+    let run = |args: &[&str]| run_hammer(&path, args);
     run(&["--id", "1", "--count", "200000", "--mix"]);
     let before = ring.stats();
     let lower = |s: &Stats| s.level(Level::Debug).unread + s.level(Level::Info).unread;
@@ -599,11 +618,7 @@ fn sixty_four_processes_at_once_are_all_written_with_no_reader() {
     let (path, ring) = default_ring(&dir);
     let children = spawn_together(&path, 64, 1, &["--count", "20", "--severity", "17"]);
     for c in children {
-        let out = output_of(c);
-        assert_eq!(
-            (out["written"].as_u64(), out["dropped"].as_u64()),
-            (Some(20), Some(0))
-        );
+        assert_all_written(&output_of(c), 20);
     }
     let mut consumer = Consumer::acquire(&ring).unwrap();
     let mut seen = Seen::new();
@@ -612,34 +627,32 @@ fn sixty_four_processes_at_once_are_all_written_with_no_reader() {
     assert_balanced(&ring.stats(), &[0, 0, 0, 0, 64 * 20, 0]);
 }
 
-#[test]
-fn in_lossless_mode_a_writer_waits_for_a_slow_reader_and_nothing_is_dropped() {
-    let dir = TempDir::new("lossless");
-    let path = dir.path("ring");
-    // A ring far smaller than what is written: the writer must wait.
-    let opts = RingOptions {
+/// The lossless tests' ring: 16 blocks of 4 KiB, writers wait up to 10 s.
+fn lossless_64k() -> RingOptions {
+    RingOptions {
         size: 64 << 10,
         block_size: 4096,
         wait_ms: 10_000,
         ..RingOptions::default()
-    };
-    let ring = Ring::create(&path, &opts).unwrap();
+    }
+}
+
+#[test]
+fn in_lossless_mode_a_writer_waits_for_a_slow_reader_and_nothing_is_dropped() {
+    let dir = TempDir::new("lossless");
+    // A ring far smaller than what is written: the writer must wait.
+    let (path, ring) = ring_with(&dir, &lossless_64k());
     let child = hammer(&path, &["--id", "1", "--count", "20000"])
         .spawn()
         .unwrap();
     let mut consumer = Consumer::acquire(&ring).unwrap();
     let mut seen = Seen::new();
-    let mut child = child;
-    while child.try_wait().unwrap().is_none() {
+    let outputs = outputs_while(vec![child], || {
         drain_all(&mut consumer, &mut seen);
         consumer.wait(Some(Duration::from_millis(5)));
-    }
-    let out = output_of(child);
+    });
     drain_all(&mut consumer, &mut seen);
-    assert_eq!(
-        (out["written"].as_u64(), out["dropped"].as_u64()),
-        (Some(20_000), Some(0))
-    );
+    assert_all_written(&outputs[0], 20_000);
     assert_eq!(seen[&(1, 0)], (0..20_000).collect::<Vec<_>>());
     let s = ring.stats();
     assert!(s.waits > 0, "the writer had to wait: {s:?}");
@@ -650,40 +663,29 @@ fn in_lossless_mode_a_writer_waits_for_a_slow_reader_and_nothing_is_dropped() {
 #[test]
 fn in_lossless_mode_writers_racing_for_freed_room_all_wait_and_nothing_is_dropped() {
     let dir = TempDir::new("lossless-race");
-    let path = dir.path("ring");
     // 16 blocks for 12 writers of 1 KiB records: room freed by the reader is raced for, and a
     // writer that loses the race must wait again, not drop.
-    let opts = RingOptions {
-        size: 64 << 10,
-        block_size: 4096,
-        wait_ms: 10_000,
-        ..RingOptions::default()
-    };
-    let ring = Ring::create(&path, &opts).unwrap();
+    let (path, ring) = ring_with(&dir, &lossless_64k());
     let children = spawn_together(&path, 6, 2, &["--count", "10000", "--msg-bytes", "1000"]);
     let mut consumer = Consumer::acquire(&ring).unwrap();
     let mut seen = Seen::new();
-    let mut outs = Vec::new();
     let mut batch = Batch::new();
-    for mut child in children {
-        while child.try_wait().unwrap().is_none() {
-            // A few records at a time: room comes back about a block at a
-            // time, fewer blocks than writers waiting for them.
-            if consumer.poll(&mut batch, 16) > 0 {
-                record_into(&mut seen, &batch);
-                consumer.commit_all();
-            } else {
-                consumer.wait(Some(Duration::from_millis(5)));
-            }
+    let outs = outputs_while(children, || {
+        // A few records at a time: room comes back about a block at a
+        // time, fewer blocks than writers waiting for them.
+        if consumer.poll(&mut batch, 16) > 0 {
+            record_into(&mut seen, &batch);
+            consumer.commit_all();
+        } else {
+            consumer.wait(Some(Duration::from_millis(5)));
         }
-        outs.push(output_of(child));
-    }
+    });
     drain_all(&mut consumer, &mut seen);
-    let dropped: u64 = outs.iter().map(|o| o["dropped"].as_u64().unwrap()).sum();
-    let written: u64 = outs.iter().map(|o| o["written"].as_u64().unwrap()).sum();
+    let dropped = sum_of(&outs, "dropped");
+    let written = sum_of(&outs, "written");
     let s = ring.stats();
     assert_eq!((written, dropped), (60_000, 0), "{s:?}");
-    assert_eq!(seen.values().map(Vec::len).sum::<usize>(), 60_000);
+    assert_eq!(total(&seen), 60_000);
     assert_in_order(&seen);
     assert!(s.waits > 0, "the writers had to wait: {s:?}");
     assert_eq!(s.wait_timeouts, 0);
