@@ -10,6 +10,7 @@ use crate::{json, text};
 /// An upper bound of the bytes `write_json` or `write_text` appends for `r`:
 /// every string byte may become a 6-byte `\u00XX`, every field adds at most
 /// 32 bytes of punctuation and number, and the fixed parts take under 400.
+#[inline(always)]
 pub(crate) fn json_bound(r: &RecordRef<'_>, service: Option<&str>) -> usize {
     400 + 6 * (r.payload_len() + service.map_or(0, str::len)) + 40 * r.field_count()
 }
@@ -154,6 +155,7 @@ impl<'a> Service<'a> {
         }
     }
 
+    #[inline(always)]
     pub(crate) fn checked(&self) -> Checked<'a> {
         Checked {
             name: self.name,
@@ -172,6 +174,7 @@ pub(crate) struct Checked<'a> {
 }
 
 impl<'a> Checked<'a> {
+    #[inline(always)]
     pub(crate) fn unchecked(name: &'a str) -> Checked<'a> {
         Checked {
             name,

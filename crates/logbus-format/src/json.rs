@@ -86,6 +86,7 @@ pub(crate) fn record(
     unsafe { w.finish(out) };
 }
 
+#[inline]
 pub(crate) fn put_json_value(w: &mut Out, v: Value<'_>) {
     match v {
         Value::Str(s) => put_json_str(w, s),
