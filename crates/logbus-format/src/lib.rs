@@ -24,6 +24,12 @@
 //! Both writers append to a `Vec<u8>` (growing it at most once per record)
 //! and allocate nothing else.
 //!
+//! The modules: `json.rs` and `text.rs` write the two forms; `formatter.rs`
+//! holds what they share per record ([`Formatter`], [`Service`], the upper
+//! bound of a record's bytes, the level of a severity); `out.rs` is the
+//! unchecked writer they append through; `escape.rs`, `numbers.rs` (numbers
+//! and hex) and `time.rs` write the pieces.
+//!
 //! ```
 //! # let dir = std::env::temp_dir().join(format!("logbus-fmt-doc-{}", std::process::id()));
 //! # std::fs::create_dir_all(&dir).unwrap();
