@@ -10,7 +10,8 @@ use logbus_ring::{Batch, Consumer, Ring};
 use crate::chunk::{Chunk, Resolver};
 use crate::config::Format;
 use crate::queue::Job;
-use crate::sink::lines::LineSink;
+use crate::sink::file::FileSink;
+use crate::sink::null::NullSink;
 use crate::sink::rotating::RotatingFile;
 use crate::sink::Output;
 
@@ -18,7 +19,7 @@ use crate::sink::Output;
 pub struct Stages {
     chunk: Option<Arc<Chunk>>,
     resolver: Resolver,
-    sinks: Vec<LineSink>,
+    sinks: Vec<Box<dyn Output>>,
     next_id: u64,
 }
 
@@ -45,9 +46,9 @@ impl Stages {
             chunk: Some(Arc::new(Chunk::default())),
             resolver: Resolver::new(ring, 0),
             sinks: vec![
-                LineSink::null(),
-                LineSink::file(open(json), Format::Json),
-                LineSink::file(open(text), Format::Text),
+                Box::new(NullSink),
+                Box::new(FileSink::new(open(json), Format::Json)),
+                Box::new(FileSink::new(open(text), Format::Text)),
             ],
             next_id: 1,
         }
