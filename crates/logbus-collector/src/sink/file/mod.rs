@@ -7,6 +7,8 @@
 
 use std::path::Path;
 
+pub(crate) mod config;
+
 use crate::config::Format;
 use crate::sink::line_writer::{LineDest, LineWriter};
 use crate::sink::rotating::RotatingFile;

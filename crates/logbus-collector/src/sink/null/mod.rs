@@ -5,6 +5,8 @@
 use crate::queue::Job;
 use crate::sink::Output;
 
+pub(crate) mod config;
+
 /// The `null` sink.
 pub struct NullSink;
 

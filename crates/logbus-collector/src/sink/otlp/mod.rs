@@ -8,12 +8,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use logbus_otlp::{AttrValue, OtlpConfig, OtlpExporter, OtlpRecord, OtlpResource, Protocol};
+use logbus_otlp::{AttrValue, OtlpExporter, OtlpRecord, OtlpResource};
 use logbus_ring::{Level, Value, LEVELS};
 
-use crate::config::{OtlpProtocol, SinkConfig, SinkKind};
+use crate::config::{SinkConfig, SinkKind};
 use crate::queue::Job;
 use crate::sink::Output;
+
+pub(crate) mod config;
+pub use config::exporter_config;
 
 /// Resources cached before the caches are cleared.
 const CACHE_MAX: usize = 4096;
@@ -36,31 +39,6 @@ pub struct OtlpSink {
     /// Records endpoints rejected in partially successful exports, not yet
     /// taken by the sink thread.
     partially_rejected: u64,
-}
-
-/// The exporter's settings of an `otlp` sink as the file gives them (what it
-/// leaves unset comes from `OTEL_EXPORTER_OTLP_*` when the exporter resolves
-/// them); `None` for another kind of sink.
-pub fn exporter_config(kind: &SinkKind) -> Option<OtlpConfig> {
-    let SinkKind::Otlp {
-        endpoint,
-        protocol,
-        timeout,
-        headers,
-        ..
-    } = kind
-    else {
-        return None;
-    };
-    Some(OtlpConfig {
-        endpoint: endpoint.clone(),
-        protocol: protocol.map(|p| match p {
-            OtlpProtocol::Grpc => Protocol::Grpc,
-            OtlpProtocol::Http => Protocol::HttpProtobuf,
-        }),
-        timeout: *timeout,
-        headers: headers.clone(),
-    })
 }
 
 impl OtlpSink {

@@ -4,6 +4,8 @@
 
 use std::io::{ErrorKind, Write};
 
+pub(crate) mod config;
+
 use crate::config::Format;
 use crate::sink::line_writer::{LineDest, LineWriter};
 
