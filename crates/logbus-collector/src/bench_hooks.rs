@@ -13,7 +13,7 @@ use crate::queue::Job;
 use crate::sink::file::FileSink;
 use crate::sink::null::NullSink;
 use crate::sink::rotating::RotatingFile;
-use crate::sink::Output;
+use crate::sink::{Output, WriteOutcome};
 
 /// A chunk and the line sinks of the collector, run by hand.
 pub struct Stages {
@@ -93,7 +93,11 @@ impl Stages {
     pub fn write(&mut self, dest: Dest) {
         let chunk = self.chunk.clone().expect("chunk");
         let jobs = [Job::new(chunk, 0x3f)];
-        self.sinks[dest as usize].write(&jobs).expect("sink write");
+        let outcome = self.sinks[dest as usize].write(&jobs);
+        assert!(
+            matches!(outcome, WriteOutcome::Written { .. }),
+            "sink write: {outcome:?}"
+        );
     }
 
     /// As [`write`](Self::write), by a sink that is the only one of its

@@ -26,7 +26,7 @@
 use crate::chunk::LineFormatter;
 use crate::config::Format;
 use crate::queue::Job;
-use crate::sink::Output;
+use crate::sink::{Output, WriteOutcome};
 
 /// Bytes formatted before they are written.
 pub const FLUSH_AT: usize = 64 * 1024;
@@ -182,10 +182,9 @@ impl<D: LineDest> LineWriter<D> {
         self.direct = r.is_err().then_some((j, from + n));
         r
     }
-}
 
-impl<D: LineDest> Output for LineWriter<D> {
-    fn write(&mut self, jobs: &[Job]) -> Result<(), String> {
+    /// Writes the group, resuming where the last attempt failed.
+    fn write_group(&mut self, jobs: &[Job]) -> Result<(), String> {
         loop {
             if self.done < self.buf.len() {
                 self.flush_buf()?;
@@ -201,6 +200,18 @@ impl<D: LineDest> Output for LineWriter<D> {
         self.alone = None;
         self.dest.flush()
     }
+}
+
+impl<D: LineDest> Output for LineWriter<D> {
+    fn write(&mut self, jobs: &[Job]) -> WriteOutcome {
+        match self.write_group(jobs) {
+            Ok(()) => WriteOutcome::Written {
+                partially_rejected: 0,
+            },
+            Err(e) if self.dest.closed() => WriteOutcome::Closed(e),
+            Err(e) => WriteOutcome::RetryLater(e),
+        }
+    }
 
     fn reopen(&mut self) -> Result<(), String> {
         self.dest.reopen()
@@ -212,10 +223,6 @@ impl<D: LineDest> Output for LineWriter<D> {
         self.next = (0, 0);
         self.direct = None;
         self.alone = None;
-    }
-
-    fn closed(&self) -> bool {
-        self.dest.closed()
     }
 }
 
@@ -229,6 +236,17 @@ mod tests {
     use crate::chunk::Chunk;
     use crate::sink::file::FileSink;
     use crate::sink::rotating::RotatingFile;
+
+    /// The outcome of a write as a result: written, or the error.
+    fn wrote(outcome: WriteOutcome) -> Result<(), String> {
+        match outcome {
+            WriteOutcome::Written {
+                partially_rejected: 0,
+            } => Ok(()),
+            WriteOutcome::RetryLater(e) => Err(e),
+            other => panic!("a file sink's write: {other:?}"),
+        }
+    }
 
     /// A ring of `mib` MiB in a new temporary directory.
     fn ring_in(name: &str, mib: u64) -> (logbus_testkit::TempDir, Ring) {
@@ -281,18 +299,18 @@ mod tests {
         let file = RotatingFile::open(&out, None, 0).unwrap();
         let mut sink = FileSink::new(file, Format::Json);
         for _ in 0..2 {
-            let e = sink.write(&jobs).unwrap_err();
+            let e = wrote(sink.write(&jobs)).unwrap_err();
             assert!(e.contains("cannot write"), "{e}");
         }
         std::fs::remove_file(&out).unwrap();
         sink.reopen().unwrap();
-        sink.write(&jobs).unwrap();
+        wrote(sink.write(&jobs)).unwrap();
         assert!(
             std::fs::read(&out).unwrap() == expect,
             "lines lost or repeated"
         );
         // The next group starts afresh.
-        sink.write(&jobs).unwrap();
+        wrote(sink.write(&jobs)).unwrap();
         assert_eq!(std::fs::read(&out).unwrap().len(), 2 * expect.len());
         drop(sink);
         drop(tmp);
@@ -367,10 +385,10 @@ mod tests {
             let out = dir.join(format!("out-{}-{sinks:?}.log", format as usize));
             std::os::unix::fs::symlink("/dev/full", &out).unwrap();
             let mut sink = FileSink::new(RotatingFile::open(&out, None, 0).unwrap(), format);
-            assert!(sink.write(&jobs).is_err());
+            assert!(wrote(sink.write(&jobs)).is_err());
             std::fs::remove_file(&out).unwrap();
             sink.reopen().unwrap();
-            sink.write(&jobs).unwrap();
+            wrote(sink.write(&jobs)).unwrap();
             let got = std::fs::read(&out).unwrap();
             if got != expect {
                 let first = got.iter().zip(&expect).position(|(a, b)| a != b);
@@ -433,7 +451,7 @@ mod tests {
         });
         for group in chunks.chunks(3) {
             let jobs: Vec<Job> = group.iter().map(|c| Job::new(c.clone(), 0x3f)).collect();
-            sink.write(&jobs).unwrap();
+            wrote(sink.write(&jobs)).unwrap();
         }
         reader.join().unwrap();
         assert!(

@@ -38,12 +38,39 @@ use logbus_ring::LEVELS;
 /// delivers twice.
 pub const GROUP_RECORDS: usize = 4096;
 
+/// What became of a group of jobs handed to [`Output::write`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Every record the jobs select is written (or acknowledged).
+    Written {
+        /// Of those, records the destination took but rejected (OTLP
+        /// partial success: it says how many, not which), counted apart.
+        partially_rejected: u64,
+    },
+    /// Finished, but part of the group was refused for good (OTLP: a
+    /// permanent status): those records are counted rejected, not delivered,
+    /// and not sent again.
+    Rejected {
+        /// The refused records, per level.
+        levels: [u64; LEVELS],
+        /// The last refusal.
+        last: String,
+        /// As in [`Written`](Self::Written).
+        partially_rejected: u64,
+    },
+    /// Not finished (the error): the same jobs are passed again later (the
+    /// output resumes where it failed) or the group is
+    /// [`discard`](Output::discard)ed.
+    RetryLater(String),
+    /// The destination is gone for good (stdout closed by its reader; the
+    /// error): the collector shuts down.
+    Closed(String),
+}
+
 /// Where a sink writes.
 pub trait Output: Send {
-    /// Writes the records the jobs select. `Ok` means finished (written, or
-    /// acknowledged). After an error the same jobs are passed again (the output
-    /// may resume where it failed) or [`discard`](Self::discard)ed.
-    fn write(&mut self, jobs: &[Job]) -> Result<(), String>;
+    /// Writes the records the jobs select: see [`WriteOutcome`].
+    fn write(&mut self, jobs: &[Job]) -> WriteOutcome;
 
     /// Reopens the destination (SIGHUP; log rotation by someone else).
     fn reopen(&mut self) -> Result<(), String> {
@@ -52,26 +79,6 @@ pub trait Output: Send {
 
     /// Forgets a partly written group that is given up.
     fn discard(&mut self) {}
-
-    /// Whether the destination is gone for good (stdout closed by its reader):
-    /// the collector then shuts down.
-    fn closed(&self) -> bool {
-        false
-    }
-
-    /// Records of the groups written since the last call that the
-    /// destination refused for good (OTLP: a permanent status), per level,
-    /// with the last refusal: counted rejected, not delivered, and not sent
-    /// again (the write that met them went on and returned `Ok`).
-    fn take_refused(&mut self) -> Option<(String, [u64; LEVELS])> {
-        None
-    }
-
-    /// Records of the groups written since the last call that the
-    /// destination took but rejected (OTLP partial success).
-    fn take_rejected(&mut self) -> u64 {
-        0
-    }
 
     /// Records to hand to one [`write`](Self::write).
     fn group_records(&self) -> usize {

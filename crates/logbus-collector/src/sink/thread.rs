@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use crate::notice::{Notice, Notify};
 use crate::queue::{Job, SinkQueue, Take};
-use crate::sink::Output;
+use crate::sink::{Output, WriteOutcome};
 use crate::stats::SinkStats;
+use logbus_ring::LEVELS;
 
 /// Rate-limits a sink's error notices: at most one per 10 s, with a count.
 struct Reporter {
@@ -144,88 +145,118 @@ fn run(queue: &SinkQueue, output: &mut dyn Output, notify: Notify, reader: &Read
                     stats.errors.fetch_add(1, Ordering::Relaxed);
                     reporter.error(&format!("cannot reopen: {e}"));
                 }
-                continue;
             }
-            Take::Jobs => {}
+            Take::Jobs => write_group(queue, output, &mut jobs, &mut reporter, reader),
         }
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            stats.write_starts();
-            let wrote = output.write(&jobs);
-            stats.write_ended();
-            match wrote {
-                Ok(()) => {
-                    let refused = output.take_refused();
-                    if refused.is_none() {
-                        // Relaxed (stats): statistics.
-                        stats.up.store(true, Ordering::Relaxed);
-                        reporter.recovered();
-                    }
-                    // Mark the rings before finishing, while these records
-                    // still hold the commit (their blocks cannot be reused).
-                    for job in &jobs {
-                        if let Some(m) = &job.mark {
-                            for pos in &job.chunk.block_ends {
-                                m.ring.mark_sink(m.slot, *pos);
-                            }
-                        }
-                    }
-                    // Drop our references first, so that the reader can reuse the chunks.
-                    jobs.clear();
-                    queue.finish();
-                    if let Some((why, levels)) = refused {
-                        // Refused for good: counted rejected per level, not
-                        // delivered; the sink shows as down until a group
-                        // gets through. Relaxed: statistics.
-                        let n: u64 = levels.iter().sum();
-                        stats.errors.fetch_add(1, Ordering::Relaxed);
-                        stats.up.store(false, Ordering::Relaxed);
-                        for (r, k) in stats.rejected.iter().zip(levels) {
-                            r.fetch_add(k, Ordering::Relaxed);
-                        }
-                        stats.delivered.fetch_sub(n, Ordering::Relaxed);
-                        reporter.failing.get_or_insert((Instant::now(), 0)).1 += 1;
-                        reporter.report(&why, "records counted as rejected");
-                    }
-                    let partial = output.take_rejected();
-                    if partial > 0 {
-                        // Counted apart (the endpoint says how many, not which).
-                        // Relaxed: statistics.
-                        stats
-                            .partially_rejected
-                            .fetch_add(partial, Ordering::Relaxed);
-                        stats.delivered.fetch_sub(partial, Ordering::Relaxed);
-                        reporter.report(
-                            &format!("the endpoint rejected {partial} records of a group it took"),
-                            "counted as partially rejected",
-                        );
-                    }
-                    reader.wake();
-                    break;
-                }
-                Err(e) => {
-                    // Relaxed: statistics.
-                    stats.errors.fetch_add(1, Ordering::Relaxed);
-                    stats.up.store(false, Ordering::Relaxed);
-                    reporter.failing.get_or_insert((Instant::now(), 0)).1 += 1;
-                    reporter.error(&e);
-                    if output.closed() {
-                        queue.set_broken();
-                        reader.wake();
-                    }
-                    if queue.should_give_up() {
-                        output.discard();
-                        jobs.clear();
-                        queue.abandon();
-                        reader.wake();
-                        break;
-                    }
-                    std::thread::sleep(jitter(backoff));
-                    // Relaxed: a statistic.
-                    stats.retries.fetch_add(1, Ordering::Relaxed);
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
+    }
+}
+
+/// Writes one group, retrying with backoff until it is finished or given
+/// up; `jobs` is left empty.
+fn write_group(
+    queue: &SinkQueue,
+    output: &mut dyn Output,
+    jobs: &mut Vec<Job>,
+    reporter: &mut Reporter,
+    reader: &Reader,
+) {
+    let stats: &SinkStats = &queue.stats;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        stats.write_starts();
+        let outcome = output.write(jobs);
+        stats.write_ended();
+        let (refused, partially_rejected, error) = match outcome {
+            WriteOutcome::Written { partially_rejected } => (None, partially_rejected, None),
+            WriteOutcome::Rejected {
+                levels,
+                last,
+                partially_rejected,
+            } => (Some((last, levels)), partially_rejected, None),
+            WriteOutcome::RetryLater(e) => (None, 0, Some((e, false))),
+            WriteOutcome::Closed(e) => (None, 0, Some((e, true))),
+        };
+        let Some((error, closed)) = error else {
+            finished(queue, jobs, reporter, refused, partially_rejected);
+            reader.wake();
+            return;
+        };
+        // Relaxed: statistics.
+        stats.errors.fetch_add(1, Ordering::Relaxed);
+        stats.up.store(false, Ordering::Relaxed);
+        reporter.failing.get_or_insert((Instant::now(), 0)).1 += 1;
+        reporter.error(&error);
+        if closed {
+            queue.set_broken();
+            reader.wake();
+        }
+        if queue.should_give_up() {
+            output.discard();
+            jobs.clear();
+            queue.abandon();
+            reader.wake();
+            return;
+        }
+        std::thread::sleep(jitter(backoff));
+        // Relaxed: a statistic.
+        stats.retries.fetch_add(1, Ordering::Relaxed);
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// A group is finished: marks the rings, finishes it in the queue, and
+/// counts what the destination refused (`refused`: for good, per level,
+/// with the last refusal) or rejected of what it took.
+fn finished(
+    queue: &SinkQueue,
+    jobs: &mut Vec<Job>,
+    reporter: &mut Reporter,
+    refused: Option<(String, [u64; LEVELS])>,
+    partially_rejected: u64,
+) {
+    let stats: &SinkStats = &queue.stats;
+    if refused.is_none() {
+        // Relaxed (stats): statistics.
+        stats.up.store(true, Ordering::Relaxed);
+        reporter.recovered();
+    }
+    // Mark the rings before finishing, while these records still hold the
+    // commit (their blocks cannot be reused).
+    for job in jobs.iter() {
+        if let Some(m) = &job.mark {
+            for pos in &job.chunk.block_ends {
+                m.ring.mark_sink(m.slot, *pos);
             }
         }
+    }
+    // Drop our references first, so that the reader can reuse the chunks.
+    jobs.clear();
+    queue.finish();
+    if let Some((why, levels)) = refused {
+        // Refused for good: counted rejected per level, not delivered; the
+        // sink shows as down until a group gets through. Relaxed: statistics.
+        let n: u64 = levels.iter().sum();
+        stats.errors.fetch_add(1, Ordering::Relaxed);
+        stats.up.store(false, Ordering::Relaxed);
+        for (r, k) in stats.rejected.iter().zip(levels) {
+            r.fetch_add(k, Ordering::Relaxed);
+        }
+        stats.delivered.fetch_sub(n, Ordering::Relaxed);
+        reporter.failing.get_or_insert((Instant::now(), 0)).1 += 1;
+        reporter.report(&why, "records counted as rejected");
+    }
+    if partially_rejected > 0 {
+        // Counted apart (the endpoint says how many, not which). Relaxed:
+        // statistics.
+        stats
+            .partially_rejected
+            .fetch_add(partially_rejected, Ordering::Relaxed);
+        stats
+            .delivered
+            .fetch_sub(partially_rejected, Ordering::Relaxed);
+        reporter.report(
+            &format!("the endpoint rejected {partially_rejected} records of a group it took"),
+            "counted as partially rejected",
+        );
     }
 }

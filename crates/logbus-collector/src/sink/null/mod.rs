@@ -3,7 +3,7 @@
 //! benchmarks).
 
 use crate::queue::Job;
-use crate::sink::Output;
+use crate::sink::{Output, WriteOutcome};
 
 pub(crate) mod config;
 
@@ -11,7 +11,9 @@ pub(crate) mod config;
 pub struct NullSink;
 
 impl Output for NullSink {
-    fn write(&mut self, _jobs: &[Job]) -> Result<(), String> {
-        Ok(())
+    fn write(&mut self, _jobs: &[Job]) -> WriteOutcome {
+        WriteOutcome::Written {
+            partially_rejected: 0,
+        }
     }
 }
