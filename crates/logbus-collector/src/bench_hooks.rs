@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use logbus_ring::{Batch, Consumer, Ring};
 
-use crate::chunk::{Chunk, Resolver};
+use crate::chunk::Chunk;
 use crate::config::Format;
 use crate::queue::Job;
+use crate::resolver::Resolver;
 use crate::sink::file::FileSink;
 use crate::sink::null::NullSink;
 use crate::sink::rotating::RotatingFile;

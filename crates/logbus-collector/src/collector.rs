@@ -35,10 +35,11 @@ use std::time::{Duration, Instant};
 
 use logbus_ring::{Consumer, ConsumerError, OpenError, Ring, SinkResume, SinkSlot, Waker, LEVELS};
 
-use crate::chunk::{Chunk, Resolver};
+use crate::chunk::Chunk;
 use crate::config::{self, Config, Format, SinkConfig};
 use crate::notice::{Notice, Notify};
 use crate::queue::{Job, Mark, SinkQueue};
+use crate::resolver::Resolver;
 use crate::ring_dir::RingDir;
 use crate::sink::{self, SinkError};
 use crate::stats::{status_path, write_atomic, Registry, SinkStats};

@@ -344,7 +344,7 @@ mod tests {
             }
             let mut c = Chunk::default();
             assert_eq!(consumer.poll(&mut c.batch, n), n);
-            c.resolve(from as u64, &mut crate::chunk::Resolver::new(&ring, 0));
+            c.resolve(from as u64, &mut crate::resolver::Resolver::new(&ring, 0));
             c.line_sinks = [sinks[made % 3]; 2];
             made += 1;
             consumer.commit_all();
@@ -416,7 +416,7 @@ mod tests {
         let dir = tmp.dir();
         let mut w = ring.writer().unwrap();
         let mut consumer = Consumer::acquire(&ring).unwrap();
-        let mut resolver = crate::chunk::Resolver::new(&ring, 0);
+        let mut resolver = crate::resolver::Resolver::new(&ring, 0);
         let mut chunks = Vec::new();
         let mut expect = Vec::new();
         for k in 0..200u64 {
