@@ -1,9 +1,8 @@
 //! The `otlp` sink's table (`endpoint`, `protocol`, `timeout`, `headers`,
-//! `batch`), and the exporter's settings made from it.
+//! `batch`). It needs no more than the collector's `config` module (the
+//! configuration fuzz target compiles it without the OTLP stack).
 
 use std::collections::BTreeMap;
-
-use logbus_otlp::{OtlpConfig, Protocol};
 
 use crate::config::table::{sink_table, Dur};
 use crate::config::{OtlpProtocol, SinkKind, DEFAULT_OTLP_BATCH};
@@ -46,29 +45,4 @@ impl OtlpOptions {
             batch: self.batch.unwrap_or(DEFAULT_OTLP_BATCH),
         })
     }
-}
-
-/// The exporter's settings of an `otlp` sink as the file gives them (what it
-/// leaves unset comes from `OTEL_EXPORTER_OTLP_*` when the exporter resolves
-/// them); `None` for another kind of sink.
-pub fn exporter_config(kind: &SinkKind) -> Option<OtlpConfig> {
-    let SinkKind::Otlp {
-        endpoint,
-        protocol,
-        timeout,
-        headers,
-        ..
-    } = kind
-    else {
-        return None;
-    };
-    Some(OtlpConfig {
-        endpoint: endpoint.clone(),
-        protocol: protocol.map(|p| match p {
-            OtlpProtocol::Grpc => Protocol::Grpc,
-            OtlpProtocol::Http => Protocol::HttpProtobuf,
-        }),
-        timeout: *timeout,
-        headers: headers.clone(),
-    })
 }

@@ -8,15 +8,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use logbus_otlp::{AttrValue, OtlpExporter, OtlpRecord, OtlpResource};
+use logbus_otlp::{AttrValue, OtlpConfig, OtlpExporter, OtlpRecord, OtlpResource, Protocol};
 use logbus_ring::{Level, Value, LEVELS};
 
-use crate::config::{SinkConfig, SinkKind};
+use crate::config::{OtlpProtocol, SinkConfig, SinkKind};
 use crate::queue::Job;
 use crate::sink::{Output, WriteOutcome};
 
 pub(crate) mod config;
-pub use config::exporter_config;
 
 /// Resources cached before the caches are cleared.
 const CACHE_MAX: usize = 4096;
@@ -39,6 +38,31 @@ pub struct OtlpSink {
     /// Records endpoints rejected in partially successful exports, reported
     /// with the next finished group.
     partially_rejected: u64,
+}
+
+/// The exporter's settings of an `otlp` sink as the file gives them (what it
+/// leaves unset comes from `OTEL_EXPORTER_OTLP_*` when the exporter resolves
+/// them); `None` for another kind of sink.
+pub fn exporter_config(kind: &SinkKind) -> Option<OtlpConfig> {
+    let SinkKind::Otlp {
+        endpoint,
+        protocol,
+        timeout,
+        headers,
+        ..
+    } = kind
+    else {
+        return None;
+    };
+    Some(OtlpConfig {
+        endpoint: endpoint.clone(),
+        protocol: protocol.map(|p| match p {
+            OtlpProtocol::Grpc => Protocol::Grpc,
+            OtlpProtocol::Http => Protocol::HttpProtobuf,
+        }),
+        timeout: *timeout,
+        headers: headers.clone(),
+    })
 }
 
 impl OtlpSink {
