@@ -37,7 +37,7 @@ for seq in 1 2; do
         > corpus/record_decode/seed-block$seq
 done
 
-sed -n '/^\/\/! ```toml$/,/^\/\/! ```$/p' ../crates/logbus-collector/src/config.rs \
+sed -n '/^\/\/! ```toml$/,/^\/\/! ```$/p' ../crates/logbus-collector/src/config/mod.rs \
     | sed -e '1d' -e '$d' -e 's/^\/\/! \{0,1\}//' > corpus/collector_config/seed-doc.toml
 cp ../crates/logbus-python/examples/collector.toml corpus/collector_config/seed-example.toml
 printf '[ring]\ndir = "/dev/shm/logbus.d"\n\n[[sinks]]\nname = "n"\ntype = "null"\nmin_level = 13\nmax_level = "critical"\n' \

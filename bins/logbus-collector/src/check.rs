@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use logbus_collector::config::{Format, SinkKind};
+use logbus_collector::config::{Format, SinkConfig, SinkKind};
 use logbus_collector::Config;
 
 /// Where the records would come from, after `--ring`/`--ring-dir`, the
@@ -36,6 +36,26 @@ pub fn effective(
     metrics: Option<&str>,
 ) -> Result<String, String> {
     let mut out = String::new();
+    ring_table(&mut out, config, source, metrics);
+    for s in &config.sinks {
+        shared_keys(&mut out, s);
+        match &s.kind {
+            SinkKind::File {
+                path,
+                max_bytes,
+                keep,
+                ..
+            } => file_keys(&mut out, path, *max_bytes, *keep),
+            SinkKind::Otlp { .. } => otlp_keys(&mut out, s)?,
+            SinkKind::Stdout { .. } | SinkKind::Null => {}
+        }
+    }
+    Ok(out)
+}
+
+/// `[ring]`: where the records come from, the shutdown timeout, and the
+/// metrics address as a comment.
+fn ring_table(out: &mut String, config: &Config, source: Source<'_>, metrics: Option<&str>) {
     let _ = writeln!(out, "[ring]");
     match source {
         Source::Ring(p) => {
@@ -53,83 +73,86 @@ pub fn effective(
     if let Some(addr) = metrics {
         let _ = writeln!(out, "# metrics: http://{addr}/metrics (--metrics)");
     }
-    for s in &config.sinks {
-        let _ = writeln!(out, "\n[[sinks]]");
-        let _ = writeln!(out, "name = {}", quote(&s.name));
-        let _ = writeln!(out, "type = {}", quote(s.kind.type_name()));
-        if let Some(f) = s.kind.line_format() {
-            let name = match f {
-                Format::Json => "json",
-                Format::Text => "text",
-            };
-            let _ = writeln!(out, "format = {}", quote(name));
+}
+
+/// A sink's table header and the keys every sink has (and `format`).
+fn shared_keys(out: &mut String, s: &SinkConfig) {
+    let _ = writeln!(out, "\n[[sinks]]");
+    let _ = writeln!(out, "name = {}", quote(&s.name));
+    let _ = writeln!(out, "type = {}", quote(s.kind.type_name()));
+    if let Some(f) = s.kind.line_format() {
+        let name = match f {
+            Format::Json => "json",
+            Format::Text => "text",
+        };
+        let _ = writeln!(out, "format = {}", quote(name));
+    }
+    let _ = writeln!(
+        out,
+        "min_level = {}",
+        quote(&s.min_level.name().to_ascii_lowercase())
+    );
+    let _ = writeln!(
+        out,
+        "max_level = {}",
+        quote(&s.max_level.name().to_ascii_lowercase())
+    );
+    let _ = writeln!(out, "queue = {}", s.queue);
+    let _ = writeln!(out, "max_backlog = {}", s.max_backlog);
+}
+
+/// A `file` sink's own keys.
+fn file_keys(out: &mut String, path: &Path, max_bytes: Option<u64>, keep: u32) {
+    let _ = writeln!(out, "path = {}", quote(&path.display().to_string()));
+    if path.is_relative() {
+        let _ = writeln!(out, "# relative to the collector's working directory");
+    }
+    match max_bytes {
+        Some(m) => {
+            let _ = writeln!(out, "max_bytes = {m}");
+            let _ = writeln!(out, "keep = {keep}");
         }
-        let _ = writeln!(
-            out,
-            "min_level = {}",
-            quote(&s.min_level.name().to_ascii_lowercase())
-        );
-        let _ = writeln!(
-            out,
-            "max_level = {}",
-            quote(&s.max_level.name().to_ascii_lowercase())
-        );
-        let _ = writeln!(out, "queue = {}", s.queue);
-        let _ = writeln!(out, "max_backlog = {}", s.max_backlog);
-        match &s.kind {
-            SinkKind::File {
-                path,
-                max_bytes,
-                keep,
-                ..
-            } => {
-                let _ = writeln!(out, "path = {}", quote(&path.display().to_string()));
-                if path.is_relative() {
-                    let _ = writeln!(out, "# relative to the collector's working directory");
-                }
-                match max_bytes {
-                    Some(m) => {
-                        let _ = writeln!(out, "max_bytes = {m}");
-                        let _ = writeln!(out, "keep = {keep}");
-                    }
-                    None => {
-                        let _ = writeln!(
-                            out,
-                            "# no max_bytes: never rotated by size (reopened on SIGHUP)"
-                        );
-                    }
-                }
-            }
-            SinkKind::Otlp {
-                endpoint,
-                protocol,
-                timeout,
-                batch,
-                ..
-            } => {
-                let r = logbus_collector::exporter_config(&s.kind)
-                    .ok_or_else(|| format!("sink \"{}\": not an otlp sink", s.name))?
-                    .resolve()
-                    .map_err(|e| format!("sink \"{}\": {e}", s.name))?;
-                if endpoint.is_none() || protocol.is_none() || timeout.is_none() {
-                    let _ = writeln!(
-                        out,
-                        "# unset in the file: from OTEL_EXPORTER_OTLP_* in this environment, else the defaults"
-                    );
-                }
-                let _ = writeln!(out, "endpoint = {}", quote(&r.endpoint));
-                let _ = writeln!(out, "protocol = {}", quote(r.protocol.name()));
-                let _ = writeln!(out, "timeout = {}", quote(&duration(r.timeout)));
-                let _ = writeln!(out, "batch = {batch}");
-                if !r.headers.is_empty() {
-                    let names: Vec<String> = r.headers.iter().map(|(k, _)| quote(k)).collect();
-                    let _ = writeln!(out, "# headers (values not shown): {}", names.join(", "));
-                }
-            }
-            SinkKind::Stdout { .. } | SinkKind::Null => {}
+        None => {
+            let _ = writeln!(
+                out,
+                "# no max_bytes: never rotated by size (reopened on SIGHUP)"
+            );
         }
     }
-    Ok(out)
+}
+
+/// An `otlp` sink's own keys, resolved against the environment as the sink
+/// would resolve them.
+fn otlp_keys(out: &mut String, s: &SinkConfig) -> Result<(), String> {
+    let SinkKind::Otlp {
+        endpoint,
+        protocol,
+        timeout,
+        batch,
+        ..
+    } = &s.kind
+    else {
+        return Ok(());
+    };
+    let r = logbus_collector::exporter_config(&s.kind)
+        .ok_or_else(|| format!("sink \"{}\": not an otlp sink", s.name))?
+        .resolve()
+        .map_err(|e| format!("sink \"{}\": {e}", s.name))?;
+    if endpoint.is_none() || protocol.is_none() || timeout.is_none() {
+        let _ = writeln!(
+            out,
+            "# unset in the file: from OTEL_EXPORTER_OTLP_* in this environment, else the defaults"
+        );
+    }
+    let _ = writeln!(out, "endpoint = {}", quote(&r.endpoint));
+    let _ = writeln!(out, "protocol = {}", quote(r.protocol.name()));
+    let _ = writeln!(out, "timeout = {}", quote(&duration(r.timeout)));
+    let _ = writeln!(out, "batch = {batch}");
+    if !r.headers.is_empty() {
+        let names: Vec<String> = r.headers.iter().map(|(k, _)| quote(k)).collect();
+        let _ = writeln!(out, "# headers (values not shown): {}", names.join(", "));
+    }
+    Ok(())
 }
 
 /// A TOML basic string.

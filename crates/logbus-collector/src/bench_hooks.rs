@@ -7,18 +7,20 @@ use std::sync::Arc;
 
 use logbus_ring::{Batch, Consumer, Ring};
 
-use crate::chunk::{Chunk, Resolver};
+use crate::chunk::Chunk;
 use crate::config::Format;
 use crate::queue::Job;
-use crate::sink::lines::LineSink;
+use crate::resolver::Resolver;
+use crate::sink::file::FileSink;
+use crate::sink::null::NullSink;
 use crate::sink::rotating::RotatingFile;
-use crate::sink::Output;
+use crate::sink::{Output, WriteOutcome};
 
 /// A chunk and the line sinks of the collector, run by hand.
 pub struct Stages {
     chunk: Option<Arc<Chunk>>,
     resolver: Resolver,
-    sinks: Vec<LineSink>,
+    sinks: Vec<Box<dyn Output>>,
     next_id: u64,
 }
 
@@ -45,9 +47,9 @@ impl Stages {
             chunk: Some(Arc::new(Chunk::default())),
             resolver: Resolver::new(ring, 0),
             sinks: vec![
-                LineSink::null(),
-                LineSink::file(open(json), Format::Json),
-                LineSink::file(open(text), Format::Text),
+                Box::new(NullSink),
+                Box::new(FileSink::new(open(json), Format::Json)),
+                Box::new(FileSink::new(open(text), Format::Text)),
             ],
             next_id: 1,
         }
@@ -92,7 +94,11 @@ impl Stages {
     pub fn write(&mut self, dest: Dest) {
         let chunk = self.chunk.clone().expect("chunk");
         let jobs = [Job::new(chunk, 0x3f)];
-        self.sinks[dest as usize].write(&jobs).expect("sink write");
+        let outcome = self.sinks[dest as usize].write(&jobs);
+        assert!(
+            matches!(outcome, WriteOutcome::Written { .. }),
+            "sink write: {outcome:?}"
+        );
     }
 
     /// As [`write`](Self::write), by a sink that is the only one of its

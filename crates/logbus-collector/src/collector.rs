@@ -35,10 +35,11 @@ use std::time::{Duration, Instant};
 
 use logbus_ring::{Consumer, ConsumerError, OpenError, Ring, SinkResume, SinkSlot, Waker, LEVELS};
 
-use crate::chunk::{Chunk, Resolver};
+use crate::chunk::Chunk;
 use crate::config::{self, Config, Format, SinkConfig};
 use crate::notice::{Notice, Notify};
 use crate::queue::{Job, Mark, SinkQueue};
+use crate::resolver::Resolver;
 use crate::ring_dir::RingDir;
 use crate::sink::{self, SinkError};
 use crate::stats::{status_path, write_atomic, Registry, SinkStats};
@@ -655,9 +656,11 @@ impl Collector {
         let _ = control.reader.set(std::thread::current());
         let _ = control.waker.set(self.waker.clone());
         let mut idle = 0u32;
-        let mut last_second = Instant::now();
-        let mut last_housekeeping = Instant::now();
-        let mut last_follow = Instant::now();
+        let mut clocks = Clocks {
+            second: Instant::now(),
+            housekeeping: Instant::now(),
+            follow: Instant::now(),
+        };
         loop {
             // Acquire pairs with `request_reload`.
             if control.reload.swap(false, Ordering::Acquire) {
@@ -669,30 +672,7 @@ impl Collector {
             let polled = self.poll_once();
             let got = polled.unwrap_or(0);
             self.commit_finished();
-            let now = Instant::now();
-            if now.duration_since(last_housekeeping) >= Duration::from_millis(50) {
-                last_housekeeping = now;
-                self.reap_retired();
-                // Often enough to learn a short-lived producer's resource before
-                // its table entry can go to another process.
-                for src in &mut self.sources {
-                    src.resolver.refresh();
-                    report_repairs(src, &self.notify, now);
-                }
-                self.drop_left();
-                if self.follow.is_some() && now.duration_since(last_follow) >= FOLLOW_EVERY {
-                    last_follow = now;
-                    self.scan_dir();
-                }
-            }
-            if now.duration_since(last_second) >= Duration::from_secs(1) {
-                last_second = now;
-                if self.dir.is_some() {
-                    self.scan_dir();
-                }
-                self.write_status();
-                self.report_drops(now);
-            }
+            self.housekeeping(&mut clocks);
             if got == 0 && self.format_ahead() {
                 continue;
             }
@@ -708,34 +688,68 @@ impl Collector {
                     std::hint::spin_loop();
                     std::thread::yield_now();
                 } else {
-                    // Sleep on the rings' futexes: the next record wakes us
-                    // (its producer sees we sleep), and so do signals
-                    // (`Control`) and sinks. No timer polling; the timeout only
-                    // paces the once-a-second housekeeping above.
-                    let consumers: Vec<&Consumer> = self
-                        .sources
-                        .iter()
-                        .filter(|s| s.leaving != Some(Leaving::Truncated))
-                        .take(logbus_ring::WAIT_ANY_RINGS)
-                        .map(|s| &s.consumer)
-                        .collect();
-                    // A replaced ring drained but still held by a writer
-                    // wakes us when written to; the others are let go soon.
-                    let timeout = if self.sources.iter().any(|s| match s.leaving {
-                        None => false,
-                        Some(Leaving::Replaced) => !s.consumer.is_drained(),
-                        Some(Leaving::Truncated) => true,
-                    }) || (self.follow.is_some()
-                        && self.sources.iter().all(|s| s.leaving.is_some()))
-                    {
-                        MAX_IDLE_SLEEP
-                    } else {
-                        IDLE_WAIT
-                    };
-                    logbus_ring::wait_any(&consumers, &self.waker, timeout);
+                    self.sleep_on_rings();
                 }
             }
         }
+    }
+
+    /// The reader's periodic work: every 50 ms, retired sinks reaped,
+    /// resources refreshed, repairs reported, rings left behind dropped (and
+    /// a followed directory scanned every `FOLLOW_EVERY`); every second, the
+    /// directory scanned, the status file written and drops reported.
+    fn housekeeping(&mut self, clocks: &mut Clocks) {
+        let now = Instant::now();
+        if now.duration_since(clocks.housekeeping) >= Duration::from_millis(50) {
+            clocks.housekeeping = now;
+            self.reap_retired();
+            // Often enough to learn a short-lived producer's resource before
+            // its table entry can go to another process.
+            for src in &mut self.sources {
+                src.resolver.refresh();
+                report_repairs(src, &self.notify, now);
+            }
+            self.drop_left();
+            if self.follow.is_some() && now.duration_since(clocks.follow) >= FOLLOW_EVERY {
+                clocks.follow = now;
+                self.scan_dir();
+            }
+        }
+        if now.duration_since(clocks.second) >= Duration::from_secs(1) {
+            clocks.second = now;
+            if self.dir.is_some() {
+                self.scan_dir();
+            }
+            self.write_status();
+            self.report_drops(now);
+        }
+    }
+
+    /// Sleeps on the rings' futexes: the next record wakes us (its producer
+    /// sees we sleep), and so do signals (`Control`) and sinks. No timer
+    /// polling; the timeout only paces the once-a-second housekeeping.
+    fn sleep_on_rings(&self) {
+        let consumers: Vec<&Consumer> = self
+            .sources
+            .iter()
+            .filter(|s| s.leaving != Some(Leaving::Truncated))
+            .take(logbus_ring::WAIT_ANY_RINGS)
+            .map(|s| &s.consumer)
+            .collect();
+        // A replaced ring drained but still held by a writer
+        // wakes us when written to; the others are let go soon.
+        let timeout = if self.sources.iter().any(|s| match s.leaving {
+            None => false,
+            Some(Leaving::Replaced) => !s.consumer.is_drained(),
+            Some(Leaving::Truncated) => true,
+        }) || (self.follow.is_some()
+            && self.sources.iter().all(|s| s.leaving.is_some()))
+        {
+            MAX_IDLE_SLEEP
+        } else {
+            IDLE_WAIT
+        };
+        logbus_ring::wait_any(&consumers, &self.waker, timeout);
     }
 
     /// Polls each ring once (in turn, the first one changing every time) and
@@ -1119,4 +1133,10 @@ impl Collector {
         let _ = std::fs::remove_file(&self.status_file);
         Summary { unflushed }
     }
+}
+/// When the reader last did each part of its housekeeping.
+struct Clocks {
+    second: Instant,
+    housekeeping: Instant,
+    follow: Instant,
 }

@@ -11,11 +11,12 @@
 //!                    formats ahead when idle)
 //! ```
 //! * The reader ([`Collector::run`]) polls a [`logbus_ring::Batch`] into a
-//!   chunk (`chunk.rs`), resolves each record's producer resource (cached per
-//!   resource tag and pid), counts levels, and shares the chunk (an `Arc`, no
+//!   chunk (`chunk.rs`), resolves each record's producer resource
+//!   (`resolver.rs`: cached per resource tag and pid), counts levels, and shares the chunk (an `Arc`, no
 //!   copy) with every sink's queue (`queue.rs`).
 //! * Each sink runs on its own thread (which also opens its output) with its
-//!   own queue, level filter and format (`sink/`). Records are formatted
+//!   own queue, level filter and format (`sink/`: a folder per sink, its
+//!   configuration and its writer side by side). Records are formatted
 //!   once per chunk and format: by a sink alone with its format, into its
 //!   own buffer as it writes; by the reader ahead of the sinks whenever it
 //!   has nothing to read (so that formatting and writing use two cores);
@@ -64,6 +65,7 @@ mod metrics_http;
 mod notice;
 pub mod panic_hook;
 mod queue;
+mod resolver;
 mod ring_dir;
 mod sink;
 pub mod stats;

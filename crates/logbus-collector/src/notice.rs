@@ -140,6 +140,31 @@ pub enum Notice {
 impl fmt::Display for Notice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Notice::SinkFailed { .. }
+            | Notice::SinkRecovered { .. }
+            | Notice::SinkShed { .. }
+            | Notice::OutputClosed { .. } => self.fmt_sink(f),
+            Notice::RingAdded { .. }
+            | Notice::RingRefused { .. }
+            | Notice::RingsRefused { .. }
+            | Notice::RingLeft { .. }
+            | Notice::RingFollowed { .. }
+            | Notice::FollowWaiting { .. }
+            | Notice::RingRepaired { .. }
+            | Notice::TooManyRings { .. } => self.fmt_ring(f),
+            Notice::StatusUnwritable { .. }
+            | Notice::ReopenOnly
+            | Notice::ReloadFailed { .. }
+            | Notice::RingPathIgnored
+            | Notice::Reloaded { .. } => self.fmt_control(f),
+        }
+    }
+}
+
+impl Notice {
+    /// A sink's failures, recoveries and losses.
+    fn fmt_sink(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Notice::SinkFailed {
                 sink,
                 error,
@@ -168,17 +193,14 @@ impl fmt::Display for Notice {
             Notice::OutputClosed { sink } => {
                 write!(f, "sink \"{sink}\": output closed; shutting down")
             }
-            Notice::StatusUnwritable { path, error } => {
-                write!(f, "cannot write {}: {error}", path.display())
-            }
-            Notice::ReopenOnly => write!(f, "SIGHUP: no --config file; reopening files"),
-            Notice::ReloadFailed { error } => {
-                write!(f, "reload failed, keeping the running configuration: {error}")
-            }
-            Notice::RingPathIgnored => write!(
-                f,
-                "reload: [ring] path changed; a running collector keeps its ring (restart to switch)"
-            ),
+            // Dispatched by `fmt`, which matches every notice.
+            _ => unreachable!("fmt_sink: dispatched by fmt"),
+        }
+    }
+
+    /// The rings read, refused, left, followed and repaired.
+    fn fmt_ring(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Notice::RingAdded { path, uid } => {
                 write!(f, "reading ring {} (owner uid {uid})", path.display())
             }
@@ -212,6 +234,25 @@ impl fmt::Display for Notice {
                 "{}: more than {max} rings; the others are not read until some go",
                 dir.display()
             ),
+            // Dispatched by `fmt`, which matches every notice.
+            _ => unreachable!("fmt_ring: dispatched by fmt"),
+        }
+    }
+
+    /// Signals, reloads and the status file.
+    fn fmt_control(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Notice::StatusUnwritable { path, error } => {
+                write!(f, "cannot write {}: {error}", path.display())
+            }
+            Notice::ReopenOnly => write!(f, "SIGHUP: no --config file; reopening files"),
+            Notice::ReloadFailed { error } => {
+                write!(f, "reload failed, keeping the running configuration: {error}")
+            }
+            Notice::RingPathIgnored => write!(
+                f,
+                "reload: [ring] path changed; a running collector keeps its ring (restart to switch)"
+            ),
             Notice::Reloaded {
                 path,
                 kept,
@@ -221,6 +262,8 @@ impl fmt::Display for Notice {
                 "reloaded {}: {kept} sinks ({replaced} replaced or removed)",
                 path.display()
             ),
+            // Dispatched by `fmt`, which matches every notice.
+            _ => unreachable!("fmt_control: dispatched by fmt"),
         }
     }
 }

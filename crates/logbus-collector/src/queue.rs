@@ -157,7 +157,7 @@ struct State {
     closed: bool,
     finished: bool,
     reopen: bool,
-    /// The output is gone for good (see `Output::closed`).
+    /// The output is gone for good (see `WriteOutcome::Closed`).
     broken: bool,
 }
 

@@ -40,6 +40,18 @@ pub const MAX_RINGS: usize = 64;
 const LOOKS_PER_SCAN: usize = 64;
 const LINES_PER_SCAN: usize = 8;
 
+/// What one scan has done so far.
+struct ScanCounts {
+    /// Rings read, those taken by this scan included.
+    count: usize,
+    /// Files opened.
+    looks: usize,
+    /// Refusals said.
+    lines: usize,
+    /// Refusals not said (past `LINES_PER_SCAN`).
+    unsaid: usize,
+}
+
 /// The directory and what was said about its files.
 pub(crate) struct RingDir {
     path: PathBuf,
@@ -112,9 +124,13 @@ impl RingDir {
         let Ok(entries) = std::fs::read_dir(&self.path) else {
             return;
         };
-        let mut count = read.len();
+        let mut n = ScanCounts {
+            count: read.len(),
+            looks: 0,
+            lines: 0,
+            unsaid: 0,
+        };
         let mut seen = HashSet::new();
-        let (mut looks, mut lines, mut unsaid) = (0usize, 0usize, 0usize);
         for entry in entries.flatten() {
             let name = entry.file_name();
             if name.as_encoded_bytes().first() == Some(&b'.') {
@@ -138,67 +154,82 @@ impl RingDir {
                 }
                 _ => false,
             };
-            if count >= MAX_RINGS {
-                if !self.too_many_said {
-                    self.too_many_said = true;
-                    notify(Notice::TooManyRings {
-                        dir: self.path.clone(),
-                        max: MAX_RINGS,
-                    });
-                }
-                continue;
-            }
-            if looks >= LOOKS_PER_SCAN {
-                continue; // the next scan
-            }
-            looks += 1;
-            let mut refuse = |refused: &mut HashMap<_, _>, problem: String, again: bool| {
-                if !retry {
-                    if lines < LINES_PER_SCAN {
-                        lines += 1;
-                        notify(Notice::RingRefused {
-                            path: path.clone(),
-                            problem,
-                        });
-                    } else {
-                        unsaid += 1;
-                    }
-                }
-                refused.insert(path.clone(), (id, again));
-            };
-            // Opened without following a link; a FIFO opens without waiting
-            // and is refused, like a device or a file writable by others.
-            let ring = match Ring::open_any_owner(&path) {
-                Ok(r) => r,
-                Err(e) => {
-                    refuse(&mut self.refused, e.to_string(), false);
-                    continue;
-                }
-            };
-            if ring.file_id() != id {
-                continue; // replaced between the two looks: the next scan
-            }
-            let uid = ring.owner();
-            match take(ring) {
-                Ok(()) => {
-                    self.refused.remove(&path);
-                    count += 1;
-                    notify(Notice::RingAdded { path, uid });
-                }
-                Err(problem) => refuse(&mut self.refused, problem, true),
-            }
+            self.look_at(path, id, retry, &mut n, notify, &mut take);
         }
-        if unsaid > 0 {
+        if n.unsaid > 0 {
             notify(Notice::RingsRefused {
                 dir: self.path.clone(),
-                more: unsaid,
+                more: n.unsaid,
             });
         }
-        if count < MAX_RINGS {
+        if n.count < MAX_RINGS {
             self.too_many_said = false;
         }
         // Forget files that are gone.
         self.refused.retain(|p, _| seen.contains(p));
+    }
+
+    /// Looks at one file of the directory (not read yet, not refused for
+    /// good): takes it as a ring, or refuses it (one line, within the
+    /// scan's bounds).
+    fn look_at(
+        &mut self,
+        path: PathBuf,
+        id: (u64, u64),
+        retry: bool,
+        n: &mut ScanCounts,
+        notify: &dyn Fn(Notice),
+        take: &mut impl FnMut(Ring) -> Result<(), String>,
+    ) {
+        if n.count >= MAX_RINGS {
+            if !self.too_many_said {
+                self.too_many_said = true;
+                notify(Notice::TooManyRings {
+                    dir: self.path.clone(),
+                    max: MAX_RINGS,
+                });
+            }
+            return;
+        }
+        if n.looks >= LOOKS_PER_SCAN {
+            return; // the next scan
+        }
+        n.looks += 1;
+        let mut refuse = |refused: &mut HashMap<_, _>, problem: String, again: bool| {
+            if !retry {
+                if n.lines < LINES_PER_SCAN {
+                    n.lines += 1;
+                    notify(Notice::RingRefused {
+                        path: path.clone(),
+                        problem,
+                    });
+                } else {
+                    n.unsaid += 1;
+                }
+            }
+            refused.insert(path.clone(), (id, again));
+        };
+        // Opened without following a link; a FIFO opens without waiting
+        // and is refused, like a device or a file writable by others.
+        let ring = match Ring::open_any_owner(&path) {
+            Ok(r) => r,
+            Err(e) => {
+                refuse(&mut self.refused, e.to_string(), false);
+                return;
+            }
+        };
+        if ring.file_id() != id {
+            return; // replaced between the two looks: the next scan
+        }
+        let uid = ring.owner();
+        match take(ring) {
+            Ok(()) => {
+                self.refused.remove(&path);
+                n.count += 1;
+                notify(Notice::RingAdded { path, uid });
+            }
+            Err(problem) => refuse(&mut self.refused, problem, true),
+        }
     }
 }
 

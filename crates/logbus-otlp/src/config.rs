@@ -190,8 +190,18 @@ impl OtlpConfig {
     {
         // Empty variables are unset, as the specification asks.
         let var = |name: &str| env(name).filter(|value| !value.trim().is_empty());
+        let protocol = self.resolve_protocol(&var)?;
+        Ok(ResolvedConfig {
+            endpoint: self.resolve_endpoint(protocol, &var)?,
+            protocol,
+            timeout: self.resolve_timeout(&var)?,
+            headers: self.resolve_headers(&var)?,
+        })
+    }
 
-        let protocol = match self.protocol {
+    /// The protocol: this config's, else the environment's, else gRPC.
+    fn resolve_protocol(&self, var: &Env<'_>) -> Result<Protocol, OtlpError> {
+        Ok(match self.protocol {
             Some(protocol) => protocol,
             None => match var(LOGS_PROTOCOL_ENV)
                 .map(|v| (LOGS_PROTOCOL_ENV, v))
@@ -200,9 +210,14 @@ impl OtlpConfig {
                 Some((name, value)) => value.parse().map_err(|err| in_variable(name, err))?,
                 None => Protocol::Grpc,
             },
-        };
+        })
+    }
 
-        let endpoint =
+    /// The endpoint: this config's (with the logs path for HTTP when it has
+    /// none), else the environment's logs endpoint as it is, else its base
+    /// endpoint (with the logs path for HTTP), else the protocol's default.
+    fn resolve_endpoint(&self, protocol: Protocol, var: &Env<'_>) -> Result<String, OtlpError> {
+        Ok(
             if let Some(explicit) = self.endpoint.as_deref().filter(|e| !e.trim().is_empty()) {
                 let explicit = check_url("endpoint", explicit)?;
                 match protocol {
@@ -222,8 +237,13 @@ impl OtlpConfig {
                     Protocol::Grpc => DEFAULT_GRPC_ENDPOINT.to_string(),
                     Protocol::HttpProtobuf => DEFAULT_HTTP_ENDPOINT.to_string(),
                 }
-            };
+            },
+        )
+    }
 
+    /// The export timeout: this config's, else the environment's, else the
+    /// default; above zero.
+    fn resolve_timeout(&self, var: &Env<'_>) -> Result<Duration, OtlpError> {
         let timeout = match self.timeout {
             Some(timeout) => timeout,
             None => match var(LOGS_TIMEOUT_ENV)
@@ -245,7 +265,12 @@ impl OtlpConfig {
                 "the export timeout must be above zero".into(),
             ));
         }
+        Ok(timeout)
+    }
 
+    /// The headers: the environment's (the logs variable winning), then
+    /// this config's over them.
+    fn resolve_headers(&self, var: &Env<'_>) -> Result<Vec<(String, String)>, OtlpError> {
         let mut headers: Vec<(String, String)> = Vec::new();
         for name in [HEADERS_ENV, LOGS_HEADERS_ENV] {
             if let Some(value) = var(name) {
@@ -259,15 +284,12 @@ impl OtlpConfig {
                 .map_err(|why| OtlpError::Config(format!("header {key:?}: {why}")))?;
             set_header(&mut headers, key.clone(), value.clone());
         }
-
-        Ok(ResolvedConfig {
-            endpoint,
-            protocol,
-            timeout,
-            headers,
-        })
+        Ok(headers)
     }
 }
+
+/// The environment as `resolve_with` reads it (empty variables unset).
+type Env<'a> = dyn Fn(&str) -> Option<String> + 'a;
 
 fn in_variable(name: &str, err: OtlpError) -> OtlpError {
     match err {

@@ -32,7 +32,6 @@ pub struct RotatingFile {
 /// configuration. The open itself never waits (`O_NONBLOCK`); writes block
 /// as usual afterwards.
 fn open_checked(path: &Path) -> Result<File, String> {
-    use std::os::fd::AsRawFd;
     use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
     let euid = logbus_ring::trust::euid();
     let own_link = match std::fs::symlink_metadata(path) {
@@ -75,6 +74,21 @@ fn open_checked(path: &Path) -> Result<File, String> {
             ),
             _ => format!("cannot open {}: {e}", path.display()),
         })?;
+    check_opened(&file, path, fifo, own_link, euid)?;
+    blocking(&file);
+    Ok(file)
+}
+
+/// What was opened at `path`, checked: the FIFO (or not) that was looked
+/// at, and not another user's file or device.
+fn check_opened(
+    file: &File,
+    path: &Path,
+    fifo: bool,
+    own_link: bool,
+    euid: u32,
+) -> Result<(), String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let meta = file
         .metadata()
         .map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
@@ -103,7 +117,13 @@ fn open_checked(path: &Path) -> Result<File, String> {
             logbus_ring::trust::describe(&meta)
         ));
     }
-    // Writes block (and stall, and are counted as such) like any file's.
+    Ok(())
+}
+
+/// Makes the file's writes block (and stall, and be counted as such) like
+/// any file's: it was opened non-blocking so that the open never waits.
+fn blocking(file: &File) {
+    use std::os::fd::AsRawFd;
     // SAFETY: `file` is an open descriptor; F_GETFL/F_SETFL only change its flags.
     unsafe {
         let fd = file.as_raw_fd();
@@ -112,7 +132,6 @@ fn open_checked(path: &Path) -> Result<File, String> {
             libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
         }
     }
-    Ok(file)
 }
 
 /// A file that does not end with a newline ends with part of a line a

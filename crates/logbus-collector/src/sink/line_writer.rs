@@ -1,6 +1,8 @@
-//! Line sinks: `stdout`, `file` and `null` (which discards). Records are
-//! formatted (JSON or text lines, with the producer's service name) once per
-//! chunk and format, whatever the number of sinks writing that format:
+//! The line writer shared by the `stdout` and `file` sinks: records become
+//! lines (JSON or text, with the producer's service name), formatted once per
+//! chunk and format whatever the number of sinks writing that format, and
+//! handed to the sink's destination through one narrow interface,
+//! [`LineDest`] (write these bytes; flush; reopen; closed for good?).
 //!
 //! * A sink that is the only one of its format for a chunk formats the
 //!   records it selects straight into its own reusable buffer, which is
@@ -21,13 +23,10 @@
 //! the next attempt resumes at the first byte not written, so a retry
 //! duplicates nothing.
 
-use std::io::{ErrorKind, Write};
-
 use crate::chunk::LineFormatter;
 use crate::config::Format;
 use crate::queue::Job;
-use crate::sink::rotating::RotatingFile;
-use crate::sink::Output;
+use crate::sink::{Output, WriteOutcome};
 
 /// Bytes formatted before they are written.
 pub const FLUSH_AT: usize = 64 * 1024;
@@ -35,15 +34,32 @@ pub const FLUSH_AT: usize = 64 * 1024;
 /// rather than copied into the buffer first.
 pub const DIRECT_AT: usize = 16 * 1024;
 
-enum Dest {
-    Stdout,
-    File(RotatingFile),
-    Null,
+/// Where a line sink's bytes go: all a destination has to offer the
+/// [`LineWriter`].
+pub trait LineDest: Send {
+    /// Writes `bytes` (whole lines): how many were written, and whether all
+    /// were (else the error, one line).
+    fn write(&mut self, bytes: &[u8]) -> (usize, Result<(), String>);
+
+    /// Pushes what was written out of any buffer, at the end of a group.
+    fn flush(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Reopens the destination (SIGHUP).
+    fn reopen(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Whether the destination is gone for good.
+    fn closed(&self) -> bool {
+        false
+    }
 }
 
-/// A sink that writes one line per record.
-pub struct LineSink {
-    dest: Dest,
+/// A sink that writes one line per record to `D`.
+pub struct LineWriter<D> {
+    dest: D,
     format: Format,
     buf: Vec<u8>,
     /// Bytes of `buf` already written.
@@ -53,45 +69,26 @@ pub struct LineSink {
     /// Being written straight from a chunk's lines: (job, the first byte
     /// of its lines not written yet). Goes before `next`.
     direct: Option<(usize, usize)>,
-    /// Standard output was closed by its reader (EPIPE).
-    closed: bool,
     /// Formats the chunks of which this sink is the only one of its format.
     formatter: LineFormatter,
     /// The job (index in the group) this sink is formatting itself.
     alone: Option<usize>,
 }
 
-impl LineSink {
-    /// Writes to standard output.
-    pub fn stdout(format: Format) -> LineSink {
-        LineSink::new(Dest::Stdout, format)
-    }
-
-    /// Writes to a (rotating) file.
-    pub fn file(file: RotatingFile, format: Format) -> LineSink {
-        LineSink::new(Dest::File(file), format)
-    }
-
-    /// Discards (formats nothing): what is left is the collector's own cost
-    /// of reading, queueing and committing.
-    pub fn null() -> LineSink {
-        LineSink::new(Dest::Null, Format::Json)
-    }
-
-    fn new(dest: Dest, format: Format) -> LineSink {
-        LineSink {
+impl<D: LineDest> LineWriter<D> {
+    /// Writes `format` lines to `dest`.
+    pub fn new(dest: D, format: Format) -> LineWriter<D> {
+        LineWriter {
             dest,
             format,
             buf: Vec::with_capacity(FLUSH_AT + 4096),
             done: 0,
             next: (0, 0),
             direct: None,
-            closed: false,
             formatter: LineFormatter::new(format),
             alone: None,
         }
     }
-
     /// Puts the lines of the records the jobs select, from `self.next` on,
     /// into the buffer until it is full or the jobs are done: formatted here
     /// when this sink is the only one of its format for the chunk, else
@@ -165,7 +162,7 @@ impl LineSink {
 
     /// Writes `buf[done..]`, advancing `done` by what was written.
     fn flush_buf(&mut self) -> Result<(), String> {
-        let (n, r) = write_out(&mut self.dest, &mut self.closed, &self.buf[self.done..]);
+        let (n, r) = self.dest.write(&self.buf[self.done..]);
         self.done += n;
         r
     }
@@ -181,49 +178,13 @@ impl LineSink {
         };
         let lines = job.chunk.lines(self.format);
         let rest = &lines.buf[from.min(lines.buf.len())..];
-        let (n, r) = write_out(&mut self.dest, &mut self.closed, rest);
+        let (n, r) = self.dest.write(rest);
         self.direct = r.is_err().then_some((j, from + n));
         r
     }
-}
 
-/// Writes `rest` to `dest`: the bytes written, and whether all were
-/// (`closed`: standard output was closed by its reader).
-fn write_out(dest: &mut Dest, closed: &mut bool, rest: &[u8]) -> (usize, Result<(), String>) {
-    match dest {
-        Dest::Null => (rest.len(), Ok(())),
-        Dest::Stdout => {
-            let mut out = std::io::stdout().lock();
-            let mut written = 0;
-            let r = loop {
-                if written == rest.len() {
-                    break Ok(());
-                }
-                match out.write(&rest[written..]) {
-                    Ok(0) => break Err(ErrorKind::WriteZero.into()),
-                    Ok(n) => written += n,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => break Err(e),
-                }
-            };
-            let r = r.map_err(|e| {
-                *closed |= e.kind() == ErrorKind::BrokenPipe;
-                format!("cannot write to stdout: {e}")
-            });
-            (written, r)
-        }
-        Dest::File(f) => match f.write_lines(rest) {
-            Ok(n) => (n, Ok(())),
-            Err((n, e)) => (n, Err(e)),
-        },
-    }
-}
-
-impl Output for LineSink {
-    fn write(&mut self, jobs: &[Job]) -> Result<(), String> {
-        if let Dest::Null = self.dest {
-            return Ok(());
-        }
+    /// Writes the group, resuming where the last attempt failed.
+    fn write_group(&mut self, jobs: &[Job]) -> Result<(), String> {
         loop {
             if self.done < self.buf.len() {
                 self.flush_buf()?;
@@ -237,20 +198,23 @@ impl Output for LineSink {
         }
         self.next = (0, 0);
         self.alone = None;
-        if let Dest::Stdout = self.dest {
-            std::io::stdout().lock().flush().map_err(|e| {
-                self.closed |= e.kind() == ErrorKind::BrokenPipe;
-                format!("cannot write to stdout: {e}")
-            })?;
+        self.dest.flush()
+    }
+}
+
+impl<D: LineDest> Output for LineWriter<D> {
+    fn write(&mut self, jobs: &[Job]) -> WriteOutcome {
+        match self.write_group(jobs) {
+            Ok(()) => WriteOutcome::Written {
+                partially_rejected: 0,
+            },
+            Err(e) if self.dest.closed() => WriteOutcome::Closed(e),
+            Err(e) => WriteOutcome::RetryLater(e),
         }
-        Ok(())
     }
 
     fn reopen(&mut self) -> Result<(), String> {
-        match &mut self.dest {
-            Dest::File(f) => f.reopen(),
-            _ => Ok(()),
-        }
+        self.dest.reopen()
     }
 
     fn discard(&mut self) {
@@ -260,11 +224,8 @@ impl Output for LineSink {
         self.direct = None;
         self.alone = None;
     }
-
-    fn closed(&self) -> bool {
-        self.closed
-    }
 }
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -273,6 +234,19 @@ mod tests {
 
     use super::*;
     use crate::chunk::Chunk;
+    use crate::sink::file::FileSink;
+    use crate::sink::rotating::RotatingFile;
+
+    /// The outcome of a write as a result: written, or the error.
+    fn wrote(outcome: WriteOutcome) -> Result<(), String> {
+        match outcome {
+            WriteOutcome::Written {
+                partially_rejected: 0,
+            } => Ok(()),
+            WriteOutcome::RetryLater(e) => Err(e),
+            other => panic!("a file sink's write: {other:?}"),
+        }
+    }
 
     /// A ring of `mib` MiB in a new temporary directory.
     fn ring_in(name: &str, mib: u64) -> (logbus_testkit::TempDir, Ring) {
@@ -323,20 +297,20 @@ mod tests {
         let out = dir.join("out.log");
         std::os::unix::fs::symlink("/dev/full", &out).unwrap();
         let file = RotatingFile::open(&out, None, 0).unwrap();
-        let mut sink = LineSink::file(file, Format::Json);
+        let mut sink = FileSink::new(file, Format::Json);
         for _ in 0..2 {
-            let e = sink.write(&jobs).unwrap_err();
+            let e = wrote(sink.write(&jobs)).unwrap_err();
             assert!(e.contains("cannot write"), "{e}");
         }
         std::fs::remove_file(&out).unwrap();
         sink.reopen().unwrap();
-        sink.write(&jobs).unwrap();
+        wrote(sink.write(&jobs)).unwrap();
         assert!(
             std::fs::read(&out).unwrap() == expect,
             "lines lost or repeated"
         );
         // The next group starts afresh.
-        sink.write(&jobs).unwrap();
+        wrote(sink.write(&jobs)).unwrap();
         assert_eq!(std::fs::read(&out).unwrap().len(), 2 * expect.len());
         drop(sink);
         drop(tmp);
@@ -370,7 +344,7 @@ mod tests {
             }
             let mut c = Chunk::default();
             assert_eq!(consumer.poll(&mut c.batch, n), n);
-            c.resolve(from as u64, &mut crate::chunk::Resolver::new(&ring, 0));
+            c.resolve(from as u64, &mut crate::resolver::Resolver::new(&ring, 0));
             c.line_sinks = [sinks[made % 3]; 2];
             made += 1;
             consumer.commit_all();
@@ -410,11 +384,11 @@ mod tests {
             }
             let out = dir.join(format!("out-{}-{sinks:?}.log", format as usize));
             std::os::unix::fs::symlink("/dev/full", &out).unwrap();
-            let mut sink = LineSink::file(RotatingFile::open(&out, None, 0).unwrap(), format);
-            assert!(sink.write(&jobs).is_err());
+            let mut sink = FileSink::new(RotatingFile::open(&out, None, 0).unwrap(), format);
+            assert!(wrote(sink.write(&jobs)).is_err());
             std::fs::remove_file(&out).unwrap();
             sink.reopen().unwrap();
-            sink.write(&jobs).unwrap();
+            wrote(sink.write(&jobs)).unwrap();
             let got = std::fs::read(&out).unwrap();
             if got != expect {
                 let first = got.iter().zip(&expect).position(|(a, b)| a != b);
@@ -442,7 +416,7 @@ mod tests {
         let dir = tmp.dir();
         let mut w = ring.writer().unwrap();
         let mut consumer = Consumer::acquire(&ring).unwrap();
-        let mut resolver = crate::chunk::Resolver::new(&ring, 0);
+        let mut resolver = crate::resolver::Resolver::new(&ring, 0);
         let mut chunks = Vec::new();
         let mut expect = Vec::new();
         for k in 0..200u64 {
@@ -461,7 +435,7 @@ mod tests {
             chunks.push(Arc::new(c));
         }
         let out = dir.join("out.log");
-        let mut sink = LineSink::file(RotatingFile::open(&out, None, 0).unwrap(), Format::Json);
+        let mut sink = FileSink::new(RotatingFile::open(&out, None, 0).unwrap(), Format::Json);
         // Some formatted ahead for sure, the rest raced for.
         for k in [1, 100, 150] {
             assert!(chunks[k].claim_formatting(Format::Json));
@@ -477,7 +451,7 @@ mod tests {
         });
         for group in chunks.chunks(3) {
             let jobs: Vec<Job> = group.iter().map(|c| Job::new(c.clone(), 0x3f)).collect();
-            sink.write(&jobs).unwrap();
+            wrote(sink.write(&jobs)).unwrap();
         }
         reader.join().unwrap();
         assert!(

@@ -13,7 +13,9 @@ use logbus_ring::{Level, Value, LEVELS};
 
 use crate::config::{OtlpProtocol, SinkConfig, SinkKind};
 use crate::queue::Job;
-use crate::sink::Output;
+use crate::sink::{Output, WriteOutcome};
+
+pub(crate) mod config;
 
 /// Resources cached before the caches are cleared.
 const CACHE_MAX: usize = 4096;
@@ -31,10 +33,10 @@ pub struct OtlpSink {
     /// Producers without a resource entry, per ring and pid.
     by_pid: HashMap<(u32, u32), Arc<OtlpResource>>,
     /// Requests of the group refused for good: the last refusal, and their
-    /// records per level, not yet taken by the sink thread.
+    /// records per level, reported when the group is finished.
     refused: Option<(String, [u64; LEVELS])>,
-    /// Records endpoints rejected in partially successful exports, not yet
-    /// taken by the sink thread.
+    /// Records endpoints rejected in partially successful exports, reported
+    /// with the next finished group.
     partially_rejected: u64,
 }
 
@@ -155,7 +157,7 @@ impl OtlpSink {
 }
 
 impl Output for OtlpSink {
-    fn write(&mut self, jobs: &[Job]) -> Result<(), String> {
+    fn write(&mut self, jobs: &[Job]) -> WriteOutcome {
         if self.records.is_empty() {
             self.convert(jobs);
             self.sent = 0;
@@ -174,21 +176,21 @@ impl Output for OtlpSink {
                         }
                     }
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return WriteOutcome::RetryLater(e.to_string()),
             }
             self.sent = end;
         }
         self.records.clear();
         self.sent = 0;
-        Ok(())
-    }
-
-    fn take_rejected(&mut self) -> u64 {
-        std::mem::take(&mut self.partially_rejected)
-    }
-
-    fn take_refused(&mut self) -> Option<(String, [u64; LEVELS])> {
-        self.refused.take()
+        let partially_rejected = std::mem::take(&mut self.partially_rejected);
+        match self.refused.take() {
+            None => WriteOutcome::Written { partially_rejected },
+            Some((last, levels)) => WriteOutcome::Rejected {
+                levels,
+                last,
+                partially_rejected,
+            },
+        }
     }
 
     fn discard(&mut self) {
