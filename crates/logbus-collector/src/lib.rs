@@ -62,6 +62,7 @@ pub mod config;
 pub mod metrics;
 mod metrics_http;
 mod notice;
+mod pin;
 mod queue;
 mod ring_dir;
 mod sink;
