@@ -17,6 +17,27 @@
 //! file when they follow the path), then let go; one truncated under the
 //! collector is let go at once. A collector of one ring follows its path: the
 //! ring found there next is read from then on (while the old one drains).
+//! It keeps each ring it reads reachable under a second name while the ring
+//! may hold unread records, so that a collector killed while an old ring
+//! drains leaves it to the next one (`pin.rs`).
+//!
+//! # A thread's order across a replacement
+//! A producer thread writes into the old ring until it follows the path, then
+//! into the new one: each of its records in the old ring is complete (stamped)
+//! before its first one in the new ring is. The reader keeps that order with
+//! one rule: records read from a ring are handed to the sinks only once every
+//! older ring of the same path (one being left, read before it) has been seen
+//! *settled* (nothing unread, no record reserved but incomplete, no records
+//! held back) *after* they were read. Then every record the thread put into
+//! an older ring before them was read already, and handed out first (rings
+//! being left are polled first, and their records are never held back). Until
+//! then the records wait, one chunk per ring ([`Held`]), and that ring is not
+//! read further; after [`ORDER_WAIT`] they are handed out anyway, so that a
+//! writer stopped in the middle of a record in the old ring (SIGSTOP) delays
+//! the new one boundedly (that thread's order can then break; said nowhere
+//! but in this comment and `docs/RELIABILITY.md`). This is simpler than
+//! merging by a per-thread sequence, which records do not carry, and costs
+//! nothing while no ring is being left.
 //!
 //! # Commit rule
 //! Chunks get increasing ids. Each sink reports the oldest chunk it still
@@ -64,6 +85,9 @@ const IDLE_WAIT: Duration = Duration::from_secs(1);
 const REPAIR_REPORT_EVERY: Duration = Duration::from_secs(10);
 /// How often a collector of one ring looks whether its path still names it.
 const FOLLOW_EVERY: Duration = Duration::from_millis(200);
+/// Longest a ring's records wait for the older rings of its path to settle
+/// (see "A thread's order across a replacement").
+const ORDER_WAIT: Duration = Duration::from_secs(2);
 
 /// At most one line per [`REPAIR_REPORT_EVERY`] per ring about impossible
 /// shared state its consumer set right: the first repair since the last
@@ -224,11 +248,32 @@ enum Leaving {
     Truncated,
 }
 
+/// Records read from a ring and held back until the older rings of its path
+/// settle (see "A thread's order across a replacement").
+struct Held {
+    chunk: Chunk,
+    /// Records in it.
+    n: usize,
+    /// When it was read (it waits at most [`ORDER_WAIT`]).
+    since: Instant,
+}
+
 /// One ring read (see "Rings" above).
 struct Source {
-    /// Unique for the collector's lifetime ([`Chunk::source`]).
+    /// Unique for the collector's lifetime ([`Chunk::source`]); a ring found
+    /// later has a greater key.
     key: u32,
     ring: Ring,
+    /// The path the ring was found at: rings found at one path, one after
+    /// another, keep each thread's order between them.
+    origin: PathBuf,
+    /// Its order among the rings of `origin`: greater is newer. A pinned ring
+    /// a killed collector left (`pin.rs`) is older than every other.
+    age: u32,
+    /// Its pin (a collector of one ring), removed when the ring is let go.
+    pin: Option<PathBuf>,
+    /// Records read and not yet handed out (at most one chunk).
+    held: Option<Held>,
     consumer: Consumer,
     resolver: Resolver,
     /// What to commit once its pending chunks are done: the greatest end seen.
@@ -328,6 +373,8 @@ impl Collector {
         let mut c = Collector::empty(status_path(ring.path()), config_path, notify);
         c.follow = Some(ring.path().to_path_buf());
         c.add_source(ring.clone()).map_err(StartError::Consumer)?;
+        c.pin_newest();
+        c.adopt_pins();
         c.start(config)?;
         Ok(c)
     }
@@ -414,6 +461,10 @@ impl Collector {
         let mut src = Source {
             key,
             resolver: Resolver::new(&ring, key),
+            origin: ring.path().to_path_buf(),
+            age: key + 1,
+            pin: None,
+            held: None,
             ring,
             consumer,
             commit_end: 0,
@@ -427,6 +478,51 @@ impl Collector {
         self.sources.push(src);
         self.publish_rings();
         Ok(())
+    }
+
+    /// Pins the ring just added (a collector of one ring; see `pin.rs`).
+    /// A ring that cannot be pinned is read all the same: one line says why
+    /// a collector killed while it is being replaced would strand its records.
+    fn pin_newest(&mut self) {
+        let (Some(path), Some(src)) = (self.follow.as_ref(), self.sources.last_mut()) else {
+            return;
+        };
+        match crate::pin::pin(path, &src.ring) {
+            Ok(pin) => src.pin = Some(pin),
+            Err(e) => (self.notify)(Notice::PinFailed {
+                path: path.clone(),
+                error: e.to_string(),
+            }),
+        }
+    }
+
+    /// At start: reads every ring a killed collector left pinned beside the
+    /// path (see `pin.rs`) as a ring being left: drained until no process
+    /// writes it, then let go and unpinned. Its records go out before the
+    /// current ring's.
+    fn adopt_pins(&mut self) {
+        let Some(path) = self.follow.clone() else {
+            return;
+        };
+        for p in crate::pin::pins(&path) {
+            if self.sources.iter().any(|s| s.pin.as_ref() == Some(&p)) {
+                continue; // the current ring's own
+            }
+            let added = Ring::open_existing(&p)
+                .map_err(|e| e.to_string())
+                .and_then(|ring| self.add_source(ring).map_err(|e| e.to_string()));
+            match added {
+                Ok(()) => {
+                    let src = self.sources.last_mut().expect("just added");
+                    src.origin = path.clone();
+                    src.age = 0;
+                    src.pin = Some(p.clone());
+                    src.leaving = Some(Leaving::Replaced);
+                    (self.notify)(Notice::PinnedRingFound { pin: p });
+                }
+                Err(problem) => (self.notify)(Notice::PinRefused { pin: p, problem }),
+            }
+        }
     }
 
     fn publish_rings(&self) {
@@ -505,6 +601,7 @@ impl Collector {
                 let (blocks, block_size) = (ring.geometry().blocks, ring.geometry().block_size);
                 match self.add_source(ring) {
                     Ok(()) => {
+                        self.pin_newest();
                         self.follow_said = None;
                         (self.notify)(Notice::RingFollowed {
                             path: path.clone(),
@@ -553,7 +650,7 @@ impl Collector {
                 }
             };
             let key = src.key;
-            if !done || pending.iter().any(|p| p.chunk.source == key) {
+            if !done || src.held.is_some() || pending.iter().any(|p| p.chunk.source == key) {
                 return true;
             }
             if src.leaving == Some(Leaving::Replaced) {
@@ -561,6 +658,9 @@ impl Collector {
                     path: src.ring.path().to_path_buf(),
                     why: "the replaced ring is drained and no process writes it any more; let go",
                 });
+            }
+            if let Some(pin) = &src.pin {
+                crate::pin::unpin(pin, src.ring.file_id());
             }
             if src.leaving == Some(Leaving::Truncated) {
                 if let Some(dir) = dir.as_mut() {
@@ -788,8 +888,19 @@ impl Collector {
         let n = self.sources.len();
         self.turn = self.turn.wrapping_add(1);
         let (mut total, mut blocked) = (0, 0);
-        for k in 0..n {
-            let i = (self.turn + k) % n;
+        // Rings being left first: their records go out before those of the
+        // rings that replaced them (see "A thread's order across a
+        // replacement").
+        let leaving_first = (0..n)
+            .map(|k| (self.turn + k) % n)
+            .filter(|&i| self.sources[i].leaving.is_some())
+            .chain(
+                (0..n)
+                    .map(|k| (self.turn + k) % n)
+                    .filter(|&i| self.sources[i].leaving.is_none()),
+            )
+            .collect::<Vec<_>>();
+        for i in leaving_first {
             let lossless = self.sources[i].ring.header().wait_ms > 0;
             let room = if lossless { room_up } else { room_any };
             if room < MIN_POLL {
@@ -807,11 +918,36 @@ impl Collector {
         Some(total)
     }
 
-    /// Polls at most `max` records of source `i` and hands them to the sinks.
+    /// Whether every older ring of source `i`'s path is settled: read to its
+    /// end, nothing reserved in it but incomplete, nothing of it held back.
+    fn older_settled(&self, i: usize) -> bool {
+        let me = &self.sources[i];
+        self.sources.iter().all(|o| {
+            o.age >= me.age
+                || o.origin != me.origin
+                || o.leaving != Some(Leaving::Replaced)
+                || (o.held.is_none() && o.consumer.is_drained())
+        })
+    }
+
+    /// Polls at most `max` records of source `i` and hands them to the sinks,
+    /// or holds them back until the older rings of its path settle. Returns
+    /// the records polled or handed out.
     fn poll_source(&mut self, i: usize, max: usize) -> usize {
         let src = &self.sources[i];
         if src.leaving == Some(Leaving::Truncated) || src.ring.faulted() {
             // The file was shrunk under us: what is left reads as zeros.
+            return 0;
+        }
+        if let Some(held) = self.sources[i].held.take() {
+            // Read before the older rings were last seen unsettled: handed out
+            // once they are (or after ORDER_WAIT), and only then is this ring
+            // read on.
+            if self.older_settled(i) || held.since.elapsed() >= ORDER_WAIT {
+                self.hand_out(i, held.chunk);
+                return held.n;
+            }
+            self.sources[i].held = Some(held);
             return 0;
         }
         let mut chunk = self.reuse_chunk();
@@ -821,6 +957,24 @@ impl Collector {
             self.pool.push(chunk);
             return 0;
         }
+        // Looked at *after* the poll: settled now means that every record a
+        // thread completed in an older ring before one of these was read (and
+        // handed out) already.
+        if !self.older_settled(i) {
+            self.sources[i].held = Some(Held {
+                chunk,
+                n,
+                since: Instant::now(),
+            });
+            return 0;
+        }
+        self.hand_out(i, chunk);
+        n
+    }
+
+    /// Hands the records of `chunk`, read from source `i`, to the sinks.
+    fn hand_out(&mut self, i: usize, mut chunk: Chunk) {
+        let src = &mut self.sources[i];
         let id = self.next_id;
         self.next_id += 1;
         chunk.resolve(id, &mut src.resolver);
@@ -856,7 +1010,20 @@ impl Collector {
             s.queue.push(job);
         }
         self.pending.push_back(Pending { chunk });
-        n
+    }
+
+    /// Hands out every held chunk, oldest ring first (at shutdown: the order
+    /// rule gives way to the deadline).
+    fn release_held(&mut self) {
+        let mut order: Vec<usize> = (0..self.sources.len())
+            .filter(|&i| self.sources[i].held.is_some())
+            .collect();
+        order.sort_by_key(|&i| self.sources[i].key);
+        for i in order {
+            if let Some(h) = self.sources[i].held.take() {
+                self.hand_out(i, h.chunk);
+            }
+        }
     }
 
     /// A chunk from the pool, else one taken back from the sinks, else a new
@@ -1087,6 +1254,7 @@ impl Collector {
             }
             self.commit_finished();
         }
+        self.release_held();
         for s in self.sinks.iter().chain(&self.retiring) {
             s.queue.close();
         }
@@ -1122,6 +1290,11 @@ impl Collector {
             for src in &mut self.sources {
                 if src.leaving != Some(Leaving::Truncated) {
                     src.consumer.commit_all();
+                }
+                // The path reaches the current ring; a ring being left keeps
+                // its pin until one collector lets it go.
+                if let (None, Some(pin)) = (src.leaving, &src.pin) {
+                    crate::pin::unpin(pin, src.ring.file_id());
                 }
             }
             for s in self.sinks.iter_mut().chain(self.retiring.iter_mut()) {

@@ -64,6 +64,7 @@ pub mod metrics;
 mod metrics_http;
 mod notice;
 pub mod panic_hook;
+mod pin;
 mod queue;
 mod resolver;
 mod ring_dir;

@@ -103,6 +103,29 @@ pub enum Notice {
         /// Further repairs since the last notice.
         more: u64,
     },
+    /// A ring read by a collector of one ring cannot be kept reachable under
+    /// a second name (`pin.rs`): if it is replaced while records are unread in
+    /// it and the collector is killed, those records are lost.
+    PinFailed {
+        /// The ring path.
+        path: PathBuf,
+        /// Why, one line.
+        error: String,
+    },
+    /// A ring a killed collector left pinned is read (drained until no
+    /// process writes it, then let go and unpinned).
+    PinnedRingFound {
+        /// The pin.
+        pin: PathBuf,
+    },
+    /// A file under a pin's name is not read (not a ring this collector may
+    /// read, or another collector reads it).
+    PinRefused {
+        /// The file.
+        pin: PathBuf,
+        /// Why, one line.
+        problem: String,
+    },
     /// A collector of one ring reads the new ring its path names (the old one
     /// is drained meanwhile).
     RingFollowed {
@@ -222,6 +245,24 @@ impl Notice {
                 block_size / 1024
             ),
             Notice::FollowWaiting { problem } => write!(f, "{problem}; still waiting"),
+            Notice::PinFailed { path, error } => write!(
+                f,
+                "{}: cannot keep the ring reachable under a second name ({error}); \
+                 if it is replaced and this collector killed before the old ring is drained, \
+                 the records left in it are lost",
+                path.display()
+            ),
+            Notice::PinnedRingFound { pin } => write!(
+                f,
+                "{}: a replaced ring a previous collector did not finish; reading it until it is \
+                 drained and no process writes it any more",
+                pin.display()
+            ),
+            Notice::PinRefused { pin, problem } => write!(
+                f,
+                "{}: not read as a replaced ring: {problem}",
+                pin.display()
+            ),
             Notice::RingRepaired { path, repair, more } => {
                 write!(f, "{}: {repair}", path.display())?;
                 if *more > 0 {
