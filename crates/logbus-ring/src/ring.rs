@@ -722,8 +722,22 @@ mod tests {
     fn slots_index_is_seq_modulo_blocks() {
         for blocks in [4u32, 5, 7, 512, 513, 1000, 1 << 20] {
             let slots = Slots::new(blocks);
-            for seq in [0u64, 1, 3, 511, 512, 513, u32::MAX as u64, 1 << 40, (1 << 62) - 1] {
-                assert_eq!(slots.index(seq), (seq % blocks as u64) as usize, "{blocks} {seq}");
+            for seq in [
+                0u64,
+                1,
+                3,
+                511,
+                512,
+                513,
+                u32::MAX as u64,
+                1 << 40,
+                (1 << 62) - 1,
+            ] {
+                assert_eq!(
+                    slots.index(seq),
+                    (seq % blocks as u64) as usize,
+                    "{blocks} {seq}"
+                );
             }
         }
     }
