@@ -38,9 +38,10 @@ use crate::ring::Ring;
 struct OpenBlock {
     seq: u64,
     data: *mut u8,
-    /// The `reserve` word as this writer last stored it (we are its only
-    /// writer while the block is open; a mismatch means somebody closed it).
-    word: Reserve,
+    /// The `reserve` word as this writer last stored it, packed (we are its
+    /// only writer while the block is open; a mismatch means somebody closed
+    /// it). Kept packed: the next reservation's CAS compares with it as is.
+    word: u64,
 }
 
 /// Why a block could not be had.
@@ -235,13 +236,14 @@ impl Writer {
         let mut evictions = 0;
         let (seq, data, off, sleeping) = loop {
             if let Some(b) = &mut self.open {
-                let r = b.word;
+                let r = Reserve::unpack(b.word);
                 if r.end as usize + need as usize <= self.block_size {
                     let next = Reserve {
                         end: r.end + need,
                         level: level as u8,
                         ..r
-                    };
+                    }
+                    .pack();
                     let desc = self.ring.desc(b.seq);
                     // SeqCst: orders this reservation against the consumer's
                     // store of `sleeping` (see "Waking the consumer" in
@@ -249,8 +251,8 @@ impl Writer {
                     if desc
                         .reserve
                         .compare_exchange(
-                            r.pack(),
-                            next.pack(),
+                            b.word,
+                            next,
                             Ordering::SeqCst,
                             Ordering::Relaxed,
                         )
@@ -343,7 +345,7 @@ impl Writer {
     fn close_open(&mut self) {
         if let Some(b) = self.open.take() {
             // Failure means it was closed already.
-            self.ring.desc(b.seq).close(b.word);
+            self.ring.desc(b.seq).close(Reserve::unpack(b.word));
         }
     }
 
@@ -418,7 +420,7 @@ impl Writer {
             self.open = Some(OpenBlock {
                 seq,
                 data,
-                word: open,
+                word: open.pack(),
             });
             self.last_seq = Some(seq);
             return true;
@@ -483,7 +485,7 @@ impl Writer {
                 self.open = Some(OpenBlock {
                     seq,
                     data: self.ring.block_data(seq),
-                    word: open,
+                    word: open.pack(),
                 });
                 self.last_seq = Some(seq);
                 return true;
