@@ -126,10 +126,7 @@ struct FieldsPlan {
 
 impl FieldsPlan {
     /// Fields first, each whole if it fits in `budget`, so that the message
-    /// (usually the largest part) is what gets cut. Out of line: an event
-    /// without fields (the common `info!("...")`) does not pay for the loop's
-    /// registers.
-    #[inline(never)]
+    /// (usually the largest part) is what gets cut.
     fn new(fields: &[Field<'_>], budget: usize) -> FieldsPlan {
         let mut truncated = fields.len() > MAX_FIELDS;
         let mut nfields = 0;
@@ -179,6 +176,29 @@ impl Plan {
     /// with a message of at most `max_message`.
     #[inline]
     pub fn new(ev: &Event<'_>, max_record: usize, max_message: usize) -> Plan {
+        let (target, message) = (ev.target.len(), ev.message.len());
+        // The common event: no fields, a target and a message under their
+        // caps (the message's is at its least with the longest target): it
+        // fits whole, nothing to cut or look at.
+        if ev.fields.is_empty()
+            && target <= MAX_TARGET
+            && message <= max_message.min(max_record.saturating_sub(RECORD_HEADER + MAX_TARGET))
+        {
+            return Plan {
+                len: RECORD_HEADER + target + message,
+                target_len: target,
+                msg_len: message,
+                nfields: 0,
+                last_cap: u16::MAX as usize,
+                truncated: false,
+            };
+        }
+        Plan::cut(ev, max_record, max_message)
+    }
+
+    /// [`Plan::new`] of an event with fields, or with a part over its cap.
+    #[inline(never)]
+    fn cut(ev: &Event<'_>, max_record: usize, max_message: usize) -> Plan {
         let target_len = floor_boundary(ev.target, MAX_TARGET);
         let mut truncated = target_len < ev.target.len();
         let mut len = RECORD_HEADER + target_len;

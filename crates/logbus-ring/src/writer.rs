@@ -250,12 +250,7 @@ impl Writer {
                     // `crate::block`). Fails only if somebody closed the block.
                     if desc
                         .reserve
-                        .compare_exchange(
-                            b.word,
-                            next,
-                            Ordering::SeqCst,
-                            Ordering::Relaxed,
-                        )
+                        .compare_exchange(b.word, next, Ordering::SeqCst, Ordering::Relaxed)
                         .is_ok()
                     {
                         b.word = next;
