@@ -224,7 +224,7 @@ impl Writer {
         if self.carry.is_some() {
             return self.emit_carrying(ev);
         }
-        let severity = ev.severity.clamp(1, 24);
+        let severity = Level::clamp(ev.severity);
         let level = Level::index(severity);
         let plan = Plan::new(ev, self.max_record, self.max_message);
         let need = placed(plan.len) as u32;
