@@ -85,12 +85,24 @@ pub(crate) fn floor_boundary(s: &str, max: usize) -> usize {
     if s.len() <= max {
         return s.len();
     }
-    let mut i = max;
+    cut_boundary(s, max)
+}
+
+/// [`floor_boundary`] of a string longer than `max`: out of line, so that
+/// the emit path of a string that fits is one comparison.
+#[cold]
+#[inline(never)]
+fn cut_boundary(s: &str, max: usize) -> usize {
+    let mut i = max.min(s.len());
     while !s.is_char_boundary(i) {
         i -= 1;
     }
     i
 }
+
+/// Most fields a record holds (its `nfields` is a `u16`); the rest are cut
+/// and the record flagged truncated.
+const MAX_FIELDS: usize = u16::MAX as usize;
 
 /// Sizes of the parts of a record, after truncation.
 pub(crate) struct Plan {
@@ -103,19 +115,24 @@ pub(crate) struct Plan {
     pub truncated: bool,
 }
 
-impl Plan {
-    #[inline]
-    pub fn new(ev: &Event<'_>, max_record: usize, max_message: usize) -> Plan {
-        let target_len = floor_boundary(ev.target, MAX_TARGET);
-        let mut truncated = target_len < ev.target.len();
-        let mut len = RECORD_HEADER + target_len;
+/// How the fields of an event fit their budget (see [`Plan::new`]).
+struct FieldsPlan {
+    /// Bytes the kept fields take.
+    used: usize,
+    nfields: usize,
+    last_cap: usize,
+    truncated: bool,
+}
+
+impl FieldsPlan {
+    /// Fields first, each whole if it fits in `budget`, so that the message
+    /// (usually the largest part) is what gets cut.
+    fn new(fields: &[Field<'_>], budget: usize) -> FieldsPlan {
+        let mut truncated = fields.len() > MAX_FIELDS;
         let mut nfields = 0;
         let mut last_cap = u16::MAX as usize;
-        // Fields first, each whole if it fits, so that the message (usually the
-        // largest part) is what gets cut. Keep at least a quarter for the message.
-        let field_budget = max_record - max_record / 4 - len;
         let mut used = 0;
-        for f in ev.fields.iter().take(u16::MAX as usize) {
+        for f in &fields[..fields.len().min(MAX_FIELDS)] {
             let key = floor_boundary(f.key, 255);
             truncated |= key < f.key.len();
             let fixed = 2 + key;
@@ -125,11 +142,11 @@ impl Plan {
                     Value::Bool(_) => 1,
                     _ => 8,
                 };
-            if used + size > field_budget {
+            if used + size > budget {
                 truncated = true;
                 if let Value::Str(s) = f.value {
                     // Keep a cut version of this last string field if 16+ bytes fit.
-                    let room = field_budget.saturating_sub(used + fixed + 2);
+                    let room = budget.saturating_sub(used + fixed + 2);
                     if room >= 16 {
                         last_cap = room;
                         used += fixed + 2 + floor_boundary(s, room);
@@ -144,7 +161,57 @@ impl Plan {
             used += size;
             nfields += 1;
         }
-        len += used;
+        FieldsPlan {
+            used,
+            nfields,
+            last_cap,
+            truncated,
+        }
+    }
+}
+
+impl Plan {
+    /// The plan of `ev` in a record of at most `max_record` bytes (at least
+    /// twice the header and [`MAX_TARGET`]: a ring's smallest block is 4 KiB)
+    /// with a message of at most `max_message`.
+    #[inline]
+    pub fn new(ev: &Event<'_>, max_record: usize, max_message: usize) -> Plan {
+        let (target, message) = (ev.target.len(), ev.message.len());
+        // The common event: no fields, a target and a message under their
+        // caps (the message's is at its least with the longest target): it
+        // fits whole, nothing to cut or look at.
+        if ev.fields.is_empty()
+            && target <= MAX_TARGET
+            && message <= max_message.min(max_record.saturating_sub(RECORD_HEADER + MAX_TARGET))
+        {
+            return Plan {
+                len: RECORD_HEADER + target + message,
+                target_len: target,
+                msg_len: message,
+                nfields: 0,
+                last_cap: u16::MAX as usize,
+                truncated: false,
+            };
+        }
+        Plan::cut(ev, max_record, max_message)
+    }
+
+    /// [`Plan::new`] of an event with fields, or with a part over its cap.
+    #[inline(never)]
+    fn cut(ev: &Event<'_>, max_record: usize, max_message: usize) -> Plan {
+        let target_len = floor_boundary(ev.target, MAX_TARGET);
+        let mut truncated = target_len < ev.target.len();
+        let mut len = RECORD_HEADER + target_len;
+        let mut nfields = 0;
+        let mut last_cap = u16::MAX as usize;
+        if !ev.fields.is_empty() {
+            // Keep at least a quarter for the message.
+            let f = FieldsPlan::new(ev.fields, max_record - max_record / 4 - len);
+            len += f.used;
+            nfields = f.nfields;
+            last_cap = f.last_cap;
+            truncated |= f.truncated;
+        }
         let msg_cap = (max_record - len).min(max_message);
         let msg_len = floor_boundary(ev.message, msg_cap);
         truncated |= msg_len < ev.message.len();
@@ -185,8 +252,16 @@ impl Plan {
         // exactly the plan's length (`Plan::new` sized them the same way;
         // checked by the debug assertion at the end).
         let mut o = unsafe { put(at, &bytemuck::bytes_of(hdr)[8..], 8) };
-        o = unsafe { put(at, &ev.target.as_bytes()[..self.target_len], o) };
-        o = unsafe { put(at, &ev.message.as_bytes()[..self.msg_len], o) };
+        // SAFETY: `Plan::new` for `ev` (the caller's contract) made
+        // `target_len <= ev.target.len()` and `msg_len <= ev.message.len()`.
+        let (target, message) = unsafe {
+            (
+                ev.target.as_bytes().get_unchecked(..self.target_len),
+                ev.message.as_bytes().get_unchecked(..self.msg_len),
+            )
+        };
+        o = unsafe { put(at, target, o) };
+        o = unsafe { put(at, message, o) };
         for (i, f) in ev.fields[..self.nfields].iter().enumerate() {
             let key = &f.key.as_bytes()[..floor_boundary(f.key, 255)];
             let (kind, scalar): (u8, [u8; 8]) = match f.value {
@@ -221,4 +296,187 @@ unsafe fn put(at: *mut u8, bytes: &[u8], off: usize) -> usize {
     // SAFETY: by the caller's contract; `bytes` is a distinct borrow.
     unsafe { crate::mem::copy_small(bytes.as_ptr(), at.add(off), bytes.len()) };
     off + bytes.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sizing `Plan::new` did before its fast path for events without
+    /// fields (issue 19): the new one must agree with it on every event.
+    fn reference(ev: &Event<'_>, max_record: usize, max_message: usize) -> Plan {
+        fn floor(s: &str, max: usize) -> usize {
+            if s.len() <= max {
+                return s.len();
+            }
+            let mut i = max;
+            while !s.is_char_boundary(i) {
+                i -= 1;
+            }
+            i
+        }
+        let target_len = floor(ev.target, MAX_TARGET);
+        let mut truncated = target_len < ev.target.len();
+        let mut len = RECORD_HEADER + target_len;
+        let mut nfields = 0;
+        let mut last_cap = u16::MAX as usize;
+        let field_budget = max_record - max_record / 4 - len;
+        let mut used = 0;
+        for f in ev.fields.iter().take(u16::MAX as usize) {
+            let key = floor(f.key, 255);
+            truncated |= key < f.key.len();
+            let fixed = 2 + key;
+            let size = fixed
+                + match f.value {
+                    Value::Str(s) => 2 + s.len().min(u16::MAX as usize),
+                    Value::Bool(_) => 1,
+                    _ => 8,
+                };
+            if used + size > field_budget {
+                truncated = true;
+                if let Value::Str(s) = f.value {
+                    let room = field_budget.saturating_sub(used + fixed + 2);
+                    if room >= 16 {
+                        last_cap = room;
+                        used += fixed + 2 + floor(s, room);
+                        nfields += 1;
+                    }
+                }
+                break;
+            }
+            if let Value::Str(s) = f.value {
+                truncated |= s.len() > u16::MAX as usize;
+            }
+            used += size;
+            nfields += 1;
+        }
+        len += used;
+        let msg_len = floor(ev.message, (max_record - len).min(max_message));
+        truncated |= msg_len < ev.message.len();
+        Plan {
+            len: len + msg_len,
+            target_len,
+            msg_len,
+            nfields,
+            last_cap,
+            truncated,
+        }
+    }
+
+    /// A string of `n` characters mixing 1-, 2-, 3- and 4-byte ones, so that
+    /// a cut falls inside a character as often as not.
+    fn text(n: usize, seed: u64) -> String {
+        let chars = ['a', 'é', '€', '𝄞', 'z'];
+        (0..n)
+            .map(|i| chars[((seed >> (i % 16)) as usize + i) % chars.len()])
+            .collect()
+    }
+
+    /// Every plan (lengths, cuts, the truncated flag) is the reference's, for
+    /// events with and without fields, targets and messages around their
+    /// caps with cuts inside multi-byte characters, and field lists that
+    /// overflow the budget; and the record `write` lays out is exactly the
+    /// plan's length and passes the reader's validation.
+    #[test]
+    fn plan_agrees_with_the_reference_and_writes_valid_records() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut buf = vec![0u64; (64 << 10) / 8];
+        for round in 0..400 {
+            let target = text(
+                [0, 12, 300, 1023, 1024, 1025, 2000][next() as usize % 7],
+                next(),
+            );
+            let message = text([0, 5, 100, 4000, 20000][next() as usize % 5], next());
+            let strings: Vec<String> = (0..8)
+                .map(|_| text([0, 3, 300, 10000, 40000][next() as usize % 5], next()))
+                .collect();
+            let nfields = if round % 3 == 0 {
+                0
+            } else {
+                next() as usize % 9
+            };
+            let fields: Vec<Field<'_>> = (0..nfields)
+                .map(|i| Field {
+                    key: &strings[(i + 1) % 8][..floor_boundary(&strings[(i + 1) % 8], 300)],
+                    value: match next() % 5 {
+                        0 => Value::Str(&strings[i % 8]),
+                        1 => Value::I64(-(i as i64)),
+                        2 => Value::U64(i as u64),
+                        3 => Value::F64(i as f64),
+                        _ => Value::Bool(i % 2 == 0),
+                    },
+                })
+                .collect();
+            let ev = Event {
+                target: &target,
+                fields: &fields,
+                ..Event::new(9, &message)
+            };
+            for (max_record, max_message) in [(4096, 16384), (32768, 16384), (32768, 100)] {
+                let got = Plan::new(&ev, max_record, max_message);
+                let want = reference(&ev, max_record, max_message);
+                let sizes = |p: &Plan| {
+                    (
+                        p.len,
+                        p.target_len,
+                        p.msg_len,
+                        p.nfields,
+                        p.last_cap,
+                        p.truncated,
+                    )
+                };
+                assert_eq!(sizes(&got), sizes(&want), "round {round} {max_record}");
+                assert!(got.len <= max_record);
+                let hdr = RecordHeader {
+                    len: got.len as u32,
+                    msg_len: got.msg_len as u32,
+                    target_len: got.target_len as u16,
+                    nfields: got.nfields as u16,
+                    severity: 9,
+                    ..RecordHeader::default()
+                };
+                let at = buf.as_mut_ptr() as *mut u8;
+                // SAFETY: `buf` is 64 KiB, more than `max_record`, and ours;
+                // the plan was made for `ev`.
+                unsafe { got.write(at, &hdr, &ev) };
+                let bytes: &[u8] = bytemuck::cast_slice(&buf);
+                let body = &bytes[RECORD_HEADER..got.len];
+                assert!(crate::record::validate(&hdr, body), "round {round}");
+                assert_eq!(&bytes[8..RECORD_HEADER], &bytemuck::bytes_of(&hdr)[8..]);
+            }
+        }
+    }
+
+    /// A record holds at most `u16::MAX` fields: more are cut, and the
+    /// record says so (the plan used to drop them without the flag).
+    #[test]
+    fn more_fields_than_a_record_holds_are_cut_and_flagged() {
+        let fields = vec![
+            Field {
+                key: "",
+                value: Value::Bool(true),
+            };
+            MAX_FIELDS + 5
+        ];
+        let ev = Event {
+            fields: &fields,
+            ..Event::new(9, "m")
+        };
+        let plan = Plan::new(&ev, 1 << 24, 16384);
+        assert_eq!(plan.nfields, MAX_FIELDS);
+        assert!(plan.truncated);
+        let exact = Event {
+            fields: &fields[..MAX_FIELDS],
+            ..ev
+        };
+        let plan = Plan::new(&exact, 1 << 24, 16384);
+        assert_eq!(plan.nfields, MAX_FIELDS);
+        assert!(!plan.truncated);
+    }
 }

@@ -28,6 +28,26 @@ pub enum Level {
 /// How many levels there are; counter arrays are indexed by `Level as usize`.
 pub const LEVELS: usize = 6;
 
+/// Per severity byte: the severity clamped to 1-24 and the index of its
+/// level. A table: the emit path looks both up once per record, and the
+/// comparisons of a clamp cost more than a load.
+const BY_SEVERITY: [(u8, u8); 256] = {
+    let mut t = [(0u8, 0u8); 256];
+    let mut b = 0;
+    while b < 256 {
+        let s = if b < 1 {
+            1
+        } else if b > 24 {
+            24
+        } else {
+            b as u8
+        };
+        t[b] = (s, (s - 1) / 4);
+        b += 1;
+    }
+    t
+};
+
 impl Level {
     /// All levels, lowest first.
     pub const ALL: [Level; LEVELS] = [
@@ -57,14 +77,13 @@ impl Level {
     /// the one severity-to-level rule every counter and the policy use.
     #[inline]
     pub(crate) const fn index(severity: u8) -> usize {
-        let s = if severity < 1 {
-            1
-        } else if severity > 24 {
-            24
-        } else {
-            severity
-        };
-        ((s - 1) / 4) as usize
+        BY_SEVERITY[severity as usize].1 as usize
+    }
+
+    /// A severity clamped to 1-24 (what a record stores of its producer's).
+    #[inline]
+    pub(crate) const fn clamp(severity: u8) -> u8 {
+        BY_SEVERITY[severity as usize].0
     }
 
     /// The first (canonical) severity number of this level: TRACE 1, DEBUG 5, INFO 9, WARN 13, ERROR 17, FATAL 21.
@@ -158,6 +177,17 @@ mod tests {
             assert!(l.severity() <= s && s < l.severity() + 4, "{s} -> {l}");
         }
         assert_eq!(Level::from_severity(25), None);
+    }
+
+    /// The table agrees with the rule it replaced (`clamp(1, 24)`, then
+    /// bands of four) for every byte a producer may pass.
+    #[test]
+    fn every_byte_clamps_to_1_24_and_its_band() {
+        for b in 0..=255u8 {
+            let s = b.clamp(1, 24);
+            assert_eq!(Level::clamp(b), s, "{b}");
+            assert_eq!(Level::index(b), ((s - 1) / 4) as usize, "{b}");
+        }
     }
 
     #[test]

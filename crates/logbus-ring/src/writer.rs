@@ -38,9 +38,10 @@ use crate::ring::Ring;
 struct OpenBlock {
     seq: u64,
     data: *mut u8,
-    /// The `reserve` word as this writer last stored it (we are its only
-    /// writer while the block is open; a mismatch means somebody closed it).
-    word: Reserve,
+    /// The `reserve` word as this writer last stored it, packed (we are its
+    /// only writer while the block is open; a mismatch means somebody closed
+    /// it). Kept packed: the next reservation's CAS compares with it as is.
+    word: u64,
 }
 
 /// Why a block could not be had.
@@ -223,7 +224,7 @@ impl Writer {
         if self.carry.is_some() {
             return self.emit_carrying(ev);
         }
-        let severity = ev.severity.clamp(1, 24);
+        let severity = Level::clamp(ev.severity);
         let level = Level::index(severity);
         let plan = Plan::new(ev, self.max_record, self.max_message);
         let need = placed(plan.len) as u32;
@@ -235,25 +236,21 @@ impl Writer {
         let mut evictions = 0;
         let (seq, data, off, sleeping) = loop {
             if let Some(b) = &mut self.open {
-                let r = b.word;
+                let r = Reserve::unpack(b.word);
                 if r.end as usize + need as usize <= self.block_size {
                     let next = Reserve {
                         end: r.end + need,
                         level: level as u8,
                         ..r
-                    };
+                    }
+                    .pack();
                     let desc = self.ring.desc(b.seq);
                     // SeqCst: orders this reservation against the consumer's
                     // store of `sleeping` (see "Waking the consumer" in
                     // `crate::block`). Fails only if somebody closed the block.
                     if desc
                         .reserve
-                        .compare_exchange(
-                            r.pack(),
-                            next.pack(),
-                            Ordering::SeqCst,
-                            Ordering::Relaxed,
-                        )
+                        .compare_exchange(b.word, next, Ordering::SeqCst, Ordering::Relaxed)
                         .is_ok()
                     {
                         b.word = next;
@@ -343,7 +340,7 @@ impl Writer {
     fn close_open(&mut self) {
         if let Some(b) = self.open.take() {
             // Failure means it was closed already.
-            self.ring.desc(b.seq).close(b.word);
+            self.ring.desc(b.seq).close(Reserve::unpack(b.word));
         }
     }
 
@@ -418,7 +415,7 @@ impl Writer {
             self.open = Some(OpenBlock {
                 seq,
                 data,
-                word: open,
+                word: open.pack(),
             });
             self.last_seq = Some(seq);
             return true;
@@ -483,7 +480,7 @@ impl Writer {
                 self.open = Some(OpenBlock {
                     seq,
                     data: self.ring.block_data(seq),
-                    word: open,
+                    word: open.pack(),
                 });
                 self.last_seq = Some(seq);
                 return true;
