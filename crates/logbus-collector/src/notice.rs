@@ -173,6 +173,9 @@ impl fmt::Display for Notice {
             | Notice::RingLeft { .. }
             | Notice::RingFollowed { .. }
             | Notice::FollowWaiting { .. }
+            | Notice::PinFailed { .. }
+            | Notice::PinnedRingFound { .. }
+            | Notice::PinRefused { .. }
             | Notice::RingRepaired { .. }
             | Notice::TooManyRings { .. } => self.fmt_ring(f),
             Notice::StatusUnwritable { .. }
