@@ -23,7 +23,9 @@
 //!   until the ring changes (`Writer::evict`).
 //!
 //! Both need the consumer to have nothing in flight in those blocks
-//! (`claim == done`) and every record in them complete; both flag the blocks'
+//! (`claim == done`, and no sink of it has marked records past `done`: a dead
+//! collector's sinks wrote them, its successor reads them again), and every
+//! record in them complete; both flag the blocks'
 //! `claim` words with one CAS each, which the consumer's claim CAS cannot also
 //! win. While a block is flagged EVICTING readers keep off it and off every
 //! later block. Letting go of a flagged block bumps the claim word's rewrite
@@ -397,6 +399,9 @@ impl Inspected {
         if !claim.is(seq) || claim.evicting || claim.evicted || claim.claimed != done {
             return None;
         }
+        if sink_marked_past(d, seq, done) {
+            return None;
+        }
         let mut r = Reserve::unpack(d.reserve.load(Ordering::Acquire));
         if !r.is(seq) {
             return None;
@@ -444,6 +449,26 @@ impl Inspected {
         }
         Some(out)
     }
+}
+
+/// Whether a sink of the consumer has marked records of block `seq` past its
+/// committed end `done`: records a collector's sink wrote and the collector
+/// did not commit before it died. The next consumer reads them again from
+/// `done` (its sinks skip them by their marks, then commit them); until then
+/// they count as in flight, as they did for the dead consumer. Evicting them
+/// would count evicted records a sink has written, and compacting records
+/// into their places would make the sink skip those as written before.
+///
+/// A live consumer's sinks mark only records it has claimed (`claim` past
+/// `done`, which `Inspected::of` refuses already), so this matters after a
+/// restart only. Acquire: pairs with the Release of `Ring::mark_sink`; a dead
+/// consumer's marks happen before the next consumer takes its role (the
+/// lock), and so before that consumer's claim CAS in `Consumer::state_for`,
+/// whose value this evictor's Acquire load of `claim` has seen.
+fn sink_marked_past(d: &crate::layout::BlockDesc, seq: u64, done: u32) -> bool {
+    d.marks
+        .iter()
+        .any(|m| done_end(m.load(Ordering::Acquire), seq).is_some_and(|end| end > done))
 }
 
 /// Where compaction puts the protected records of a span.
@@ -652,6 +677,68 @@ mod tests {
         };
         let ring = Ring::open_with(dir.ring(), &opts).unwrap();
         (dir, ring)
+    }
+
+    /// A collector killed after its sink wrote records it had not committed
+    /// leaves that sink's marks in the blocks; the next consumer starts from
+    /// the committed ends, and until it has read those records again no
+    /// eviction may take or rewrite them: an evicted record would be both
+    /// written (by the old collector's sink) and counted evicted, and a
+    /// record compacted into a marked place would be skipped by the sink as
+    /// written before, and counted delivered unwritten.
+    #[test]
+    #[cfg_attr(miri, ignore = "needs a mapped ring")]
+    fn records_a_sink_finished_before_a_restart_are_not_evicted_under_it() {
+        let (dir, ring) = ring("marks");
+        let mut w = ring.writer().unwrap();
+        // INFO records up to INFO's watermark (3 of the 4 blocks).
+        let mut info = 0;
+        while w.emit(&Event::new(9, &format!("info {info:060}"))).unwrap() != Emitted::Dropped {
+            info += 1;
+        }
+        // The first collector's sink writes them all and marks every block,
+        // then the collector dies before committing (no commit, no free).
+        let mut first = Consumer::acquire(&ring).unwrap();
+        let slot = first.sink_slots(&["stdout"])[0].clone().unwrap().0;
+        let mut b = Batch::new();
+        let mut written = Vec::new();
+        while first.poll(&mut b, 1000) > 0 {
+            for r in b.iter() {
+                written.push(r.message().to_string());
+                ring.mark_sink(slot, r.pos());
+            }
+        }
+        assert_eq!(written.len(), info);
+        drop(first);
+        // The next collector takes its sinks' marks and starts polling: its
+        // first poll sees every block (and takes back the dead one's claims)
+        // but reads nothing yet.
+        let mut second = Consumer::acquire(&ring).unwrap();
+        let resume = second.sink_slots(&["stdout"])[0].clone().unwrap().1;
+        assert_eq!(second.poll(&mut b, 0), 0);
+        // Protected records now need room.
+        // (Block 3 takes a few dozen; the rest need room.)
+        for i in 0..100 {
+            let _ = w.emit(&Event::new(17, &format!("error {i:060}"))).unwrap();
+        }
+        // Every record the sink finished before is read again, in its
+        // place, and skipped there as finished; nothing the sink did not
+        // write sits in a place it marked.
+        let mut again = Vec::new();
+        while second.poll(&mut b, 1000) > 0 {
+            for r in b.iter() {
+                if resume.done(r.pos()) {
+                    again.push(r.message().to_string());
+                }
+            }
+            second.commit_all();
+        }
+        assert_eq!(
+            again, written,
+            "records in the places the sink had finished"
+        );
+        assert_eq!(ring.stats().total().evicted, 0);
+        drop(dir);
     }
 
     /// An evictor killed in the middle of rewriting a span (phase MOVING):
