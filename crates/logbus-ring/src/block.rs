@@ -80,7 +80,9 @@
 //!
 //! # Dead writers
 //! A writing process holds an OFD lock on byte `LOCK_PROCESS_BASE + pid` of the
-//! ring for as long as it lives (`crate::lock`). A record reserved but not
+//! ring for as long as it lives (`crate::lock`). A block's owner (`owner_pid`)
+//! is its claimer, or the writer that adopted it since (which stores its pid
+//! before its first reservation there). A record reserved but not
 //! stamped, whose owner's lock is free, was torn by its writer's death: the
 //! consumer closes the block, counts the record torn (at the level kept in
 //! `reserve`) and skips it. A record of a live writer is waited for (a writer

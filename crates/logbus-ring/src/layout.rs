@@ -295,7 +295,8 @@ pub(crate) struct BlockDesc {
     /// Committed end (`seq << 32 | offset`): the consumer only. Where a new
     /// consumer resumes.
     pub done: AtomicU64,
-    /// The claiming process and thread (for liveness checks and `stat`).
+    /// The process and thread writing the block: its claimer, or the writer
+    /// that adopted it since (for liveness checks and `stat`).
     pub owner_pid: AtomicU32,
     pub owner_tid: AtomicU32,
     _pad: [u8; 32],

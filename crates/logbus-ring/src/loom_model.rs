@@ -24,6 +24,8 @@
 //!   reads them: a writer's records (one in each block) are delivered once
 //!   each and in order, whether the compaction gives up or moves the first
 //!   record into the second block.
+//! * adopt vs judge: a reservation in an adopted block is judged (torn or
+//!   in flight) by the liveness of its adopter, never of the claimer;
 //! * marks vs evict: a consumer restarted after its predecessor's sink wrote
 //!   records it never committed takes the claims back, while a producer
 //!   looks for room: the producer never evicts the records the sink marked
@@ -464,5 +466,58 @@ fn loom_records_a_sink_marked_are_not_evicted_before_they_are_committed() {
         consumer.join().unwrap();
         let evicted = evictor.join().unwrap();
         assert_eq!(evicted, 0, "records the sink wrote were evicted");
+    });
+}
+
+#[test]
+fn loom_a_record_in_an_adopted_block_is_judged_by_its_adopter() {
+    loom::model(|| {
+        // A closed block claimed by process 1 (alive), adopted by process 2.
+        let reserve = Arc::new(AtomicU64::new(
+            Reserve {
+                end: 64,
+                ..Reserve::open(5).closed()
+            }
+            .pack(),
+        ));
+        let owner = Arc::new(AtomicU32::new(1));
+        let (r, o) = (reserve.clone(), owner.clone());
+        let adopter = thread::spawn(move || {
+            // `Writer::adopt`: reopen, then say who owns the block.
+            let closed = Reserve {
+                end: 64,
+                ..Reserve::open(5).closed()
+            };
+            let open = Reserve {
+                closed: false,
+                ..closed
+            };
+            if r.compare_exchange(
+                closed.pack(),
+                open.pack(),
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            )
+            .is_err()
+            {
+                return;
+            }
+            o.store(2, Ordering::Relaxed);
+            // `Writer::emit`: reserve a record (and die before stamping it).
+            let next = Reserve { end: 128, ..open };
+            let _ = r.compare_exchange(
+                open.pack(),
+                next.pack(),
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            );
+        });
+        // The consumer: a reservation past what it read is judged by the
+        // owner it then loads (`Consumer::skip_stuck`).
+        let seen = Reserve::unpack(reserve.load(Ordering::Acquire));
+        if seen.end > 64 {
+            assert_eq!(owner.load(Ordering::Relaxed), 2, "judged by the claimer");
+        }
+        adopter.join().unwrap();
     });
 }
