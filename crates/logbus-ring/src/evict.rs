@@ -58,9 +58,9 @@ use crate::block::{done_end, stamp, Claim, Reserve};
 use crate::layout::{placed, MAX_SPAN, RECORD_HEADER};
 use crate::level::{Level, LEVELS};
 use crate::lock;
+use crate::read::{ready_record, space_freed};
 use crate::record::copy_shared;
 use crate::ring::Ring;
-use crate::writer::ready_record;
 
 pub(crate) const HELD: u64 = 1;
 /// Placements tried per span, from the most leading blocks freed that the
@@ -193,7 +193,7 @@ impl<'r> Role<'r> {
             .compare_exchange(h, h + n, Ordering::SeqCst, Ordering::Relaxed)
             .is_ok()
         {
-            crate::consumer::space_freed(self.ring);
+            space_freed(self.ring);
         }
     }
 
@@ -399,7 +399,7 @@ impl Inspected {
         if !claim.is(seq) || claim.evicting || claim.evicted || claim.claimed != done {
             return None;
         }
-        if sink_marked_past(d, seq, done) {
+        if crate::sink_marks::SinkMarks::marked_past(d, seq, done) {
             return None;
         }
         let mut r = Reserve::unpack(d.reserve.load(Ordering::Acquire));
@@ -449,26 +449,6 @@ impl Inspected {
         }
         Some(out)
     }
-}
-
-/// Whether a sink of the consumer has marked records of block `seq` past its
-/// committed end `done`: records a collector's sink wrote and the collector
-/// did not commit before it died. The next consumer reads them again from
-/// `done` (its sinks skip them by their marks, then commit them); until then
-/// they count as in flight, as they did for the dead consumer. Evicting them
-/// would count evicted records a sink has written, and compacting records
-/// into their places would make the sink skip those as written before.
-///
-/// A live consumer's sinks mark only records it has claimed (`claim` past
-/// `done`, which `Inspected::of` refuses already), so this matters after a
-/// restart only. Acquire: pairs with the Release of `Ring::mark_sink`; a dead
-/// consumer's marks happen before the next consumer takes its role (the
-/// lock), and so before that consumer's claim CAS in `Consumer::state_for`,
-/// whose value this evictor's Acquire load of `claim` has seen.
-fn sink_marked_past(d: &crate::layout::BlockDesc, seq: u64, done: u32) -> bool {
-    d.marks
-        .iter()
-        .any(|m| done_end(m.load(Ordering::Acquire), seq).is_some_and(|end| end > done))
 }
 
 /// Where compaction puts the protected records of a span.
@@ -658,7 +638,7 @@ pub(crate) fn reap_if_dead(ring: &Ring, fd: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Batch, Consumer, Emitted, Event, RingOptions};
+    use crate::{Batch, Consumer, Emitted, Event, RingOptions, SinkMarks};
 
     /// A pid that is certainly dead: a child we started and reaped.
     fn dead_pid() -> u32 {
@@ -699,13 +679,16 @@ mod tests {
         // The first collector's sink writes them all and marks every block,
         // then the collector dies before committing (no commit, no free).
         let mut first = Consumer::acquire(&ring).unwrap();
-        let slot = first.sink_slots(&["stdout"])[0].clone().unwrap().0;
+        let slot = SinkMarks::assign(&mut first, &["stdout"])[0]
+            .clone()
+            .unwrap()
+            .0;
         let mut b = Batch::new();
         let mut written = Vec::new();
         while first.poll(&mut b, 1000) > 0 {
             for r in b.iter() {
                 written.push(r.message().to_string());
-                ring.mark_sink(slot, r.pos());
+                slot.mark(&ring, r.pos());
             }
         }
         assert_eq!(written.len(), info);
@@ -714,7 +697,10 @@ mod tests {
         // first poll sees every block (and takes back the dead one's claims)
         // but reads nothing yet.
         let mut second = Consumer::acquire(&ring).unwrap();
-        let resume = second.sink_slots(&["stdout"])[0].clone().unwrap().1;
+        let resume = SinkMarks::assign(&mut second, &["stdout"])[0]
+            .clone()
+            .unwrap()
+            .1;
         assert_eq!(second.poll(&mut b, 0), 0);
         // Protected records now need room.
         // (Block 3 takes a few dozen; the rest need room.)

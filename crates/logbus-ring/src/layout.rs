@@ -20,7 +20,7 @@
 //!                    | resource table: RESOURCES entries x 512 B         |
 //!                    |   (see crate::resource)                           |
 //! 4096 + 32 KiB      +--------------------------------------------------+
-//!                    | block descriptors: blocks x 64 B (BlockDesc)       |
+//!                    | block descriptors: blocks x 128 B (BlockDesc)      |
 //! data_offset        +--------------------------------------------------+
 //!                    | block 0: block_size bytes                          |
 //!                    | block 1: ...                                       |

@@ -277,7 +277,7 @@ fn run(queue: &SinkQueue, output: &mut dyn Output, notify: Notify, reader: &Read
                     for job in &jobs {
                         if let Some(m) = &job.mark {
                             for pos in &job.chunk.block_ends {
-                                m.ring.mark_sink(m.slot, *pos);
+                                m.slot.mark(&m.ring, *pos);
                             }
                         }
                     }
