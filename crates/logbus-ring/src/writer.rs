@@ -43,52 +43,6 @@ struct OpenBlock {
     word: Reserve,
 }
 
-/// Where a record was reserved (by `Writer::reserve_in_open`).
-struct Spot {
-    seq: u64,
-    data: *mut u8,
-    /// Offset of the record in the block.
-    off: u32,
-    /// The consumer's `sleeping` word, loaded right after the reservation.
-    sleeping: u32,
-}
-
-/// One record's search for room when the ring is full (see `Writer::make_room`).
-#[derive(Default)]
-struct RoomSearch {
-    /// Lossless mode: until when this record may wait for room (set at its
-    /// first wait; room freed while it waited may go to another writer
-    /// first, so it waits again, up to the same deadline).
-    deadline: Option<Instant>,
-    /// Evictions tried (at most 8).
-    evictions: u32,
-    /// Records evicted for it.
-    evicted: u32,
-}
-
-/// Writes the record into its reserved place and stamps it (Release: SYNC
-/// POINT A of `crate::block`): from then on a reader may take it.
-///
-/// # Safety
-/// `spot` was reserved by `Writer::reserve_in_open` for this record:
-/// `placed(plan.len)` bytes at `spot.off`, inside the block, ours alone.
-#[inline(always)]
-unsafe fn publish(spot: &Spot, plan: &Plan, hdr: &RecordHeader, ev: &Event<'_>) {
-    // SAFETY: `[off, off + placed(plan.len))` was reserved for us by the
-    // reservation CAS: no other writer touches it and no reader trusts it
-    // before the stamp; it lies inside the block (the caller's contract).
-    // `data + off` is 8-aligned (offsets are multiples of 8 in a
-    // page-aligned block).
-    unsafe {
-        let at = spot.data.add(spot.off as usize);
-        plan.write(at, hdr, ev);
-        // Release, SYNC POINT A: every byte `write` put is visible to a
-        // reader that loads this stamp with Acquire.
-        (*(at as *const std::sync::atomic::AtomicU64))
-            .store(stamp(spot.seq, plan.len as u32), Ordering::Release);
-    }
-}
-
 /// Why a block could not be had.
 enum NoRoom {
     /// The level's watermark (or the ring) is full.
@@ -270,114 +224,74 @@ impl Writer {
             return self.emit_carrying(ev);
         }
         let severity = ev.severity.clamp(1, 24);
+        let level = Level::index(severity);
         let plan = Plan::new(ev, self.max_record, self.max_message);
         let need = placed(plan.len) as u32;
-        let (spot, evicted) = match self.reserve(severity, need) {
-            Ok(reserved) => reserved,
-            Err(dropped) => return Ok(dropped),
-        };
-        let hdr = self.header(ev, &plan, severity);
-        // SAFETY: `spot` was reserved for this record by `reserve`, `need =
-        // placed(plan.len)` bytes.
-        unsafe { publish(&spot, &plan, &hdr, ev) };
-        if spot.sleeping != 0 {
-            self.wake_consumer();
-        }
-        Ok(Emitted::Written { evicted })
-    }
-
-    /// Reserves `need` bytes for a record of `severity` (step 2 of
-    /// `crate::block`), claiming a block or making room as the overflow
-    /// policy says. Returns where, and how many records were evicted for it;
-    /// or the record dropped (counted).
-    #[inline(always)]
-    fn reserve(&mut self, severity: u8, need: u32) -> Result<(Spot, u32), Emitted> {
-        let level = Level::index(severity);
-        let mut search = RoomSearch::default();
-        loop {
-            if let Some(spot) = self.reserve_in_open(level, need) {
-                return Ok((spot, search.evicted));
+        let mut evicted = 0;
+        // Lossless mode: until when this record may wait for room (set at its
+        // first wait; room freed while it waited may go to another writer
+        // first, so it waits again, up to the same deadline).
+        let mut deadline: Option<Instant> = None;
+        let mut evictions = 0;
+        let (seq, data, off, sleeping) = loop {
+            if let Some(b) = &mut self.open {
+                let r = b.word;
+                if r.end as usize + need as usize <= self.block_size {
+                    let next = Reserve {
+                        end: r.end + need,
+                        level: level as u8,
+                        ..r
+                    };
+                    let desc = self.ring.desc(b.seq);
+                    // SeqCst: orders this reservation against the consumer's
+                    // store of `sleeping` (see "Waking the consumer" in
+                    // `crate::block`). Fails only if somebody closed the block.
+                    if desc
+                        .reserve
+                        .compare_exchange(
+                            r.pack(),
+                            next.pack(),
+                            Ordering::SeqCst,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok()
+                    {
+                        b.word = next;
+                        // Local: added to the resource entry once per block.
+                        self.counts[level] += 1;
+                        // SeqCst: the other half of the Dekker pair above.
+                        let sleeping = self.ring.words().sleeping.load(Ordering::SeqCst);
+                        break (b.seq, b.data, r.end, sleeping);
+                    }
+                    self.open = None;
+                } else {
+                    self.close_open();
+                }
             }
             match self.claim(level) {
                 Ok(()) => continue,
                 Err(NoRoom::Full) => {
-                    if !self.make_room(severity, need, &mut search) {
-                        return Err(self.drop_record(level));
+                    if self.adopt(need) {
+                        continue;
                     }
+                    if let Some(wait) = self.wait {
+                        let first = deadline.is_none();
+                        let until = *deadline.get_or_insert_with(|| Instant::now() + wait);
+                        if self.wait_for_space(level, until, first) {
+                            continue;
+                        }
+                    }
+                    if severity >= self.protect && evictions < 8 {
+                        evictions += 1;
+                        if let Some(k) = self.evict() {
+                            evicted += k;
+                            continue;
+                        }
+                    }
+                    return Ok(self.drop_record(level));
                 }
             }
-        }
-    }
-
-    /// Reserves `need` bytes in the open block, if there is one with room.
-    /// Closes (and forgets) a block that is full or was closed by somebody
-    /// else.
-    #[inline(always)]
-    fn reserve_in_open(&mut self, level: usize, need: u32) -> Option<Spot> {
-        let b = self.open.as_mut()?;
-        let r = b.word;
-        if r.end as usize + need as usize > self.block_size {
-            self.close_open();
-            return None;
-        }
-        let next = Reserve {
-            end: r.end + need,
-            level: level as u8,
-            ..r
         };
-        let desc = self.ring.desc(b.seq);
-        // SeqCst: orders this reservation against the consumer's store of
-        // `sleeping` (see "Waking the consumer" in `crate::block`). Fails only
-        // if somebody closed the block.
-        if desc
-            .reserve
-            .compare_exchange(r.pack(), next.pack(), Ordering::SeqCst, Ordering::Relaxed)
-            .is_err()
-        {
-            self.open = None;
-            return None;
-        }
-        b.word = next;
-        // Local: added to the resource entry once per block.
-        self.counts[level] += 1;
-        // SeqCst: the other half of the Dekker pair above.
-        let sleeping = self.ring.words().sleeping.load(Ordering::SeqCst);
-        Some(Spot {
-            seq: b.seq,
-            data: b.data,
-            off: r.end,
-            sleeping,
-        })
-    }
-
-    /// No block could be claimed: adopts one, waits for room (lossless
-    /// mode) or evicts (a protected record), as the overflow policy says.
-    /// `true` when the caller should try again; `false`: drop the record.
-    #[cold]
-    fn make_room(&mut self, severity: u8, need: u32, search: &mut RoomSearch) -> bool {
-        if self.adopt(need) {
-            return true;
-        }
-        if let Some(wait) = self.wait {
-            let first = search.deadline.is_none();
-            let until = *search.deadline.get_or_insert_with(|| Instant::now() + wait);
-            if self.wait_for_space(Level::index(severity), until, first) {
-                return true;
-            }
-        }
-        if severity >= self.protect && search.evictions < 8 {
-            search.evictions += 1;
-            if let Some(k) = self.evict() {
-                search.evicted += k;
-                return true;
-            }
-        }
-        false
-    }
-
-    /// The header of the record `plan` describes.
-    #[inline(always)]
-    fn header(&self, ev: &Event<'_>, plan: &Plan, severity: u8) -> RecordHeader {
         let time_ns = if ev.time_ns == 0 {
             now_ns()
         } else {
@@ -390,7 +304,7 @@ impl Writer {
         if ev.span_id.is_some() {
             flags |= flags::HAS_SPAN;
         }
-        RecordHeader {
+        let hdr = RecordHeader {
             stamp: 0,
             time_ns,
             trace_id: ev.trace_id.unwrap_or_default(),
@@ -405,7 +319,24 @@ impl Writer {
             flags,
             trace_flags: ev.trace_flags,
             resource: self.resource,
+        };
+        // SAFETY: `[off, off + need)` was reserved for us by the CAS above: no
+        // other writer touches it and no reader trusts it before the stamp;
+        // `off + need <= block_size` and `plan.len <= need`, so the record
+        // stays in the block. `data + off` is 8-aligned (offsets are
+        // multiples of 8 in a page-aligned block).
+        unsafe {
+            let at = data.add(off as usize);
+            plan.write(at, &hdr, ev);
+            // Release, SYNC POINT A: every byte `write` put is visible to a
+            // reader that loads this stamp with Acquire.
+            (*(at as *const std::sync::atomic::AtomicU64))
+                .store(stamp(seq, plan.len as u32), Ordering::Release);
         }
+        if sleeping != 0 {
+            self.wake_consumer();
+        }
+        Ok(Emitted::Written { evicted })
     }
 
     /// Closes the open block (if still open) and forgets it.
