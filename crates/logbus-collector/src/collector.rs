@@ -54,7 +54,9 @@ use std::sync::{Arc, OnceLock};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
-use logbus_ring::{Consumer, ConsumerError, OpenError, Ring, SinkResume, SinkSlot, Waker, LEVELS};
+use logbus_ring::{
+    Consumer, ConsumerError, OpenError, Ring, SinkMarks, SinkResume, SinkSlot, Waker, LEVELS,
+};
 
 use crate::chunk::Chunk;
 use crate::config::{self, Config, Format, SinkConfig};
@@ -293,11 +295,11 @@ impl Source {
     /// sinks it had.
     fn place_sinks(&mut self, names: &[&str]) {
         if names.is_empty() {
-            // Sinks not started yet: `sink_slots` would free every slot, and
+            // Sinks not started yet: `SinkMarks::assign` would free every slot, and
             // with them what each sink had finished before a restart.
             return;
         }
-        let slots = self.consumer.sink_slots(names);
+        let slots = SinkMarks::assign(&mut self.consumer, names);
         let mut places = HashMap::new();
         for (name, slot) in names.iter().zip(slots) {
             let place = match (self.places.remove(*name), slot) {

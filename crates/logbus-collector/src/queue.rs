@@ -67,7 +67,7 @@ pub struct Job {
 }
 
 /// A sink's slot in a ring, where it keeps its progress per block (see
-/// `logbus_ring::Consumer::sink_slots`).
+/// `logbus_ring::SinkMarks`).
 #[derive(Clone)]
 pub struct Mark {
     /// The ring.

@@ -2,8 +2,8 @@
 //!
 //! # Why blocks
 //! One shared tail cursor costs ~255 ns a record when two processes write at
-//! once (its cache line bounces between cores), and fixed per-thread lanes cap
-//! every writer at a fixed share of the ring. So the ring's data is cut into
+//! once (its cache line bounces between cores), and a fixed part of the ring per
+//! thread would cap every writer at that share. So the ring's data is cut into
 //! `blocks` blocks of `block_size` bytes, handed out on demand (the shape of
 //! BBQ, "A Block-based Bounded Queue", USENIX ATC 2022): a writer claims a whole
 //! block with one CAS on the shared `alloc` word and fills it alone, so the
@@ -80,7 +80,9 @@
 //!
 //! # Dead writers
 //! A writing process holds an OFD lock on byte `LOCK_PROCESS_BASE + pid` of the
-//! ring for as long as it lives (`crate::lock`). A record reserved but not
+//! ring for as long as it lives (`crate::lock`). A block's owner (`owner_pid`)
+//! is its claimer, or the writer that adopted it since (which stores its pid
+//! before its first reservation there). A record reserved but not
 //! stamped, whose owner's lock is free, was torn by its writer's death: the
 //! consumer closes the block, counts the record torn (at the level kept in
 //! `reserve`) and skips it. A record of a live writer is waited for (a writer

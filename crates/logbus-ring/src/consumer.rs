@@ -51,201 +51,8 @@ use crate::futex;
 use crate::layout::*;
 use crate::level::{Level, LEVELS};
 use crate::lock;
-use crate::record::{copy_shared, validate_copied, BlockPos, RecordRef};
+use crate::read::{copy_block, ready_record, space_freed, Batch, Copied};
 use crate::ring::Ring;
-use crate::writer::{ready_header, ready_record};
-
-/// Records copied out of the ring. Reused across polls, so that a steady-state
-/// consumer allocates nothing.
-#[derive(Default)]
-pub struct Batch {
-    buf: Vec<u8>,
-    pub(crate) entries: Vec<Entry>,
-}
-
-#[derive(Clone, Copy)]
-pub(crate) struct Entry {
-    hdr: RecordHeader,
-    off: usize,
-    len: usize,
-    serial: u64,
-    /// The record's block (sequence number).
-    seq: u64,
-    /// Offset just past the record in its block.
-    end: u32,
-}
-
-impl Batch {
-    /// An empty batch.
-    pub fn new() -> Batch {
-        Batch::default()
-    }
-
-    /// Number of records.
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Forgets all records (keeps the memory).
-    pub fn clear(&mut self) {
-        self.buf.clear();
-        self.entries.clear();
-    }
-
-    /// The `i`-th record.
-    #[inline]
-    pub fn get(&self, i: usize) -> Option<RecordRef<'_>> {
-        let e = self.entries.get(i)?;
-        Some(RecordRef {
-            hdr: &e.hdr,
-            body: &self.buf[e.off..e.off + e.len],
-            serial: e.serial,
-            pos: BlockPos {
-                seq: e.seq,
-                end: e.end,
-            },
-        })
-    }
-
-    /// The records, in the order they were read (each producer thread's in
-    /// emit order).
-    pub fn iter(&self) -> impl Iterator<Item = RecordRef<'_>> + '_ {
-        (0..self.entries.len()).filter_map(move |i| self.get(i))
-    }
-
-    /// Sorts the records by time, keeping each producer thread's records in
-    /// emit order even if its clock stepped back.
-    pub fn sort_by_time(&mut self) {
-        // Make the key monotone per thread (the running maximum of its
-        // times), then sort stably on it.
-        let mut running: Vec<((u32, u32), u64)> = Vec::new();
-        let mut keys: Vec<(u64, usize)> = Vec::with_capacity(self.entries.len());
-        for (i, e) in self.entries.iter().enumerate() {
-            let who = (e.hdr.pid, e.hdr.tid);
-            let k = match running.iter_mut().find(|(w, _)| *w == who) {
-                Some((_, t)) => {
-                    *t = (*t).max(e.hdr.time_ns);
-                    *t
-                }
-                None => {
-                    running.push((who, e.hdr.time_ns));
-                    e.hdr.time_ns
-                }
-            };
-            keys.push((k, i));
-        }
-        keys.sort_by_key(|&(k, _)| k);
-        self.entries = keys.into_iter().map(|(_, i)| self.entries[i]).collect();
-    }
-
-    pub(crate) fn mark(&self) -> (usize, usize) {
-        (self.buf.len(), self.entries.len())
-    }
-
-    pub(crate) fn rollback(&mut self, mark: (usize, usize)) {
-        self.buf.truncate(mark.0);
-        self.entries.truncate(mark.1);
-    }
-}
-
-/// What [`copy_block`] found.
-pub(crate) struct Copied {
-    /// Offset after the last record looked at (copied or skipped as garbage).
-    pub reached: u32,
-    /// Garbage records skipped.
-    pub invalid: u64,
-    /// A reserved record at `reached` is not complete yet.
-    pub blocked: bool,
-}
-
-/// Copies the complete records of block `seq` in `[from, end)` into `batch`
-/// (at most `max`), numbering them from `*serial`. Stops at the first record
-/// that is not stamped (still being written, or garbage).
-pub(crate) fn copy_block(
-    ring: &Ring,
-    seq: u64,
-    from: u32,
-    end: u32,
-    max: usize,
-    batch: &mut Batch,
-    serial: &mut u64,
-) -> Copied {
-    let data = ring.block_data(seq);
-    let block_size = ring.geometry().block_size;
-    // SAFETY: `block_data` is block `seq`'s start in the ring's live mapping,
-    // `block_size` bytes long.
-    unsafe { copy_records(data, block_size, seq, from, end, max, batch, serial) }
-}
-
-/// [`copy_block`] over the block of `block_size` bytes at `data` (in a mapping
-/// or in a plain buffer: the record decoder on its own, for fuzzing and Miri).
-///
-/// # Safety
-/// `data .. data + block_size` is readable for the whole call (other
-/// processes may write it meanwhile: it is read with atomic loads only) and
-/// `data` is 8-aligned.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn copy_records(
-    data: *const u8,
-    block_size: u32,
-    seq: u64,
-    from: u32,
-    end: u32,
-    max: usize,
-    batch: &mut Batch,
-    serial: &mut u64,
-) -> Copied {
-    let end = end.min(block_size);
-    let mut off = from as usize & !(ALIGN - 1);
-    let mut invalid = 0;
-    let mut taken = 0;
-    let mut blocked = false;
-    while off < end as usize && taken < max {
-        // SAFETY: `data` is the block's start (caller's contract), `off` a
-        // multiple of 8 below `end <= block_size`.
-        let Some(hdr) = (unsafe { ready_header(data, off, end as usize, seq) }) else {
-            blocked = true;
-            break;
-        };
-        // `ready_header` checked `RECORD_HEADER <= len` and
-        // `off + placed(len) <= end`, so the body lies inside the block.
-        let len = hdr.len as usize;
-        let body = len - RECORD_HEADER;
-        // Copied once, to the end of the batch, validated there (still in
-        // this core's L1), and dropped again if invalid.
-        let boff = batch.buf.len();
-        // SAFETY: as above; `copy_shared` may read up to 7 bytes past the body,
-        // which stay inside `placed(len)`.
-        let words_or = unsafe { copy_shared(data.add(off + RECORD_HEADER), body, &mut batch.buf) };
-        if validate_copied(&hdr, &batch.buf[boff..], words_or) {
-            batch.entries.push(Entry {
-                hdr,
-                off: boff,
-                len: body,
-                serial: *serial,
-                seq,
-                end: (off + placed(len)) as u32,
-            });
-            *serial += 1;
-            taken += 1;
-        } else {
-            batch.buf.truncate(boff);
-            invalid += 1;
-        }
-        off += placed(len);
-    }
-    Copied {
-        reached: off as u32,
-        invalid,
-        blocked,
-    }
-}
 
 /// The consumer's view of one block between `head` and `alloc`.
 struct BlockState {
@@ -461,16 +268,41 @@ impl Consumer {
     /// block order. Returns how many. Never blocks.
     pub fn poll(&mut self, batch: &mut Batch, max: usize) -> usize {
         batch.clear();
+        let Some(a) = self.follow_cursors() else {
+            return 0;
+        };
+        let mut now = 0;
+        for i in 0..self.blocks.len() {
+            if batch.len() >= max {
+                break;
+            }
+            if self.blocks[i].read_all && !self.grew(i) {
+                continue;
+            }
+            if !self.read_block(i, batch, max, &mut now) {
+                break;
+            }
+        }
+        self.close_front_if_pinning(a);
+        // Blocks finished with nothing in flight (all garbage, all torn, or
+        // emptied by commits before they were closed) need no commit.
+        self.free_finished();
+        batch.len()
+    }
+
+    /// Brings this consumer's blocks in line with the ring's cursors: drops
+    /// the blocks an evictor freed, adds those claimed since. Returns the
+    /// snapshot of `alloc` it used; `None` when the cursors were overwritten
+    /// and could not be repaired now.
+    fn follow_cursors(&mut self) -> Option<u64> {
         // A snapshot of `alloc` (see `Ring::live` for why its order keeps
         // every writer's order); `head` may have been moved by an evictor.
         let known = self.front.saturating_add(self.blocks.len() as u64);
         let (h, a) = match self.ring.live() {
             // `head` never moves back past us, nor `alloc` behind what we saw.
             Some((h, a)) if h >= self.front && a >= known => (h, a),
-            _ => match self.repair_cursors() {
-                Some(live) => live,
-                None => return 0, // overwritten again meanwhile: next poll
-            },
+            // `None`: overwritten again meanwhile; next poll.
+            _ => self.repair_cursors()?,
         };
         // Blocks an evicting producer freed: nothing of ours was in flight
         // there (eviction requires it). (Not one by one: `head` may have been
@@ -485,133 +317,157 @@ impl Consumer {
             let st = self.state_for(seq);
             self.blocks.push_back(st);
         }
-        let mut now = 0;
-        for i in 0..self.blocks.len() {
-            if batch.len() >= max {
-                break;
+        Some(a)
+    }
+
+    /// Reads block `i`'s complete records into `batch` (up to `max` in all),
+    /// claims them, and deals with a block that looks stuck. Returns whether
+    /// the poll may go on to later blocks (not past a block flagged by an
+    /// evictor, nor after losing a claim CAS to one: see step 4 of
+    /// `crate::block`).
+    fn read_block(&mut self, i: usize, batch: &mut Batch, max: usize, now: &mut u64) -> bool {
+        let seq = self.blocks[i].seq;
+        let d = self.ring.desc(seq);
+        // Acquire: pairs with the claimer's Release (the words it
+        // initialised) and with closing CASes.
+        let mut r = self.in_block(Reserve::unpack(d.reserve.load(Ordering::Acquire)));
+        if !r.is(seq) {
+            if self.stuck(i, now) {
+                self.take_over(seq);
             }
-            if self.blocks[i].read_all && !self.grew(i) {
-                continue;
-            }
-            let seq = self.blocks[i].seq;
-            let d = self.ring.desc(seq);
-            // Acquire: pairs with the claimer's Release (the words it
-            // initialised) and with closing CASes.
-            let mut r = self.in_block(Reserve::unpack(d.reserve.load(Ordering::Acquire)));
-            if !r.is(seq) {
-                if self.stuck(i, &mut now) {
-                    self.take_over(seq);
-                }
-                continue;
-            }
-            // Acquire: pairs with an evicting producer's CAS.
-            let word = d.claim.load(Ordering::Acquire);
-            let c = Claim::unpack(word);
-            if c.is(seq) && c.evicting {
-                // Later blocks wait, so that no writer's order breaks. A flag
-                // that stays means its evictor may have died: complete its work.
-                if self.stuck(i, &mut now) {
-                    crate::evict::reap_if_dead(&self.ring, self.fd);
-                    // A flag nobody holds (overwritten state): clear it.
-                    if now - self.blocks[i].stuck_since >= ABANDON_NS
-                        && !crate::evict::role_held(&self.ring)
-                        && crate::evict::clear_flag(&self.ring, seq, word)
-                    {
-                        self.blocks[i].stuck_since = 0;
-                        self.repaired(Repair::Flag { seq });
-                    }
-                }
-                break;
-            }
-            if c.is(seq) && c.evicted {
-                let st = &mut self.blocks[i];
-                st.read_all = true;
-                st.claimed = st.committed;
-                continue;
-            }
-            // The end to copy up to, read again after the claim word: a
-            // compaction that flagged, rewrote (maybe shortening the block)
-            // and let go of the block after our first look set the end before
-            // letting go (Release), so this Acquire load, after the claim
-            // load that saw it let go, sees the new end; the stale records
-            // behind it are never copied. One that lets go after our claim
-            // load changes the word's epoch, and our claim CAS below fails.
-            r = self.in_block(Reserve::unpack(d.reserve.load(Ordering::Acquire)));
-            if !r.is(seq) {
-                continue;
-            }
-            let st = &self.blocks[i];
-            if !c.is(seq) || c.claimed != st.claimed {
-                // Somebody who does not follow the protocol wrote it: put our
-                // view back (AcqRel, as every claim CAS).
-                let _ = d.claim.compare_exchange(
-                    word,
-                    Claim::at(seq, st.claimed).pack(),
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                );
-                continue;
-            }
-            let mark = batch.mark();
-            let mut serial = self.next_serial;
-            let got = copy_block(
-                &self.ring,
-                seq,
-                st.claimed,
-                r.end,
-                max - batch.len(),
-                batch,
-                &mut serial,
-            );
-            if got.reached > st.claimed {
-                let next = Claim::at(seq, got.reached);
-                // AcqRel: Release keeps our copies before the claim becomes
-                // visible; the CAS fails if an evicting producer flagged the
-                // block meanwhile, and then the copies may be torn: drop them.
-                // And stop this poll, as for a block found flagged: reading
-                // later blocks now could deliver a writer's newer records
-                // before its older ones still unread here, which the evictor
-                // may then move into a block after them.
-                if d.claim
-                    .compare_exchange(word, next.pack(), Ordering::AcqRel, Ordering::Relaxed)
-                    .is_err()
-                {
-                    batch.rollback(mark);
-                    break;
-                }
-                self.next_serial = serial;
-                let st = &mut self.blocks[i];
-                for e in &batch.entries[mark.1..] {
-                    self.inflight.push_back(Inflight {
-                        serial: e.serial,
-                        seq,
-                        end: e.end,
-                        level: Level::index(e.hdr.severity) as u8,
-                    });
-                    st.inflight += 1;
-                }
-                st.claimed = got.reached;
-                if got.invalid > 0 {
-                    self.count_invalid(got.invalid);
-                }
-            }
-            if got.blocked && batch.len() < max {
-                if self.stuck(i, &mut now) {
-                    r = self.skip_stuck(i, r, &mut now);
-                }
-            } else {
-                self.blocks[i].stuck_since = 0;
-            }
+            return true;
+        }
+        // Acquire: pairs with an evicting producer's CAS.
+        let word = d.claim.load(Ordering::Acquire);
+        let c = Claim::unpack(word);
+        if c.is(seq) && c.evicting {
+            // Later blocks wait, so that no writer's order breaks.
+            self.flagged(i, word, now);
+            return false;
+        }
+        if c.is(seq) && c.evicted {
             let st = &mut self.blocks[i];
-            if r.closed && st.claimed >= r.end {
-                st.read_all = true;
+            st.read_all = true;
+            st.claimed = st.committed;
+            return true;
+        }
+        // The end to copy up to, read again after the claim word: a
+        // compaction that flagged, rewrote (maybe shortening the block)
+        // and let go of the block after our first look set the end before
+        // letting go (Release), so this Acquire load, after the claim
+        // load that saw it let go, sees the new end; the stale records
+        // behind it are never copied. One that lets go after our claim
+        // load changes the word's epoch, and our claim CAS below fails.
+        r = self.in_block(Reserve::unpack(d.reserve.load(Ordering::Acquire)));
+        if !r.is(seq) {
+            return true;
+        }
+        let st = &self.blocks[i];
+        if !c.is(seq) || c.claimed != st.claimed {
+            // Somebody who does not follow the protocol wrote it: put our
+            // view back (AcqRel, as every claim CAS).
+            let _ = d.claim.compare_exchange(
+                word,
+                Claim::at(seq, st.claimed).pack(),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+            return true;
+        }
+        let Some(got) = self.copy_and_claim(i, word, r.end, batch, max) else {
+            return false;
+        };
+        if got.blocked && batch.len() < max {
+            if self.stuck(i, now) {
+                r = self.skip_stuck(i, r, now);
+            }
+        } else {
+            self.blocks[i].stuck_since = 0;
+        }
+        let st = &mut self.blocks[i];
+        if r.closed && st.claimed >= r.end {
+            st.read_all = true;
+        }
+        true
+    }
+
+    /// Block `i` is flagged by an evictor (its claim word is `word`). A flag
+    /// that stays means its evictor may have died: complete its work; and
+    /// clear a flag nobody holds (overwritten state).
+    fn flagged(&mut self, i: usize, word: u64, now: &mut u64) {
+        if !self.stuck(i, now) {
+            return;
+        }
+        let seq = self.blocks[i].seq;
+        crate::evict::reap_if_dead(&self.ring, self.fd);
+        if *now - self.blocks[i].stuck_since >= ABANDON_NS
+            && !crate::evict::role_held(&self.ring)
+            && crate::evict::clear_flag(&self.ring, seq, word)
+        {
+            self.blocks[i].stuck_since = 0;
+            self.repaired(Repair::Flag { seq });
+        }
+    }
+
+    /// Copies block `i`'s complete records up to `end` into `batch` and
+    /// claims them with a CAS of its claim word from `word` (step 4 of
+    /// `crate::block`). `None` when the CAS lost to an evictor: the copies
+    /// are dropped and the poll stops.
+    fn copy_and_claim(
+        &mut self,
+        i: usize,
+        word: u64,
+        end: u32,
+        batch: &mut Batch,
+        max: usize,
+    ) -> Option<Copied> {
+        let d = self.ring.desc(self.blocks[i].seq);
+        let mark = batch.mark();
+        let mut serial = self.next_serial;
+        let seq = self.blocks[i].seq;
+        let st = &self.blocks[i];
+        let got = copy_block(
+            &self.ring,
+            seq,
+            st.claimed,
+            end,
+            max - batch.len(),
+            batch,
+            &mut serial,
+        );
+        if got.reached > st.claimed {
+            let next = Claim::at(seq, got.reached);
+            // AcqRel: Release keeps our copies before the claim becomes
+            // visible; the CAS fails if an evicting producer flagged the
+            // block meanwhile, and then the copies may be torn: drop them.
+            // And stop this poll, as for a block found flagged: reading
+            // later blocks now could deliver a writer's newer records
+            // before its older ones still unread here, which the evictor
+            // may then move into a block after them.
+            if d.claim
+                .compare_exchange(word, next.pack(), Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+            {
+                batch.rollback(mark);
+                return None;
+            }
+            self.next_serial = serial;
+            let st = &mut self.blocks[i];
+            for e in &batch.entries[mark.1..] {
+                self.inflight.push_back(Inflight {
+                    serial: e.serial,
+                    seq,
+                    end: e.end,
+                    level: Level::index(e.hdr.severity) as u8,
+                });
+                st.inflight += 1;
+            }
+            st.claimed = got.reached;
+            if got.invalid > 0 {
+                self.count_invalid(got.invalid);
             }
         }
-        self.close_front_if_pinning(a);
-        // Blocks finished with nothing in flight (all garbage, all torn, or
-        // emptied by commits before they were closed) need no commit.
-        self.free_finished();
-        batch.len()
+        Some(got)
     }
 
     /// `head` and `alloc` cannot be the ring's (see "Impossible shared state"):
@@ -1097,131 +953,6 @@ impl Ring {
         {
             futex::wake(&w.sleeping, i32::MAX);
         }
-    }
-}
-
-/// A consumer sink's slot in the ring, where its progress is kept per block
-/// (see [`Consumer::sink_slots`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SinkSlot(u8);
-
-/// What a sink had finished, per block, when the consumer started: records at
-/// or before these positions were delivered to it by an earlier consumer.
-#[derive(Clone, Debug, Default)]
-pub struct SinkResume {
-    marks: Vec<(u64, u32)>,
-}
-
-impl SinkResume {
-    /// Whether the record at `pos` was finished by this sink before.
-    pub fn done(&self, pos: BlockPos) -> bool {
-        self.marks
-            .iter()
-            .any(|&(seq, end)| seq == pos.seq && pos.end <= end)
-    }
-
-    /// Whether there is nothing to skip.
-    pub fn is_empty(&self) -> bool {
-        self.marks.is_empty()
-    }
-
-    /// The newest block with something to skip (records of later blocks are
-    /// never skipped).
-    pub fn max_seq(&self) -> u64 {
-        self.marks.iter().map(|m| m.0).max().unwrap_or(0)
-    }
-}
-
-/// A 64-bit FNV-1a hash of a sink's name, never 0 (0 marks a free slot).
-fn name_hash(name: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h.max(1)
-}
-
-impl Consumer {
-    /// Gives each sink name a slot in the ring (keeping the slot a name had,
-    /// freeing the slots of names not listed), with what that sink had
-    /// finished per block. `None` for names beyond [`crate::layout::SINK_SLOTS`]:
-    /// such a sink's progress is not kept (after a restart it gets everything
-    /// not committed again).
-    pub fn sink_slots(&mut self, names: &[&str]) -> Vec<Option<(SinkSlot, SinkResume)>> {
-        let w = self.ring.words();
-        let hashes: Vec<u64> = names.iter().map(|n| name_hash(n)).collect();
-        // Relaxed (slot words): written by the consumer only.
-        for slot in &w.sinks {
-            let h = slot.load(Ordering::Relaxed);
-            if h != 0 && !hashes.contains(&h) {
-                slot.store(0, Ordering::Relaxed);
-            }
-        }
-        let live = self.ring.live().map_or(0..0, |(h, a)| h..a);
-        hashes
-            .iter()
-            .map(|&hash| {
-                let found = w
-                    .sinks
-                    .iter()
-                    .position(|s| s.load(Ordering::Relaxed) == hash);
-                let (index, fresh) = match found {
-                    Some(i) => (i, false),
-                    None => {
-                        let i = w
-                            .sinks
-                            .iter()
-                            .position(|s| s.load(Ordering::Relaxed) == 0)?;
-                        w.sinks[i].store(hash, Ordering::Relaxed);
-                        (i, true)
-                    }
-                };
-                let mut resume = SinkResume::default();
-                for seq in live.clone() {
-                    let m = &self.ring.desc(seq).marks[index];
-                    if fresh {
-                        // A slot new to this sink: nothing of it was delivered.
-                        m.store(0, Ordering::Relaxed);
-                        continue;
-                    }
-                    // Acquire: pairs with the Release in `Ring::mark_sink`.
-                    if let Some(end) = done_end(m.load(Ordering::Acquire), seq) {
-                        if end > 0 {
-                            resume.marks.push((seq, end));
-                        }
-                    }
-                }
-                Some((SinkSlot(index as u8), resume))
-            })
-            .collect()
-    }
-}
-
-impl Ring {
-    /// Records that the sink in `slot` has finished every record of block
-    /// `pos.seq` up to `pos.end` (call it for the last record of each block a
-    /// finished group held). Only for records not yet committed: a committed
-    /// block may be reused, and a late mark would then land in its new life
-    /// (tagged with the old sequence number, it is ignored there).
-    pub fn mark_sink(&self, slot: SinkSlot, pos: BlockPos) {
-        let m = &self.desc(pos.seq).marks[slot.0 as usize % crate::layout::SINK_SLOTS];
-        // Release: pairs with the Acquire in `Consumer::sink_slots`. Single
-        // writer per slot (its sink's thread), so a load-compare-store is enough.
-        if done_end(m.load(Ordering::Relaxed), pos.seq).is_none_or(|e| e < pos.end) {
-            m.store(done_word(pos.seq, pos.end), Ordering::Release);
-        }
-    }
-}
-
-/// After `head` moved: wakes producers waiting for space (lossless mode).
-pub(crate) fn space_freed(ring: &Ring) {
-    let w = ring.words();
-    // SeqCst: the Dekker pair with `Writer::wait_for_space` (bump, then look
-    // at `waiters`; they add to `waiters`, then look at `head`).
-    w.space.fetch_add(1, Ordering::SeqCst);
-    if w.waiters.load(Ordering::SeqCst) > 0 {
-        futex::wake(&w.space, i32::MAX);
     }
 }
 

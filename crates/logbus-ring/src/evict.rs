@@ -23,7 +23,9 @@
 //!   until the ring changes (`Writer::evict`).
 //!
 //! Both need the consumer to have nothing in flight in those blocks
-//! (`claim == done`) and every record in them complete; both flag the blocks'
+//! (`claim == done`, and no sink of it has marked records past `done`: a dead
+//! collector's sinks wrote them, its successor reads them again), and every
+//! record in them complete; both flag the blocks'
 //! `claim` words with one CAS each, which the consumer's claim CAS cannot also
 //! win. While a block is flagged EVICTING readers keep off it and off every
 //! later block. Letting go of a flagged block bumps the claim word's rewrite
@@ -56,9 +58,9 @@ use crate::block::{done_end, stamp, Claim, Reserve};
 use crate::layout::{placed, MAX_SPAN, RECORD_HEADER};
 use crate::level::{Level, LEVELS};
 use crate::lock;
+use crate::read::{ready_record, space_freed};
 use crate::record::copy_shared;
 use crate::ring::Ring;
-use crate::writer::ready_record;
 
 pub(crate) const HELD: u64 = 1;
 /// Placements tried per span, from the most leading blocks freed that the
@@ -191,7 +193,7 @@ impl<'r> Role<'r> {
             .compare_exchange(h, h + n, Ordering::SeqCst, Ordering::Relaxed)
             .is_ok()
         {
-            crate::consumer::space_freed(self.ring);
+            space_freed(self.ring);
         }
     }
 
@@ -395,6 +397,9 @@ impl Inspected {
         let claim = Claim::unpack(d.claim.load(Ordering::Acquire));
         let done = done_end(d.done.load(Ordering::Acquire), seq)?;
         if !claim.is(seq) || claim.evicting || claim.evicted || claim.claimed != done {
+            return None;
+        }
+        if crate::sink_marks::SinkMarks::marked_past(d, seq, done) {
             return None;
         }
         let mut r = Reserve::unpack(d.reserve.load(Ordering::Acquire));
@@ -633,7 +638,7 @@ pub(crate) fn reap_if_dead(ring: &Ring, fd: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Batch, Consumer, Emitted, Event, RingOptions};
+    use crate::{Batch, Consumer, Emitted, Event, RingOptions, SinkMarks};
 
     /// A pid that is certainly dead: a child we started and reaped.
     fn dead_pid() -> u32 {
@@ -652,6 +657,74 @@ mod tests {
         };
         let ring = Ring::open_with(dir.ring(), &opts).unwrap();
         (dir, ring)
+    }
+
+    /// A collector killed after its sink wrote records it had not committed
+    /// leaves that sink's marks in the blocks; the next consumer starts from
+    /// the committed ends, and until it has read those records again no
+    /// eviction may take or rewrite them: an evicted record would be both
+    /// written (by the old collector's sink) and counted evicted, and a
+    /// record compacted into a marked place would be skipped by the sink as
+    /// written before, and counted delivered unwritten.
+    #[test]
+    #[cfg_attr(miri, ignore = "needs a mapped ring")]
+    fn records_a_sink_finished_before_a_restart_are_not_evicted_under_it() {
+        let (dir, ring) = ring("marks");
+        let mut w = ring.writer().unwrap();
+        // INFO records up to INFO's watermark (3 of the 4 blocks).
+        let mut info = 0;
+        while w.emit(&Event::new(9, &format!("info {info:060}"))).unwrap() != Emitted::Dropped {
+            info += 1;
+        }
+        // The first collector's sink writes them all and marks every block,
+        // then the collector dies before committing (no commit, no free).
+        let mut first = Consumer::acquire(&ring).unwrap();
+        let slot = SinkMarks::assign(&mut first, &["stdout"])[0]
+            .clone()
+            .unwrap()
+            .0;
+        let mut b = Batch::new();
+        let mut written = Vec::new();
+        while first.poll(&mut b, 1000) > 0 {
+            for r in b.iter() {
+                written.push(r.message().to_string());
+                slot.mark(&ring, r.pos());
+            }
+        }
+        assert_eq!(written.len(), info);
+        drop(first);
+        // The next collector takes its sinks' marks and starts polling: its
+        // first poll sees every block (and takes back the dead one's claims)
+        // but reads nothing yet.
+        let mut second = Consumer::acquire(&ring).unwrap();
+        let resume = SinkMarks::assign(&mut second, &["stdout"])[0]
+            .clone()
+            .unwrap()
+            .1;
+        assert_eq!(second.poll(&mut b, 0), 0);
+        // Protected records now need room.
+        // (Block 3 takes a few dozen; the rest need room.)
+        for i in 0..100 {
+            let _ = w.emit(&Event::new(17, &format!("error {i:060}"))).unwrap();
+        }
+        // Every record the sink finished before is read again, in its
+        // place, and skipped there as finished; nothing the sink did not
+        // write sits in a place it marked.
+        let mut again = Vec::new();
+        while second.poll(&mut b, 1000) > 0 {
+            for r in b.iter() {
+                if resume.done(r.pos()) {
+                    again.push(r.message().to_string());
+                }
+            }
+            second.commit_all();
+        }
+        assert_eq!(
+            again, written,
+            "records in the places the sink had finished"
+        );
+        assert_eq!(ring.stats().total().evicted, 0);
+        drop(dir);
     }
 
     /// An evictor killed in the middle of rewriting a span (phase MOVING):

@@ -3,13 +3,13 @@
 //! After `fork()` the child shares every open file description of the parent,
 //! and with it the parent's liveness locks: if the child kept them, a parent that
 //! dies would still look alive. The child also inherits copies of the parent's
-//! lane writers, which must not write into lanes the parent still owns.
+//! writers, which must not write into blocks the parent's threads still own.
 //!
 //! So a `pthread_atfork` child handler (installed once, on first open) bumps a
 //! process-wide generation and closes every ring descriptor this process
-//! registered. Each [`crate::Ring`] and [`crate::LaneWriter`] remembers the
+//! registered. Each [`crate::Ring`] and [`crate::Writer`] remembers the
 //! generation it was made in and refuses to work in a later one: the child opens
-//! the ring again, gets its own descriptor, its own lane and its own pid.
+//! the ring again, gets its own descriptor, its own blocks and its own pid.
 
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Once;

@@ -9,9 +9,9 @@
 //! Miri and with the `fuzzing` feature.
 
 use crate::block::stamp;
-use crate::consumer::{copy_records, Batch};
 use crate::event::{Event, Plan};
 use crate::layout::{flags, placed, RecordHeader, MAX_BLOCK, MIN_BLOCK};
+use crate::read::{copy_records, Batch};
 
 /// What [`decode_block`] found in a block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -20,7 +20,7 @@
 //!                    | resource table: RESOURCES entries x 512 B         |
 //!                    |   (see crate::resource)                           |
 //! 4096 + 32 KiB      +--------------------------------------------------+
-//!                    | block descriptors: blocks x 64 B (BlockDesc)       |
+//!                    | block descriptors: blocks x 128 B (BlockDesc)      |
 //! data_offset        +--------------------------------------------------+
 //!                    | block 0: block_size bytes                          |
 //!                    | block 1: ...                                       |
@@ -295,7 +295,8 @@ pub(crate) struct BlockDesc {
     /// Committed end (`seq << 32 | offset`): the consumer only. Where a new
     /// consumer resumes.
     pub done: AtomicU64,
-    /// The claiming process and thread (for liveness checks and `stat`).
+    /// The process and thread writing the block: its claimer, or the writer
+    /// that adopted it since (for liveness checks and `stat`).
     pub owner_pid: AtomicU32,
     pub owner_tid: AtomicU32,
     _pad: [u8; 32],

@@ -59,33 +59,43 @@ mod futex;
 // Also under Miri, for the tests of crates that format decoded records.
 #[cfg(any(test, miri, feature = "fuzzing"))]
 pub mod fuzzing;
+// Public: the file format, for `logbus create` (MIN_BLOCKS), the version
+// line of both binaries, and tests that build or damage ring files.
 pub mod layout;
 mod level;
 mod lock;
 #[cfg(all(test, loom))]
 mod loom_model;
+// Public: `copy_small`, for logbus-format's unchecked writer.
 pub mod mem;
 mod peeker;
+mod read;
 mod record;
 mod resource;
 mod ring;
+// Public: both binaries install the SIGBUS guard at start.
 pub mod sigbus;
+mod sink_marks;
 mod stats;
 mod traceparent;
+// Public: the collector's file sink and ring directory check files the
+// same way the ring does; `logbus create` asks for the trusted group.
 pub mod trust;
 mod wait_any;
 mod writer;
 
 pub use clock::{monotonic_ns, now_ns};
-pub use consumer::{Batch, Consumer, Repair, SinkResume, SinkSlot};
+pub use consumer::{Consumer, Repair};
 pub use error::{ConsumerError, EmitError, OpenError, WriterError};
 pub use event::{Emitted, Event, Field, Value};
 pub use layout::Geometry;
 pub use level::{Level, ParseSeverityError, Severity, LEVELS};
 pub use peeker::Peeker;
+pub use read::Batch;
 pub use record::{BlockPos, FieldIter, RecordRef};
 pub use resource::{carried_service, ProcessCounts, Resource, CARRIED_FIELDS, SERVICE_FIELD};
 pub use ring::{ring_path, Ring, RingOptions, DEFAULT_RING, RING_ENV};
+pub use sink_marks::{SinkMarks, SinkResume, SinkSlot};
 pub use stats::{LevelCounts, Stats};
 pub use traceparent::TraceParent;
 pub use wait_any::{wait_any, Waker, FALLBACK_NAP, WAIT_ANY_RINGS};

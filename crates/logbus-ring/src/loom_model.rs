@@ -24,13 +24,19 @@
 //!   reads them: a writer's records (one in each block) are delivered once
 //!   each and in order, whether the compaction gives up or moves the first
 //!   record into the second block.
+//! * adopt vs judge: a reservation in an adopted block is judged (torn or
+//!   in flight) by the liveness of its adopter, never of the claimer;
+//! * marks vs evict: a consumer restarted after its predecessor's sink wrote
+//!   records it never committed takes the claims back, while a producer
+//!   looks for room: the producer never evicts the records the sink marked
+//!   written before the consumer has read them again and committed them.
 #![cfg(all(test, loom))]
 
 use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
-use crate::block::{Claim, Reserve};
+use crate::block::{done_end, done_word, Claim, Reserve};
 
 /// Record ids in the order-across-blocks model: one writer's older record
 /// (in block 0) and newer one (in block 1).
@@ -393,5 +399,125 @@ fn loom_a_writers_records_stay_in_order_across_a_compaction() {
             vec![OLDER, NEWER],
             "a writer's records delivered once each, in order"
         );
+    });
+}
+
+#[test]
+fn loom_records_a_sink_marked_are_not_evicted_before_they_are_committed() {
+    loom::model(|| {
+        // Two records of 64 bytes: a dead consumer claimed both (its claim
+        // word says 128), its sink wrote both and marked them, nothing was
+        // committed (`done` is 0).
+        let claim = Arc::new(AtomicU64::new(Claim::at(7, 128).pack()));
+        let done = Arc::new(AtomicU64::new(done_word(7, 0)));
+        let mark = Arc::new(AtomicU64::new(done_word(7, 128)));
+        let (c, d) = (claim.clone(), done.clone());
+        let consumer = thread::spawn(move || {
+            // `Consumer::state_for`: resume at the committed end.
+            let cur = c.load(Ordering::Acquire);
+            if Claim::unpack(cur).claimed != 0 {
+                let _ = c.compare_exchange(
+                    cur,
+                    Claim::at(7, 0).pack(),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
+            }
+            // `poll`: copy both records, claim them (the sink skips them as
+            // marked), then commit.
+            let cur = c.load(Ordering::Acquire);
+            let seen = Claim::unpack(cur);
+            if seen.evicting || seen.evicted || seen.claimed != 0 {
+                return;
+            }
+            if c.compare_exchange(
+                cur,
+                Claim::at(7, 128).pack(),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+            {
+                d.store(done_word(7, 128), Ordering::Release);
+            }
+        });
+        let (e, ed, m) = (claim.clone(), done.clone(), mark.clone());
+        let evictor = thread::spawn(move || {
+            // `Inspected::of`, then the flag CAS: how many of the two
+            // records (from the claimed end on) it evicts.
+            let cur = e.load(Ordering::Acquire);
+            let c = Claim::unpack(cur);
+            let Some(committed) = done_end(ed.load(Ordering::Acquire), 7) else {
+                return 0;
+            };
+            if c.evicting || c.evicted || c.claimed != committed {
+                return 0;
+            }
+            // `sink_marked_past`.
+            if done_end(m.load(Ordering::Acquire), 7).is_some_and(|end| end > committed) {
+                return 0;
+            }
+            let flagged = Claim { evicted: true, ..c };
+            match e.compare_exchange(cur, flagged.pack(), Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => (128 - c.claimed) / 64,
+                Err(_) => 0,
+            }
+        });
+        consumer.join().unwrap();
+        let evicted = evictor.join().unwrap();
+        assert_eq!(evicted, 0, "records the sink wrote were evicted");
+    });
+}
+
+#[test]
+fn loom_a_record_in_an_adopted_block_is_judged_by_its_adopter() {
+    loom::model(|| {
+        // A closed block claimed by process 1 (alive), adopted by process 2.
+        let reserve = Arc::new(AtomicU64::new(
+            Reserve {
+                end: 64,
+                ..Reserve::open(5).closed()
+            }
+            .pack(),
+        ));
+        let owner = Arc::new(AtomicU32::new(1));
+        let (r, o) = (reserve.clone(), owner.clone());
+        let adopter = thread::spawn(move || {
+            // `Writer::adopt`: reopen, then say who owns the block.
+            let closed = Reserve {
+                end: 64,
+                ..Reserve::open(5).closed()
+            };
+            let open = Reserve {
+                closed: false,
+                ..closed
+            };
+            if r.compare_exchange(
+                closed.pack(),
+                open.pack(),
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            )
+            .is_err()
+            {
+                return;
+            }
+            o.store(2, Ordering::Relaxed);
+            // `Writer::emit`: reserve a record (and die before stamping it).
+            let next = Reserve { end: 128, ..open };
+            let _ = r.compare_exchange(
+                open.pack(),
+                next.pack(),
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            );
+        });
+        // The consumer: a reservation past what it read is judged by the
+        // owner it then loads (`Consumer::skip_stuck`).
+        let seen = Reserve::unpack(reserve.load(Ordering::Acquire));
+        if seen.end > 64 {
+            assert_eq!(owner.load(Ordering::Relaxed), 2, "judged by the claimer");
+        }
+        adopter.join().unwrap();
     });
 }

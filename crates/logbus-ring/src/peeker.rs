@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{fence, Ordering};
 
 use crate::block::{done_end, Claim, Reserve};
-use crate::consumer::{copy_block, Batch};
+use crate::read::{copy_block, Batch};
 use crate::ring::Ring;
 
 /// A non-consuming reader; any number may run next to the consumer.

@@ -151,7 +151,7 @@ fn entry(index: usize) -> usize {
 
 impl Ring {
     /// Writes `resource` into a free table entry held for as long as this handle
-    /// (or a clone) lives, and returns the tag for [`crate::LaneWriter::set_resource`].
+    /// (or a clone) lives, and returns the tag for [`crate::Writer::set_resource`].
     /// Strings are cut to fit 472 bytes in all. An entry whose owner is gone is
     /// reused only once none of its owner's records is unread (see the module
     /// documentation).

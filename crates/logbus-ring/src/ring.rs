@@ -336,65 +336,8 @@ impl Ring {
         })?;
         let id = (meta.dev(), meta.ino());
         let owner = meta.uid();
-        let actual = meta.len();
-        let static_len = std::mem::size_of::<StaticHeader>() as u64;
-        if actual < 8 {
-            return Err(OpenError::NotARing {
-                path: path.to_path_buf(),
-            });
-        }
-        let mut head = [0u8; 128];
-        let n = std::os::unix::fs::FileExt::read_at(&file, &mut head, 0).map_err(io_err("read"))?;
-        if head[..8] != MAGIC {
-            return Err(OpenError::NotARing {
-                path: path.to_path_buf(),
-            });
-        }
-        if (n as u64) < static_len {
-            return Err(OpenError::Truncated {
-                path: path.to_path_buf(),
-                actual,
-                expected: HEADER_BYTES as u64,
-            });
-        }
-        let header: StaticHeader = bytemuck::pod_read_unaligned(&head);
-        if header.version != VERSION {
-            return Err(OpenError::Version {
-                path: path.to_path_buf(),
-                found: header.version,
-            });
-        }
-        let geo = Geometry {
-            block_size: header.block_size,
-            blocks: header.blocks,
-        };
-        geo.check().map_err(|problem| OpenError::Geometry {
-            path: path.to_path_buf(),
-            problem,
-        })?;
+        let (header, geo) = read_header(&file, path, meta.len())?;
         let expected = geo.file_size();
-        if header.file_size != expected {
-            return Err(OpenError::Geometry {
-                path: path.to_path_buf(),
-                problem: format!(
-                    "header says {} bytes, its geometry needs {expected}",
-                    header.file_size
-                ),
-            });
-        }
-        if actual < expected {
-            return Err(OpenError::Truncated {
-                path: path.to_path_buf(),
-                actual,
-                expected,
-            });
-        }
-        if header.protect_severity > 24 || header.watermarks.iter().any(|&w| w == 0 || w > 100) {
-            return Err(OpenError::Geometry {
-                path: path.to_path_buf(),
-                problem: "overflow policy out of range".into(),
-            });
-        }
         // Populated: every page is mapped now, so that no emit pays a
         // first-touch page fault (the space itself was allocated at create).
         let mut options = MmapOptions::new();
@@ -563,9 +506,10 @@ impl Ring {
     #[inline]
     pub(crate) fn desc(&self, seq: u64) -> &BlockDesc {
         let index = self.inner.slots.index(seq);
-        // SAFETY: `index < blocks`, so the 64-byte descriptor lies inside the
-        // descriptor area of the mapping (checked geometry); it is 64-aligned
-        // (the area starts on a page and entries are 64 bytes) and made only of
+        // SAFETY: `index < blocks`, so the descriptor (`BLOCK_DESC_BYTES`, 128)
+        // lies inside the descriptor area of the mapping (checked geometry); it
+        // is 64-aligned (the area starts on a page and entries are 128 bytes,
+        // `BlockDesc` is `align(64)`) and made only of
         // atomics; the mapping lives as long as `self`.
         unsafe {
             &*(self
@@ -616,32 +560,95 @@ enum CreateError {
     Open(OpenError),
 }
 
+/// Reads and checks the header of the ring open as `file` (`actual` bytes
+/// long, named `path` in errors): its magic, layout version, geometry and
+/// overflow policy, each with its own error.
+fn read_header(
+    file: &File,
+    path: &Path,
+    actual: u64,
+) -> Result<(StaticHeader, Geometry), OpenError> {
+    let static_len = std::mem::size_of::<StaticHeader>() as u64;
+    if actual < 8 {
+        return Err(OpenError::NotARing {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut head = [0u8; 128];
+    let n = std::os::unix::fs::FileExt::read_at(file, &mut head, 0).map_err(|source| {
+        OpenError::Io {
+            path: path.to_path_buf(),
+            op: "read",
+            source,
+        }
+    })?;
+    if head[..8] != MAGIC {
+        return Err(OpenError::NotARing {
+            path: path.to_path_buf(),
+        });
+    }
+    if (n as u64) < static_len {
+        return Err(OpenError::Truncated {
+            path: path.to_path_buf(),
+            actual,
+            expected: HEADER_BYTES as u64,
+        });
+    }
+    let header: StaticHeader = bytemuck::pod_read_unaligned(&head);
+    if header.version != VERSION {
+        return Err(OpenError::Version {
+            path: path.to_path_buf(),
+            found: header.version,
+        });
+    }
+    let geo = check_geometry(&header, path, actual)?;
+    Ok((header, geo))
+}
+
+/// Whether `header`'s geometry and overflow policy are a ring's, and the file
+/// (`actual` bytes) holds all of it.
+fn check_geometry(header: &StaticHeader, path: &Path, actual: u64) -> Result<Geometry, OpenError> {
+    let geo = Geometry {
+        block_size: header.block_size,
+        blocks: header.blocks,
+    };
+    geo.check().map_err(|problem| OpenError::Geometry {
+        path: path.to_path_buf(),
+        problem,
+    })?;
+    let expected = geo.file_size();
+    if header.file_size != expected {
+        return Err(OpenError::Geometry {
+            path: path.to_path_buf(),
+            problem: format!(
+                "header says {} bytes, its geometry needs {expected}",
+                header.file_size
+            ),
+        });
+    }
+    if actual < expected {
+        return Err(OpenError::Truncated {
+            path: path.to_path_buf(),
+            actual,
+            expected,
+        });
+    }
+    if header.protect_severity > 24 || header.watermarks.iter().any(|&w| w == 0 || w > 100) {
+        return Err(OpenError::Geometry {
+            path: path.to_path_buf(),
+            problem: "overflow policy out of range".into(),
+        });
+    }
+    Ok(geo)
+}
+
 /// Makes a ring at `path` and opens it. Everything that can fail (the mode,
 /// the space, the header, every check an opener makes, the mapping) is done
 /// on the file under a temporary name that nobody else uses; only then does
 /// it get its name (`link`, which fails if the name exists). So a create that
 /// fails leaves no file, and never removes one it did not make.
 fn create(path: &Path, options: &RingOptions) -> Result<Ring, CreateError> {
-    let geo = options.geometry();
-    let err = |op: &'static str| {
-        let path = path.to_path_buf();
-        move |source| CreateError::Open(OpenError::Io { path, op, source })
-    };
-    geo.check().map_err(|problem| {
-        CreateError::Open(OpenError::Geometry {
-            path: path.to_path_buf(),
-            problem,
-        })
-    })?;
-    if options.mode & 0o002 != 0 {
-        return Err(CreateError::Open(OpenError::Untrusted {
-            path: path.to_path_buf(),
-            problem: format!(
-                "mode {:04o} would let every user write it (and crash its users)",
-                options.mode
-            ),
-        }));
-    }
+    let geo = check_options(path, options)?;
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -662,54 +669,95 @@ fn create(path: &Path, options: &RingOptions) -> Result<Ring, CreateError> {
         .mode(options.mode)
         .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
         .open(&tmp)
-        .map_err(err("create the ring"))?;
+        .map_err(create_err(path, "create the ring"))?;
     let result = (|| {
-        // The umask may have narrowed the mode; the caller asked for this one.
-        file.set_permissions(std::fs::Permissions::from_mode(options.mode))
-            .map_err(err("set the ring's mode"))?;
-        // Allocate every byte now: a ring that does not fit its filesystem is
-        // an error here, not a SIGBUS in a producer later.
-        // SAFETY: `file` is an open descriptor; posix_fallocate only reads its arguments.
-        let rc =
-            unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, geo.file_size() as libc::off_t) };
-        if rc != 0 {
-            return Err(err("allocate the ring's space")(
-                io::Error::from_raw_os_error(rc),
-            ));
-        }
-        let header = StaticHeader {
-            magic: MAGIC,
-            version: VERSION,
-            block_size: geo.block_size,
-            blocks: geo.blocks,
-            max_message: options.max_message.max(64),
-            protect_severity: options.protect_severity.min(24),
-            watermarks: options.watermarks.map(|w| w.clamp(1, 100)),
-            _reserved0: 0,
-            wait_ms: options.wait_ms,
-            _reserved1: 0,
-            created_ns: crate::clock::now_ns(),
-            file_size: geo.file_size(),
-            _reserved: [0; 9],
-        };
-        // The new file is all zeros (every cursor, counter and lane at 0), so the
-        // header is the only thing to write. pwrite, not the mapping: nobody else
-        // can see this file yet.
-        std::os::unix::fs::FileExt::write_all_at(&file, bytemuck::bytes_of(&header), 0)
-            .map_err(err("write the ring header"))?;
+        fill(&file, path, geo, options)?;
         // Every check an opener would make (who may write it: a group-writable
         // mode needs the file's group trusted), and the mapping, before the
         // file gets its name.
-        let own = file.try_clone().map_err(err("create the ring"))?;
+        let own = file
+            .try_clone()
+            .map_err(create_err(path, "create the ring"))?;
         let ring = Ring::from_file(own, path, true, false).map_err(CreateError::Open)?;
         match std::fs::hard_link(&tmp, path) {
             Ok(()) => Ok(ring),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(CreateError::Exists),
-            Err(e) => Err(err("name the ring")(e)),
+            Err(e) => Err(create_err(path, "name the ring")(e)),
         }
     })();
     let _ = std::fs::remove_file(&tmp);
     result
+}
+
+/// What no ring may be made with: a geometry that is not a ring's, a mode
+/// that lets every user write it. Returns the geometry.
+fn check_options(path: &Path, options: &RingOptions) -> Result<Geometry, CreateError> {
+    let geo = options.geometry();
+    geo.check().map_err(|problem| {
+        CreateError::Open(OpenError::Geometry {
+            path: path.to_path_buf(),
+            problem,
+        })
+    })?;
+    if options.mode & 0o002 != 0 {
+        return Err(CreateError::Open(OpenError::Untrusted {
+            path: path.to_path_buf(),
+            problem: format!(
+                "mode {:04o} would let every user write it (and crash its users)",
+                options.mode
+            ),
+        }));
+    }
+    Ok(geo)
+}
+
+/// The error of a failed `op` on the ring being made at `path`.
+fn create_err<'p>(path: &'p Path, op: &'static str) -> impl FnOnce(io::Error) -> CreateError + 'p {
+    move |source| {
+        CreateError::Open(OpenError::Io {
+            path: path.to_path_buf(),
+            op,
+            source,
+        })
+    }
+}
+
+/// Gives the new (unnamed) ring file `file` its mode, all its space and its
+/// header.
+fn fill(file: &File, path: &Path, geo: Geometry, options: &RingOptions) -> Result<(), CreateError> {
+    // The umask may have narrowed the mode; the caller asked for this one.
+    file.set_permissions(std::fs::Permissions::from_mode(options.mode))
+        .map_err(create_err(path, "set the ring's mode"))?;
+    // Allocate every byte now: a ring that does not fit its filesystem is
+    // an error here, not a SIGBUS in a producer later.
+    // SAFETY: `file` is an open descriptor; posix_fallocate only reads its arguments.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, geo.file_size() as libc::off_t) };
+    if rc != 0 {
+        return Err(create_err(path, "allocate the ring's space")(
+            io::Error::from_raw_os_error(rc),
+        ));
+    }
+    let header = StaticHeader {
+        magic: MAGIC,
+        version: VERSION,
+        block_size: geo.block_size,
+        blocks: geo.blocks,
+        max_message: options.max_message.max(64),
+        protect_severity: options.protect_severity.min(24),
+        watermarks: options.watermarks.map(|w| w.clamp(1, 100)),
+        _reserved0: 0,
+        wait_ms: options.wait_ms,
+        _reserved1: 0,
+        created_ns: crate::clock::now_ns(),
+        file_size: geo.file_size(),
+        _reserved: [0; 9],
+    };
+    // The new file is all zeros (every cursor and counter at 0), so the
+    // header is the only thing to write. pwrite, not the mapping: nobody else
+    // can see this file yet.
+    std::os::unix::fs::FileExt::write_all_at(file, bytemuck::bytes_of(&header), 0)
+        .map_err(create_err(path, "write the ring header"))?;
+    Ok(())
 }
 
 #[cfg(test)]

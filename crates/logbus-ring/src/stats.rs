@@ -2,11 +2,11 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::consumer::Batch;
 use crate::layout::{LOCK_CONSUMER, RECORD_HEADER};
 use crate::level::{Level, LEVELS};
 use crate::lock;
 use crate::peeker::Peeker;
+use crate::read::Batch;
 use crate::ring::Ring;
 
 /// Per-level counters of a ring.

@@ -31,7 +31,7 @@ use crate::futex;
 use crate::layout::*;
 use crate::level::{Level, LEVELS};
 use crate::lock;
-use crate::record::read_header;
+use crate::read::ready_record;
 use crate::ring::Ring;
 
 /// The block a writer is filling.
@@ -412,6 +412,14 @@ impl Writer {
                 );
                 continue;
             }
+            // The block's owner is now us: a record we reserve and do not
+            // stamp is torn when *our* process dies (the consumer checks the
+            // owner's liveness lock), whatever becomes of its claimer.
+            // Relaxed: published by the SeqCst (Release) CAS of our first
+            // reservation, which the consumer loads (Acquire) before it looks
+            // at the owner. Until then nothing of ours is in flight.
+            d.owner_pid.store(self.pid, Ordering::Relaxed);
+            d.owner_tid.store(self.tid, Ordering::Relaxed);
             self.open = Some(OpenBlock {
                 seq,
                 data,
@@ -604,49 +612,6 @@ impl Writer {
     }
 }
 
-/// The length and severity of the complete record at `off` of block `seq`,
-/// or `None` when none is there (not stamped yet, or garbage).
-///
-/// # Safety
-/// `data` is the start of the block of `seq` in a live mapping, 8-aligned,
-/// and `end` at most the block size. (`off` may be anything: an offset that
-/// is not a multiple of 8 holds no record.)
-pub(crate) unsafe fn ready_record(
-    data: *const u8,
-    off: usize,
-    end: usize,
-    seq: u64,
-) -> Option<(usize, u8)> {
-    ready_header(data, off, end, seq).map(|hdr| (hdr.len as usize, hdr.severity))
-}
-
-/// [`ready_record`], returning the header read (once) after the stamp: its
-/// `len` is checked (at least a header, the record inside `end`), nothing
-/// else yet.
-///
-/// # Safety
-/// As [`ready_record`].
-#[inline]
-pub(crate) unsafe fn ready_header(
-    data: *const u8,
-    off: usize,
-    end: usize,
-    seq: u64,
-) -> Option<RecordHeader> {
-    // An offset that is no record start (a garbage cursor of a scribbled
-    // ring: records start at multiples of 8) holds no record; reading a word
-    // there would be a misaligned atomic load.
-    if !off.is_multiple_of(ALIGN) || off + RECORD_HEADER > end {
-        return None;
-    }
-    // Acquire, SYNC POINT A: pairs with the writer's Release store of the stamp.
-    let s = (*(data.add(off) as *const std::sync::atomic::AtomicU64)).load(Ordering::Acquire);
-    let hdr = read_header(data.add(off));
-    let len = hdr.len as usize;
-    let ok = s == stamp(seq, hdr.len) && len >= RECORD_HEADER && off + placed(len) <= end;
-    ok.then_some(hdr)
-}
-
 impl Drop for Writer {
     fn drop(&mut self) {
         if self.generation == fork::generation() {
@@ -659,5 +624,88 @@ impl Drop for Writer {
             // Relaxed: a hint for adopters (see `adopt`).
             self.ring.words().closes.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Batch, Consumer, Event, RingOptions};
+
+    /// A pid that is certainly dead: a child we started and reaped.
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    /// A writer that adopted a block another (live) process claimed, and died
+    /// with a record reserved there and not stamped: the record is counted
+    /// torn at its level, at once (its writer's lock is free), not held up
+    /// as a live writer's and then skipped as invalid.
+    #[test]
+    #[cfg_attr(miri, ignore = "needs a mapped ring")]
+    fn a_record_cut_by_the_death_of_a_writer_that_adopted_a_block_is_torn() {
+        let dir = logbus_testkit::TempDir::new("adopted");
+        let opts = RingOptions {
+            size: 16 << 10,
+            block_size: 4096,
+            ..RingOptions::default()
+        };
+        let ring = Ring::open_with(dir.ring(), &opts).unwrap();
+        // This process claims INFO's 3 blocks, the last with one record, and
+        // lets go of it (closed, with room left).
+        let mut claimer = ring.writer().unwrap();
+        let mut written = 0;
+        while ring.live().unwrap().1 < 3 {
+            let msg = format!("claimer {written:0400}");
+            assert!(matches!(
+                claimer.emit(&Event::new(9, &msg)),
+                Ok(Emitted::Written { .. })
+            ));
+            written += 1;
+        }
+        drop(claimer);
+        // Another process's first writer finds no block to claim and adopts
+        // that one, writes a record, reserves the next and dies before it
+        // stamps it (as SIGKILL leaves it: no drop).
+        let mut adopter = ring.writer().unwrap();
+        adopter.pid = dead_pid();
+        assert!(matches!(
+            adopter.emit(&Event::new(9, "adopted")),
+            Ok(Emitted::Written { .. })
+        ));
+        written += 1;
+        let open = adopter.open.as_ref().expect("adopted a block");
+        assert_eq!(open.seq, 2);
+        let word = Reserve::unpack(open.word);
+        let cut = Reserve {
+            end: word.end + 64,
+            level: Level::Error as u8,
+            ..word
+        };
+        ring.desc(2)
+            .reserve
+            .compare_exchange(open.word, cut.pack(), Ordering::SeqCst, Ordering::Relaxed)
+            .unwrap();
+        std::mem::forget(adopter);
+        // The consumer reads everything else and counts the cut record torn.
+        let mut c = Consumer::acquire(&ring).unwrap();
+        let mut b = Batch::new();
+        let mut read = 0;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            read += c.poll(&mut b, 100);
+            c.commit_all();
+            let s = ring.stats();
+            if s.total().torn + s.invalid > 0 || Instant::now() > deadline {
+                break;
+            }
+            c.wait(Some(Duration::from_millis(5)));
+        }
+        let s = ring.stats();
+        assert_eq!(read, written);
+        assert_eq!((s.level(Level::Error).torn, s.invalid), (1, 0), "{s:?}");
     }
 }

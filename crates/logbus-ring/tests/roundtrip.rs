@@ -211,7 +211,7 @@ fn peeking_consumes_nothing() {
 fn writers_interleaved_are_each_read_in_order_and_share_the_whole_ring() {
     let dir = TempDir::new("share");
     let ring = Ring::open_with(dir.path("r"), &small()).unwrap();
-    // More writers than a lane design would have had lanes, all writing at
+    // Twenty writers (more than a fixed share per writer would allow), all writing at
     // once (interleaved), none refused while the ring has room.
     let mut ws: Vec<_> = (0..20).map(|_| ring.writer().unwrap()).collect();
     for i in 0..40 {

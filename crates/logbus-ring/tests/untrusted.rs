@@ -49,7 +49,7 @@ fn foreign_and_damaged_files_get_a_one_line_error_naming_the_problem() {
     std::fs::write(&p, &v).unwrap();
     assert!(open_err(&p).contains(&format!("version {}", VERSION + 6)));
 
-    // A ring of the previous layout (lanes) is refused, saying what to do.
+    // A ring of an older layout (version 1) is refused, saying what to do.
     let mut v = good.clone();
     v[8..12].copy_from_slice(&1u32.to_le_bytes());
     std::fs::write(&p, &v).unwrap();

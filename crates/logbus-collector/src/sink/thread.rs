@@ -225,7 +225,7 @@ fn finished(
     for job in jobs.iter() {
         if let Some(m) = &job.mark {
             for pos in &job.chunk.block_ends {
-                m.ring.mark_sink(m.slot, *pos);
+                m.slot.mark(&m.ring, *pos);
             }
         }
     }
