@@ -228,66 +228,20 @@ impl Writer {
         let level = Level::index(severity);
         let plan = Plan::new(ev, self.max_record, self.max_message);
         let need = placed(plan.len) as u32;
-        let mut evicted = 0;
-        // Lossless mode: until when this record may wait for room (set at its
-        // first wait; room freed while it waited may go to another writer
-        // first, so it waits again, up to the same deadline).
-        let mut deadline: Option<Instant> = None;
-        let mut evictions = 0;
-        let (seq, data, off, sleeping) = loop {
-            if let Some(b) = &mut self.open {
-                let r = Reserve::unpack(b.word);
-                if r.end as usize + need as usize <= self.block_size {
-                    let next = Reserve {
-                        end: r.end + need,
-                        level: level as u8,
-                        ..r
-                    }
-                    .pack();
-                    let desc = self.ring.desc(b.seq);
-                    // SeqCst: orders this reservation against the consumer's
-                    // store of `sleeping` (see "Waking the consumer" in
-                    // `crate::block`). Fails only if somebody closed the block.
-                    if desc
-                        .reserve
-                        .compare_exchange(b.word, next, Ordering::SeqCst, Ordering::Relaxed)
-                        .is_ok()
-                    {
-                        b.word = next;
-                        // Local: added to the resource entry once per block.
-                        self.counts[level] += 1;
-                        // SeqCst: the other half of the Dekker pair above.
-                        let sleeping = self.ring.words().sleeping.load(Ordering::SeqCst);
-                        break (b.seq, b.data, r.end, sleeping);
-                    }
-                    self.open = None;
-                } else {
-                    self.close_open();
-                }
-            }
-            match self.claim(level) {
-                Ok(()) => continue,
-                Err(NoRoom::Full) => {
-                    if self.adopt(need) {
-                        continue;
-                    }
-                    if let Some(wait) = self.wait {
-                        let first = deadline.is_none();
-                        let until = *deadline.get_or_insert_with(|| Instant::now() + wait);
-                        if self.wait_for_space(level, until, first) {
-                            continue;
-                        }
-                    }
-                    if severity >= self.protect && evictions < 8 {
-                        evictions += 1;
-                        if let Some(k) = self.evict() {
-                            evicted += k;
-                            continue;
-                        }
-                    }
-                    return Ok(self.drop_record(level));
-                }
-            }
+        let (
+            Reserved {
+                seq,
+                data,
+                off,
+                sleeping,
+            },
+            evicted,
+        ) = match self.reserve_in_open(level, need) {
+            Some(reserved) => (reserved, 0),
+            None => match self.reserve_elsewhere(level, severity, need) {
+                Ok(reserved) => reserved,
+                Err(dropped) => return Ok(dropped),
+            },
         };
         let time_ns = if ev.time_ns == 0 {
             now_ns()
@@ -317,23 +271,114 @@ impl Writer {
             trace_flags: ev.trace_flags,
             resource: self.resource,
         };
-        // SAFETY: `[off, off + need)` was reserved for us by the CAS above: no
-        // other writer touches it and no reader trusts it before the stamp;
-        // `off + need <= block_size` and `plan.len <= need`, so the record
-        // stays in the block. `data + off` is 8-aligned (offsets are
-        // multiples of 8 in a page-aligned block).
-        unsafe {
-            let at = data.add(off as usize);
-            plan.write(at, &hdr, ev);
-            // Release, SYNC POINT A: every byte `write` put is visible to a
-            // reader that loads this stamp with Acquire.
-            (*(at as *const std::sync::atomic::AtomicU64))
-                .store(stamp(seq, plan.len as u32), Ordering::Release);
-        }
+        // SAFETY: `[off, off + need)` of block `seq` (at `data`) was reserved
+        // for us by `reserve_in_open`'s CAS: no other writer touches it and no
+        // reader trusts it before the stamp; `off + need <= block_size`.
+        unsafe { publish(seq, data, off, &plan, &hdr, ev) };
         if sleeping != 0 {
             self.wake_consumer();
         }
         Ok(Emitted::Written { evicted })
+    }
+
+    /// Reserves `need` bytes for a record of `level` in the open block, if
+    /// there is one and it has room: returns the block's sequence number, its
+    /// data, the record's offset and the consumer's `sleeping` word. `None`
+    /// (the block forgotten or closed) when another block is needed.
+    #[inline(always)]
+    fn reserve_in_open(&mut self, level: usize, need: u32) -> Option<Reserved> {
+        let b = self.open.as_mut()?;
+        let r = Reserve::unpack(b.word);
+        if r.end as usize + need as usize > self.block_size {
+            self.close_open();
+            return None;
+        }
+        let next = Reserve {
+            end: r.end + need,
+            level: level as u8,
+            ..r
+        }
+        .pack();
+        let desc = self.ring.desc(b.seq);
+        // SeqCst: orders this reservation against the consumer's store of
+        // `sleeping` (see "Waking the consumer" in `crate::block`). Fails
+        // only if somebody closed the block.
+        if desc
+            .reserve
+            .compare_exchange(b.word, next, Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+        {
+            self.open = None;
+            return None;
+        }
+        b.word = next;
+        // Local: added to the resource entry once per block.
+        self.counts[level] += 1;
+        // SeqCst: the other half of the Dekker pair above.
+        let sleeping = self.ring.words().sleeping.load(Ordering::SeqCst);
+        Some(Reserved {
+            seq: b.seq,
+            data: b.data,
+            off: r.end,
+            sleeping,
+        })
+    }
+
+    /// Reserves `need` bytes when the open block cannot take them (out of
+    /// line: once a block, not once a record): makes room, reserves in the
+    /// block it got, and again if another writer took that room first.
+    /// Returns what [`Self::reserve_in_open`] does and the records evicted,
+    /// or `Err` with the outcome when the record is dropped (counted).
+    #[inline(never)]
+    fn reserve_elsewhere(
+        &mut self,
+        level: usize,
+        severity: u8,
+        need: u32,
+    ) -> Result<(Reserved, u32), Emitted> {
+        let mut room = Room::default();
+        loop {
+            self.make_room(level, severity, need, &mut room)?;
+            if let Some(reserved) = self.reserve_in_open(level, need) {
+                return Ok((reserved, room.evicted));
+            }
+        }
+    }
+
+    /// Gets the writer a block with room for `need` bytes: claims the next
+    /// free block, else adopts a closed one, else (lossless) waits for room
+    /// until `room`'s deadline, else (a protected level) evicts. `Err` with
+    /// the outcome when the record is dropped (counted).
+    #[inline]
+    fn make_room(
+        &mut self,
+        level: usize,
+        severity: u8,
+        need: u32,
+        room: &mut Room,
+    ) -> Result<(), Emitted> {
+        match self.claim(level) {
+            Ok(()) => return Ok(()),
+            Err(NoRoom::Full) => {}
+        }
+        if self.adopt(need) {
+            return Ok(());
+        }
+        if let Some(wait) = self.wait {
+            let first = room.deadline.is_none();
+            let until = *room.deadline.get_or_insert_with(|| Instant::now() + wait);
+            if self.wait_for_space(level, until, first) {
+                return Ok(());
+            }
+        }
+        if severity >= self.protect && room.evictions < 8 {
+            room.evictions += 1;
+            if let Some(k) = self.evict() {
+                room.evicted += k;
+                return Ok(());
+            }
+        }
+        Err(self.drop_record(level))
     }
 
     /// Closes the open block (if still open) and forgets it.
@@ -624,6 +669,58 @@ impl Drop for Writer {
             // Relaxed: a hint for adopters (see `adopt`).
             self.ring.words().closes.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// Room reserved for one record: in block `seq` (data at `data`), at `off`;
+/// `sleeping`, the consumer's word read right after the reservation.
+struct Reserved {
+    seq: u64,
+    data: *mut u8,
+    off: u32,
+    sleeping: u32,
+}
+
+/// What one record's search for room has done so far
+/// ([`Writer::reserve_elsewhere`]).
+#[derive(Default)]
+struct Room {
+    /// Lossless mode: until when this record may wait for room (set at its
+    /// first wait; room freed while it waited may go to another writer
+    /// first, so it waits again, up to the same deadline).
+    deadline: Option<Instant>,
+    /// Evictions tried (at most 8 a record).
+    evictions: u32,
+    /// Records evicted to make room.
+    evicted: u32,
+}
+
+/// Writes the record at `data + off` and stamps it: the moment a reader may
+/// take it.
+///
+/// # Safety
+/// `[off, off + placed(plan.len))` of block `seq`, whose data starts at
+/// `data`, is reserved for the caller and lies inside the block.
+#[inline(always)]
+unsafe fn publish(
+    seq: u64,
+    data: *mut u8,
+    off: u32,
+    plan: &Plan,
+    hdr: &RecordHeader,
+    ev: &Event<'_>,
+) {
+    // SAFETY: the range is ours and inside the block (the caller's
+    // contract); `plan.len <= placed(plan.len)`, so the record stays in it.
+    // `data + off` is 8-aligned (offsets are multiples of 8 in a
+    // page-aligned block), as the stamp's atomic store needs.
+    unsafe {
+        let at = data.add(off as usize);
+        plan.write(at, hdr, ev);
+        // Release, SYNC POINT A: every byte `write` put is visible to a
+        // reader that loads this stamp with Acquire.
+        (*(at as *const std::sync::atomic::AtomicU64))
+            .store(stamp(seq, plan.len as u32), Ordering::Release);
     }
 }
 
