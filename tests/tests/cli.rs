@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -18,6 +18,16 @@ const PATIENCE: Duration = Duration::from_secs(60);
 fn logbus() -> Command {
     let mut c = Command::new(bin("logbus"));
     c.env_remove("LOGBUS_RING");
+    // SIGINT as a terminal gives it: a test run started in the background of
+    // a script (which ignores SIGINT, and children inherit that) would
+    // otherwise see `tail` ignore the SIGINT the tests send.
+    // SAFETY: between fork and exec only async-signal-safe calls: signal(2).
+    unsafe {
+        c.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
     c
 }
 

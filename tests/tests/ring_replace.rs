@@ -147,3 +147,48 @@ fn a_collector_killed_before_a_replaced_ring_is_drained_leaves_it_to_the_next() 
     let st = ring_stat(&ring);
     assert_eq!(st["unread"].as_u64(), Some(0), "{st}");
 }
+
+// Issue 20 (found by logbus-chaos, drop mode with a replacement, seed 101): a
+// producer that opened the ring just before it was replaced made its
+// writers only after the collector had drained the old ring and let it go,
+// and its records (74) stayed unread in the old file, counted nowhere a user
+// looks. Now a collector leaving a replaced ring retires it: a writer made
+// from a handle opened before is refused (`WriterError::Retired`; before the
+// fix it was made, and wrote into the void), and `logbus::Producer` then
+// opens the path again, so its record is delivered from the new ring.
+#[test]
+fn a_writer_made_from_an_old_handle_after_the_ring_was_let_go_writes_into_the_new_ring() {
+    let dir = TempDir::new("replace-late-writer");
+    let ring = dir.path("ring");
+    let out = dir.path("out.log");
+    let cfg = dir.path("c.toml");
+    write_config(&cfg, &file_sink("f", &out, ""));
+    logbus_ring::Ring::create(&ring, &logbus_ring::RingOptions::default()).unwrap();
+    let mut c = Collector::start(&dir, "c", &ring_and_config(&ring, &cfg));
+    // Handles opened before the replacement, no writer made yet.
+    let old = logbus_ring::Ring::open_existing(&ring).unwrap();
+    let producer = logbus::Producer::open(&ring).unwrap();
+    std::fs::remove_file(&ring).unwrap();
+    logbus_ring::Ring::create(&ring, &logbus_ring::RingOptions::default()).unwrap();
+    c.wait_stderr(
+        "the old ring let go",
+        "no process writes it any more; let go",
+    );
+    match old.writer() {
+        Err(logbus_ring::WriterError::Retired) => {}
+        Err(e) => panic!("refused, but not as retired: {e}"),
+        Ok(_) => panic!("a writer was made in a ring its collector let go"),
+    }
+    assert!(old.is_retired());
+    assert_eq!(
+        producer.emit(&logbus::Event::new(9, "late-0")),
+        logbus::Outcome::Written { evicted: 0 }
+    );
+    assert_eq!(numbers(&wait_lines(&out, 1)), all("late", 0..1));
+    assert_eq!(
+        old.stats().total().emitted,
+        0,
+        "nothing written into the old ring"
+    );
+    assert!(c.stop().success(), "{}", c.stderr_text());
+}

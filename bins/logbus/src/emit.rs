@@ -2,7 +2,7 @@
 //! standard input as each line arrives (like `logger(1)`).
 
 use std::io::{self, BufRead};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use logbus_ring::{ring_path, Emitted, Event, Field, Resource, Ring, Writer, WriterError};
@@ -17,21 +17,7 @@ pub fn run(args: &EmitArgs) -> Result<()> {
     // Never creates a ring: a missing one is an error naming the path (a ring
     // made here would have this command's owner and mode, and a typo would
     // silently log into a new file nobody reads).
-    let ring = Ring::open_existing(&path).map_err(|e| match e {
-        logbus_ring::OpenError::Io { ref source, .. }
-            if source.kind() == io::ErrorKind::NotFound =>
-        {
-            anyhow::anyhow!(
-                "{}: no such ring (create it with `logbus create`)",
-                path.display()
-            )
-        }
-        e => e.into(),
-    })?;
-    let resource = args
-        .service
-        .as_deref()
-        .and_then(|name| register(&ring, &path, name));
+    let mut emitter = Emitter::open(&path, args.service.as_deref())?;
     let fields: Vec<Field<'_>> = args.fields.iter().map(|f| f.as_field()).collect();
     let (trace_id, span_id, trace_flags) = match args.traceparent {
         Some(tp) => (Some(tp.trace_id), Some(tp.span_id), tp.flags),
@@ -44,13 +30,6 @@ pub fn run(args: &EmitArgs) -> Result<()> {
         span_id,
         trace_flags,
         ..Event::new(args.level, "")
-    };
-    let mut emitter = Emitter {
-        ring: &ring,
-        writer: None,
-        resource,
-        total: 0,
-        refused: 0,
     };
     if words.is_empty() {
         let mut input = io::stdin().lock();
@@ -122,9 +101,28 @@ fn register(ring: &Ring, path: &Path, service: &str) -> Option<Result<u8, Resour
     }
 }
 
+/// Opens the ring at `path`, which must exist: a missing one is an error
+/// naming the path (a ring made here would have this command's owner and
+/// mode, and a typo would silently log into a new file nobody reads).
+fn open_existing(path: &Path) -> Result<Ring> {
+    Ring::open_existing(path).map_err(|e| match e {
+        logbus_ring::OpenError::Io { ref source, .. }
+            if source.kind() == io::ErrorKind::NotFound =>
+        {
+            anyhow::anyhow!(
+                "{}: no such ring (create it with `logbus create`)",
+                path.display()
+            )
+        }
+        e => e.into(),
+    })
+}
+
 /// Makes its writer lazily and counts what was not written.
-struct Emitter<'r> {
-    ring: &'r Ring,
+struct Emitter {
+    path: PathBuf,
+    service: Option<String>,
+    ring: Ring,
     writer: Option<Writer>,
     resource: Option<Result<u8, Resource>>,
     total: u64,
@@ -132,24 +130,45 @@ struct Emitter<'r> {
     refused: u64,
 }
 
-impl Emitter<'_> {
+impl Emitter {
+    fn open(path: &Path, service: Option<&str>) -> Result<Emitter> {
+        let ring = open_existing(path)?;
+        let resource = service.and_then(|name| register(&ring, path, name));
+        Ok(Emitter {
+            path: path.to_path_buf(),
+            service: service.map(str::to_string),
+            ring,
+            writer: None,
+            resource,
+            total: 0,
+            refused: 0,
+        })
+    }
+
+    /// A writer of the ring; once more from the path when the ring opened
+    /// was replaced there and its collector is letting go of it.
+    fn make_writer(&mut self) -> Result<Writer> {
+        let mut w = match self.ring.writer() {
+            Err(WriterError::Retired) => {
+                let again = Emitter::open(&self.path, self.service.as_deref())?;
+                (self.ring, self.resource) = (again.ring, again.resource);
+                self.ring.writer()
+            }
+            other => other,
+        }
+        .with_context(|| format!("{}: cannot write", self.ring.path().display()))?;
+        match &self.resource {
+            Some(Ok(tag)) => w.set_resource(*tag),
+            Some(Err(carried)) => w.carry_resource(carried),
+            None => {}
+        }
+        Ok(w)
+    }
+
     fn emit(&mut self, event: &Event<'_>) -> Result<()> {
         self.total += 1;
         if self.writer.is_none() {
-            match self.ring.writer() {
-                Ok(mut w) => {
-                    match &self.resource {
-                        Some(Ok(tag)) => w.set_resource(*tag),
-                        Some(Err(carried)) => w.carry_resource(carried),
-                        None => {}
-                    }
-                    self.writer = Some(w);
-                }
-                Err(e) => {
-                    return Err(e)
-                        .with_context(|| format!("{}: cannot write", self.ring.path().display()))
-                }
-            }
+            self.writer = Some(self.make_writer()?);
         }
         let Some(writer) = self.writer.as_mut() else {
             return Ok(());

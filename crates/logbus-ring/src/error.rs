@@ -122,6 +122,10 @@ pub enum WriterError {
     },
     /// The ring handle was opened before `fork()`.
     Forked,
+    /// The ring was replaced at its path and its collector is letting go of
+    /// it ([`crate::Ring::retire`]): records written into it now might never
+    /// be read. Open the path again.
+    Retired,
     /// A lock call failed.
     Io(io::Error),
 }
@@ -139,6 +143,11 @@ impl fmt::Display for WriterError {
                  {unread} by exited processes whose records may still be unread)"
             ),
             WriterError::Forked => write!(f, "ring handle was opened before fork(); open it again"),
+            WriterError::Retired => write!(
+                f,
+                "the ring was replaced at its path and its collector is letting go of it; \
+                 open the path again"
+            ),
             WriterError::Io(e) => write!(f, "cannot take a liveness lock on the ring: {e}"),
         }
     }

@@ -218,6 +218,7 @@ const _: () = assert!(std::mem::size_of::<StaticHeader>() == 128);
 /// | `delivered`, `invalid` | the consumer only | stat |
 /// | `evict_owner`, `evict_*`, `lost` | the producer holding the eviction role | whoever reaps a dead one |
 /// | `sinks` | the consumer | the consumer |
+/// | `retired` | a collector leaving a replaced ring ([`crate::Ring::retire`]) | [`crate::Ring::writer`] |
 #[repr(C)]
 pub(crate) struct SharedWords {
     pub consumer_pid: AtomicU32,
@@ -251,7 +252,11 @@ pub(crate) struct SharedWords {
     _p5: [u8; 16],
     pub delivered: [AtomicU64; LEVELS],
     pub invalid: AtomicU64,
-    _p6: [u8; 8],
+    /// 1 once a collector leaving this ring (its path names another file
+    /// now) retired it: no new writer is made in it. In what was padding
+    /// (zero in every ring ever created), so no layout version change.
+    pub retired: AtomicU32,
+    _p6: [u8; 4],
     /// `pid << 32 | phase` of the producer evicting right now, or 0
     /// (`crate::evict`).
     pub evict_owner: AtomicU64,

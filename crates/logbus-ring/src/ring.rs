@@ -394,12 +394,31 @@ impl Ring {
     /// writer liveness lock; a writer made through this very handle's
     /// descriptor does not count, and a process has one lock per ring
     /// whatever its number of writers). A ring whose path names another file
-    /// gets no more records once this is false: nobody can open it any more,
-    /// and a process makes a writer from a handle it already has only rarely
-    /// (a producer drops its old handles when it follows the path). `true`
+    /// gets no more records once this is false after [`Ring::retire`]: nobody
+    /// can open it any more, and a handle opened before cannot make a writer.
+    /// `true`
     /// when it cannot be told (a forked child's handle, a failed lock query).
     pub fn writers_alive(&self) -> bool {
         self.fd().is_none_or(crate::lock::process::any_alive)
+    }
+
+    /// Marks the ring retired (a collector of one path leaving the ring its
+    /// path named before): [`Ring::writer`] refuses from now on
+    /// ([`crate::WriterError::Retired`]), so that a process that opened the
+    /// old file and makes a writer only now writes into the new ring instead
+    /// of one nobody reads any more. Call it before the last
+    /// [`Ring::writers_alive`] that lets the ring go: with it, a `false` there
+    /// means no record can still come.
+    pub fn retire(&self) {
+        // SeqCst: see `Ring::writer`; the writers' lock query that follows
+        // must not be ordered before this store.
+        self.words().retired.store(1, Ordering::SeqCst);
+    }
+
+    /// Whether a collector retired the ring ([`Ring::retire`]).
+    pub fn is_retired(&self) -> bool {
+        // Relaxed: a report only.
+        self.words().retired.load(Ordering::Relaxed) != 0
     }
 
     /// The uid that owned the ring file when it was opened: the user whose

@@ -66,6 +66,8 @@ impl Ring {
     ///
     /// # Errors
     /// [`WriterError::Forked`] when this handle was opened before `fork()`,
+    /// [`WriterError::Retired`] when the ring was replaced at its path and its
+    /// collector is letting go of it (open the path again),
     /// [`WriterError::Io`] when the process's liveness lock cannot be taken
     /// (once per process and ring).
     pub fn writer(&self) -> Result<Writer, WriterError> {
@@ -77,6 +79,15 @@ impl Ring {
             )));
         }
         let hold = lock::process::hold(self.file()).map_err(WriterError::Io)?;
+        // SeqCst, after the hold: pairs with `Ring::retire`. A collector
+        // stores `retired` and then asks the kernel for writers' locks; we take
+        // our lock and then load `retired`. The kernel orders the two lock
+        // calls, so either it saw our lock (and keeps reading the ring), or
+        // our lock came after its query, hence after its store: we see
+        // `retired` and write nothing here.
+        if self.words().retired.load(Ordering::SeqCst) != 0 {
+            return Err(WriterError::Retired);
+        }
         let geo = self.geometry();
         let header = self.header();
         let blocks = geo.blocks as u64;

@@ -385,8 +385,9 @@ impl Producer {
 
     fn make_writer(&self, now: u64) -> ThreadWriter {
         let retry_ns = now.saturating_add(REOPEN_RETRY_NS);
-        // Twice at most: a handle found stale (forked) is replaced by `ring()`.
-        for _ in 0..2 {
+        // Three times at most: a handle found stale (forked) is replaced by
+        // `ring()`, one found retired by `follow_path`.
+        for _ in 0..3 {
             let Some((ring, tag, carry)) = self.shared.ring() else {
                 return ThreadWriter::Unavailable { retry_ns };
             };
@@ -399,6 +400,10 @@ impl Producer {
                     return ThreadWriter::Writer(w);
                 }
                 Err(WriterError::Forked) => continue,
+                // Replaced at its path and let go by its collector: the
+                // watcher would reopen the path within `WATCH_EVERY`; do it
+                // now, so that this record goes where it is read.
+                Err(WriterError::Retired) => self.shared.follow_path(),
                 Err(WriterError::TableFull { .. }) | Err(WriterError::Io(_)) => {
                     return ThreadWriter::Unavailable { retry_ns }
                 }

@@ -80,6 +80,7 @@ impl Collector {
                     src.age = 0;
                     src.pin = Some(p.clone());
                     src.leaving = Some(Leaving::Replaced);
+                    src.ring.retire();
                     (self.notify)(Notice::PinnedRingFound { pin: p });
                 }
                 Err(problem) => (self.notify)(Notice::PinRefused { pin: p, problem }),
@@ -121,6 +122,11 @@ impl Collector {
             } else {
                 continue;
             };
+            if leaving == Leaving::Replaced {
+                // No new writer in it from now on: a process that opened the
+                // old file makes its next writer in the new ring.
+                src.ring.retire();
+            }
             src.leaving = Some(leaving);
             (self.notify)(Notice::RingLeft {
                 path: src.ring.path().to_path_buf(),
@@ -201,10 +207,13 @@ impl Collector {
             let done = match src.leaving {
                 None => return true,
                 Some(Leaving::Truncated) => true,
-                // Drained first, then the locks: a writer that let go after
-                // our look wrote nothing after it (it drops its writer, and
-                // with it the lock, only once its last record is stamped),
-                // so one more look would find it; the next turn looks again.
+                // Retired (when it was found replaced), then drained, then
+                // the locks: a writer that let go after our look wrote
+                // nothing after it (it drops its writer, and with it the
+                // lock, only once its last record is stamped), so one more
+                // look would find it; the next turn looks again. A process
+                // that makes a writer only after our look sees the ring
+                // retired and writes in the new one (`Ring::retire`).
                 Some(Leaving::Replaced) => {
                     src.consumer.is_drained()
                         && !src.ring.writers_alive()
