@@ -199,6 +199,7 @@ impl Output for OtlpSink {
         self.records.clear();
         self.sent = 0;
         self.refused = None;
+        self.partially_rejected = 0;
     }
 
     fn group_records(&self) -> usize {
