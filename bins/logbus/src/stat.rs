@@ -348,6 +348,20 @@ fn sink_table(s: &mut String, c: &CollectorReport) {
         if !shed.is_empty() {
             let _ = writeln!(s, "  {}: dropped {}", sink.name, shed.join(", "));
         }
+        let lost: Vec<String> = sink
+            .lost_in_crash
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(level, n)| format!("{n} {level}"))
+            .collect();
+        if !lost.is_empty() {
+            let _ = writeln!(
+                s,
+                "  {}: lost_in_crash {} (held in memory only by an earlier collector that died)",
+                sink.name,
+                lost.join(", ")
+            );
+        }
         if let Some(ms) = sink.writing_for_ms {
             let _ = writeln!(
                 s,

@@ -60,6 +60,7 @@ pub mod bench_hooks;
 mod chunk;
 pub mod collector;
 pub mod config;
+mod ledger;
 pub mod metrics;
 mod metrics_http;
 mod notice;
