@@ -22,6 +22,8 @@ pub struct Undelivered {
     pub shed: [u64; LEVELS],
     /// Refused for good by the destination.
     pub rejected: [u64; LEVELS],
+    /// Held in memory only by a killed collector, counted by the next one.
+    pub lost_in_crash: [u64; LEVELS],
 }
 
 impl Undelivered {
@@ -29,11 +31,16 @@ impl Undelivered {
         for l in 0..LEVELS {
             self.shed[l] += o.shed[l];
             self.rejected[l] += o.rejected[l];
+            self.lost_in_crash[l] += o.lost_in_crash[l];
         }
     }
 
     fn any_below(&self, o: &Undelivered) -> bool {
-        (0..LEVELS).any(|l| self.shed[l] < o.shed[l] || self.rejected[l] < o.rejected[l])
+        (0..LEVELS).any(|l| {
+            self.shed[l] < o.shed[l]
+                || self.rejected[l] < o.rejected[l]
+                || self.lost_in_crash[l] < o.lost_in_crash[l]
+        })
     }
 }
 
@@ -300,6 +307,7 @@ impl Supervisor {
             };
             per_level("dropped", &mut u.shed);
             per_level("rejected", &mut u.rejected);
+            per_level("lost_in_crash", &mut u.lost_in_crash);
             now.insert(s["name"].as_str().unwrap_or("").to_string(), u);
         }
         let c = self.counters.entry(pid as u32).or_default();
