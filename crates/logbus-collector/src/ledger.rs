@@ -14,7 +14,10 @@
 //!   at once, but their ledger entries are only taken off once those
 //!   counters are published ([`Debt`], paid after each status write): a
 //!   kill before that leaves them in the ledger, and the successor counts
-//!   them lost instead of nobody;
+//!   them lost instead of nobody (a group with refusals is owed whole: a
+//!   kill then counts its written part lost too, the one-group slack
+//!   again). A sink removed by a reload pays what it owes when it is
+//!   reaped: its counters are no longer published after the reload;
 //! * the collector exits with them: counted `dropped` and taken off at once.
 //!
 //! A job without a mark (a sink beyond the ring's `SINK_SLOTS`) has no
