@@ -382,6 +382,7 @@ mod tests {
     const REPORT: &str = r#"{"pid": 4242, "updated_ns": 17, "sinks": [
         {"name": "console", "type": "stdout", "delivered": 10,
          "dropped": {"INFO": 2, "DEBUG": 3}, "errors": 0, "queue_depth": 1,
+         "lost_in_crash": {"ERROR": 7, "INFO": 0},
          "up": false, "retries": 4, "writing_for_ms": 8000}]}"#;
 
     #[test]
@@ -470,6 +471,10 @@ mod tests {
         );
         assert!(
             text.contains("  console: a write blocked for 8.0 s\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  console: lost_in_crash 7 ERROR (held in memory only by an earlier collector that died)\n"),
             "{text}"
         );
         let info = text.lines().find(|l| l.starts_with("INFO")).unwrap();
