@@ -43,8 +43,10 @@
 //!   some or all of it reached the sink. At most one group per sink per kill.
 //! * The reader adds at release, before the commit of the same records; a
 //!   kill between the two counts them lost, and the next consumer reads them
-//!   again (they were not committed) and delivers them: at most what the
-//!   reader released in its last step before the kill.
+//!   again (they were not committed) and delivers them: what the reader
+//!   released in its last step before the kill, and the newer part of a
+//!   group in flight released whole (by its oldest record) while another
+//!   sink still held that part in the ring.
 //!
 //! Either way every record is delivered or counted, and `distinct + shed +
 //! rejected + lost_in_crash >= committed` per sink and level.

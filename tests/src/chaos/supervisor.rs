@@ -220,6 +220,11 @@ impl Supervisor {
         if let Some(mut r) = self.running.take() {
             let _ = r.child.kill();
             let _ = r.child.wait();
+            // Its last status file is final now (written whole, by rename):
+            // counters it published after the look above count too. (Its
+            // ledger debts are paid only after a status write, so what it
+            // counted and never published is counted by the next one.)
+            self.poll_status();
             self.pause.store(false, Ordering::Relaxed);
             let _ = r.reader.join();
             self.kills += 1;
