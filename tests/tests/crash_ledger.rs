@@ -11,9 +11,10 @@ use logbus_ring::{Ring, RingOptions};
 use logbus_tests::collector::*;
 use logbus_tests::{wait_for, TempDir};
 
-/// Records a file sink writes in one group (`GROUP_RECORDS`): the most a
-/// killed collector counts lost although (part of) it reached the sink.
-const GROUP: u64 = 4096;
+/// The most records a sink writes in one group (`GROUP_RECORDS`, 4,096, or
+/// the one chunk it takes whole, at most a poll): the most a killed
+/// collector counts lost although (part of) it reached the sink.
+const GROUP: u64 = 16_384;
 
 fn make_fifo(path: &Path) -> i32 {
     let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();

@@ -40,7 +40,9 @@
 //! # What the count may say too much (never too little)
 //! * A sink subtracts a group only after its write returned: a consumer
 //!   killed during (or just after) a write counts that group lost although
-//!   some or all of it reached the sink. At most one group per sink per kill.
+//!   some or all of it reached the sink. At most one group per sink per kill
+//!   (the collector's groups: 4,096 records, or one chunk of a poll taken
+//!   whole, at most 16,384).
 //! * The reader adds at release, before the commit of the same records; a
 //!   kill between the two counts them lost, and the next consumer reads them
 //!   again (they were not committed) and delivers them: what the reader
