@@ -348,6 +348,20 @@ fn sink_table(s: &mut String, c: &CollectorReport) {
         if !shed.is_empty() {
             let _ = writeln!(s, "  {}: dropped {}", sink.name, shed.join(", "));
         }
+        let lost: Vec<String> = sink
+            .lost_in_crash
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(level, n)| format!("{n} {level}"))
+            .collect();
+        if !lost.is_empty() {
+            let _ = writeln!(
+                s,
+                "  {}: lost_in_crash {} (held in memory only by an earlier collector that died)",
+                sink.name,
+                lost.join(", ")
+            );
+        }
         if let Some(ms) = sink.writing_for_ms {
             let _ = writeln!(
                 s,
@@ -368,6 +382,7 @@ mod tests {
     const REPORT: &str = r#"{"pid": 4242, "updated_ns": 17, "sinks": [
         {"name": "console", "type": "stdout", "delivered": 10,
          "dropped": {"INFO": 2, "DEBUG": 3}, "errors": 0, "queue_depth": 1,
+         "lost_in_crash": {"ERROR": 7, "INFO": 0},
          "up": false, "retries": 4, "writing_for_ms": 8000}]}"#;
 
     #[test]
@@ -456,6 +471,10 @@ mod tests {
         );
         assert!(
             text.contains("  console: a write blocked for 8.0 s\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  console: lost_in_crash 7 ERROR (held in memory only by an earlier collector that died)\n"),
             "{text}"
         );
         let info = text.lines().find(|l| l.starts_with("INFO")).unwrap();

@@ -27,9 +27,12 @@
 //!   records are shed and counted. It never holds back another sink.
 //! * The reader commits to the ring only records every sink is done with (or
 //!   holds beyond its `max_backlog`; see [`collector`]), and each sink marks
-//!   per block how far it got, so a killed collector loses nothing and repeats
-//!   at most a sink's last group: its successor resumes at the committed
-//!   cursor and skips, for each sink, what that sink had finished.
+//!   per block how far it got, so a killed collector loses nothing still in
+//!   the ring and repeats at most a sink's last group: its successor resumes
+//!   at the committed cursor and skips, for each sink, what that sink had
+//!   finished. What a sink held in memory only (beyond its `max_backlog`) is
+//!   lost with a killed collector, and counted by its successor
+//!   (`lost_in_crash`, from the ring's ledger: `ledger.rs`).
 //!
 //! # Example
 //! ```
@@ -60,6 +63,7 @@ pub mod bench_hooks;
 mod chunk;
 pub mod collector;
 pub mod config;
+mod ledger;
 pub mod metrics;
 mod metrics_http;
 mod notice;

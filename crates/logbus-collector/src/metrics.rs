@@ -59,6 +59,7 @@ struct SinkValues {
     delivered: u64,
     dropped: [u64; LEVELS],
     rejected: [u64; LEVELS],
+    lost_in_crash: [u64; LEVELS],
     partially_rejected: u64,
     retries: u64,
     up: bool,
@@ -94,6 +95,7 @@ impl Snapshot {
                 delivered: load(&s.delivered),
                 dropped: std::array::from_fn(|l| load(&s.dropped[l])),
                 rejected: std::array::from_fn(|l| load(&s.rejected[l])),
+                lost_in_crash: std::array::from_fn(|l| load(&s.lost_in_crash[l])),
                 partially_rejected: load(&s.partially_rejected),
                 retries: load(&s.retries),
                 up: s.is_up(),
@@ -160,6 +162,13 @@ impl Snapshot {
             "Records a sink's destination refused for good.",
             Counter,
             self.per_sink_level(|s| &s.rejected),
+        )?;
+        family(
+            enc,
+            "logbus_sink_lost_in_crash",
+            "Records a crashed earlier collector held for a sink in memory only and lost.",
+            Counter,
+            self.per_sink_level(|s| &s.lost_in_crash),
         )?;
         family(
             enc,
@@ -354,6 +363,7 @@ mod tests {
         let a = Arc::new(SinkStats::new("a\\b\"c", "file"));
         a.delivered.store(7, Ordering::Relaxed);
         a.dropped[2].store(3, Ordering::Relaxed);
+        a.lost_in_crash[4].store(2, Ordering::Relaxed);
         reg.set(vec![a]);
         let rings = [ring];
         let text = reg.prometheus(&rings, false);
@@ -362,6 +372,7 @@ mod tests {
             "# TYPE logbus_sink_delivered_total counter",
             "logbus_sink_delivered_total{sink=\"a\\\\b\\\"c\",type=\"file\"} 7",
             "logbus_sink_dropped_total{sink=\"a\\\\b\\\"c\",type=\"file\",level=\"INFO\"} 3",
+            "logbus_sink_lost_in_crash_total{sink=\"a\\\\b\\\"c\",type=\"file\",level=\"ERROR\"} 2",
             "# TYPE logbus_sink_up gauge",
             "logbus_ring_published_total{level=\"INFO\"} 5",
             "logbus_ring_unread{level=\"INFO\"} 5",
@@ -370,7 +381,7 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line:?} missing:\n{text}");
         }
         let types = text.lines().filter(|l| l.starts_with("# TYPE")).count();
-        assert_eq!(types, 19, "{text}");
+        assert_eq!(types, 20, "{text}");
         let labelled = reg.prometheus(&rings, true);
         let path = rings[0].path().display().to_string();
         let series = format!(

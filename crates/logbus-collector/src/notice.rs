@@ -42,6 +42,20 @@ pub enum Notice {
         /// Records shed in all.
         total: u64,
     },
+    /// An earlier collector of a ring died (SIGKILL, crash) while a sink
+    /// held records of it in memory only: found in the ring's ledger, counted
+    /// `lost_in_crash` (when the sink is configured here).
+    LostInCrash {
+        /// The ring file.
+        path: PathBuf,
+        /// The sink, or `None` when no sink here has that name (then only
+        /// this line counts them).
+        sink: Option<String>,
+        /// The slot's sink name hash (names the sink when `sink` is `None`).
+        hash: u64,
+        /// The records, over the levels.
+        records: u64,
+    },
     /// A sink's output is gone for good (stdout closed): the collector stops.
     OutputClosed {
         /// The sink.
@@ -166,6 +180,7 @@ impl fmt::Display for Notice {
             Notice::SinkFailed { .. }
             | Notice::SinkRecovered { .. }
             | Notice::SinkShed { .. }
+            | Notice::LostInCrash { .. }
             | Notice::OutputClosed { .. } => self.fmt_sink(f),
             Notice::RingAdded { .. }
             | Notice::RingRefused { .. }
@@ -215,6 +230,29 @@ impl Notice {
             Notice::SinkShed { sink, now, total } => write!(
                 f,
                 "sink \"{sink}\" shed {now} records (its backlog passed its queue bound; {total} in all)"
+            ),
+            Notice::LostInCrash {
+                path,
+                sink: Some(sink),
+                records,
+                ..
+            } => write!(
+                f,
+                "sink \"{sink}\": {records} records of {} were lost with an earlier collector that \
+                 died holding them in memory only; counted lost_in_crash",
+                path.display()
+            ),
+            Notice::LostInCrash {
+                path,
+                sink: None,
+                hash,
+                records,
+            } => write!(
+                f,
+                "{records} records of {} were lost with an earlier collector that died holding them \
+                 in memory only, for a sink no longer configured (name hash {hash:#018x}); \
+                 counted by this line only",
+                path.display()
             ),
             Notice::OutputClosed { sink } => {
                 write!(f, "sink \"{sink}\": output closed; shutting down")

@@ -23,6 +23,11 @@
 //! what a backlog costs the ring is the blocks it keeps from being reused.) There is no time
 //! limit on a write: a sink retries until it gets through.
 //!
+//! Released records are counted in their ring's ledger (shared memory, per
+//! sink slot and level) until they are written or counted, so that a
+//! collector SIGKILLed with them is followed by one that counts them
+//! `lost_in_crash` (`ledger.rs` has the hooks and when each one runs).
+//!
 //! # Shedding
 //! Records that pin the ring are never shed: they are in the ring, and
 //! shedding one there would not stop the next collector from delivering it.
@@ -46,6 +51,7 @@ use std::time::{Duration, Instant};
 use logbus_ring::LEVELS;
 
 use crate::chunk::Chunk;
+use crate::ledger::{self, Debt};
 use crate::stats::SinkStats;
 
 /// A chunk as one sink sees it: the records of the levels in `mask`, less
@@ -138,6 +144,8 @@ struct Inflight {
     pinned: u64,
     /// The same, per level.
     pinned_counts: [u64; LEVELS],
+    /// What the group owes its rings' ledgers.
+    ledger: ledger::Group,
 }
 
 struct State {
@@ -148,6 +156,8 @@ struct State {
     released: usize,
     /// Whether `count_lost_at_exit` has counted them.
     exit_counted: bool,
+    /// Ledger entries of records counted but not yet published.
+    debt: Debt,
     /// Records (queued or in flight) that pin the ring.
     pinned: usize,
     /// Per ring (`Chunk::source`): the newest block sequence number a job
@@ -194,6 +204,7 @@ impl SinkQueue {
                 queued: 0,
                 released: 0,
                 exit_counted: false,
+                debt: Debt::default(),
                 pinned: 0,
                 newest: Vec::new(),
                 inflight: None,
@@ -294,6 +305,7 @@ impl SinkQueue {
                 inf.pinned = 0;
                 inf.pinned_counts = [0; LEVELS];
                 inf.first_pinned = None;
+                inf.ledger.release();
             }
         }
         // Per ring, jobs are in block order: the first one of a ring that stays
@@ -315,6 +327,7 @@ impl SinkQueue {
                 continue;
             }
             q.released = true;
+            ledger::add(&q.job);
             st.pinned -= q.job.count() as usize;
             st.released += q.job.count() as usize;
         }
@@ -337,6 +350,7 @@ impl SinkQueue {
                 }
                 // Relaxed: a statistic.
                 self.stats.dropped[l].fetch_add(n as u64, Ordering::Relaxed);
+                st.debt.owe(&q.job, l, n as u64);
                 q.job.mask &= !(1 << l);
                 st.queued -= n;
                 st.released -= n;
@@ -374,6 +388,7 @@ impl SinkQueue {
             records: 0,
             pinned: 0,
             pinned_counts: [0; LEVELS],
+            ledger: ledger::Group::default(),
         };
         while let Some(q) = st.items.front() {
             let n = q.job.count() as u64;
@@ -384,6 +399,7 @@ impl SinkQueue {
                 break;
             };
             inf.records += n;
+            inf.ledger.push(&q.job, q.released);
             for (l, c) in inf.counts.iter_mut().enumerate() {
                 *c += q.job.level_count(l) as u64;
             }
@@ -413,9 +429,23 @@ impl SinkQueue {
     /// The in-flight jobs were written (sink thread). Returns whether they
     /// still pinned the ring (and may be marked done in it).
     pub fn finish(&self) -> bool {
+        self.finish_group(false)
+    }
+
+    /// As [`finish`](Self::finish), for a group the destination refused in
+    /// part or whole (counted by the caller): its records leave the rings'
+    /// ledgers only once the counters are published ([`pay_debt`](Self::pay_debt)).
+    pub fn finish_refused(&self) -> bool {
+        self.finish_group(true)
+    }
+
+    fn finish_group(&self, refused: bool) -> bool {
         let mut st = self.lock();
         let mut pinned = false;
         if let Some(inf) = st.inflight.take() {
+            if !st.exit_counted {
+                inf.ledger.settle(refused.then_some(&mut st.debt));
+            }
             st.pinned -= inf.pinned as usize;
             pinned = inf.pinned > 0;
             self.depth_sub(inf.records);
@@ -440,6 +470,9 @@ impl SinkQueue {
     pub fn abandon(&self) {
         let mut st = self.lock();
         if let Some(inf) = st.inflight.take() {
+            if !st.exit_counted {
+                inf.ledger.settle(Some(&mut st.debt));
+            }
             st.pinned -= inf.pinned as usize;
             for (l, c) in inf.counts.iter().enumerate() {
                 // Relaxed: statistics.
@@ -552,8 +585,25 @@ impl SinkQueue {
                 // Relaxed: a statistic.
                 self.stats.dropped[l].fetch_add(*n, Ordering::Relaxed);
             }
+            // Counted dropped, and named in the collector's last line: off
+            // the ledgers at once, with what is owed.
+            st.items
+                .iter()
+                .filter(|q| q.released)
+                .for_each(|q| ledger::sub(&q.job));
+            if let Some(inf) = st.inflight.as_mut() {
+                std::mem::take(&mut inf.ledger).forget();
+            }
+            st.debt.pay();
         }
         (lost, st.pinned as u64)
+    }
+
+    /// The sink's counters are published (the status file was written):
+    /// records counted shed or refused leave their rings' ledgers (reader
+    /// thread; see `ledger.rs`).
+    pub fn pay_debt(&self) {
+        self.lock().debt.pay();
     }
 
     /// Records queued or in flight: the sink's backlog.
@@ -739,5 +789,61 @@ mod tests {
         assert_eq!(q.pinned(), 10);
         assert_eq!(q.pin(), Some(2));
         assert_eq!(q.depth(), 20, "nothing dropped");
+    }
+
+    /// A ring and a sink's slot in it, for jobs that keep a ledger.
+    fn ledger_ring(name: &str) -> (logbus_testkit::TempDir, logbus_ring::Consumer, Mark) {
+        let dir = logbus_testkit::TempDir::new(name);
+        let ring = logbus_ring::Ring::open(dir.ring()).unwrap();
+        let mut c = logbus_ring::Consumer::acquire(&ring).unwrap();
+        let slot = logbus_ring::SinkMarks::assign(&mut c, &["s"])[0]
+            .clone()
+            .unwrap()
+            .0;
+        (dir, c, Mark { ring, slot })
+    }
+
+    fn marked(mut j: Job, m: &Mark) -> Job {
+        j.mark = Some(m.clone());
+        j
+    }
+
+    /// The ring's ledger holds exactly the records released and not yet
+    /// finished: added at release (queued or in flight), taken off after a
+    /// write, and for shed ones only once the counters are published (a
+    /// kill before that leaves them for the next collector to count).
+    #[test]
+    fn the_ledger_counts_released_records_until_written_or_published() {
+        let (_dir, _c, m) = ledger_ring("queue-ledger");
+        let ledger = || m.slot.ledger(&m.ring);
+        let q = queue(4);
+        // In flight while pinned: not in the ledger ...
+        q.push(marked(job(chunk_in(1, 3, 0, 1, 0), 10), &m));
+        let mut out = Vec::new();
+        assert_eq!(q.take(&mut out, 100), Take::Jobs);
+        assert_eq!(ledger(), [0; LEVELS]);
+        // ... until it is released in flight (block 20 read).
+        q.push(marked(job(chunk_in(2, 2, 19, 20, 0), 10), &m));
+        assert_eq!(ledger(), [0, 0, 3, 0, 0, 0]);
+        q.push(marked(job(chunk_in(3, 5, 40, 41, 0), 10), &m));
+        assert_eq!(ledger(), [0, 0, 5, 0, 0, 0]);
+        // An ERROR record from blocks 60-61 releases chunk 3: 8 released
+        // records, past the capacity; the INFO ones are shed.
+        q.push(marked(released(30, [0, 0, 0, 0, 1, 0]), &m));
+        assert_eq!(dropped(&q), [0, 0, 7, 0, 0, 0]);
+        assert_eq!(ledger(), [0, 0, 10, 0, 1, 0], "shed, not yet published");
+        q.pay_debt();
+        assert_eq!(ledger(), [0, 0, 3, 0, 1, 0]);
+        // The write returns: off the ledger.
+        assert!(!q.finish());
+        assert_eq!(ledger(), [0, 0, 0, 0, 1, 0]);
+        // Exit: the rest is counted dropped, and taken off the ledger once.
+        let (lost, _) = q.count_lost_at_exit();
+        assert_eq!(lost, [0, 0, 0, 0, 1, 0]);
+        assert_eq!(ledger(), [0; LEVELS]);
+        m.slot.ledger_add(&m.ring, &[0, 0, 0, 0, 0, 1]);
+        assert_eq!(q.take(&mut out, 100), Take::Jobs);
+        q.finish();
+        assert_eq!(ledger(), [0, 0, 0, 0, 0, 1], "not taken off twice");
     }
 }

@@ -7,6 +7,7 @@
 //! {"pid": 1234, "updated_ns": 1700000000000000000,
 //!  "sinks": [{"name": "console", "type": "stdout", "delivered": 10,
 //!             "dropped": {"TRACE": 0, "DEBUG": 0, "INFO": 3, "WARN": 0, "ERROR": 0, "FATAL": 0},
+//!             "lost_in_crash": {"TRACE": 0, "DEBUG": 0, "INFO": 0, "WARN": 0, "ERROR": 0, "FATAL": 0},
 //!             "errors": 0, "queue_depth": 0}]}
 //! ```
 
@@ -43,6 +44,12 @@ pub struct SinkStats {
     /// Records its destination refused for good (OTLP: a permanent
     /// rejection, or the rejected part of a partial success), per level.
     pub rejected: [AtomicU64; LEVELS],
+    /// Records a SIGKILLed (or otherwise crashed) earlier collector held for
+    /// this sink in memory only and lost, per level: found in the rings'
+    /// ledgers when this collector started (see `ledger.rs`). May count a
+    /// group the crashed collector was writing (at most one per sink per
+    /// crash) although some of it reached the destination.
+    pub lost_in_crash: [AtomicU64; LEVELS],
     /// Records the destination took in a request but rejected (OTLP partial
     /// success: it says how many, not which, so no level).
     pub partially_rejected: AtomicU64,
@@ -69,6 +76,7 @@ impl SinkStats {
             delivered: AtomicU64::new(0),
             dropped: Default::default(),
             rejected: Default::default(),
+            lost_in_crash: Default::default(),
             partially_rejected: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             retries: AtomicU64::new(0),
@@ -160,6 +168,7 @@ impl Registry {
                     delivered: s.delivered.load(Ordering::Relaxed),
                     dropped: per_level(&s.dropped),
                     rejected: per_level(&s.rejected),
+                    lost_in_crash: per_level(&s.lost_in_crash),
                     partially_rejected: s.partially_rejected.load(Ordering::Relaxed),
                     errors: s.errors.load(Ordering::Relaxed),
                     retries: Some(s.retries.load(Ordering::Relaxed)),

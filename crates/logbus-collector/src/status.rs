@@ -45,6 +45,10 @@ pub struct SinkStatus {
     /// Records refused for good by the destination, per level name.
     #[serde(default)]
     pub rejected: BTreeMap<String, u64>,
+    /// Records an earlier, crashed collector held for this sink in memory
+    /// only and lost, per level name (absent from older collectors).
+    #[serde(default)]
+    pub lost_in_crash: BTreeMap<String, u64>,
     /// Records the destination took but rejected (OTLP partial success).
     #[serde(default)]
     pub partially_rejected: u64,

@@ -1,5 +1,6 @@
-//! The on-disk (in-memory) layout of a ring file, version 4 (4: each
-//! resource entry holds its process's uid and per-level counts of records
+//! The on-disk (in-memory) layout of a ring file, version 5 (5: per sink
+//! slot and level, the records released to the consumer's memory and not
+//! finished, `SharedWords::ledger`; 4: each resource entry holds its process's uid and per-level counts of records
 //! written and dropped; 3: the eviction note holds 511 block ends of 4 bytes,
 //! where version 2 held 32 of 8).
 //!
@@ -10,7 +11,7 @@
 //! ```text
 //! offset 0           +--------------------------------------------------+
 //!                    | StaticHeader (Pod, 128 B): magic "LOGBUS\0R",     |
-//!                    |   version 4, geometry, created_ns, protect level, |
+//!                    |   version 5, geometry, created_ns, protect level, |
 //!                    |   per-level watermarks, wait_ms. Written once,    |
 //!                    |   before the file gets its name; read-only after. |
 //! 128                | SharedWords: head, alloc, the futex words, the    |
@@ -63,7 +64,7 @@ use crate::level::LEVELS;
 /// The file's first eight bytes.
 pub const MAGIC: [u8; 8] = *b"LOGBUS\0R";
 /// The layout version this crate reads and writes.
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 
 /// What the binaries' `--version` prints: `program_version` and the ring
 /// layout version this build reads and writes (a ring of another layout
@@ -219,6 +220,7 @@ const _: () = assert!(std::mem::size_of::<StaticHeader>() == 128);
 /// | `evict_owner`, `evict_*`, `lost` | the producer holding the eviction role | whoever reaps a dead one |
 /// | `sinks` | the consumer | the consumer |
 /// | `retired` | a collector leaving a replaced ring ([`crate::Ring::retire`]) | [`crate::Ring::writer`] |
+/// | `ledger` | the consumer's process: its reader adds, its sinks subtract (RMW); the next consumer takes what is left | the next consumer (`crate::sink_ledger`) |
 #[repr(C)]
 pub(crate) struct SharedWords {
     pub consumer_pid: AtomicU32,
@@ -278,6 +280,11 @@ pub(crate) struct SharedWords {
     /// The consumer's sink slots: a hash of each sink's name (0: free).
     /// Written by the consumer only.
     pub sinks: [AtomicU64; SINK_SLOTS],
+    /// Per sink slot and level: records the consumer committed (or is
+    /// about to) while that sink still held them in memory only, not yet
+    /// written; what a killed consumer leaves here was lost with it
+    /// (`crate::sink_ledger`).
+    pub ledger: [[AtomicU64; LEVELS]; SINK_SLOTS],
 }
 
 pub(crate) const SHARED_WORDS_OFFSET: usize = 128;

@@ -75,6 +75,7 @@ mod resource;
 mod ring;
 // Public: both binaries install the SIGBUS guard at start.
 pub mod sigbus;
+mod sink_ledger;
 mod sink_marks;
 mod stats;
 mod traceparent;
@@ -95,6 +96,7 @@ pub use read::Batch;
 pub use record::{BlockPos, FieldIter, RecordRef};
 pub use resource::{carried_service, ProcessCounts, Resource, CARRIED_FIELDS, SERVICE_FIELD};
 pub use ring::{ring_path, Ring, RingOptions, DEFAULT_RING, RING_ENV};
+pub use sink_ledger::LostInCrash;
 pub use sink_marks::{SinkMarks, SinkResume, SinkSlot};
 pub use stats::{LevelCounts, Stats};
 pub use traceparent::TraceParent;

@@ -11,6 +11,10 @@
 //! |---|---|---|
 //! | `sinks[i]` | the consumer ([`SinkMarks::assign`]) | the consumer |
 //! | `marks[i]` of a block | the sink's thread ([`SinkSlot::mark`]), the claimer (zeroes them), the consumer (zeroes a fresh slot's) | the next consumer ([`SinkMarks::assign`]), evictors ([`SinkMarks::marked_past`]) |
+//! | `ledger[i][level]` | the reader ([`SinkSlot::ledger_add`], at release), the sink's thread or the reader ([`SinkSlot::ledger_sub`]), the next consumer (subtracts what it found, once counted: [`crate::LostInCrash::settle`]) | the next consumer; [`SinkMarks::assign`] (a slot holding records is not freed) |
+//!
+//! The ledger counts, per slot and level, the records the consumer committed
+//! while that sink held them in memory only (see `crate::sink_ledger`).
 //!
 //! Records a sink marked past a block's committed end (`done`) were written
 //! by it and not committed: the next consumer reads them again, and its sink
@@ -30,6 +34,19 @@ use crate::ring::Ring;
 /// [`SinkMarks::assign`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SinkSlot(u8);
+
+impl SinkSlot {
+    /// Its index in the ring's slots.
+    pub(crate) fn index(self) -> usize {
+        self.0 as usize % SINK_SLOTS
+    }
+
+    /// Slot `index` (below [`SINK_SLOTS`]).
+    pub(crate) fn at(index: usize) -> SinkSlot {
+        debug_assert!(index < SINK_SLOTS);
+        SinkSlot((index % SINK_SLOTS) as u8)
+    }
+}
 
 impl SinkSlot {
     /// Records that this sink has finished every record of block `pos.seq`
@@ -76,7 +93,7 @@ impl SinkResume {
 }
 
 /// A 64-bit FNV-1a hash of a sink's name, never 0 (0 marks a free slot).
-fn name_hash(name: &str) -> u64 {
+pub(crate) fn name_hash(name: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in name.bytes() {
         h ^= b as u64;
@@ -94,15 +111,17 @@ impl SinkMarks {
     /// name had, freeing the slots of names not listed), with what that sink
     /// had finished per block. `None` for names beyond [`SINK_SLOTS`]: such a
     /// sink's progress is not kept (after a restart it gets everything not
-    /// committed again).
+    /// committed again), nor its ledger (`crate::sink_ledger`). A slot whose
+    /// ledger holds records (a retiring sink of this consumer still has
+    /// them) is not freed, so that its count stays its sink's.
     pub fn assign(consumer: &mut Consumer, names: &[&str]) -> Vec<Option<(SinkSlot, SinkResume)>> {
         let ring = consumer.ring();
         let w = ring.words();
         let hashes: Vec<u64> = names.iter().map(|n| name_hash(n)).collect();
         // Relaxed (slot words): written by the consumer only.
-        for slot in &w.sinks {
+        for (i, slot) in w.sinks.iter().enumerate() {
             let h = slot.load(Ordering::Relaxed);
-            if h != 0 && !hashes.contains(&h) {
+            if h != 0 && !hashes.contains(&h) && !SinkMarks::ledger_busy(ring, i) {
                 slot.store(0, Ordering::Relaxed);
             }
         }

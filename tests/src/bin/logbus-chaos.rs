@@ -92,13 +92,16 @@ fn print_summary(s: &serde_json::Value) {
     let _ = writeln!(out, "faults survived: {}", s["faults"]);
     let _ = writeln!(
         out,
-        "level  started inflight  emitted delivered  dropped  evicted  torn unread | stdout file otlp (distinct/shed)"
+        "level  started inflight  emitted delivered  dropped  evicted  torn unread | stdout file otlp (distinct/shed/lost_in_crash)"
     );
     if let Some(levels) = s["books"]["levels"].as_object() {
         for name in logbus_tests::chaos::books::LEVEL_NAMES {
             let l = &levels[name];
             let n = |k: &str| l[k].as_u64().unwrap_or(0);
-            let sink = |n: &str| format!("{}/{}", l["sinks"][n]["distinct"], l["sinks"][n]["shed"]);
+            let sink = |n: &str| {
+                let k = &l["sinks"][n];
+                format!("{}/{}/{}", k["distinct"], k["shed"], k["lost_in_crash"])
+            };
             let _ = writeln!(
                 out,
                 "{name:<6}{:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>5} {:>6} | {} {} {}",
@@ -120,8 +123,14 @@ fn print_summary(s: &serde_json::Value) {
         for (n, k) in sinks {
             let _ = writeln!(
                 out,
-                "sink {n}: {} distinct, {} duplicates in {} groups, {} cut lines",
-                k["distinct"], k["duplicates"], k["duplicate_groups"], k["cut_lines"]
+                "sink {n}: {} distinct, {} duplicates in {} groups, {} cut lines, \
+                 {} lost_in_crash ({} of them counted though delivered)",
+                k["distinct"],
+                k["duplicates"],
+                k["duplicate_groups"],
+                k["cut_lines"],
+                k["lost_in_crash"],
+                k["lost_in_crash_though_delivered"]
             );
         }
     }

@@ -22,6 +22,8 @@ pub struct Undelivered {
     pub shed: [u64; LEVELS],
     /// Refused for good by the destination.
     pub rejected: [u64; LEVELS],
+    /// Held in memory only by a killed collector, counted by the next one.
+    pub lost_in_crash: [u64; LEVELS],
 }
 
 impl Undelivered {
@@ -29,11 +31,16 @@ impl Undelivered {
         for l in 0..LEVELS {
             self.shed[l] += o.shed[l];
             self.rejected[l] += o.rejected[l];
+            self.lost_in_crash[l] += o.lost_in_crash[l];
         }
     }
 
     fn any_below(&self, o: &Undelivered) -> bool {
-        (0..LEVELS).any(|l| self.shed[l] < o.shed[l] || self.rejected[l] < o.rejected[l])
+        (0..LEVELS).any(|l| {
+            self.shed[l] < o.shed[l]
+                || self.rejected[l] < o.rejected[l]
+                || self.lost_in_crash[l] < o.lost_in_crash[l]
+        })
     }
 }
 
@@ -213,6 +220,11 @@ impl Supervisor {
         if let Some(mut r) = self.running.take() {
             let _ = r.child.kill();
             let _ = r.child.wait();
+            // Its last status file is final now (written whole, by rename):
+            // counters it published after the look above count too. (Its
+            // ledger debts are paid only after a status write, so what it
+            // counted and never published is counted by the next one.)
+            self.poll_status();
             self.pause.store(false, Ordering::Relaxed);
             let _ = r.reader.join();
             self.kills += 1;
@@ -300,6 +312,7 @@ impl Supervisor {
             };
             per_level("dropped", &mut u.shed);
             per_level("rejected", &mut u.rejected);
+            per_level("lost_in_crash", &mut u.lost_in_crash);
             now.insert(s["name"].as_str().unwrap_or("").to_string(), u);
         }
         let c = self.counters.entry(pid as u32).or_default();

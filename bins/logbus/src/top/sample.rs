@@ -112,6 +112,7 @@ fn sink_row(ring: &str, s: &SinkStatus, before: Option<&SinkStatus>, secs: Optio
         backlog: s.backlog,
         written_per_s: rate(secs, s.delivered, before.map(|b| b.delivered)),
         dropped: s.dropped.values().sum(),
+        lost_in_crash: s.lost_in_crash.values().sum(),
         retries: s.retries,
         writing_for_ms: s.writing_for_ms,
     }
@@ -217,6 +218,8 @@ pub struct SinkRow {
     pub written_per_s: Rate,
     /// Records shed, every level.
     pub dropped: u64,
+    /// Records an earlier, crashed collector lost for it, every level.
+    pub lost_in_crash: u64,
     pub retries: Option<u64>,
     pub writing_for_ms: Option<u64>,
 }
@@ -347,6 +350,7 @@ impl Frame {
                 "backlog": s.backlog,
                 "written_per_s": s.written_per_s,
                 "dropped": s.dropped,
+                "lost_in_crash": s.lost_in_crash,
                 "retries": s.retries,
                 "writing_for_ms": s.writing_for_ms,
             })).collect::<Vec<_>>(),

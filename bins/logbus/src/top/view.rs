@@ -156,6 +156,7 @@ fn sinks_table(f: &Frame) -> Table<'static> {
                 Cell::from(s.backlog.to_string()),
                 Cell::from(rate(s.written_per_s)),
                 Cell::from(s.dropped.to_string()),
+                Cell::from(s.lost_in_crash.to_string()),
                 Cell::from(s.retries.map_or_else(|| "-".into(), |r| r.to_string())),
                 Cell::from(
                     s.writing_for_ms
@@ -177,6 +178,7 @@ fn sinks_table(f: &Frame) -> Table<'static> {
             Constraint::Length(9),
             Constraint::Length(10),
             Constraint::Length(9),
+            Constraint::Length(13),
             Constraint::Length(8),
             Constraint::Length(15),
             Constraint::Fill(1),
@@ -189,6 +191,7 @@ fn sinks_table(f: &Frame) -> Table<'static> {
         "BACKLOG",
         "WRITTEN/s",
         "DROPPED",
+        "LOST_IN_CRASH",
         "RETRIES",
         "WRITING_FOR_MS",
         "RING",

@@ -243,7 +243,9 @@ impl Collector {
         }
         self.registry
             .set(self.sinks.iter().map(|s| s.queue.stats.clone()).collect());
+        self.count_lost_in_crash();
         self.write_status();
+        self.settle_ledgers();
         Ok(())
     }
 
@@ -329,6 +331,7 @@ impl Collector {
                 self.scan_dir();
             }
             self.write_status();
+            self.settle_ledgers();
             self.report_drops(now);
         }
     }
@@ -495,6 +498,9 @@ impl Collector {
                 }
             }
         }
+        // What is counted now goes with this exit (its last line, the last
+        // status file a supervisor read): off the ledgers.
+        self.settle_ledgers();
         let _ = std::fs::remove_file(&self.status_file);
         Summary { unflushed }
     }

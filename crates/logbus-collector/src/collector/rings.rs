@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use logbus_ring::{Consumer, ConsumerError, OpenError, Ring};
+use logbus_ring::{Consumer, ConsumerError, OpenError, Ring, SinkMarks};
 
 use super::source::{Leaving, Source};
 use super::Collector;
@@ -18,6 +18,11 @@ impl Collector {
     /// Takes the consumer role of `ring` and reads it from now on.
     pub(super) fn add_source(&mut self, ring: Ring) -> Result<(), ConsumerError> {
         let consumer = Consumer::acquire(&ring)?;
+        // Before any sink of ours touches the ledger.
+        let lost = SinkMarks::lost(&consumer)
+            .into_iter()
+            .map(|l| (l, false))
+            .collect();
         let key = self.next_source;
         self.next_source += 1;
         let mut src = Source {
@@ -34,10 +39,12 @@ impl Collector {
             places: HashMap::new(),
             leaving: None,
             repairs_said: (0, None),
+            lost,
         };
         let names: Vec<&str> = self.config.sinks.iter().map(|s| s.name.as_str()).collect();
         src.place_sinks(&names);
         self.sources.push(src);
+        self.count_lost_in_crash();
         self.publish_rings();
         Ok(())
     }

@@ -92,6 +92,8 @@ impl Collector {
     pub(super) fn reap_retired(&mut self) {
         self.retiring.retain_mut(|h| {
             if h.queue.is_finished() {
+                // Its counters are shown no more (see `ledger.rs`).
+                h.queue.pay_debt();
                 if let Some(t) = h.thread.take() {
                     let _ = t.join();
                 }

@@ -5,11 +5,13 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use logbus_ring::{Consumer, Ring, SinkMarks, SinkResume, SinkSlot, LEVELS};
+use logbus_ring::{Consumer, LostInCrash, Ring, SinkMarks, SinkResume, SinkSlot, LEVELS};
 
+use super::Collector;
 use crate::chunk::Chunk;
 use crate::notice::{Notice, Notify};
 use crate::resolver::Resolver;
@@ -119,6 +121,10 @@ pub(super) struct Source {
     /// Repairs of impossible shared state said so far (see
     /// [`Consumer::take_repairs`]), and when the last line was.
     pub(super) repairs_said: (u64, Option<Instant>),
+    /// What an earlier collector's sinks held in memory only when it died
+    /// (the ring's ledger at start), and whether it is counted yet: settled
+    /// in the ledger once counted and published.
+    pub(super) lost: Vec<(LostInCrash, bool)>,
 }
 
 impl Source {
@@ -144,5 +150,54 @@ impl Source {
             places.insert(name.to_string(), place);
         }
         self.places = places;
+    }
+}
+
+impl Collector {
+    /// Counts, once the sinks are placed, what earlier collectors of each
+    /// ring lost with records held in memory only (found at the ring's
+    /// start): in the sink's `lost_in_crash` per level, and a line; for a
+    /// sink not configured here, the line alone (naming its hash).
+    pub(super) fn count_lost_in_crash(&mut self) {
+        if self.sinks.is_empty() {
+            return; // not started yet: counted by `start`
+        }
+        for src in &mut self.sources {
+            for (lost, counted) in src.lost.iter_mut().filter(|l| !l.1) {
+                let sink = self.sinks.iter().find(|s| lost.is_for(&s.config.name));
+                if let Some(s) = sink {
+                    for (c, n) in s.queue.stats.lost_in_crash.iter().zip(lost.counts()) {
+                        // Relaxed: a statistic (saturating: the ledger is untrusted).
+                        let _ = c.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                            Some(v.saturating_add(n))
+                        });
+                    }
+                }
+                (self.notify)(Notice::LostInCrash {
+                    path: src.ring.path().to_path_buf(),
+                    sink: sink.map(|s| s.config.name.clone()),
+                    hash: lost.sink_hash(),
+                    records: lost.total(),
+                });
+                *counted = true;
+            }
+        }
+    }
+
+    /// The counters were just published (the status file written): takes
+    /// what they count off the rings' ledgers (see `ledger.rs`).
+    pub(super) fn settle_ledgers(&mut self) {
+        for s in self.sinks.iter().chain(&self.retiring) {
+            s.queue.pay_debt();
+        }
+        for src in &mut self.sources {
+            let Source { lost, consumer, .. } = src;
+            lost.retain(|(l, counted)| {
+                if *counted {
+                    l.settle(consumer);
+                }
+                !counted
+            });
+        }
     }
 }

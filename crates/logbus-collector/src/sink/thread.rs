@@ -231,16 +231,32 @@ fn finished(
     }
     // Drop our references first, so that the reader can reuse the chunks.
     jobs.clear();
-    queue.finish();
+    // Refusals are counted before the group leaves the queue, whose rings'
+    // ledgers give it up only once these counters are published (see
+    // `ledger.rs`); the group leaves after the write returned, never before.
+    // Relaxed: statistics.
+    if let Some((_, levels)) = &refused {
+        for (r, k) in stats.rejected.iter().zip(levels) {
+            r.fetch_add(*k, Ordering::Relaxed);
+        }
+    }
+    if partially_rejected > 0 {
+        stats
+            .partially_rejected
+            .fetch_add(partially_rejected, Ordering::Relaxed);
+    }
+    if refused.is_some() || partially_rejected > 0 {
+        queue.finish_refused();
+    } else {
+        queue.finish();
+    }
     if let Some((why, levels)) = refused {
-        // Refused for good: counted rejected per level, not delivered; the
-        // sink shows as down until a group gets through. Relaxed: statistics.
+        // Refused for good: counted rejected per level (above), not
+        // delivered; the sink shows as down until a group gets through.
+        // Relaxed: statistics.
         let n: u64 = levels.iter().sum();
         stats.errors.fetch_add(1, Ordering::Relaxed);
         stats.up.store(false, Ordering::Relaxed);
-        for (r, k) in stats.rejected.iter().zip(levels) {
-            r.fetch_add(k, Ordering::Relaxed);
-        }
         stats.delivered.fetch_sub(n, Ordering::Relaxed);
         reporter.failing.get_or_insert((Instant::now(), 0)).1 += 1;
         reporter.report(&why, "records counted as rejected");
@@ -248,9 +264,6 @@ fn finished(
     if partially_rejected > 0 {
         // Counted apart (the endpoint says how many, not which). Relaxed:
         // statistics.
-        stats
-            .partially_rejected
-            .fetch_add(partially_rejected, Ordering::Relaxed);
         stats
             .delivered
             .fetch_sub(partially_rejected, Ordering::Relaxed);
