@@ -32,10 +32,14 @@
 //! an older ring before them was read already, and handed out first (rings
 //! being left are polled first, and their records are never held back). Until
 //! then the records wait, one chunk per ring ([`Held`]), and that ring is not
-//! read further; after [`ORDER_WAIT`] they are handed out anyway, so that a
-//! writer stopped in the middle of a record in the old ring (SIGSTOP) delays
-//! the new one boundedly (that thread's order can then break; said nowhere
-//! but in this comment and `docs/RELIABILITY.md`). This is simpler than
+//! read further. They are handed out anyway when the unsettled older rings
+//! have yielded no record for [`ORDER_WAIT`] (a writer stopped in the
+//! middle of a record in the old ring: SIGSTOP), or after [`ORDER_CAP`]
+//! however the old rings progress (a writer that never follows the path),
+//! so that the new ring is delayed boundedly (that thread's order can then
+//! break; said nowhere but in this comment and `docs/RELIABILITY.md`). A
+//! slow drain (a loaded machine, a full old ring) keeps the order: the wait
+//! counts from the old rings' last record read, not from the hold. This is simpler than
 //! merging by a per-thread sequence, which records do not carry, and costs
 //! nothing while no ring is being left.
 //!
@@ -70,6 +74,7 @@
 //! [`Chunk::source`]: crate::chunk::Chunk::source
 //! [`Held`]: source::Held
 //! [`ORDER_WAIT`]: reader::ORDER_WAIT
+//! [`ORDER_CAP`]: reader::ORDER_CAP
 //! [`SinkQueue::pin`]: crate::queue::SinkQueue::pin
 
 mod control;

@@ -24,9 +24,17 @@ const MIN_POLL: usize = 64;
 /// Chunks kept for reuse.
 const POOL: usize = 8;
 
-/// Longest a ring's records wait for the older rings of its path to settle
-/// (see "A thread's order across a replacement").
+/// How long the older rings of a path may yield nothing, without settling,
+/// before a newer ring's held records are handed out anyway: a writer
+/// stopped in the middle of a record (see "A thread's order across a
+/// replacement"). Counted from their last record read, so that a slow drain
+/// (a loaded machine, a full old ring) keeps the order.
 pub(super) const ORDER_WAIT: Duration = Duration::from_secs(2);
+
+/// Longest a ring's records wait for the older rings of its path however
+/// they progress: a writer that never follows the path keeps the old ring
+/// busy, and must not starve the new one.
+pub(super) const ORDER_CAP: Duration = Duration::from_secs(30);
 
 /// A chunk handed to the sinks, not yet committed.
 pub(super) struct Pending {
@@ -112,6 +120,22 @@ impl Collector {
         })
     }
 
+    /// How long since an older ring of source `i`'s path that is not settled
+    /// yielded a record (`None`: they are all settled).
+    fn older_idle_for(&self, i: usize) -> Option<Duration> {
+        let me = &self.sources[i];
+        self.sources
+            .iter()
+            .filter(|o| {
+                o.age < me.age
+                    && o.origin == me.origin
+                    && o.leaving == Some(Leaving::Replaced)
+                    && !(o.held.is_none() && o.consumer.is_drained())
+            })
+            .map(|o| o.read_at.elapsed())
+            .min()
+    }
+
     /// Polls at most `max` records of source `i` and hands them to the sinks,
     /// or holds them back until the older rings of its path settle. Returns
     /// the records polled or handed out.
@@ -123,9 +147,13 @@ impl Collector {
         }
         if let Some(held) = self.sources[i].held.take() {
             // Read before the older rings were last seen unsettled: handed out
-            // once they are (or after ORDER_WAIT), and only then is this ring
-            // read on.
-            if self.older_settled(i) || held.since.elapsed() >= ORDER_WAIT {
+            // once they are (or once they yielded nothing for ORDER_WAIT, or
+            // after ORDER_CAP), and only then is this ring read on.
+            let give_up = held.since.elapsed() >= ORDER_CAP
+                || self
+                    .older_idle_for(i)
+                    .is_some_and(|idle| idle >= ORDER_WAIT);
+            if give_up || self.older_settled(i) {
                 self.hand_out(i, held.chunk);
                 return held.n;
             }
@@ -139,6 +167,7 @@ impl Collector {
             self.pool.push(chunk);
             return 0;
         }
+        src.read_at = Instant::now();
         // Looked at *after* the poll: settled now means that every record a
         // thread completed in an older ring before one of these was read (and
         // handed out) already.

@@ -32,6 +32,7 @@ impl Collector {
             age: key + 1,
             pin: None,
             held: None,
+            read_at: std::time::Instant::now(),
             ring,
             consumer,
             commit_end: 0,

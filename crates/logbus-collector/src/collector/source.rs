@@ -89,7 +89,7 @@ pub(super) struct Held {
     pub(super) chunk: Chunk,
     /// Records in it.
     pub(super) n: usize,
-    /// When it was read (it waits at most [`ORDER_WAIT`](super::reader::ORDER_WAIT)).
+    /// When it was read (it waits at most [`ORDER_CAP`](super::reader::ORDER_CAP)).
     pub(super) since: Instant,
 }
 
@@ -109,6 +109,10 @@ pub(super) struct Source {
     pub(super) pin: Option<PathBuf>,
     /// Records read and not yet handed out (at most one chunk).
     pub(super) held: Option<Held>,
+    /// When a poll last returned records (or when the ring was added): how
+    /// long a ring being left has yielded nothing
+    /// ([`ORDER_WAIT`](super::reader::ORDER_WAIT)).
+    pub(super) read_at: Instant,
     pub(super) consumer: Consumer,
     pub(super) resolver: Resolver,
     /// What to commit once its pending chunks are done: the greatest end seen.
