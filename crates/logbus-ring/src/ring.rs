@@ -406,7 +406,9 @@ impl Ring {
     /// path named before): [`Ring::writer`] refuses from now on
     /// ([`crate::WriterError::Retired`]), so that a process that opened the
     /// old file and makes a writer only now writes into the new ring instead
-    /// of one nobody reads any more. Call it before the last
+    /// of one nobody reads any more (only while the path names another file,
+    /// or none: the word is shared memory, and a ring still at its path is
+    /// written whatever it says). Call it before the last
     /// [`Ring::writers_alive`] that lets the ring go: with it, a `false` there
     /// means no record can still come.
     pub fn retire(&self) {

@@ -84,8 +84,12 @@ impl Ring {
         // our lock and then load `retired`. The kernel orders the two lock
         // calls, so either it saw our lock (and keeps reading the ring), or
         // our lock came after its query, hence after its store: we see
-        // `retired` and write nothing here.
-        if self.words().retired.load(Ordering::SeqCst) != 0 {
+        // `retired` and write nothing here. The word is shared memory any
+        // writer can scribble on, so it counts only for a ring its path no
+        // longer names (the only ones a collector retires): a ring still at
+        // its path is read whatever the word says (one `stat`, once per
+        // writer made, never per record).
+        if self.words().retired.load(Ordering::SeqCst) != 0 && !self.is_current() {
             return Err(WriterError::Retired);
         }
         let geo = self.geometry();
@@ -815,5 +819,21 @@ mod tests {
         let s = ring.stats();
         assert_eq!(read, written);
         assert_eq!((s.level(Level::Error).torn, s.invalid), (1, 0), "{s:?}");
+    }
+
+    /// The retired word is shared memory: garbage in it (or a retire of a
+    /// ring still at its path) refuses no writer; once the path names
+    /// another file, a retired ring refuses new writers.
+    #[test]
+    #[cfg_attr(miri, ignore = "needs a mapped ring")]
+    fn only_a_ring_its_path_no_longer_names_refuses_writers_when_retired() {
+        let dir = logbus_testkit::TempDir::new("retired");
+        let ring = Ring::open(dir.path("ring")).unwrap();
+        ring.words().retired.store(0x5eed_beef, Ordering::Relaxed);
+        assert!(ring.writer().is_ok(), "scribbled, still at its path");
+        ring.retire();
+        assert!(ring.writer().is_ok(), "retired, still at its path");
+        std::fs::remove_file(dir.path("ring")).unwrap();
+        assert!(matches!(ring.writer(), Err(WriterError::Retired)));
     }
 }
