@@ -263,7 +263,25 @@ fn classify(err: OTelSdkError, deadline: Instant) -> OtlpError {
 /// failed with status code: 500"), read here; other texts (a transport that
 /// names the code in its own words) are matched on the permanent codes'
 /// names.
+///
+/// A status the client made up for a broken transport is no verdict of the
+/// endpoint's, whatever its code: tonic reports an HTTP/2 stream or
+/// connection ended under a request (a receiver shutting down sends GOAWAY)
+/// as `Internal` ("h2 protocol error: ..."), and other transport failures
+/// as `Unknown`. The endpoint may have taken the records; they are sent
+/// again (at least once, as OTLP intends), never counted rejected.
 fn permanent(lower: &str) -> bool {
+    const TRANSPORT: [&str; 6] = [
+        "h2 protocol error",
+        "transport error",
+        "connection reset",
+        "connection closed",
+        "broken pipe",
+        "error reading a body",
+    ];
+    if TRANSPORT.iter().any(|t| lower.contains(t)) {
+        return false;
+    }
     if let Some((_, rest)) = lower.split_once("grpc code: ") {
         let code: String = rest.chars().take_while(char::is_ascii_alphabetic).collect();
         const RETRYABLE: [&str; 7] = [
@@ -390,6 +408,40 @@ mod tests {
             next = cause.source();
         }
         out
+    }
+
+    // Found by logbus-chaos (drop mode, seed 301, one hour, 350 receiver
+    // restarts): about 500 records counted rejected though the receiver had
+    // taken most of them. A transport that broke under a request is retried.
+    #[test]
+    fn a_transport_broken_under_a_request_is_retried_whatever_its_code() {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for text in [
+            "TonicLogsClient export failed with gRPC code: Internal: h2 protocol error: http2 error: connection error received: not a result of an error",
+            "TonicLogsClient export failed with gRPC code: Unknown: transport error: connection closed before message completed",
+            "TonicLogsClient export failed with gRPC code: Internal: h2 protocol error: error reading a body from connection: connection reset",
+        ] {
+            let got = classify(OTelSdkError::InternalFailure(text.into()), deadline);
+            assert!(got.is_retryable(), "{text}: {got:?}");
+        }
+        // The endpoint's own verdicts stay as the specification has them.
+        for (text, retry) in [
+            (
+                "TonicLogsClient export failed with gRPC code: Internal: internal server error",
+                false,
+            ),
+            (
+                "TonicLogsClient export failed with gRPC code: InvalidArgument: bad record",
+                false,
+            ),
+            (
+                "TonicLogsClient export failed with gRPC code: Unavailable: try later",
+                true,
+            ),
+        ] {
+            let got = classify(OTelSdkError::InternalFailure(text.into()), deadline);
+            assert_eq!(got.is_retryable(), retry, "{text}: {got:?}");
+        }
     }
 
     #[test]
