@@ -23,8 +23,15 @@
 //!   else by the first of several sinks sharing the format. A sink that
 //!   cannot write keeps its backlog and retries with backoff: up to its
 //!   `max_backlog` in the ring (uncommitted, so it survives a crash), beyond
-//!   that in memory up to its `queue`, beyond that the oldest lowest-level
-//!   records are shed and counted. It never holds back another sink.
+//!   that in memory up to its `queue` (and 4 MiB of chunks), beyond that the
+//!   oldest lowest-level records are shed and counted. It never holds back
+//!   another sink.
+//! * Memory is a number of chunks, not of records: a chunk holds at most
+//!   2,048 records or 256 KiB of them (plus one block), a sink's queue has
+//!   room for a window of 6 chunks, and the reader reads no further ahead of
+//!   the sinks than that (a lossless ring: of the slowest sink that is
+//!   writing), so at full throughput the collector holds about 8 chunks
+//!   ([`CHUNKS`], counted in [`stats::Registry::chunks`]).
 //! * The reader commits to the ring only records every sink is done with (or
 //!   holds beyond its `max_backlog`; see [`collector`]), and each sink marks
 //!   per block how far it got, so a killed collector loses nothing and repeats
@@ -72,7 +79,8 @@ mod sink;
 pub mod stats;
 pub mod status;
 
-pub use collector::{Collector, Control, StartError, Summary, Unflushed};
+pub use chunk::ChunkGauge;
+pub use collector::{Collector, Control, StartError, Summary, Unflushed, CHUNKS};
 pub use config::{Config, ConfigError, Format, SinkConfig, SinkKind};
 pub use notice::{Notice, Notify};
 pub use ring_dir::MAX_RINGS;

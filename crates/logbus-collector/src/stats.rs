@@ -118,9 +118,15 @@ impl SinkStats {
 #[derive(Default)]
 pub struct Registry {
     sinks: Mutex<Vec<Arc<SinkStats>>>,
+    chunks: Arc<crate::chunk::ChunkGauge>,
 }
 
 impl Registry {
+    /// The collector's chunks alive, and the most at once.
+    pub fn chunks(&self) -> &Arc<crate::chunk::ChunkGauge> {
+        &self.chunks
+    }
+
     /// Replaces the list (after start or a reload).
     pub fn set(&self, sinks: Vec<Arc<SinkStats>>) {
         *self.sinks.lock().unwrap_or_else(|p| p.into_inner()) = sinks;

@@ -11,18 +11,30 @@ use logbus_ring::LEVELS;
 
 use super::source::{skip_done, Held, Leaving};
 use super::Collector;
-use crate::chunk::Chunk;
+use crate::chunk::{Chunk, Counted};
 use crate::config::Format;
-use crate::queue::{Job, Mark};
+use crate::queue::{Job, Mark, Room, WINDOW};
 
-/// Most records claimed per poll.
-const POLL_MAX: usize = 1 << 14;
+/// Most records claimed per poll: a chunk's records.
+const CHUNK_RECORDS: usize = 2048;
+
+/// Bytes of record bodies after which a poll reads no further block: a
+/// chunk holds at most this plus one block's records (`Consumer::poll_within`).
+const CHUNK_BYTES: usize = 256 << 10;
 
 /// Fewest records worth a poll when the sinks are nearly full.
 const MIN_POLL: usize = 64;
 
-/// Chunks kept for reuse.
-const POOL: usize = 8;
+/// Chunks the reader keeps alive, for reuse, with their buffers: the
+/// window of chunks a sink may hold (6), one being filled and one
+/// on its way back. The reader makes a chunk only when none is free, that
+/// is while the sinks hold every other one: at most a window's worth when
+/// they keep pace (the reader commits what they are done with before it
+/// polls), so at full throughput no more than this many are ever alive.
+/// Chunks beyond (held by a sink that lags behind the others, within its
+/// bounded backlog: `max_backlog` in the ring, then `queue` records in
+/// at most 4 MiB of chunks) are freed once done with.
+pub const CHUNKS: usize = WINDOW + 2;
 
 /// Longest a ring's records wait for the older rings of its path to settle
 /// (see "A thread's order across a replacement").
@@ -37,7 +49,9 @@ impl Collector {
     /// Polls each ring once (in turn, the first one changing every time) and
     /// hands what it read to the sinks. Returns the records polled.
     ///
-    /// Reads no more than the roomiest sink queue can take: when every sink is
+    /// Reads no more than the roomiest sink queue can take, in records and in
+    /// chunks (a queue's window of `WINDOW` chunks: what bounds the
+    /// collector's memory at full throughput): when every sink is
     /// behind, records stay in the rings (whose own overflow policy then
     /// applies, protecting WARN and above) instead of being copied out only to
     /// be dropped. A sink slower than the others still drops (and counts) its
@@ -51,20 +65,20 @@ impl Collector {
     /// stops the others.
     /// `None` when no ring may be read for want of room.
     pub(super) fn poll_once(&mut self) -> Option<usize> {
-        let (mut room_any, mut room_up) = (0usize, usize::MAX);
+        let (mut room_any, mut room_up) = (Room::NONE, Room::UNLIMITED);
         for s in &self.sinks {
             let r = s.queue.room();
-            room_any = room_any.max(r);
+            room_any = room_any.most(r);
             // Relaxed: a hint; a sink that just failed is seen at the next poll.
             if s.queue.stats.is_up() {
-                room_up = room_up.min(r);
+                room_up = room_up.least(r);
             }
         }
         if self.sinks.is_empty() {
-            room_any = usize::MAX;
+            room_any = Room::UNLIMITED;
         }
-        room_up = room_up.min(room_any);
-        if room_any < MIN_POLL {
+        room_up = room_up.least(room_any);
+        if room_any.for_chunk() < MIN_POLL {
             return None;
         }
         let n = self.sources.len();
@@ -85,14 +99,14 @@ impl Collector {
         for i in leaving_first {
             let lossless = self.sources[i].ring.header().wait_ms > 0;
             let room = if lossless { room_up } else { room_any };
-            if room < MIN_POLL {
+            if room.for_chunk() < MIN_POLL {
                 blocked += 1;
                 continue;
             }
-            let got = self.poll_source(i, POLL_MAX.min(room));
+            let got = self.poll_source(i, CHUNK_RECORDS.min(room.for_chunk()));
             total += got;
-            room_any -= got.min(room_any);
-            room_up -= got.min(room_up);
+            room_any = room_any.after(got);
+            room_up = room_up.after(got);
         }
         if n > 0 && blocked == n {
             return None;
@@ -134,7 +148,7 @@ impl Collector {
         }
         let mut chunk = self.reuse_chunk();
         let src = &mut self.sources[i];
-        let n = src.consumer.poll(&mut chunk.batch, max);
+        let n = src.consumer.poll_within(&mut chunk.batch, max, CHUNK_BYTES);
         if n == 0 {
             self.pool.push(chunk);
             return 0;
@@ -227,7 +241,16 @@ impl Collector {
             }
             k += 1;
         }
-        Chunk::default()
+        Chunk {
+            counted: Some(Counted::new(self.registry.chunks().clone())),
+            ..Chunk::default()
+        }
+    }
+
+    /// Whether a chunk done with is kept for reuse: while at most
+    /// [`CHUNKS`] are alive (itself included).
+    fn keep(&self) -> bool {
+        self.registry.chunks().alive() <= CHUNKS
     }
 
     /// With nothing to read (the rings are empty, or the sinks are behind):
@@ -284,10 +307,10 @@ impl Collector {
                 src.dirty = true;
             }
             match Arc::try_unwrap(p.chunk) {
-                Ok(c) if self.pool.len() < POOL => self.pool.push(c),
+                Ok(c) if self.keep() => self.pool.push(c),
                 Ok(_) => {}
                 Err(shared) => {
-                    if self.returning.len() >= POOL {
+                    if self.returning.len() >= CHUNKS {
                         // A sink holds on to it long (stuck): let it go.
                         self.returning.remove(0);
                     }
