@@ -32,10 +32,13 @@
 //! an older ring before them was read already, and handed out first (rings
 //! being left are polled first, and their records are never held back). Until
 //! then the records wait, one chunk per ring ([`Held`]), and that ring is not
-//! read further; after [`ORDER_WAIT`] they are handed out anyway, so that a
-//! writer stopped in the middle of a record in the old ring (SIGSTOP) delays
-//! the new one boundedly (that thread's order can then break; said nowhere
-//! but in this comment and `docs/RELIABILITY.md`). This is simpler than
+//! read further; after [`ORDER_WAIT`] in which the older rings handed out
+//! nothing they are handed out anyway, so that a writer stopped in the
+//! middle of a record in the old ring (SIGSTOP) delays the new one
+//! boundedly (that thread's order can then break; said nowhere but in this
+//! comment and `docs/RELIABILITY.md`), while an old ring that is merely
+//! long to drain (read at the sinks' pace, a window of chunks at a time)
+//! keeps the order. This is simpler than
 //! merging by a per-thread sequence, which records do not carry, and costs
 //! nothing while no ring is being left.
 //!

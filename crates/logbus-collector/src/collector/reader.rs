@@ -170,6 +170,9 @@ impl Collector {
 
     /// Hands the records of `chunk`, read from source `i`, to the sinks.
     fn hand_out(&mut self, i: usize, mut chunk: Chunk) {
+        if self.sources[i].leaving == Some(Leaving::Replaced) {
+            self.older_progressed(i);
+        }
         let src = &mut self.sources[i];
         let id = self.next_id;
         self.next_id += 1;
@@ -206,6 +209,21 @@ impl Collector {
             s.queue.push(job);
         }
         self.pending.push_back(Pending { chunk });
+    }
+
+    /// Source `i`, a ring being left, hands out records: the newer rings of
+    /// its path whose records wait for it start their [`ORDER_WAIT`] again.
+    /// It bounds how long a ring that gives nothing (a writer stopped in the
+    /// middle of a record) holds up the next one, not how long draining it
+    /// takes: that goes at the sinks' pace (a window of chunks at a time).
+    fn older_progressed(&mut self, i: usize) {
+        let (origin, age) = (self.sources[i].origin.clone(), self.sources[i].age);
+        for s in &mut self.sources {
+            match s.held.as_mut() {
+                Some(h) if s.origin == origin && s.age > age => h.since = Instant::now(),
+                _ => {}
+            }
+        }
     }
 
     /// Hands out every held chunk, oldest ring first (at shutdown: the order

@@ -87,7 +87,9 @@ pub(super) struct Held {
     pub(super) chunk: Chunk,
     /// Records in it.
     pub(super) n: usize,
-    /// When it was read (it waits at most [`ORDER_WAIT`](super::reader::ORDER_WAIT)).
+    /// When it was read, or an older ring of its path last handed out
+    /// records (it waits at most [`ORDER_WAIT`](super::reader::ORDER_WAIT)
+    /// from then).
     pub(super) since: Instant,
 }
 
