@@ -26,12 +26,13 @@
 //!   that in memory up to its `queue` (and 4 MiB of chunks), beyond that the
 //!   oldest lowest-level records are shed and counted. It never holds back
 //!   another sink.
-//! * Memory is a number of chunks, not of records: a chunk holds at most
-//!   2,048 records or 256 KiB of them (plus one block), a sink's queue has
-//!   room for a window of 6 chunks, and the reader reads no further ahead of
-//!   the sinks than that (a lossless ring: of the slowest sink that is
-//!   writing), so at full throughput the collector holds about 8 chunks
-//!   ([`CHUNKS`], counted in [`stats::Registry::chunks`]).
+//! * Memory is a window of chunks, not a number of records: a chunk holds
+//!   at most 2,048 records or 256 KiB of them (plus one block), a sink's
+//!   queue has room for [`WINDOW_BYTES`] of chunks (1.5 MiB: six full ones;
+//!   a small chunk counts as [`MIN_CHARGE`]), and the reader reads no
+//!   further ahead of the sinks than that (a lossless ring: of the slowest
+//!   sink that is writing), so at full throughput the collector holds about
+//!   8 chunks ([`CHUNKS`], counted in [`stats::Registry::chunks`]).
 //! * The reader commits to the ring only records every sink is done with (or
 //!   holds beyond its `max_backlog`; see [`collector`]), and each sink marks
 //!   per block how far it got, so a killed collector loses nothing and repeats
@@ -83,6 +84,7 @@ pub use chunk::ChunkGauge;
 pub use collector::{Collector, Control, StartError, Summary, Unflushed, CHUNKS};
 pub use config::{Config, ConfigError, Format, SinkConfig, SinkKind};
 pub use notice::{Notice, Notify};
+pub use queue::{MIN_CHARGE, WINDOW_BYTES};
 pub use ring_dir::MAX_RINGS;
 pub use sink::otlp::exporter_config;
 pub use sink::SinkError;

@@ -25,8 +25,11 @@
 //!
 //! # Memory: a window of chunks, released bytes bounded
 //! A queue takes every job pushed to it (the reader is never blocked), but
-//! says it has no [`room`](SinkQueue::room) once it holds [`WINDOW`] chunks
-//! (queued or in flight): the reader reads a lossless ring no further ahead
+//! says it has no [`room`](SinkQueue::room) once the chunks it holds (queued
+//! or in flight) carry [`WINDOW_BYTES`] of records, each chunk counted as at
+//! least [`MIN_CHARGE`] (so that a window is full chunks at full throughput,
+//! and many small ones, a small ring's worth, when the reader keeps pace):
+//! the reader reads a lossless ring no further ahead
 //! than the slowest sink that is writing has room for, so at full
 //! throughput the collector holds a few chunks, not a queue's worth of
 //! records. Jobs pushed beyond that (a sink slower than another, or not
@@ -61,9 +64,19 @@ use logbus_ring::LEVELS;
 use crate::chunk::Chunk;
 use crate::stats::SinkStats;
 
-/// Chunks a queue holds (queued or in flight) before it says it has no
-/// room: how far the reader may read ahead of a sink.
-pub const WINDOW: usize = 6;
+/// Bytes of records ([`Chunk::bytes`]) in the chunks a queue holds (queued
+/// or in flight) before it says it has no room: how far the reader may read
+/// ahead of a sink. Six full chunks.
+pub const WINDOW_BYTES: usize = 6 * (256 << 10);
+
+/// The least a chunk counts for in a window, however few its records: at
+/// most 96 chunks make a window.
+pub const MIN_CHARGE: usize = 16 << 10;
+
+/// What a job's chunk counts for in its queue's window.
+fn charge(job: &Job) -> usize {
+    job.chunk.bytes().max(MIN_CHARGE)
+}
 
 /// Bytes of chunks (see [`Chunk::bytes`]) a queue keeps for its released
 /// jobs (in memory only) before it sheds records, whatever their number.
@@ -155,8 +168,8 @@ struct Inflight {
     first_blocks: Vec<(u32, u64, u64)>,
     counts: [u64; LEVELS],
     records: u64,
-    /// Jobs (chunks) in the group.
-    jobs: usize,
+    /// What the group's chunks count for in the window ([`charge`]).
+    bytes: usize,
     /// Records of the group that pin the ring.
     pinned: u64,
     /// The same, per level.
@@ -171,6 +184,9 @@ struct State {
     released: usize,
     /// The chunks' bytes of the released `items` ([`Chunk::bytes`]).
     released_bytes: usize,
+    /// What the chunks of `items` and of the in-flight group count for in
+    /// the window ([`charge`]).
+    held: usize,
     /// Whether `count_lost_at_exit` has counted them.
     exit_counted: bool,
     /// Records (queued or in flight) that pin the ring.
@@ -191,26 +207,26 @@ struct State {
 pub struct Room {
     /// Records, before the queue sheds.
     pub records: usize,
-    /// Chunks, before its window is full.
-    pub chunks: usize,
+    /// Bytes of chunks ([`charge`]), before its window is full.
+    pub bytes: usize,
 }
 
 impl Room {
     /// No limit (no sink, or a closed queue).
     pub const UNLIMITED: Room = Room {
         records: usize::MAX,
-        chunks: usize::MAX,
+        bytes: usize::MAX,
     };
 
     /// No room at all.
     pub const NONE: Room = Room {
         records: 0,
-        chunks: 0,
+        bytes: 0,
     };
 
     /// Records one more chunk may hold: none once the window is full.
     pub fn for_chunk(self) -> usize {
-        if self.chunks == 0 {
+        if self.bytes == 0 {
             0
         } else {
             self.records
@@ -230,18 +246,19 @@ impl Room {
     pub fn least(self, other: Room) -> Room {
         Room {
             records: self.records.min(other.records),
-            chunks: self.chunks.min(other.chunks),
+            bytes: self.bytes.min(other.bytes),
         }
     }
 
-    /// What is left after a chunk of `records` records (none: no chunk).
-    pub fn after(self, records: usize) -> Room {
+    /// What is left after a chunk of `records` records in `bytes` (none:
+    /// no chunk).
+    pub fn after(self, records: usize, bytes: usize) -> Room {
         if records == 0 {
             return self;
         }
         Room {
             records: self.records.saturating_sub(records),
-            chunks: self.chunks.saturating_sub(1),
+            bytes: self.bytes.saturating_sub(bytes.max(MIN_CHARGE)),
         }
     }
 }
@@ -281,6 +298,7 @@ impl SinkQueue {
                 queued: 0,
                 released: 0,
                 released_bytes: 0,
+                held: 0,
                 exit_counted: false,
                 pinned: 0,
                 newest: Vec::new(),
@@ -367,6 +385,11 @@ impl SinkQueue {
             }
         }
         self.depth_add(need as u64);
+        st.held += charge(&job);
+        if st.held > self.stats.held_most.load(Ordering::Relaxed) {
+            // Relaxed: a statistic, written by the reader alone.
+            self.stats.held_most.store(st.held, Ordering::Relaxed);
+        }
         st.items.push_back(Queued {
             job,
             released: false,
@@ -433,6 +456,7 @@ impl SinkQueue {
             released,
             released_bytes,
             queued,
+            held,
             ..
         } = st;
         let over = |r: usize, b: usize| r > self.capacity || b > self.max_released_bytes;
@@ -456,6 +480,7 @@ impl SinkQueue {
                 self.depth_sub(n as u64);
                 if q.job.count() == 0 {
                     *released_bytes -= q.job.chunk.bytes();
+                    *held -= charge(&q.job);
                 }
             }
             if !over(*released, *released_bytes) {
@@ -488,7 +513,7 @@ impl SinkQueue {
             first_blocks: Vec::new(),
             counts: [0; LEVELS],
             records: 0,
-            jobs: 0,
+            bytes: 0,
             pinned: 0,
             pinned_counts: [0; LEVELS],
         };
@@ -501,7 +526,7 @@ impl SinkQueue {
                 break;
             };
             inf.records += n;
-            inf.jobs += 1;
+            inf.bytes += charge(&q.job);
             for (l, c) in inf.counts.iter_mut().enumerate() {
                 *c += q.job.level_count(l) as u64;
             }
@@ -536,6 +561,7 @@ impl SinkQueue {
         let mut pinned = false;
         if let Some(inf) = st.inflight.take() {
             st.pinned -= inf.pinned as usize;
+            st.held -= inf.bytes;
             pinned = inf.pinned > 0;
             self.depth_sub(inf.records);
             // Relaxed: a statistic.
@@ -560,6 +586,7 @@ impl SinkQueue {
         let mut st = self.lock();
         if let Some(inf) = st.inflight.take() {
             st.pinned -= inf.pinned as usize;
+            st.held -= inf.bytes;
             for (l, c) in inf.counts.iter().enumerate() {
                 // Relaxed: statistics.
                 self.stats.dropped[l].fetch_add(*c, Ordering::Relaxed);
@@ -587,17 +614,16 @@ impl SinkQueue {
     }
 
     /// What the queue can still take without shedding any records, or
-    /// holding more than [`WINDOW`] chunks (queued or in flight: see the
+    /// holding more than [`WINDOW_BYTES`] (queued or in flight: see the
     /// module docs). A closed queue takes anything (and sheds it).
     pub fn room(&self) -> Room {
         let st = self.lock();
-        let chunks = st.items.len() + st.inflight.as_ref().map_or(0, |i| i.jobs);
         if st.closed {
             Room::UNLIMITED
         } else {
             Room {
                 records: self.capacity.saturating_sub(st.queued),
-                chunks: WINDOW.saturating_sub(chunks),
+                bytes: WINDOW_BYTES.saturating_sub(st.held),
             }
         }
     }
@@ -866,28 +892,26 @@ mod tests {
         assert_eq!(q.depth(), 20, "nothing dropped");
     }
 
-    /// A queue says it has no room once it holds its window of chunks,
-    /// queued or in flight, whatever its record capacity; room comes back
-    /// as its sink finishes them.
+    /// A queue says it has no room once its chunks, queued or in flight,
+    /// fill its window (a chunk with few records counts as `MIN_CHARGE`),
+    /// whatever its record capacity; room comes back as its sink finishes
+    /// them.
     #[test]
-    fn a_queue_has_no_room_once_it_holds_its_window_of_chunks() {
+    fn a_queue_has_no_room_once_its_chunks_fill_its_window() {
         let q = queue(1_000_000);
-        for id in 0..WINDOW as u64 - 1 {
+        let fit = WINDOW_BYTES / MIN_CHARGE;
+        for id in 0..fit as u64 - 1 {
             q.push(pinning(id, [0, 0, 1, 0, 0, 0]));
         }
-        assert_eq!(q.room().chunks, 1);
+        assert_eq!(q.room().bytes, MIN_CHARGE);
         let mut out = Vec::new();
         assert_eq!(q.take(&mut out, 2), Take::Jobs); // 2 chunks in flight
-        q.push(pinning(WINDOW as u64, [0, 0, 1, 0, 0, 0]));
-        assert_eq!(
-            q.room().for_chunk(),
-            0,
-            "{WINDOW} chunks held, 2 of them in flight"
-        );
+        q.push(pinning(fit as u64, [0, 0, 1, 0, 0, 0]));
+        assert_eq!(q.room().for_chunk(), 0, "a window held, 2 chunks in flight");
         out.clear();
         assert!(q.finish());
-        assert_eq!(q.room().chunks, 2);
-        assert_eq!(q.room().for_chunk(), 1_000_000 - (WINDOW - 2));
+        assert_eq!(q.room().bytes, 2 * MIN_CHARGE);
+        assert_eq!(q.room().for_chunk(), 1_000_000 - (fit - 2));
         q.close();
         assert_eq!(q.room(), Room::UNLIMITED, "a closed queue takes anything");
     }

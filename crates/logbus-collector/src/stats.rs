@@ -58,6 +58,9 @@ pub struct SinkStats {
     pub writing_since_ns: AtomicU64,
     /// Records queued or in flight: the sink's backlog.
     pub depth: AtomicU64,
+    /// The most its queue held at once, in what its chunks count for in its
+    /// window (record bytes, each chunk at least `queue::MIN_CHARGE`).
+    pub held_most: std::sync::atomic::AtomicUsize,
 }
 
 impl SinkStats {
@@ -75,6 +78,7 @@ impl SinkStats {
             up: AtomicBool::new(true),
             writing_since_ns: AtomicU64::new(0),
             depth: AtomicU64::new(0),
+            held_most: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 

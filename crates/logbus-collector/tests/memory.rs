@@ -1,8 +1,9 @@
 //! The collector's memory is a bounded number of chunks, whatever the
 //! throughput: a producer floods a lossless ring while the collector writes
 //! it to two JSON files (lines shared) and a text file; every record reaches
-//! every sink, and no more than `CHUNKS` chunks were ever alive at once
-//! (counted by the collector's `ChunkGauge` as chunks are made and dropped).
+//! every sink, no sink's queue ever held more than its window of chunks
+//! (`WINDOW_BYTES`, its `held_most` counter), and so few chunks were ever
+//! alive at once (counted by the collector's `ChunkGauge`).
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use logbus_collector::config::{Format, SinkConfig, SinkKind};
-use logbus_collector::{Collector, Config, Control, CHUNKS};
+use logbus_collector::{Collector, Config, Control, CHUNKS, MIN_CHARGE, WINDOW_BYTES};
 use logbus_ring::{Event, Ring, RingOptions};
 use logbus_testkit::TempDir;
 
@@ -29,7 +30,7 @@ fn file(dir: &Path, name: &str, format: Format) -> SinkConfig {
 }
 
 #[test]
-fn a_flood_through_three_sinks_holds_no_more_than_the_pool_of_chunks() {
+fn a_flood_through_three_sinks_holds_no_more_than_a_window_of_chunks() {
     let tmp = TempDir::new("memory");
     let dir = tmp.dir();
     // A default lossless ring (16 MiB): the producer outruns the sinks (and
@@ -95,10 +96,23 @@ fn a_flood_through_three_sinks_holds_no_more_than_the_pool_of_chunks() {
     assert_eq!(lines("c.txt"), RECORDS);
     let t = ring.stats().total();
     assert_eq!((t.emitted, t.delivered), (RECORDS, RECORDS), "{t:?}");
+    // Each sink's queue held at most a window and the chunk that filled it
+    // (at most 256 KiB of records and a block).
+    for s in registry.sinks() {
+        let held = s.held_most.load(Ordering::Relaxed);
+        assert!(
+            held > 0 && held <= WINDOW_BYTES + (256 + 32) * 1024,
+            "{}: {held} bytes held at once (the window is {WINDOW_BYTES})",
+            s.name
+        );
+    }
+    // So few chunks were ever alive: a window of full ones, or of at most
+    // WINDOW_BYTES / MIN_CHARGE small ones.
     let most = registry.chunks().most();
     assert!(
-        (1..=CHUNKS).contains(&most),
-        "{most} chunks alive at once (the pool is {CHUNKS})"
+        (1..=WINDOW_BYTES / MIN_CHARGE + CHUNKS).contains(&most),
+        "{most} chunks alive at once"
     );
+    eprintln!("most chunks alive at once: {most}");
     drop(tmp);
 }

@@ -13,7 +13,7 @@ use super::source::{skip_done, Held, Leaving};
 use super::Collector;
 use crate::chunk::{Chunk, Counted};
 use crate::config::Format;
-use crate::queue::{Job, Mark, Room, WINDOW};
+use crate::queue::{Job, Mark, Room};
 
 /// Most records claimed per poll: a chunk's records.
 const CHUNK_RECORDS: usize = 2048;
@@ -25,16 +25,16 @@ const CHUNK_BYTES: usize = 256 << 10;
 /// Fewest records worth a poll when the sinks are nearly full.
 const MIN_POLL: usize = 64;
 
-/// Chunks the reader keeps alive, for reuse, with their buffers: the
-/// window of chunks a sink may hold (6), one being filled and one
-/// on its way back. The reader makes a chunk only when none is free, that
-/// is while the sinks hold every other one: at most a window's worth when
-/// they keep pace (the reader commits what they are done with before it
-/// polls), so at full throughput no more than this many are ever alive.
-/// Chunks beyond (held by a sink that lags behind the others, within its
-/// bounded backlog: `max_backlog` in the ring, then `queue` records in
-/// at most 4 MiB of chunks) are freed once done with.
-pub const CHUNKS: usize = WINDOW + 2;
+/// Chunks the reader keeps for reuse, with their buffers: a window of full
+/// chunks (six: `queue::WINDOW_BYTES`), one being filled and one on its way
+/// back. The reader makes a chunk only when none is free, that is while the
+/// sinks hold every other one (it commits what they are done with before it
+/// polls), so at full throughput, chunks being full, no more than this many
+/// are alive. Chunks beyond (small ones of a reader that keeps pace, at most
+/// a window's bytes; or held by a sink that lags behind the others, within
+/// its bounded backlog: `max_backlog` in the ring, then `queue` records in at
+/// most 4 MiB of chunks) are freed once done with.
+pub const CHUNKS: usize = 8;
 
 /// Longest a ring's records wait for the older rings of its path to settle
 /// (see "A thread's order across a replacement").
@@ -50,7 +50,7 @@ impl Collector {
     /// hands what it read to the sinks. Returns the records polled.
     ///
     /// Reads no more than the roomiest sink queue can take, in records and in
-    /// chunks (a queue's window of `WINDOW` chunks: what bounds the
+    /// bytes (a queue's window, `queue::WINDOW_BYTES`: what bounds the
     /// collector's memory at full throughput): when every sink is
     /// behind, records stay in the rings (whose own overflow policy then
     /// applies, protecting WARN and above) instead of being copied out only to
@@ -103,10 +103,10 @@ impl Collector {
                 blocked += 1;
                 continue;
             }
-            let got = self.poll_source(i, CHUNK_RECORDS.min(room.for_chunk()));
+            let (got, bytes) = self.poll_source(i, CHUNK_RECORDS.min(room.for_chunk()));
             total += got;
-            room_any = room_any.after(got);
-            room_up = room_up.after(got);
+            room_any = room_any.after(got, bytes);
+            room_up = room_up.after(got, bytes);
         }
         if n > 0 && blocked == n {
             return None;
@@ -128,30 +128,31 @@ impl Collector {
 
     /// Polls at most `max` records of source `i` and hands them to the sinks,
     /// or holds them back until the older rings of its path settle. Returns
-    /// the records polled or handed out.
-    fn poll_source(&mut self, i: usize, max: usize) -> usize {
+    /// the records polled or handed out, and their bytes ([`Chunk::bytes`]).
+    fn poll_source(&mut self, i: usize, max: usize) -> (usize, usize) {
         let src = &self.sources[i];
         if src.leaving == Some(Leaving::Truncated) || src.ring.faulted() {
             // The file was shrunk under us: what is left reads as zeros.
-            return 0;
+            return (0, 0);
         }
         if let Some(held) = self.sources[i].held.take() {
             // Read before the older rings were last seen unsettled: handed out
             // once they are (or after ORDER_WAIT), and only then is this ring
             // read on.
             if self.older_settled(i) || held.since.elapsed() >= ORDER_WAIT {
+                let bytes = held.chunk.bytes();
                 self.hand_out(i, held.chunk);
-                return held.n;
+                return (held.n, bytes);
             }
             self.sources[i].held = Some(held);
-            return 0;
+            return (0, 0);
         }
         let mut chunk = self.reuse_chunk();
         let src = &mut self.sources[i];
         let n = src.consumer.poll_within(&mut chunk.batch, max, CHUNK_BYTES);
         if n == 0 {
             self.pool.push(chunk);
-            return 0;
+            return (0, 0);
         }
         // Looked at *after* the poll: settled now means that every record a
         // thread completed in an older ring before one of these was read (and
@@ -162,10 +163,11 @@ impl Collector {
                 n,
                 since: Instant::now(),
             });
-            return 0;
+            return (0, 0);
         }
+        let bytes = chunk.bytes();
         self.hand_out(i, chunk);
-        n
+        (n, bytes)
     }
 
     /// Hands the records of `chunk`, read from source `i`, to the sinks.
