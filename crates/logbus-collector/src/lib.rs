@@ -29,10 +29,12 @@
 //! * Memory is a window of chunks, not a number of records: a chunk holds
 //!   at most 2,048 records or 256 KiB of them (plus one block), a sink's
 //!   queue has room for [`WINDOW_BYTES`] of chunks (1.5 MiB: six full ones;
-//!   a small chunk counts as [`MIN_CHARGE`]), and the reader reads no
-//!   further ahead of the sinks than that (a lossless ring: of the slowest
-//!   sink that is writing), so at full throughput the collector holds about
-//!   8 chunks ([`CHUNKS`], counted in [`stats::Registry::chunks`]).
+//!   a small chunk counts as [`MIN_CHARGE`]), and the reader reads a
+//!   lossless ring no further ahead of the slowest sink that is writing
+//!   than that, so at full throughput the collector holds about 8 chunks
+//!   ([`CHUNKS`], counted in [`stats::Registry::chunks`]). A drop-mode ring
+//!   is read as far ahead as the roomiest sink's `queue` records, so as not
+//!   to lose records the ring would drop meanwhile.
 //! * The reader commits to the ring only records every sink is done with (or
 //!   holds beyond its `max_backlog`; see [`collector`]), and each sink marks
 //!   per block how far it got, so a killed collector loses nothing and repeats

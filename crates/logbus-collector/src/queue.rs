@@ -32,7 +32,9 @@
 //! the reader reads a lossless ring no further ahead
 //! than the slowest sink that is writing has room for, so at full
 //! throughput the collector holds a few chunks, not a queue's worth of
-//! records. Jobs pushed beyond that (a sink slower than another, or not
+//! records. (A drop-mode ring is read as far as the roomiest queue takes
+//! records, up to `capacity`: there, reading late loses records.) Jobs
+//! pushed beyond that (a sink slower than another, or not
 //! writing) pin the ring, then are released and shed as below: what a
 //! lagging sink holds in memory is bounded by its `max_backlog` share of
 //! the ring and by `capacity` records and [`RELEASED_BYTES`] bytes.
@@ -233,12 +235,11 @@ impl Room {
         }
     }
 
-    /// The roomier of two (for one more chunk).
+    /// The most of each: what the roomiest queue takes.
     pub fn most(self, other: Room) -> Room {
-        if other.for_chunk() > self.for_chunk() {
-            other
-        } else {
-            self
+        Room {
+            records: self.records.max(other.records),
+            bytes: self.bytes.max(other.bytes),
         }
     }
 

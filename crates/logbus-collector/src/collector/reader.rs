@@ -49,16 +49,16 @@ impl Collector {
     /// Polls each ring once (in turn, the first one changing every time) and
     /// hands what it read to the sinks. Returns the records polled.
     ///
-    /// Reads no more than the roomiest sink queue can take, in records and in
-    /// bytes (a queue's window, `queue::WINDOW_BYTES`: what bounds the
-    /// collector's memory at full throughput): when every sink is
+    /// Reads no more than the roomiest sink queue can take: when every sink is
     /// behind, records stay in the rings (whose own overflow policy then
     /// applies, protecting WARN and above) instead of being copied out only to
     /// be dropped. A sink slower than the others still drops (and counts) its
     /// own records, so that it delays no other sink.
     ///
     /// A lossless ring (`wait_ms`: its producers wait for room rather than
-    /// drop) is read no faster than the slowest sink that is writing can take:
+    /// drop) is read no faster than the slowest sink that is writing can take,
+    /// and no further ahead of it than its window (`queue::WINDOW_BYTES`:
+    /// what bounds the collector's memory at full throughput):
     /// a slow sink then holds records in the ring, and the producers wait,
     /// instead of shedding them. A sink whose writes fail is still isolated
     /// (its backlog, then its own shedding), so that a broken output never
@@ -78,7 +78,7 @@ impl Collector {
             room_any = Room::UNLIMITED;
         }
         room_up = room_up.least(room_any);
-        if room_any.for_chunk() < MIN_POLL {
+        if room_any.records < MIN_POLL {
             return None;
         }
         let n = self.sources.len();
@@ -98,12 +98,18 @@ impl Collector {
             .collect::<Vec<_>>();
         for i in leaving_first {
             let lossless = self.sources[i].ring.header().wait_ms > 0;
-            let room = if lossless { room_up } else { room_any };
-            if room.for_chunk() < MIN_POLL {
+            // A drop-mode ring: as far as the roomiest queue takes records,
+            // its window aside (the ring drops what is not read in time).
+            let room = if lossless {
+                room_up.for_chunk()
+            } else {
+                room_any.records
+            };
+            if room < MIN_POLL {
                 blocked += 1;
                 continue;
             }
-            let (got, bytes) = self.poll_source(i, CHUNK_RECORDS.min(room.for_chunk()));
+            let (got, bytes) = self.poll_source(i, CHUNK_RECORDS.min(room));
             total += got;
             room_any = room_any.after(got, bytes);
             room_up = room_up.after(got, bytes);
