@@ -37,7 +37,7 @@
 //! middle of a record in the old ring (SIGSTOP) delays the new one
 //! boundedly (that thread's order can then break; said nowhere but in this
 //! comment and `docs/RELIABILITY.md`), while an old ring that is merely
-//! long to drain (read at the sinks' pace, a window of chunks at a time)
+//! long to drain (read no faster than the sinks take it)
 //! keeps the order. This is simpler than
 //! merging by a per-thread sequence, which records do not carry, and costs
 //! nothing while no ring is being left.

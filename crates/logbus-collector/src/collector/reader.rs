@@ -223,7 +223,7 @@ impl Collector {
     /// its path whose records wait for it start their [`ORDER_WAIT`] again.
     /// It bounds how long a ring that gives nothing (a writer stopped in the
     /// middle of a record) holds up the next one, not how long draining it
-    /// takes: that goes at the sinks' pace (a window of chunks at a time).
+    /// takes: that goes no faster than the sinks take it.
     fn older_progressed(&mut self, i: usize) {
         let (origin, age) = (self.sources[i].origin.clone(), self.sources[i].age);
         for s in &mut self.sources {
