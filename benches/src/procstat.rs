@@ -8,6 +8,11 @@
 //! `ru_maxrss` is at least its parent's RSS at the spawn (the harness's 23-27
 //! MiB for a child that peaks at 3.5 MiB). `VmHWM` in `/proc/self/status` is
 //! that of the process's own memory since `exec`; the children report it.
+//!
+//! A process's private memory (`RssAnon`: its heap and stacks, not the
+//! shared pages of a ring or of files it maps) is sampled from outside, by
+//! [`AnonSampler`], every 20 ms while it runs: `VmHWM` counts the ring's
+//! pages too, which says nothing about what the collector itself holds.
 
 /// Resource use of a finished child process.
 #[derive(Clone, Copy, Debug, Default)]
@@ -19,6 +24,9 @@ pub struct Usage {
     pub max_rss_kib: u64,
     /// Minor page faults over its lifetime (first touches of memory).
     pub minor_faults: u64,
+    /// Peak private memory (`RssAnon`), KiB, as an [`AnonSampler`] saw it
+    /// (0: not sampled).
+    pub anon_peak_kib: u64,
 }
 
 fn cpu_ns(u: &libc::rusage) -> f64 {
@@ -50,6 +58,7 @@ pub fn wait_child(pid: u32) -> std::io::Result<(bool, Usage)> {
             cpu_ns: cpu_ns(&usage),
             max_rss_kib: 0,
             minor_faults: usage.ru_minflt as u64,
+            anon_peak_kib: 0,
         },
     ))
 }
@@ -59,10 +68,7 @@ pub fn wait_child(pid: u32) -> std::io::Result<(bool, Usage)> {
 pub fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            let l = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-            l.split_whitespace().nth(1)?.parse().ok()
-        })
+        .and_then(|s| status_kib(&s, "VmHWM:"))
         .unwrap_or(0)
 }
 
@@ -86,4 +92,51 @@ pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into())
+}
+
+/// A field of `/proc/PID/status` in KiB (`VmHWM`, `RssAnon`, ...).
+fn status_kib(status: &str, field: &str) -> Option<u64> {
+    let l = status.lines().find(|l| l.starts_with(field))?;
+    l.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// How often [`AnonSampler`] reads a process's `RssAnon`.
+pub const ANON_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Samples another process's private memory (`RssAnon` in
+/// `/proc/PID/status`) every [`ANON_EVERY`] on a thread of its own, keeping
+/// the peak, until [`AnonSampler::stop`].
+pub struct AnonSampler {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl AnonSampler {
+    /// Starts sampling process `pid`.
+    pub fn start(pid: u32) -> AnonSampler {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let path = format!("/proc/{pid}/status");
+        let thread = std::thread::spawn(move || {
+            let sample = || {
+                std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|s| status_kib(&s, "RssAnon:"))
+                    .unwrap_or(0)
+            };
+            let mut peak = sample();
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(ANON_EVERY)
+            {
+                peak = peak.max(sample());
+            }
+            peak.max(sample())
+        });
+        AnonSampler { stop, thread }
+    }
+
+    /// Takes a last sample, stops, and returns the peak `RssAnon` seen, KiB.
+    pub fn stop(self) -> u64 {
+        let _ = self.stop.send(());
+        self.thread.join().unwrap_or(0)
+    }
 }

@@ -61,7 +61,12 @@
 //! of each (whole process lifetimes, start-up included); producer CPU per
 //! record emitted, collector CPU per record delivered. Peak RSS: each
 //! process's own `VmHWM` at its end (not `ru_maxrss`, which counts the
-//! harness's memory at the spawn: see `procstat`).
+//! harness's memory at the spawn: see `procstat`). Collector RssAnon: the
+//! collector process's private memory (`RssAnon` in `/proc/PID/status`: its
+//! heap and stacks, the ring's shared pages apart), sampled by the harness
+//! every 20 ms from the collector's start to its `@done`, the peak (LTTng:
+//! its daemons' at the end). A quick look at the collector's memory alone:
+//! `LOGBUS_COMPARE_ONLY=logbus-wait,logbus-multi compare 1 500000`.
 //! faults: minor page faults of the producer threads in their timed loops
 //! (`getrusage(RUSAGE_THREAD)`; the ring is allocated by `posix_fallocate` at create and mapped
 //! with `MAP_POPULATE` by every process, so 0 means no timed emit met a
@@ -510,7 +515,8 @@ fn run(
         if rx.recv().map_or(true, |l| l != "@ready") {
             fail("the collector did not start")
         }
-        (c, rx)
+        let anon = procstat::AnonSampler::start(c.id());
+        (c, rx, anon)
     });
     let target = if collector.is_some() { &ring } else { &json };
     // LTTng: a recording session, and its daemons' CPU before the run.
@@ -555,13 +561,15 @@ fn run(
     producer.max_rss_kib = r[4];
     let mut delivered = records - producer_lost;
     let mut coll_usage = None;
-    if let Some((mut c, rx)) = collector {
+    if let Some((mut c, rx, anon)) = collector {
         let mut to = c.stdin.take().expect("piped");
         writeln!(to, "{}", records - producer_lost).unwrap_or_else(|e| fail(e));
         let done = rx.recv().unwrap_or_else(|_| fail("the collector died"));
+        let anon_peak_kib = anon.stop();
         let d = fields(&done, "the collector", 4);
         let (ok, mut usage) = procstat::wait_child(c.id()).unwrap_or_else(|e| fail(e));
         usage.max_rss_kib = d[3];
+        usage.anon_peak_kib = anon_peak_kib;
         if !ok {
             fail(format_args!("the {} collector failed", system.label()))
         }
@@ -578,6 +586,7 @@ fn run(
             cpu_ns: cpu_after - cpu_before,
             max_rss_kib: anon_kib,
             minor_faults: 0,
+            anon_peak_kib: anon_kib,
         });
     }
     drop(session);
@@ -701,7 +710,7 @@ fn bench(rounds: usize, records: u64) {
             let (s, t) = configs[c];
             let r = run(s, t, records, &dir, tick_ns, &mut hists[c]);
             eprintln!(
-                "round {} {:<28} {t} thr: {:>6.2} M/s lost {:>8} p50 {:>6.0} p99.9 {:>8.0} ns cpu {:.0}/{:.0} ns faults {} waits {} collector faults {}",
+                "round {} {:<28} {t} thr: {:>6.2} M/s lost {:>8} p50 {:>6.0} p99.9 {:>8.0} ns cpu {:.0}/{:.0} ns faults {} waits {} collector faults {} RssAnon peak {:.1} MiB",
                 round + 1,
                 s.label(),
                 r.rate / 1e6,
@@ -712,7 +721,8 @@ fn bench(rounds: usize, records: u64) {
                 r.collector_ns,
                 r.faults,
                 r.waits,
-                r.collector.map_or(0, |u| u.minor_faults)
+                r.collector.map_or(0, |u| u.minor_faults),
+                r.collector.map_or(0, |u| u.anon_peak_kib) as f64 / 1024.0
             );
             runs[c].push(r);
         }
@@ -720,12 +730,12 @@ fn bench(rounds: usize, records: u64) {
     say(format!(
         "\nmedian [min-max] over {rounds} rounds; latency per emit call in ns; CPU ns per record; RSS in MiB\n"
     ));
-    say("| system | producer threads | delivered M/s | lost | emit p50 | emit p99 | emit p99.9 | producer CPU | collector CPU | producer RSS | collector RSS | faults in emits |".into());
-    say("|---|---|---|---|---|---|---|---|---|---|---|---|".into());
+    say("| system | producer threads | delivered M/s | lost | emit p50 | emit p99 | emit p99.9 | producer CPU | collector CPU | producer RSS | collector RSS | collector RssAnon MiB | faults in emits |".into());
+    say("|---|---|---|---|---|---|---|---|---|---|---|---|---|".into());
     for (c, &(s, t)) in configs.iter().enumerate() {
         let col = |f: fn(&Run) -> f64| runs[c].iter().map(f).collect::<Vec<f64>>();
         say(format!(
-            "| {} | {t} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {t} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             s.label(),
             cell(&col(|r| r.rate), 1e6, 2),
             cell(&col(|r| r.lost), 1.0, 0),
@@ -739,6 +749,11 @@ fn bench(rounds: usize, records: u64) {
                 &col(|r| r.collector.map_or(f64::NAN, |u| u.max_rss_kib as f64)),
                 1024.0,
                 0
+            ),
+            cell(
+                &col(|r| r.collector.map_or(f64::NAN, |u| u.anon_peak_kib as f64)),
+                1024.0,
+                1
             ),
             cell(&col(|r| r.faults), 1.0, 0),
         ));

@@ -5,8 +5,13 @@
 //! done with it and its records are committed, the reader takes it back
 //! (`Arc::try_unwrap`) and reuses its buffers, so a steady-state collector
 //! allocates one `Arc` per chunk and nothing per record.
+//!
+//! A chunk is small and bounded: at most `CHUNK_RECORDS` records and
+//! `CHUNK_BYTES` of record bodies plus one block (see the reader,
+//! `collector/reader.rs`), so that what the collector holds is a number of
+//! chunks: a [`ChunkGauge`] counts those alive.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use logbus_format::{Formatter, Service};
@@ -80,6 +85,48 @@ impl Origin {
     }
 }
 
+/// How many chunks are alive (made by the reader and not yet dropped), and
+/// the most that were at once: what the collector's memory is made of.
+#[derive(Debug, Default)]
+pub struct ChunkGauge {
+    alive: AtomicUsize,
+    most: AtomicUsize,
+}
+
+impl ChunkGauge {
+    /// Chunks alive now.
+    pub fn alive(&self) -> usize {
+        // Relaxed: a statistic; the reader alone adds, any thread drops.
+        self.alive.load(Ordering::Relaxed)
+    }
+
+    /// The most chunks alive at once so far.
+    pub fn most(&self) -> usize {
+        // Relaxed: as in `alive`.
+        self.most.load(Ordering::Relaxed)
+    }
+}
+
+/// A chunk counted in its [`ChunkGauge`] for as long as it lives.
+pub(crate) struct Counted(Arc<ChunkGauge>);
+
+impl Counted {
+    pub(crate) fn new(gauge: Arc<ChunkGauge>) -> Counted {
+        // Relaxed (both): statistics; `most` is exact since only the reader
+        // adds (drops, on any thread, only lower `alive`).
+        let n = gauge.alive.fetch_add(1, Ordering::Relaxed) + 1;
+        gauge.most.fetch_max(n, Ordering::Relaxed);
+        Counted(gauge)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        // Relaxed: as in `new`.
+        self.0.alive.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// One polled batch and its resolution.
 #[derive(Default)]
 pub struct Chunk {
@@ -119,9 +166,20 @@ pub struct Chunk {
     pub(crate) formatted: [OnceLock<Lines>; 2],
     /// The buffers of an earlier use of this chunk, for `formatted` to reuse.
     pub(crate) spare: [Mutex<Option<Lines>>; 2],
+    /// Its place in the collector's [`ChunkGauge`] (`None`: not counted, as
+    /// in tests and bench hooks). Never read: held for its `Drop`.
+    #[allow(dead_code)]
+    pub(crate) counted: Option<Counted>,
 }
 
 impl Chunk {
+    /// Bytes of the records it holds (their bodies): its size in the
+    /// queues' accounting of released records ([`crate::queue`]). Its
+    /// memory is a small multiple of it (the records' headers, their lines).
+    pub fn bytes(&self) -> usize {
+        self.batch.bytes()
+    }
+
     /// The producer of record `i`, if known.
     pub fn origin(&self, i: usize) -> Option<&Arc<Origin>> {
         match self.origin_of.get(i) {

@@ -23,8 +23,18 @@
 //!   else by the first of several sinks sharing the format. A sink that
 //!   cannot write keeps its backlog and retries with backoff: up to its
 //!   `max_backlog` in the ring (uncommitted, so it survives a crash), beyond
-//!   that in memory up to its `queue`, beyond that the oldest lowest-level
-//!   records are shed and counted. It never holds back another sink.
+//!   that in memory up to its `queue` (and 4 MiB of chunks), beyond that the
+//!   oldest lowest-level records are shed and counted. It never holds back
+//!   another sink.
+//! * Memory is a window of chunks, not a number of records: a chunk holds
+//!   at most 2,048 records or 256 KiB of them (plus one block), a sink's
+//!   queue has room for [`WINDOW_BYTES`] of chunks (1.5 MiB: six full ones;
+//!   a small chunk counts as [`MIN_CHARGE`]), and the reader reads a
+//!   lossless ring no further ahead of the slowest sink that is writing
+//!   than that, so at full throughput the collector holds about 8 chunks
+//!   ([`CHUNKS`], counted in [`stats::Registry::chunks`]). A drop-mode ring
+//!   is read as far ahead as the roomiest sink's `queue` records, so as not
+//!   to lose records the ring would drop meanwhile.
 //! * The reader commits to the ring only records every sink is done with (or
 //!   holds beyond its `max_backlog`; see [`collector`]), and each sink marks
 //!   per block how far it got, so a killed collector loses nothing still in
@@ -76,9 +86,11 @@ mod sink;
 pub mod stats;
 pub mod status;
 
-pub use collector::{Collector, Control, StartError, Summary, Unflushed};
+pub use chunk::ChunkGauge;
+pub use collector::{Collector, Control, StartError, Summary, Unflushed, CHUNKS};
 pub use config::{Config, ConfigError, Format, SinkConfig, SinkKind};
 pub use notice::{Notice, Notify};
+pub use queue::{MIN_CHARGE, WINDOW_BYTES};
 pub use ring_dir::MAX_RINGS;
 pub use sink::otlp::exporter_config;
 pub use sink::SinkError;

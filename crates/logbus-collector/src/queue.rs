@@ -28,11 +28,29 @@
 //! collector SIGKILLed with them is followed by one that counts them
 //! `lost_in_crash` (`ledger.rs` has the hooks and when each one runs).
 //!
+//! # Memory: a window of chunks, released bytes bounded
+//! A queue takes every job pushed to it (the reader is never blocked), but
+//! says it has no [`room`](SinkQueue::room) once the chunks it holds (queued
+//! or in flight) carry [`WINDOW_BYTES`] of records, each chunk counted as at
+//! least [`MIN_CHARGE`] (so that a window is full chunks at full throughput,
+//! and many small ones, a small ring's worth, when the reader keeps pace):
+//! the reader reads a lossless ring no further ahead
+//! than the slowest sink that is writing has room for, so at full
+//! throughput the collector holds a few chunks, not a queue's worth of
+//! records. (A drop-mode ring is read as far as the roomiest queue takes
+//! records, up to `capacity`: there, reading late loses records.) Jobs
+//! pushed beyond that (a sink slower than another, or not
+//! writing) pin the ring, then are released and shed as below: what a
+//! lagging sink holds in memory is bounded by its `max_backlog` share of
+//! the ring and by `capacity` records and [`RELEASED_BYTES`] bytes.
+//!
 //! # Shedding
 //! Records that pin the ring are never shed: they are in the ring, and
 //! shedding one there would not stop the next collector from delivering it.
-//! Of the released ones (in memory only) the queue holds at most `capacity`
-//! (in flight ones not included). When a push takes it past that, released
+//! Of the released ones (in memory only) the queue holds at most `capacity`,
+//! in chunks of at most [`RELEASED_BYTES`] (in flight ones not included;
+//! a job costs its whole chunk's [`Chunk::bytes`] until its last record
+//! goes). When a push takes it past either, released
 //! records are shed, oldest first, lowest level first: TRACE records of the
 //! oldest jobs, then of newer ones, then DEBUG, INFO and WARN, and ERROR and
 //! FATAL only when nothing lower is left. Every shed record is counted per
@@ -53,6 +71,24 @@ use logbus_ring::LEVELS;
 use crate::chunk::Chunk;
 use crate::ledger::{self, Debt};
 use crate::stats::SinkStats;
+
+/// Bytes of records ([`Chunk::bytes`]) in the chunks a queue holds (queued
+/// or in flight) before it says it has no room: how far the reader may read
+/// ahead of a sink. Six full chunks.
+pub const WINDOW_BYTES: usize = 6 * (256 << 10);
+
+/// The least a chunk counts for in a window, however few its records: at
+/// most 96 chunks make a window.
+pub const MIN_CHARGE: usize = 16 << 10;
+
+/// What a job's chunk counts for in its queue's window.
+fn charge(job: &Job) -> usize {
+    job.chunk.bytes().max(MIN_CHARGE)
+}
+
+/// Bytes of chunks (see [`Chunk::bytes`]) a queue keeps for its released
+/// jobs (in memory only) before it sheds records, whatever their number.
+pub const RELEASED_BYTES: usize = 4 << 20;
 
 /// A chunk as one sink sees it: the records of the levels in `mask`, less
 /// those in `skip` (records this sink finished before a collector restart).
@@ -140,6 +176,8 @@ struct Inflight {
     first_blocks: Vec<(u32, u64, u64)>,
     counts: [u64; LEVELS],
     records: u64,
+    /// What the group's chunks count for in the window ([`charge`]).
+    bytes: usize,
     /// Records of the group that pin the ring.
     pinned: u64,
     /// The same, per level.
@@ -154,6 +192,11 @@ struct State {
     queued: usize,
     /// Records selected by the released `items` (in memory only).
     released: usize,
+    /// The chunks' bytes of the released `items` ([`Chunk::bytes`]).
+    released_bytes: usize,
+    /// What the chunks of `items` and of the in-flight group count for in
+    /// the window ([`charge`]).
+    held: usize,
     /// Whether `count_lost_at_exit` has counted them.
     exit_counted: bool,
     /// Ledger entries of records counted but not yet published.
@@ -169,6 +212,66 @@ struct State {
     reopen: bool,
     /// The output is gone for good (see `WriteOutcome::Closed`).
     broken: bool,
+}
+
+/// What a queue (or the sinks together) can take: see [`SinkQueue::room`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Room {
+    /// Records, before the queue sheds.
+    pub records: usize,
+    /// Bytes of chunks ([`charge`]), before its window is full.
+    pub bytes: usize,
+}
+
+impl Room {
+    /// No limit (no sink, or a closed queue).
+    pub const UNLIMITED: Room = Room {
+        records: usize::MAX,
+        bytes: usize::MAX,
+    };
+
+    /// No room at all.
+    pub const NONE: Room = Room {
+        records: 0,
+        bytes: 0,
+    };
+
+    /// Records one more chunk may hold: none once the window is full.
+    pub fn for_chunk(self) -> usize {
+        if self.bytes == 0 {
+            0
+        } else {
+            self.records
+        }
+    }
+
+    /// The most of each: what the roomiest queue takes.
+    pub fn most(self, other: Room) -> Room {
+        Room {
+            records: self.records.max(other.records),
+            bytes: self.bytes.max(other.bytes),
+        }
+    }
+
+    /// What both can take.
+    pub fn least(self, other: Room) -> Room {
+        Room {
+            records: self.records.min(other.records),
+            bytes: self.bytes.min(other.bytes),
+        }
+    }
+
+    /// What is left after a chunk of `records` records in `bytes` (none:
+    /// no chunk).
+    pub fn after(self, records: usize, bytes: usize) -> Room {
+        if records == 0 {
+            return self;
+        }
+        Room {
+            records: self.records.saturating_sub(records),
+            bytes: self.bytes.saturating_sub(bytes.max(MIN_CHARGE)),
+        }
+    }
 }
 
 /// What [`SinkQueue::take`] hands the sink.
@@ -190,6 +293,8 @@ pub struct SinkQueue {
     /// Signalled when the sink finishes a group or exits.
     progress: Condvar,
     capacity: usize,
+    /// Most bytes of chunks released jobs may hold (see [`RELEASED_BYTES`]).
+    max_released_bytes: usize,
     /// Counters (shared with a predecessor of the same name across reloads).
     pub stats: Arc<SinkStats>,
 }
@@ -203,6 +308,8 @@ impl SinkQueue {
                 items: VecDeque::new(),
                 queued: 0,
                 released: 0,
+                released_bytes: 0,
+                held: 0,
                 exit_counted: false,
                 debt: Debt::default(),
                 pinned: 0,
@@ -216,8 +323,23 @@ impl SinkQueue {
             has_items: Condvar::new(),
             progress: Condvar::new(),
             capacity: capacity.max(1),
+            max_released_bytes: RELEASED_BYTES,
             stats,
         }
+    }
+
+    /// The same queue keeping at most `bytes` of chunks for its released
+    /// jobs (tests: [`RELEASED_BYTES`] by default).
+    #[cfg(test)]
+    pub fn with_released_bytes(mut self, bytes: usize) -> SinkQueue {
+        self.max_released_bytes = bytes;
+        self
+    }
+
+    /// Whether released records are past `capacity` or their chunks past
+    /// `max_released_bytes`.
+    fn over(&self, st: &State) -> bool {
+        st.released > self.capacity || st.released_bytes > self.max_released_bytes
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -275,12 +397,17 @@ impl SinkQueue {
             }
         }
         self.depth_add(need as u64);
+        st.held += charge(&job);
+        if st.held > self.stats.held_most.load(Ordering::Relaxed) {
+            // Relaxed: a statistic, written by the reader alone.
+            self.stats.held_most.store(st.held, Ordering::Relaxed);
+        }
         st.items.push_back(Queued {
             job,
             released: false,
         });
         self.release_beyond_backlog(&mut st);
-        if st.released > self.capacity {
+        if self.over(&st) {
             self.shed(&mut st);
         }
         drop(st);
@@ -330,15 +457,27 @@ impl SinkQueue {
             ledger::add(&q.job);
             st.pinned -= q.job.count() as usize;
             st.released += q.job.count() as usize;
+            st.released_bytes += q.job.chunk.bytes();
         }
     }
 
     /// Sheds released records, oldest first and lowest level first, until
-    /// at most `capacity` are left.
+    /// at most `capacity` are left, in at most `max_released_bytes` of
+    /// chunks (a job's chunk is let go with its last record).
     fn shed(&self, st: &mut State) {
+        let State {
+            items,
+            released,
+            released_bytes,
+            queued,
+            held,
+            debt,
+            ..
+        } = st;
+        let over = |r: usize, b: usize| r > self.capacity || b > self.max_released_bytes;
         for l in 0..LEVELS {
-            for q in st.items.iter_mut() {
-                if st.released <= self.capacity {
+            for q in items.iter_mut() {
+                if !over(*released, *released_bytes) {
                     break;
                 }
                 if !q.released {
@@ -350,17 +489,21 @@ impl SinkQueue {
                 }
                 // Relaxed: a statistic.
                 self.stats.dropped[l].fetch_add(n as u64, Ordering::Relaxed);
-                st.debt.owe(&q.job, l, n as u64);
+                debt.owe(&q.job, l, n as u64);
                 q.job.mask &= !(1 << l);
-                st.queued -= n;
-                st.released -= n;
+                *queued -= n;
+                *released -= n;
                 self.depth_sub(n as u64);
+                if q.job.count() == 0 {
+                    *released_bytes -= q.job.chunk.bytes();
+                    *held -= charge(&q.job);
+                }
             }
-            if st.released <= self.capacity {
+            if !over(*released, *released_bytes) {
                 break;
             }
         }
-        st.items.retain(|q| q.job.count() > 0);
+        items.retain(|q| q.job.count() > 0);
     }
 
     /// Waits for work (sink thread). Moves up to about `budget` records' worth of
@@ -386,6 +529,7 @@ impl SinkQueue {
             first_blocks: Vec::new(),
             counts: [0; LEVELS],
             records: 0,
+            bytes: 0,
             pinned: 0,
             pinned_counts: [0; LEVELS],
             ledger: ledger::Group::default(),
@@ -400,11 +544,13 @@ impl SinkQueue {
             };
             inf.records += n;
             inf.ledger.push(&q.job, q.released);
+            inf.bytes += charge(&q.job);
             for (l, c) in inf.counts.iter_mut().enumerate() {
                 *c += q.job.level_count(l) as u64;
             }
             if q.released {
                 st.released -= n as usize;
+                st.released_bytes -= q.job.chunk.bytes();
             } else {
                 inf.pinned += n;
                 for (l, c) in inf.pinned_counts.iter_mut().enumerate() {
@@ -447,6 +593,7 @@ impl SinkQueue {
                 inf.ledger.settle(refused.then_some(&mut st.debt));
             }
             st.pinned -= inf.pinned as usize;
+            st.held -= inf.bytes;
             pinned = inf.pinned > 0;
             self.depth_sub(inf.records);
             // Relaxed: a statistic.
@@ -474,6 +621,7 @@ impl SinkQueue {
                 inf.ledger.settle(Some(&mut st.debt));
             }
             st.pinned -= inf.pinned as usize;
+            st.held -= inf.bytes;
             for (l, c) in inf.counts.iter().enumerate() {
                 // Relaxed: statistics.
                 self.stats.dropped[l].fetch_add(*c, Ordering::Relaxed);
@@ -500,13 +648,18 @@ impl SinkQueue {
         }
     }
 
-    /// Records the queue can still take without shedding any.
-    pub fn room(&self) -> usize {
+    /// What the queue can still take without shedding any records, or
+    /// holding more than [`WINDOW_BYTES`] (queued or in flight: see the
+    /// module docs). A closed queue takes anything (and sheds it).
+    pub fn room(&self) -> Room {
         let st = self.lock();
         if st.closed {
-            usize::MAX
+            Room::UNLIMITED
         } else {
-            self.capacity.saturating_sub(st.queued)
+            Room {
+                records: self.capacity.saturating_sub(st.queued),
+                bytes: WINDOW_BYTES.saturating_sub(st.held),
+            }
         }
     }
 
@@ -845,5 +998,70 @@ mod tests {
         assert_eq!(q.take(&mut out, 100), Take::Jobs);
         q.finish();
         assert_eq!(ledger(), [0, 0, 0, 0, 0, 1], "not taken off twice");
+    /// A queue says it has no room once its chunks, queued or in flight,
+    /// fill its window (a chunk with few records counts as `MIN_CHARGE`),
+    /// whatever its record capacity; room comes back as its sink finishes
+    /// them.
+    #[test]
+    fn a_queue_has_no_room_once_its_chunks_fill_its_window() {
+        let q = queue(1_000_000);
+        let fit = WINDOW_BYTES / MIN_CHARGE;
+        for id in 0..fit as u64 - 1 {
+            q.push(pinning(id, [0, 0, 1, 0, 0, 0]));
+        }
+        assert_eq!(q.room().bytes, MIN_CHARGE);
+        let mut out = Vec::new();
+        assert_eq!(q.take(&mut out, 2), Take::Jobs); // 2 chunks in flight
+        q.push(pinning(fit as u64, [0, 0, 1, 0, 0, 0]));
+        assert_eq!(q.room().for_chunk(), 0, "a window held, 2 chunks in flight");
+        out.clear();
+        assert!(q.finish());
+        assert_eq!(q.room().bytes, 2 * MIN_CHARGE);
+        assert_eq!(q.room().for_chunk(), 1_000_000 - (fit - 2));
+        q.close();
+        assert_eq!(q.room(), Room::UNLIMITED, "a closed queue takes anything");
+    }
+
+    /// A chunk of `records` real records (their bodies make
+    /// [`Chunk::bytes`]) counted as `counts`, released as it is pushed.
+    fn released_with_bytes(id: u64, records: usize, counts: [u32; LEVELS]) -> Job {
+        let tmp = logbus_testkit::TempDir::new("queue-bytes");
+        let ring =
+            logbus_ring::Ring::create(tmp.dir().join("ring"), &logbus_ring::RingOptions::default())
+                .unwrap();
+        let mut w = ring.writer().unwrap();
+        for i in 0..records {
+            w.emit(&logbus_ring::Event::new(9, &format!("{i:0>200}")))
+                .unwrap();
+        }
+        let mut consumer = logbus_ring::Consumer::acquire(&ring).unwrap();
+        let mut c = released(id, counts).chunk;
+        let chunk = Arc::get_mut(&mut c).unwrap();
+        assert_eq!(consumer.poll(&mut chunk.batch, records), records);
+        job(c, 0)
+    }
+
+    /// Released jobs hold whole chunks: past the byte limit records are
+    /// shed, lowest level first over every job, then the oldest errors,
+    /// until a job's last record goes and its chunk with it.
+    #[test]
+    fn released_records_are_shed_when_their_chunks_pass_the_byte_limit() {
+        let first = released_with_bytes(1, 100, [0, 0, 4, 0, 1, 0]);
+        let bytes = first.chunk.bytes();
+        assert!(bytes >= 100 * 200);
+        // Room for two such chunks and a half, and for any number of records.
+        let q = queue(1_000_000).with_released_bytes(bytes * 5 / 2);
+        q.push(first);
+        q.push(released_with_bytes(2, 100, [0, 0, 4, 0, 1, 0]));
+        assert_eq!(dropped(&q), [0; LEVELS]);
+        q.push(released_with_bytes(3, 100, [0, 0, 4, 0, 1, 0]));
+        // Every INFO goes, then the oldest ERROR, which lets its chunk go.
+        assert_eq!(dropped(&q), [0, 0, 12, 0, 1, 0]);
+        assert_eq!(q.depth(), 2);
+        let mut out = Vec::new();
+        assert_eq!(q.take(&mut out, 100), Take::Jobs);
+        assert_eq!(out.iter().map(|j| j.chunk.id).collect::<Vec<_>>(), [2, 3]);
+        assert!(!q.finish());
+        assert_eq!(q.stats.delivered.load(Ordering::Relaxed), 2);
     }
 }

@@ -65,6 +65,9 @@ pub struct SinkStats {
     pub writing_since_ns: AtomicU64,
     /// Records queued or in flight: the sink's backlog.
     pub depth: AtomicU64,
+    /// The most its queue held at once, in what its chunks count for in its
+    /// window (record bytes, each chunk at least `queue::MIN_CHARGE`).
+    pub held_most: std::sync::atomic::AtomicUsize,
 }
 
 impl SinkStats {
@@ -83,6 +86,7 @@ impl SinkStats {
             up: AtomicBool::new(true),
             writing_since_ns: AtomicU64::new(0),
             depth: AtomicU64::new(0),
+            held_most: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -126,9 +130,15 @@ impl SinkStats {
 #[derive(Default)]
 pub struct Registry {
     sinks: Mutex<Vec<Arc<SinkStats>>>,
+    chunks: Arc<crate::chunk::ChunkGauge>,
 }
 
 impl Registry {
+    /// The collector's chunks alive, and the most at once.
+    pub fn chunks(&self) -> &Arc<crate::chunk::ChunkGauge> {
+        &self.chunks
+    }
+
     /// Replaces the list (after start or a reload).
     pub fn set(&self, sinks: Vec<Arc<SinkStats>>) {
         *self.sinks.lock().unwrap_or_else(|p| p.into_inner()) = sinks;

@@ -267,13 +267,21 @@ impl Consumer {
     /// Claims up to `max` complete records into `batch` (cleared first), in
     /// block order. Returns how many. Never blocks.
     pub fn poll(&mut self, batch: &mut Batch, max: usize) -> usize {
+        self.poll_within(batch, max, usize::MAX)
+    }
+
+    /// As [`poll`](Self::poll), but starts no further block once `batch`
+    /// holds `max_bytes` bytes of record bodies or more: a batch holds at
+    /// most `max_bytes` plus one block's worth ([`Batch::bytes`]), so that a
+    /// reader can bound its memory whatever the records' sizes.
+    pub fn poll_within(&mut self, batch: &mut Batch, max: usize, max_bytes: usize) -> usize {
         batch.clear();
         let Some(a) = self.follow_cursors() else {
             return 0;
         };
         let mut now = 0;
         for i in 0..self.blocks.len() {
-            if batch.len() >= max {
+            if batch.len() >= max || batch.bytes() >= max_bytes {
                 break;
             }
             if self.blocks[i].read_all && !self.grew(i) {

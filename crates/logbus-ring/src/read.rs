@@ -58,6 +58,13 @@ impl Batch {
         self.entries.is_empty()
     }
 
+    /// Bytes of the records' bodies held (their headers are kept apart, one
+    /// entry per record).
+    #[inline]
+    pub fn bytes(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Forgets all records (keeps the memory).
     pub fn clear(&mut self) {
         self.buf.clear();

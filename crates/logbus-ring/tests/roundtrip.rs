@@ -400,3 +400,33 @@ fn resources_resolve_by_tag_and_pid_and_new_processes_take_unused_entries_first(
     assert_eq!(all.len(), 2);
     assert!(all.iter().any(|(t, r)| *t == tag && r.service == "billing"));
 }
+
+/// A poll bounded in bytes starts no block once the batch holds that many
+/// bytes of record bodies: a batch holds at most the bound plus one block,
+/// whatever the number of records; the rest comes with the next polls, in
+/// order.
+#[test]
+fn a_poll_bounded_in_bytes_reads_at_most_one_block_past_the_bound() {
+    let dir = TempDir::new("rt-bytes");
+    let ring = Ring::open_with(dir.path("r"), &small()).unwrap();
+    let mut w = ring.writer().unwrap();
+    let pad = "b".repeat(300);
+    for i in 0..200 {
+        w.emit(&Event::new(9, &format!("{i:04} {pad}"))).unwrap();
+    }
+    let mut c = Consumer::acquire(&ring).unwrap();
+    let mut b = Batch::new();
+    let mut seen = Vec::new();
+    loop {
+        let n = c.poll_within(&mut b, 1000, 6000);
+        if n == 0 {
+            break;
+        }
+        assert!(b.bytes() <= 6000 + 4096, "{} bytes", b.bytes());
+        assert!(n < 200, "bounded by bytes, not by the 1000 records asked");
+        seen.extend(b.iter().map(|r| r.message()[..4].to_string()));
+        c.commit_all();
+    }
+    let expect: Vec<String> = (0..200).map(|i| format!("{i:04}")).collect();
+    assert_eq!(seen, expect);
+}

@@ -84,6 +84,7 @@ mod sinks;
 mod source;
 
 pub use control::{Control, StartError, Summary, Unflushed};
+pub use reader::CHUNKS;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -284,9 +285,11 @@ impl Collector {
             if control.shutdown_requested() || self.output_gone() {
                 return self.shutdown();
             }
+            // Committed first: the chunks the sinks are done with go back
+            // to the pool before the poll needs one (see `reader::CHUNKS`).
+            self.commit_finished();
             let polled = self.poll_once();
             let got = polled.unwrap_or(0);
-            self.commit_finished();
             self.housekeeping(&mut clocks);
             if got == 0 && self.format_ahead() {
                 continue;
@@ -447,13 +450,14 @@ impl Collector {
         let deadline = Instant::now() + self.config.shutdown_timeout;
         // Read everything published so far (bounded: producers may go on).
         while Instant::now() < deadline {
+            self.commit_finished();
             match self.poll_once() {
                 Some(0) => break,
                 Some(_) => {}
                 None => std::thread::park_timeout(Duration::from_millis(10)),
             }
-            self.commit_finished();
         }
+        self.commit_finished();
         self.release_held();
         for s in self.sinks.iter().chain(&self.retiring) {
             s.queue.close();

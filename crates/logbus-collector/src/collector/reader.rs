@@ -11,18 +11,30 @@ use logbus_ring::LEVELS;
 
 use super::source::{skip_done, Held, Leaving};
 use super::Collector;
-use crate::chunk::Chunk;
+use crate::chunk::{Chunk, Counted};
 use crate::config::Format;
-use crate::queue::{Job, Mark};
+use crate::queue::{Job, Mark, Room};
 
-/// Most records claimed per poll.
-const POLL_MAX: usize = 1 << 14;
+/// Most records claimed per poll: a chunk's records.
+const CHUNK_RECORDS: usize = 2048;
+
+/// Bytes of record bodies after which a poll reads no further block: a
+/// chunk holds at most this plus one block's records (`Consumer::poll_within`).
+const CHUNK_BYTES: usize = 256 << 10;
 
 /// Fewest records worth a poll when the sinks are nearly full.
 const MIN_POLL: usize = 64;
 
-/// Chunks kept for reuse.
-const POOL: usize = 8;
+/// Chunks the reader keeps for reuse, with their buffers: a window of full
+/// chunks (six: `queue::WINDOW_BYTES`), one being filled and one on its way
+/// back. The reader makes a chunk only when none is free, that is while the
+/// sinks hold every other one (it commits what they are done with before it
+/// polls), so at full throughput, chunks being full, no more than this many
+/// are alive. Chunks beyond (small ones of a reader that keeps pace, at most
+/// a window's bytes; or held by a sink that lags behind the others, within
+/// its bounded backlog: `max_backlog` in the ring, then `queue` records in at
+/// most 4 MiB of chunks) are freed once done with.
+pub const CHUNKS: usize = 8;
 
 /// How long the older rings of a path may yield nothing, without settling,
 /// before a newer ring's held records are handed out anyway: a writer
@@ -52,27 +64,29 @@ impl Collector {
     /// own records, so that it delays no other sink.
     ///
     /// A lossless ring (`wait_ms`: its producers wait for room rather than
-    /// drop) is read no faster than the slowest sink that is writing can take:
+    /// drop) is read no faster than the slowest sink that is writing can take,
+    /// and no further ahead of it than its window (`queue::WINDOW_BYTES`:
+    /// what bounds the collector's memory at full throughput):
     /// a slow sink then holds records in the ring, and the producers wait,
     /// instead of shedding them. A sink whose writes fail is still isolated
     /// (its backlog, then its own shedding), so that a broken output never
     /// stops the others.
     /// `None` when no ring may be read for want of room.
     pub(super) fn poll_once(&mut self) -> Option<usize> {
-        let (mut room_any, mut room_up) = (0usize, usize::MAX);
+        let (mut room_any, mut room_up) = (Room::NONE, Room::UNLIMITED);
         for s in &self.sinks {
             let r = s.queue.room();
-            room_any = room_any.max(r);
+            room_any = room_any.most(r);
             // Relaxed: a hint; a sink that just failed is seen at the next poll.
             if s.queue.stats.is_up() {
-                room_up = room_up.min(r);
+                room_up = room_up.least(r);
             }
         }
         if self.sinks.is_empty() {
-            room_any = usize::MAX;
+            room_any = Room::UNLIMITED;
         }
-        room_up = room_up.min(room_any);
-        if room_any < MIN_POLL {
+        room_up = room_up.least(room_any);
+        if room_any.records < MIN_POLL {
             return None;
         }
         let n = self.sources.len();
@@ -92,15 +106,21 @@ impl Collector {
             .collect::<Vec<_>>();
         for i in leaving_first {
             let lossless = self.sources[i].ring.header().wait_ms > 0;
-            let room = if lossless { room_up } else { room_any };
+            // A drop-mode ring: as far as the roomiest queue takes records,
+            // its window aside (the ring drops what is not read in time).
+            let room = if lossless {
+                room_up.for_chunk()
+            } else {
+                room_any.records
+            };
             if room < MIN_POLL {
                 blocked += 1;
                 continue;
             }
-            let got = self.poll_source(i, POLL_MAX.min(room));
+            let (got, bytes) = self.poll_source(i, CHUNK_RECORDS.min(room));
             total += got;
-            room_any -= got.min(room_any);
-            room_up -= got.min(room_up);
+            room_any = room_any.after(got, bytes);
+            room_up = room_up.after(got, bytes);
         }
         if n > 0 && blocked == n {
             return None;
@@ -138,12 +158,12 @@ impl Collector {
 
     /// Polls at most `max` records of source `i` and hands them to the sinks,
     /// or holds them back until the older rings of its path settle. Returns
-    /// the records polled or handed out.
-    fn poll_source(&mut self, i: usize, max: usize) -> usize {
+    /// the records polled or handed out, and their bytes ([`Chunk::bytes`]).
+    fn poll_source(&mut self, i: usize, max: usize) -> (usize, usize) {
         let src = &self.sources[i];
         if src.leaving == Some(Leaving::Truncated) || src.ring.faulted() {
             // The file was shrunk under us: what is left reads as zeros.
-            return 0;
+            return (0, 0);
         }
         if let Some(held) = self.sources[i].held.take() {
             // Read before the older rings were last seen unsettled: handed out
@@ -154,18 +174,19 @@ impl Collector {
                     .older_idle_for(i)
                     .is_some_and(|idle| idle >= ORDER_WAIT);
             if give_up || self.older_settled(i) {
+                let bytes = held.chunk.bytes();
                 self.hand_out(i, held.chunk);
-                return held.n;
+                return (held.n, bytes);
             }
             self.sources[i].held = Some(held);
-            return 0;
+            return (0, 0);
         }
         let mut chunk = self.reuse_chunk();
         let src = &mut self.sources[i];
-        let n = src.consumer.poll(&mut chunk.batch, max);
+        let n = src.consumer.poll_within(&mut chunk.batch, max, CHUNK_BYTES);
         if n == 0 {
             self.pool.push(chunk);
-            return 0;
+            return (0, 0);
         }
         src.read_at = Instant::now();
         // Looked at *after* the poll: settled now means that every record a
@@ -177,10 +198,11 @@ impl Collector {
                 n,
                 since: Instant::now(),
             });
-            return 0;
+            return (0, 0);
         }
+        let bytes = chunk.bytes();
         self.hand_out(i, chunk);
-        n
+        (n, bytes)
     }
 
     /// Hands the records of `chunk`, read from source `i`, to the sinks.
@@ -256,7 +278,16 @@ impl Collector {
             }
             k += 1;
         }
-        Chunk::default()
+        Chunk {
+            counted: Some(Counted::new(self.registry.chunks().clone())),
+            ..Chunk::default()
+        }
+    }
+
+    /// Whether a chunk done with is kept for reuse: while at most
+    /// [`CHUNKS`] are alive (itself included).
+    fn keep(&self) -> bool {
+        self.registry.chunks().alive() <= CHUNKS
     }
 
     /// With nothing to read (the rings are empty, or the sinks are behind):
@@ -313,10 +344,10 @@ impl Collector {
                 src.dirty = true;
             }
             match Arc::try_unwrap(p.chunk) {
-                Ok(c) if self.pool.len() < POOL => self.pool.push(c),
+                Ok(c) if self.keep() => self.pool.push(c),
                 Ok(_) => {}
                 Err(shared) => {
-                    if self.returning.len() >= POOL {
+                    if self.returning.len() >= CHUNKS {
                         // A sink holds on to it long (stuck): let it go.
                         self.returning.remove(0);
                     }
