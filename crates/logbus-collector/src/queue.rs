@@ -998,6 +998,8 @@ mod tests {
         assert_eq!(q.take(&mut out, 100), Take::Jobs);
         q.finish();
         assert_eq!(ledger(), [0, 0, 0, 0, 0, 1], "not taken off twice");
+    }
+
     /// A queue says it has no room once its chunks, queued or in flight,
     /// fill its window (a chunk with few records counts as `MIN_CHARGE`),
     /// whatever its record capacity; room comes back as its sink finishes

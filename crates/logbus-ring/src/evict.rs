@@ -638,7 +638,7 @@ pub(crate) fn reap_if_dead(ring: &Ring, fd: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Batch, Consumer, Emitted, Event, RingOptions, SinkMarks};
+    use crate::{Batch, Consumer, Emitted, Event, SinkMarks};
 
     /// A pid that is certainly dead: a child we started and reaped.
     fn dead_pid() -> u32 {
@@ -649,14 +649,7 @@ mod tests {
     }
 
     fn ring(name: &str) -> (logbus_testkit::TempDir, Ring) {
-        let dir = logbus_testkit::TempDir::new(name);
-        let opts = RingOptions {
-            size: 16 << 10,
-            block_size: 4096,
-            ..RingOptions::default()
-        };
-        let ring = Ring::open_with(dir.ring(), &opts).unwrap();
-        (dir, ring)
+        crate::small_test_ring(name)
     }
 
     /// A collector killed after its sink wrote records it had not committed

@@ -85,6 +85,20 @@ pub mod trust;
 mod wait_any;
 mod writer;
 
+/// A small ring (16 KiB, four blocks of 4 KiB) in a fresh directory, for the
+/// unit tests that need one.
+#[cfg(test)]
+pub(crate) fn small_test_ring(name: &str) -> (logbus_testkit::TempDir, Ring) {
+    let dir = logbus_testkit::TempDir::new(name);
+    let opts = RingOptions {
+        size: 16 << 10,
+        block_size: 4096,
+        ..RingOptions::default()
+    };
+    let ring = Ring::open_with(dir.ring(), &opts).unwrap();
+    (dir, ring)
+}
+
 pub use clock::{monotonic_ns, now_ns};
 pub use consumer::{Consumer, Repair};
 pub use error::{ConsumerError, EmitError, OpenError, WriterError};

@@ -196,17 +196,9 @@ impl SinkMarks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::RingOptions;
 
     fn ring(name: &str) -> (logbus_testkit::TempDir, Ring) {
-        let dir = logbus_testkit::TempDir::new(name);
-        let opts = RingOptions {
-            size: 16 << 10,
-            block_size: 4096,
-            ..RingOptions::default()
-        };
-        let ring = Ring::open_with(dir.ring(), &opts).unwrap();
-        (dir, ring)
+        crate::small_test_ring(name)
     }
 
     fn slot(c: &mut Consumer, names: &[&str], i: usize) -> SinkSlot {

@@ -742,7 +742,7 @@ unsafe fn publish(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Batch, Consumer, Event, RingOptions};
+    use crate::{Batch, Consumer, Event};
 
     /// A pid that is certainly dead: a child we started and reaped.
     fn dead_pid() -> u32 {
@@ -759,13 +759,7 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "needs a mapped ring")]
     fn a_record_cut_by_the_death_of_a_writer_that_adopted_a_block_is_torn() {
-        let dir = logbus_testkit::TempDir::new("adopted");
-        let opts = RingOptions {
-            size: 16 << 10,
-            block_size: 4096,
-            ..RingOptions::default()
-        };
-        let ring = Ring::open_with(dir.ring(), &opts).unwrap();
+        let (_dir, ring) = crate::small_test_ring("adopted");
         // This process claims INFO's 3 blocks, the last with one record, and
         // lets go of it (closed, with room left).
         let mut claimer = ring.writer().unwrap();
