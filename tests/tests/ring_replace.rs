@@ -7,7 +7,7 @@
 //! Run with `cargo build --workspace --bins && cargo test -p logbus-tests --test ring_replace`.
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use logbus_tests::collector::*;
 use logbus_tests::{logbus_ok, wait_for, TempDir};
@@ -48,6 +48,25 @@ fn replace_behind_a_stopped_collector(c: &Collector, ring: &Path, unread: u64) {
     });
 }
 
+/// A default ring (the one a user gets) in `dir`, a collector reading it
+/// into one JSON file sink, `out.log`, and its configuration file.
+struct Setup {
+    ring: PathBuf,
+    out: PathBuf,
+    cfg: PathBuf,
+}
+
+fn setup(dir: &TempDir) -> Setup {
+    let s = Setup {
+        ring: dir.path("ring"),
+        out: dir.path("out.log"),
+        cfg: dir.path("c.toml"),
+    };
+    write_config(&s.cfg, &file_sink("f", &s.out, ""));
+    logbus_ring::Ring::create(&s.ring, &logbus_ring::RingOptions::default()).unwrap();
+    s
+}
+
 /// The pins (`.ring.held-DEV-INO`) in `dir`.
 fn pins(dir: &TempDir) -> Vec<String> {
     std::fs::read_dir(dir.path("."))
@@ -66,12 +85,7 @@ fn pins(dir: &TempDir) -> Vec<String> {
 #[test]
 fn a_threads_records_stay_in_order_across_a_ring_replacement() {
     let dir = TempDir::new("replace-order");
-    let ring = dir.path("ring");
-    let out = dir.path("out.log");
-    let cfg = dir.path("c.toml");
-    write_config(&cfg, &file_sink("f", &out, ""));
-    // The default ring a user gets.
-    logbus_ring::Ring::create(&ring, &logbus_ring::RingOptions::default()).unwrap();
+    let Setup { ring, out, cfg } = setup(&dir);
     let mut c = Collector::start(&dir, "c", &ring_and_config(&ring, &cfg));
     // One thread, through `logbus::Producer`, which follows the path.
     let p = producer(&ring, "p", N, &["--producer"]);
@@ -106,11 +120,7 @@ fn a_threads_records_stay_in_order_across_a_ring_replacement() {
 #[test]
 fn a_collector_killed_before_a_replaced_ring_is_drained_leaves_it_to_the_next() {
     let dir = TempDir::new("replace-killed");
-    let ring = dir.path("ring");
-    let out = dir.path("out.log");
-    let cfg = dir.path("c.toml");
-    write_config(&cfg, &file_sink("f", &out, ""));
-    logbus_ring::Ring::create(&ring, &logbus_ring::RingOptions::default()).unwrap();
+    let Setup { ring, out, cfg } = setup(&dir);
     let mut first = Collector::start(&dir, "c1", &ring_and_config(&ring, &cfg));
     assert_eq!(pins(&dir).len(), 1, "the ring read is pinned");
     let p = producer(&ring, "p", N, &["--producer"]);
@@ -159,11 +169,7 @@ fn a_collector_killed_before_a_replaced_ring_is_drained_leaves_it_to_the_next() 
 #[test]
 fn a_writer_made_from_an_old_handle_after_the_ring_was_let_go_writes_into_the_new_ring() {
     let dir = TempDir::new("replace-late-writer");
-    let ring = dir.path("ring");
-    let out = dir.path("out.log");
-    let cfg = dir.path("c.toml");
-    write_config(&cfg, &file_sink("f", &out, ""));
-    logbus_ring::Ring::create(&ring, &logbus_ring::RingOptions::default()).unwrap();
+    let Setup { ring, out, cfg } = setup(&dir);
     let mut c = Collector::start(&dir, "c", &ring_and_config(&ring, &cfg));
     // Handles opened before the replacement, no writer made yet.
     let old = logbus_ring::Ring::open_existing(&ring).unwrap();
