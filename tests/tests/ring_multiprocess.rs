@@ -494,7 +494,7 @@ fn producers_killed_at_random_moments_leave_the_accounting_exact() {
     // each, besides what a producer killed in the middle of compacting blocks
     // was moving (counted, as lost).
     assert!(s.total().torn - s.total().lost <= 22, "{s:?}");
-    assert_eq!(s.invalid, 0);
+    assert_eq!(s.invalid, 0, "{s:?}");
 }
 
 #[test]
