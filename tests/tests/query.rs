@@ -315,7 +315,7 @@ fn since_and_until_cut_at_known_moments() {
         ["early 2", "late 0"]
     );
     // The same instant written with an offset selects the same records.
-    let shifted = shift_to_plus_one_hour(&first_late);
+    let shifted = shift_by_an_hour(&first_late);
     assert_eq!(
         messages(&ring, &["--since", &shifted]),
         ["late 0", "late 1", "late 2"]
@@ -331,13 +331,19 @@ fn since_and_until_cut_at_known_moments() {
     assert!(messages(&ring, &["--since", "2d", "--until", "1d"]).is_empty());
 }
 
-/// `2024-05-01T12:30:00.123Z` -> `2024-05-01T13:30:00.123+01:00` (the same
-/// instant), for hours 0-22.
-fn shift_to_plus_one_hour(utc: &str) -> String {
+/// The same instant written with an offset of an hour, in the same day:
+/// `2024-05-01T12:30:00.123Z` -> `2024-05-01T13:30:00.123+01:00`, and for
+/// a time in the day's last hour `2024-05-01T23:30:00.123Z` ->
+/// `2024-05-01T22:30:00.123-01:00`.
+fn shift_by_an_hour(utc: &str) -> String {
     let hour: u32 = utc[11..13].parse().expect("hour");
-    assert!(hour < 23, "the test cannot shift {utc} past midnight");
     let body = utc.strip_suffix('Z').expect("UTC time");
-    format!("{}{:02}{}+01:00", &body[..11], hour + 1, &body[13..])
+    let (hour, offset) = if hour < 23 {
+        (hour + 1, "+01:00")
+    } else {
+        (hour - 1, "-01:00")
+    };
+    format!("{}{hour:02}{}{offset}", &body[..11], &body[13..])
 }
 
 #[test]

@@ -25,20 +25,24 @@
 //! block's sequence number so that a late actor of an earlier use fails its CAS)
 //! | word | writers | meaning |
 //! |---|---|---|
-//! | `reserve` ([`Reserve`]) | the claimer (init), the owner (reserve), anyone (close), the consumer (take-over) | bytes handed out, CLOSED, level of the last reservation |
+//! | `reserve` ([`Reserve`]) | the claimer (init), the owner (reserve), anyone (close), the consumer (take-over), an adopter (reopen) | bytes handed out, CLOSED, openings, level of the last reservation |
 //! | `claim` ([`Claim`]) | the claimer (init), the consumer (claim), an evicting producer (flags) | bytes the consumer copied out, EVICTING, EVICTED |
 //! | `done` | the claimer (init), the consumer | bytes the consumer committed: where the next consumer resumes |
-//! | record `stamp` | the owner, last, Release | `seq << 32 | len`: the record is complete |
+//! | `owner` ([`Owner`]) | the claimer (init), the consumer (take-over), an adopter (before it reopens) | the process writing the block in which opening |
+//! | record `stamp` | the owner, last, Release; the consumer over a record it skipped ([`skipped_stamp`]) | `seq << 32 | len`: the record is complete |
 //!
 //! # A block's life (sequence number `s`)
 //! 1. **Claim.** A writer loads `alloc` = `s` and `head` (Acquire, pairs with
 //!    the consumer's Release when it frees: the consumer is done reading the
 //!    physical block before anybody reuses it, SYNC POINT B), checks the
 //!    level's watermark `s - head < limit`, and CASes `alloc` from `s` to `s+1`.
-//!    It writes `claim` and `done` for `s`, then CASes `reserve` from the old
-//!    value (another sequence number, always CLOSED) to `{s, open, end 0}`
+//!    It moves `owner`, `claim` and `done` to `s`, each by a CAS from a word
+//!    of the block's previous use ([`retag`]; never a plain store: a claimer
+//!    that stalls here while the block is taken over, freed and claimed
+//!    again must not write into the next use's words), then CASes `reserve`
+//!    from the previous use's value (always CLOSED) to `{s, open, end 0}`
 //!    with Release: whoever sees `reserve` tagged `s` sees the other words too.
-//!    A writer killed between the two CASes leaves `reserve` untagged: the
+//!    A writer killed between the CASes leaves `reserve` untagged: the
 //!    consumer takes the block over (`{s, CLOSED, 0}`, same CAS) once it has
 //!    waited for it a while; a slow but live claimer then loses its CAS and
 //!    claims again.
@@ -80,13 +84,19 @@
 //!
 //! # Dead writers
 //! A writing process holds an OFD lock on byte `LOCK_PROCESS_BASE + pid` of the
-//! ring for as long as it lives (`crate::lock`). A block's owner (`owner_pid`)
-//! is its claimer, or the writer that adopted it since (which stores its pid
-//! before its first reservation there). A record reserved but not
-//! stamped, whose owner's lock is free, was torn by its writer's death: the
-//! consumer closes the block, counts the record torn (at the level kept in
-//! `reserve`) and skips it. A record of a live writer is waited for (a writer
-//! preempted mid-record delays only its own block, never the other writers').
+//! ring for as long as it lives (`crate::lock`). A block's owner ([`Owner`])
+//! is its claimer, or the writer that adopted it since: an adopter first
+//! moves the owner word from the current opening's to the next one, naming
+//! itself, then reopens the block as that opening (`reserve`'s `opens`), so a
+//! record in flight is judged by the writer of the opening it was reserved
+//! in, never by an adopter whose opening was closed under it before it
+//! reserved anything. A record reserved but not stamped, whose owner's lock
+//! is free, was torn by its writer's death: the consumer closes the block,
+//! counts the record torn (at the level kept in `reserve`), marks it skipped
+//! in its place ([`skipped_stamp`], so that a consumer starting again before
+//! it does not count it twice) and skips it. A record of a live writer is
+//! waited for (a writer preempted mid-record delays only its own block,
+//! never the other writers').
 //!
 //! # Eviction
 //! See `crate::writer` ("Overflow"): a protected record that finds no room
@@ -98,18 +108,30 @@
 pub(crate) const MAX_SEQ: u64 = 1 << 62;
 
 const CLOSED: u64 = 1 << 31;
-const END_MASK: u64 = (1 << 30) - 1 - 7;
+const OPENS_SHIFT: u32 = 25;
+const OPENS_MASK: u64 = 63;
+/// Ends reach `MAX_BLOCK` (1 << 24): bits 3-24.
+const END_MASK: u64 = (1 << OPENS_SHIFT) - 1 - 7;
+const _: () = assert!(crate::layout::MAX_BLOCK as u64 <= END_MASK);
 
 /// The packed `reserve` word of a block descriptor.
 ///
 /// ```text
-/// bits 63-32    bit 31    bits 30-3                  bits 2-0
-/// seq (low 32)  CLOSED    end (bytes handed out)     level of the last reservation
+/// bits 63-32    bit 31    bits 30-25       bits 24-3               bits 2-0
+/// seq (low 32)  CLOSED    opens (0-63)     end (bytes handed out)  level of the last reservation
 /// ```
+///
+/// `opens` counts the times the block was reopened by an adopting writer
+/// (`Writer::adopt`), mod 64: each opening of a block is a word no earlier
+/// opening had, so that a writer whose block was closed under it and
+/// reopened by another cannot reserve in the other's opening (an ABA), and
+/// the owner word ([`Owner`]) names the writer of one opening.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Reserve {
     pub seq: u32,
     pub closed: bool,
+    /// Openings of the block so far (mod 64): 0 for its claimer's.
+    pub opens: u8,
     /// Bytes handed out, a multiple of 8.
     pub end: u32,
     /// Level of the last reservation (the one that may be in flight).
@@ -122,6 +144,7 @@ impl Reserve {
         Reserve {
             seq: seq as u32,
             closed: false,
+            opens: 0,
             end: 0,
             level: 0,
         }
@@ -131,6 +154,7 @@ impl Reserve {
     pub fn pack(self) -> u64 {
         (self.seq as u64) << 32
             | (self.closed as u64) << 31
+            | (self.opens as u64 & OPENS_MASK) << OPENS_SHIFT
             | (self.end as u64 & END_MASK)
             | (self.level as u64 & 7)
     }
@@ -140,6 +164,7 @@ impl Reserve {
         Reserve {
             seq: (w >> 32) as u32,
             closed: w & CLOSED != 0,
+            opens: ((w >> OPENS_SHIFT) & OPENS_MASK) as u8,
             end: (w & END_MASK) as u32,
             level: (w & 7) as u8,
         }
@@ -157,6 +182,109 @@ impl Reserve {
         Reserve {
             closed: true,
             ..self
+        }
+    }
+
+    /// The same (closed) word reopened by an adopter: open, the next opening.
+    #[inline]
+    pub fn reopened(self) -> Reserve {
+        Reserve {
+            closed: false,
+            opens: (self.opens + 1) & OPENS_MASK as u8,
+            ..self
+        }
+    }
+}
+
+const PID_MASK: u64 = (1 << 26) - 1;
+
+/// The packed `owner` word of a block descriptor: which process writes the
+/// block in which opening, so that a record reserved and never stamped can
+/// be judged torn (its writer dead) or not.
+///
+/// ```text
+/// bits 63-32    bits 31-26                bits 25-0
+/// seq (low 32)  opening (`Reserve::opens`) pid
+/// ```
+///
+/// Written only by CAS, by the claimer (from a word of the block's previous
+/// use), by the consumer taking a claim over, and by an adopter (from the
+/// word of the opening it reopens): a writer that stalled and woke after the
+/// block moved on finds a word it does not expect and writes nothing. The
+/// owner of a record in flight is the one whose opening is the `reserve`
+/// word's; while the two differ an adoption is under way, and nobody judges.
+/// (Linux pids are below `1 << 22`.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Owner {
+    pub seq: u32,
+    pub opens: u8,
+    pub pid: u32,
+}
+
+impl Owner {
+    #[inline]
+    pub fn pack(self) -> u64 {
+        (self.seq as u64) << 32
+            | (self.opens as u64 & OPENS_MASK) << 26
+            | (self.pid as u64 & PID_MASK)
+    }
+
+    #[inline]
+    pub fn unpack(w: u64) -> Owner {
+        Owner {
+            seq: (w >> 32) as u32,
+            opens: ((w >> 26) & OPENS_MASK) as u8,
+            pid: (w & PID_MASK) as u32,
+        }
+    }
+
+    /// The writer of the opening `r` is in, if this word names it.
+    #[inline]
+    pub fn of(self, r: Reserve) -> Option<u32> {
+        (self.seq == r.seq && self.opens == r.opens).then_some(self.pid)
+    }
+}
+
+/// The tag (low 32 bits of the sequence number) the words of block `seq`'s
+/// descriptor carry before its claimer initialises them: those of the
+/// block's previous use, `seq - blocks`, or 0 in a new ring (whose
+/// descriptors are zero).
+#[inline]
+pub(crate) fn previous_tag(seq: u64, blocks: u64) -> u32 {
+    seq.saturating_sub(blocks) as u32
+}
+
+/// Moves a tagged descriptor word (`claim`, `done`, `owner`: tag in the high
+/// 32 bits) of block `seq` to `new`, by CAS, from a word of the previous use
+/// (tag `prev`; `None`: any tag but `seq`'s, for the consumer, which is never
+/// late). Leaves a word already tagged `seq` as it is when `keep_current`
+/// (somebody initialised it for this use first). Returns false when the
+/// word is tagged neither (the block has moved on to a later use: the
+/// caller stalled and must write nothing), or tagged `seq` and not
+/// `keep_current`.
+///
+/// AcqRel: as every CAS of the descriptor's words; the Acquire orders the
+/// caller's later writes after those of whoever tagged the word before.
+pub(crate) fn retag(
+    word: &std::sync::atomic::AtomicU64,
+    seq: u64,
+    prev: Option<u32>,
+    new: u64,
+    keep_current: bool,
+) -> bool {
+    use std::sync::atomic::Ordering;
+    let mut cur = word.load(Ordering::Acquire);
+    loop {
+        let tag = (cur >> 32) as u32;
+        if tag == seq as u32 {
+            return keep_current;
+        }
+        if prev.is_some_and(|p| p != tag) {
+            return false;
+        }
+        match word.compare_exchange(cur, new, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return true,
+            Err(now) => cur = now,
         }
     }
 }
@@ -260,6 +388,26 @@ pub(crate) fn stamp(seq: u64, len: u32) -> u64 {
     (seq as u32 as u64) << 32 | len as u64
 }
 
+/// Set in a stamp word by the consumer over a record it skipped and counted
+/// (torn or invalid): lengths stay below `1 << 25`, so no commit word has it.
+const SKIPPED: u64 = 1 << 31;
+
+/// The word the consumer leaves at the start of a record it skipped and
+/// counted (torn by its writer's death, or garbage), `placed` bytes long: a
+/// consumer that starts again at the block's committed end (`done`), before
+/// the record, skips it without counting it a second time.
+#[inline]
+pub(crate) fn skipped_stamp(seq: u64, placed: u32) -> u64 {
+    stamp(seq, placed) | SKIPPED
+}
+
+/// The bytes a record marked skipped ([`skipped_stamp`]) spans, if `w` is
+/// such a word of block `seq`.
+#[inline]
+pub(crate) fn skipped_len(w: u64, seq: u64) -> Option<u32> {
+    (w & SKIPPED != 0 && (w >> 32) as u32 == seq as u32).then_some((w & !SKIPPED) as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,6 +421,7 @@ mod tests {
                         let r = Reserve {
                             seq: seq as u32,
                             closed,
+                            opens: level * 10,
                             end,
                             level,
                         };

@@ -44,7 +44,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::block::{done_end, done_word, Claim, Reserve};
+use crate::block::{done_end, done_word, retag, skipped_stamp, Claim, Owner, Reserve};
 use crate::clock::monotonic_ns;
 use crate::error::ConsumerError;
 use crate::futex;
@@ -52,7 +52,7 @@ use crate::layout::*;
 use crate::level::{Level, LEVELS};
 use crate::lock;
 use crate::read::{copy_block, ready_record, space_freed, Batch, Copied};
-use crate::ring::Ring;
+use crate::ring::{Cursors, Ring};
 
 /// The consumer's view of one block between `head` and `alloc`.
 struct BlockState {
@@ -306,9 +306,11 @@ impl Consumer {
         // A snapshot of `alloc` (see `Ring::live` for why its order keeps
         // every writer's order); `head` may have been moved by an evictor.
         let known = self.front.saturating_add(self.blocks.len() as u64);
-        let (h, a) = match self.ring.live() {
+        let (h, a) = match self.ring.cursors() {
             // `head` never moves back past us, nor `alloc` behind what we saw.
-            Some((h, a)) if h >= self.front && a >= known => (h, a),
+            Cursors::Live(h, a) if h >= self.front && a >= known => (h, a),
+            // Still moving after many looks: next poll.
+            Cursors::Moving => return None,
             // `None`: overwritten again meanwhile; next poll.
             _ => self.repair_cursors()?,
         };
@@ -612,7 +614,7 @@ impl Consumer {
     }
 
     /// A block claimed (its sequence number handed out) but never initialised:
-    /// its claimer died between its two CASes, or is very slow. Take it over
+    /// its claimer died between its CASes, or is very slow. Take it over
     /// as a closed, empty block; a live claimer then loses its CAS.
     fn take_over(&mut self, seq: u64) {
         let d = self.ring.desc(seq);
@@ -621,9 +623,25 @@ impl Consumer {
         if Reserve::unpack(cur).is(seq) {
             return;
         }
-        // Relaxed: published by the Release of the CAS below.
-        d.claim.store(Claim::at(seq, 0).pack(), Ordering::Relaxed);
-        d.done.store(done_word(seq, 0), Ordering::Relaxed);
+        // Each word by CAS, keeping what the claimer may have initialised
+        // already (its owner word names it: nothing of it is in flight in
+        // a closed, empty block). From any other tag: the words of a
+        // scribbled descriptor are set right too. Published by the Release
+        // of the CAS of `reserve` below.
+        let _ = retag(
+            &d.owner,
+            seq,
+            None,
+            Owner {
+                seq: seq as u32,
+                opens: 0,
+                pid: 0,
+            }
+            .pack(),
+            true,
+        );
+        let _ = retag(&d.claim, seq, None, Claim::at(seq, 0).pack(), true);
+        let _ = retag(&d.done, seq, None, done_word(seq, 0), true);
         let closed = Reserve::open(seq).closed();
         // AcqRel: arbitrates with the claimer's own initialising CAS.
         let _ = d
@@ -638,9 +656,14 @@ impl Consumer {
     fn skip_stuck(&mut self, i: usize, r: Reserve, now: &mut u64) -> Reserve {
         let seq = self.blocks[i].seq;
         let d = self.ring.desc(seq);
-        // Relaxed: informational; written by the claimer before its Release.
-        let owner = d.owner_pid.load(Ordering::Relaxed);
-        let dead = !lock::process::alive(self.fd, owner);
+        // The writer of the opening the record was reserved in. Acquire: the
+        // owner word was set before that opening (claim or reopening) was
+        // published, and `r` was loaded with Acquire. A word naming another
+        // opening: an adoption under way (the record's writer is still the
+        // owner we cannot see yet, or the block is being reopened after
+        // it): judge at the next poll.
+        let owner = Owner::unpack(d.owner.load(Ordering::Acquire)).of(r);
+        let dead = owner.is_some_and(|pid| !lock::process::alive(self.fd, pid));
         let abandoned = *now - self.blocks[i].stuck_since >= ABANDON_NS;
         if !dead && !abandoned {
             return r;
@@ -696,6 +719,7 @@ impl Consumer {
         {
             return r;
         }
+        let at = st.claimed;
         let w = self.ring.words();
         if dead {
             // Only the last reservation of a block can be in flight, and its
@@ -704,6 +728,18 @@ impl Consumer {
         } else {
             self.count_invalid(1);
         }
+        // Counted: say so in the record's place, so that a consumer starting
+        // again before it (at `done`, after we die) skips it uncounted.
+        // Counted first: a death between the two counts it twice, never
+        // not at all.
+        // SAFETY: `at` is a multiple of 8 (every claimed end is) and
+        // `at + 8 <= r.end <= block_size`: inside block `seq`, 8-aligned.
+        // The record's writer is dead (or gone for `ABANDON_NS`).
+        // Release: pairs with the Acquire in `read::skipped_at`.
+        unsafe {
+            (*(data.add(at as usize) as *const std::sync::atomic::AtomicU64))
+                .store(skipped_stamp(seq, r.end - at), Ordering::Release)
+        };
         let st = &mut self.blocks[i];
         st.claimed = r.end;
         st.stuck_since = 0;

@@ -1,4 +1,8 @@
-//! The on-disk (in-memory) layout of a ring file, version 5 (5: per sink
+//! The on-disk (in-memory) layout of a ring file, version 6 (6: a block
+//! descriptor's `owner` word names the process of one opening of the block,
+//! tagged with the block's sequence number, where 5 had a pid and a tid;
+//! `reserve` counts openings; a record the consumer skipped is marked in its
+//! stamp word; 5: per sink
 //! slot and level, the records released to the consumer's memory and not
 //! finished, `SharedWords::ledger`; 4: each resource entry holds its process's uid and per-level counts of records
 //! written and dropped; 3: the eviction note holds 511 block ends of 4 bytes,
@@ -11,7 +15,7 @@
 //! ```text
 //! offset 0           +--------------------------------------------------+
 //!                    | StaticHeader (Pod, 128 B): magic "LOGBUS\0R",     |
-//!                    |   version 5, geometry, created_ns, protect level, |
+//!                    |   version 6, geometry, created_ns, protect level, |
 //!                    |   per-level watermarks, wait_ms. Written once,    |
 //!                    |   before the file gets its name; read-only after. |
 //! 128                | SharedWords: head, alloc, the futex words, the    |
@@ -64,7 +68,7 @@ use crate::level::LEVELS;
 /// The file's first eight bytes.
 pub const MAGIC: [u8; 8] = *b"LOGBUS\0R";
 /// The layout version this crate reads and writes.
-pub const VERSION: u32 = 5;
+pub const VERSION: u32 = 6;
 
 /// What the binaries' `--version` prints: `program_version` and the ring
 /// layout version this build reads and writes (a ring of another layout
@@ -307,14 +311,15 @@ pub(crate) struct BlockDesc {
     /// Committed end (`seq << 32 | offset`): the consumer only. Where a new
     /// consumer resumes.
     pub done: AtomicU64,
-    /// The process and thread writing the block: its claimer, or the writer
-    /// that adopted it since (for liveness checks and `stat`).
-    pub owner_pid: AtomicU32,
-    pub owner_tid: AtomicU32,
+    /// [`crate::block::Owner`]: sequence number, opening, and the process
+    /// writing the block in that opening (its claimer, or the writer that
+    /// adopted it since), for the consumer's liveness check. CAS only.
+    pub owner: AtomicU64,
     _pad: [u8; 32],
     /// Per sink slot (see `SharedWords::sinks`): `seq << 32 | end`, the end of
     /// what that sink of the consumer has finished in this block. Written by
-    /// the consumer's process (and zeroed by the claimer); a restarted
+    /// the consumer's process (a mark of an earlier use of the block carries
+    /// another sequence number, and counts for nothing); a restarted
     /// consumer skips, for each sink, what it finished before.
     pub marks: [AtomicU64; SINK_SLOTS],
 }

@@ -25,7 +25,16 @@
 //!   each and in order, whether the compaction gives up or moves the first
 //!   record into the second block.
 //! * adopt vs judge: a reservation in an adopted block is judged (torn or
-//!   in flight) by the liveness of its adopter, never of the claimer;
+//!   in flight) by the liveness of its adopter, never of the claimer nor of
+//!   another adopter whose opening was closed under it (the owner word names
+//!   an opening: `Owner`);
+//! * late claimer vs take-over: a claimer that stalls after taking its
+//!   sequence number, while the consumer takes the block over, frees it and
+//!   the next claimer of that block initialises it, writes nothing into the
+//!   later use's descriptor;
+//! * a look at the cursors: `head` and `alloc` loaded one after the other
+//!   while blocks are claimed and freed are judged a ring's, never "no ring
+//!   can have them" (`Ring::cursors` loads `alloc` again);
 //! * marks vs evict: a consumer restarted after its predecessor's sink wrote
 //!   records it never committed takes the claims back, while a producer
 //!   looks for room: the producer never evicts the records the sink marked
@@ -36,7 +45,7 @@ use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
-use crate::block::{done_end, done_word, Claim, Reserve};
+use crate::block::{done_end, done_word, Claim, Owner, Reserve};
 
 /// Record ids in the order-across-blocks model: one writer's older record
 /// (in block 0) and newer one (in block 1).
@@ -469,55 +478,270 @@ fn loom_records_a_sink_marked_are_not_evicted_before_they_are_committed() {
     });
 }
 
+/// `Writer::adopt` and its first reservation, as process `pid`: become the
+/// owner of the next opening, reopen, reserve 64 bytes (and die before
+/// stamping them). Returns whether the reservation was made.
+fn adopt_and_reserve(reserve: &AtomicU64, owner: &AtomicU64, pid: u32) -> bool {
+    let word = reserve.load(Ordering::Acquire);
+    let r = Reserve::unpack(word);
+    if !r.closed || r.end != 64 {
+        return false;
+    }
+    let was = owner.load(Ordering::Acquire);
+    let open = r.reopened();
+    let mine = Owner {
+        seq: 5,
+        opens: open.opens,
+        pid,
+    }
+    .pack();
+    if Owner::unpack(was).of(r).is_none()
+        || owner
+            .compare_exchange(was, mine, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+    {
+        return false;
+    }
+    if reserve
+        .compare_exchange(word, open.pack(), Ordering::SeqCst, Ordering::Relaxed)
+        .is_err()
+    {
+        let _ = owner.compare_exchange(mine, was, Ordering::AcqRel, Ordering::Relaxed);
+        return false;
+    }
+    let next = Reserve { end: 128, ..open };
+    reserve
+        .compare_exchange(
+            open.pack(),
+            next.pack(),
+            Ordering::SeqCst,
+            Ordering::Relaxed,
+        )
+        .is_ok()
+}
+
 #[test]
 fn loom_a_record_in_an_adopted_block_is_judged_by_its_adopter() {
-    loom::model(|| {
-        // A closed block claimed by process 1 (alive), adopted by process 2.
-        let reserve = Arc::new(AtomicU64::new(
-            Reserve {
-                end: 64,
-                ..Reserve::open(5).closed()
+    // Four threads: bounded preemptions (the interleaving that mattered needs
+    // two: the first adopter stalled after its reopening, the consumer
+    // closing, the other adopter running through).
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(3);
+    model.check(|| {
+        // A closed block claimed by process 1, with room left; processes 2
+        // and 3 start writing and both adopt it, while the consumer closes
+        // an opening nothing was reserved in yet (`close_front_if_pinning`):
+        // the adopter that stalled between its reopening and its first
+        // reservation must not be named the owner of the other's record.
+        let closed = Reserve {
+            end: 64,
+            ..Reserve::open(5).closed()
+        };
+        let reserve = Arc::new(AtomicU64::new(closed.pack()));
+        let owner = Arc::new(AtomicU64::new(
+            Owner {
+                seq: 5,
+                opens: 0,
+                pid: 1,
             }
             .pack(),
         ));
-        let owner = Arc::new(AtomicU32::new(1));
-        let (r, o) = (reserve.clone(), owner.clone());
-        let adopter = thread::spawn(move || {
-            // `Writer::adopt`: reopen, then say who owns the block.
-            let closed = Reserve {
-                end: 64,
-                ..Reserve::open(5).closed()
-            };
-            let open = Reserve {
-                closed: false,
-                ..closed
-            };
-            if r.compare_exchange(
-                closed.pack(),
-                open.pack(),
-                Ordering::SeqCst,
-                Ordering::Relaxed,
-            )
-            .is_err()
-            {
-                return;
+        let (r2, o2) = (reserve.clone(), owner.clone());
+        let two = thread::spawn(move || adopt_and_reserve(&r2, &o2, 2));
+        let (r3, o3) = (reserve.clone(), owner.clone());
+        let three = thread::spawn(move || adopt_and_reserve(&r3, &o3, 3));
+        // The consumer: close an opening with nothing reserved, then judge
+        // a reservation past what it read by the owner it then loads
+        // (`Consumer::skip_stuck`).
+        let (rc, oc) = (reserve.clone(), owner.clone());
+        let consumer = thread::spawn(move || {
+            let word = rc.load(Ordering::Acquire);
+            let r = Reserve::unpack(word);
+            if !r.closed && r.end == 64 {
+                let _ = rc.compare_exchange(
+                    word,
+                    r.closed().pack(),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
             }
-            o.store(2, Ordering::Relaxed);
-            // `Writer::emit`: reserve a record (and die before stamping it).
-            let next = Reserve { end: 128, ..open };
-            let _ = r.compare_exchange(
-                open.pack(),
-                next.pack(),
-                Ordering::SeqCst,
-                Ordering::Relaxed,
-            );
+            let seen = Reserve::unpack(rc.load(Ordering::Acquire));
+            (seen, Owner::unpack(oc.load(Ordering::Acquire)).of(seen))
         });
-        // The consumer: a reservation past what it read is judged by the
-        // owner it then loads (`Consumer::skip_stuck`).
-        let seen = Reserve::unpack(reserve.load(Ordering::Acquire));
+        let (by2, by3) = (two.join().unwrap(), three.join().unwrap());
+        let (seen, judged) = consumer.join().unwrap();
+        assert!(!(by2 && by3), "two reservations at one offset");
         if seen.end > 64 {
-            assert_eq!(owner.load(Ordering::Relaxed), 2, "judged by the claimer");
+            let writer = if by2 { 2 } else { 3 };
+            assert!(
+                judged.is_none_or(|pid| pid == writer),
+                "the record of {writer} judged by {judged:?}"
+            );
         }
-        adopter.join().unwrap();
+        let last = Reserve::unpack(reserve.load(Ordering::Acquire));
+        if by2 || by3 {
+            let writer = if by2 { 2 } else { 3 };
+            assert_eq!(
+                Owner::unpack(owner.load(Ordering::Acquire)).of(last),
+                Some(writer),
+                "the owner of the record in flight, once everyone is done"
+            );
+        }
+    });
+}
+
+/// `block::retag` on loom's atomics (the same steps).
+fn retag(word: &AtomicU64, seq: u64, prev: Option<u32>, new: u64, keep_current: bool) -> bool {
+    let mut cur = word.load(Ordering::Acquire);
+    loop {
+        let tag = (cur >> 32) as u32;
+        if tag == seq as u32 {
+            return keep_current;
+        }
+        if prev.is_some_and(|p| p != tag) {
+            return false;
+        }
+        match word.compare_exchange(cur, new, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return true,
+            Err(now) => cur = now,
+        }
+    }
+}
+
+/// One descriptor's words in the late-claimer model.
+struct Desc {
+    reserve: AtomicU64,
+    owner: AtomicU64,
+    claim: AtomicU64,
+}
+
+/// `Writer::init` of block `seq` (previous use tagged `prev`) by `pid`.
+fn init(d: &Desc, seq: u64, prev: u32, pid: u32) -> bool {
+    let cur = d.reserve.load(Ordering::Acquire);
+    let r = Reserve::unpack(cur);
+    if r.seq != prev || r.is(seq) {
+        return false;
+    }
+    let owner = Owner {
+        seq: seq as u32,
+        opens: 0,
+        pid,
+    };
+    if !retag(&d.owner, seq, Some(prev), owner.pack(), false)
+        || !retag(&d.claim, seq, Some(prev), Claim::at(seq, 0).pack(), true)
+    {
+        return false;
+    }
+    d.reserve
+        .compare_exchange(
+            cur,
+            Reserve::open(seq).pack(),
+            Ordering::SeqCst,
+            Ordering::Relaxed,
+        )
+        .is_ok()
+}
+
+/// `Consumer::take_over` of block `seq`.
+fn take_over(d: &Desc, seq: u64) -> bool {
+    let cur = d.reserve.load(Ordering::Acquire);
+    if Reserve::unpack(cur).is(seq) {
+        return false;
+    }
+    let nobody = Owner {
+        seq: seq as u32,
+        opens: 0,
+        pid: 0,
+    };
+    let _ = retag(&d.owner, seq, None, nobody.pack(), true);
+    let _ = retag(&d.claim, seq, None, Claim::at(seq, 0).pack(), true);
+    d.reserve
+        .compare_exchange(
+            cur,
+            Reserve::open(seq).closed().pack(),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        )
+        .is_ok()
+}
+
+#[test]
+fn loom_a_late_claimer_writes_nothing_into_the_next_use() {
+    loom::model(|| {
+        // A ring of 4 blocks: block 1's descriptor, last used as sequence
+        // number 1 (freed). Claimer 1 took number 5 and stalls; the consumer
+        // takes 5 over (empty, closed), frees it, and claimer 2 takes number
+        // 9 for the same block.
+        let d = Arc::new(Desc {
+            reserve: AtomicU64::new(Reserve::open(1).closed().pack()),
+            owner: AtomicU64::new(
+                Owner {
+                    seq: 1,
+                    opens: 0,
+                    pid: 7,
+                }
+                .pack(),
+            ),
+            claim: AtomicU64::new(Claim::at(1, 0).pack()),
+        });
+        let d1 = d.clone();
+        let late = thread::spawn(move || init(&d1, 5, 1, 1));
+        let took = take_over(&d, 5);
+        let next = took && init(&d, 9, 5, 2);
+        let first = late.join().unwrap();
+        assert!(!(first && took), "claimed and taken over");
+        let r = Reserve::unpack(d.reserve.load(Ordering::Acquire));
+        let owner = Owner::unpack(d.owner.load(Ordering::Acquire));
+        let claim = Claim::unpack(d.claim.load(Ordering::Acquire));
+        if next {
+            assert!(r.is(9) && !r.closed, "{r:?}");
+            assert_eq!(owner.of(r), Some(2), "{owner:?}");
+            assert_eq!(claim, Claim::at(9, 0));
+        }
+        if first {
+            assert!(r.is(5) && !r.closed, "{r:?}");
+            assert_eq!(owner.of(r), Some(1), "{owner:?}");
+            assert_eq!(claim, Claim::at(5, 0));
+        }
+    });
+}
+
+/// `Ring::cursors` on loom's atomics (the same loads, fewer tries).
+fn cursors(head: &AtomicU64, alloc: &AtomicU64, blocks: u64) -> Option<Option<(u64, u64)>> {
+    let mut a = alloc.load(Ordering::Acquire);
+    for _ in 0..4 {
+        let h = head.load(Ordering::Acquire);
+        let again = alloc.load(Ordering::Acquire);
+        if again == a {
+            return Some((a >= h && a - h <= blocks).then_some((h, a)));
+        }
+        a = again;
+    }
+    None
+}
+
+#[test]
+fn loom_a_look_at_the_cursors_never_sees_a_ring_that_cannot_be() {
+    loom::model(|| {
+        // Two blocks, block 0 in use: a producer claims block 1, and blocks
+        // 0 and 1 are freed (an evictor, or the consumer) while somebody
+        // looks at `head` and `alloc`. Loaded one after the other, `alloc`
+        // first, the look could see `head` past `alloc`, which the consumer
+        // would take for overwritten state and "repair", moving `head` back.
+        let head = Arc::new(AtomicU64::new(0));
+        let alloc = Arc::new(AtomicU64::new(1));
+        let (h, a) = (head.clone(), alloc.clone());
+        let ring = thread::spawn(move || {
+            a.compare_exchange(1, 2, Ordering::SeqCst, Ordering::Relaxed)
+                .unwrap();
+            h.compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed)
+                .unwrap();
+            h.compare_exchange(1, 2, Ordering::SeqCst, Ordering::Relaxed)
+                .unwrap();
+        });
+        if let Some(look) = cursors(&head, &alloc, 2) {
+            assert!(look.is_some(), "a healthy ring judged impossible");
+        }
+        ring.join().unwrap();
     });
 }

@@ -15,7 +15,7 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::block::stamp;
+use crate::block::{skipped_len, stamp};
 use crate::futex;
 use crate::layout::*;
 use crate::record::{copy_shared, read_header, validate_copied, BlockPos, RecordRef};
@@ -183,6 +183,13 @@ pub(crate) unsafe fn copy_records(
         // SAFETY: `data` is the block's start (caller's contract), `off` a
         // multiple of 8 below `end <= block_size`.
         let Some(hdr) = (unsafe { ready_header(data, off, end as usize, seq) }) else {
+            // A record an earlier consumer skipped and counted (torn or
+            // garbage): skip it again, uncounted.
+            // SAFETY: as above.
+            if let Some(n) = unsafe { skipped_at(data, off, end as usize, seq) } {
+                off += n;
+                continue;
+            }
             blocked = true;
             break;
         };
@@ -272,4 +279,25 @@ pub(crate) unsafe fn ready_header(
     let len = hdr.len as usize;
     let ok = s == stamp(seq, hdr.len) && len >= RECORD_HEADER && off + placed(len) <= end;
     ok.then_some(hdr)
+}
+
+/// The bytes spanned by a record at `off` of block `seq` that a consumer
+/// marked skipped ([`crate::block::skipped_stamp`]), if one is there and
+/// lies inside `end`.
+///
+/// # Safety
+/// As [`ready_record`].
+pub(crate) unsafe fn skipped_at(
+    data: *const u8,
+    off: usize,
+    end: usize,
+    seq: u64,
+) -> Option<usize> {
+    if !off.is_multiple_of(ALIGN) || off + 8 > end {
+        return None;
+    }
+    // Acquire: pairs with the consumer's Release store of the mark.
+    let w = (*(data.add(off) as *const std::sync::atomic::AtomicU64)).load(Ordering::Acquire);
+    let n = skipped_len(w, seq)? as usize;
+    (n >= RECORD_HEADER && n.is_multiple_of(ALIGN) && off + n <= end).then_some(n)
 }

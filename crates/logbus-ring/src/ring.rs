@@ -554,26 +554,76 @@ impl Ring {
 
     /// `(head, alloc)`: the blocks not yet free are `head..alloc`. `None` when
     /// the two words cannot be a ring's (`alloc` behind `head`, more than the
-    /// ring's blocks apart, or past `MAX_SEQ`): garbage, trusted by nobody.
+    /// ring's blocks apart, or past `MAX_SEQ`): garbage, trusted by nobody;
+    /// or when they kept moving while we looked ([`Ring::cursors`]).
+    #[inline]
+    pub(crate) fn live(&self) -> Option<(u64, u64)> {
+        match self.cursors() {
+            Cursors::Live(h, a) => Some((h, a)),
+            Cursors::Impossible | Cursors::Moving => None,
+        }
+    }
+
+    /// `head` and `alloc` as they were at one moment, judged.
     ///
-    /// Acquire (both): `alloc` first, so that every block below it is claimed
+    /// Acquire (all): `alloc` first, so that every block below it is claimed
     /// and a writer's records in its older blocks were committed before it
     /// claimed a newer one (readers keep each writer's order by reading in
     /// sequence order); `head` pairs with the Release of whoever freed blocks
     /// (SYNC POINT B: a claimer reuses a block only after its reader is done).
-    #[inline]
-    pub(crate) fn live(&self) -> Option<(u64, u64)> {
+    /// Then `alloc` again: the two loads are not one snapshot, and between
+    /// them blocks may be claimed and freed (evictors free without the
+    /// consumer), so that `head` is past the `alloc` loaded first, which no
+    /// ring has at any one moment. When `alloc` is unchanged, `head` was read
+    /// while `alloc` had that value: the freer that moved `head` there had
+    /// seen those blocks claimed (their claims happen before its CAS, which
+    /// our Acquire load reads), so `head <= alloc`; and `alloc`'s claimer had
+    /// checked its distance to a `head` no later than ours, so the two are at
+    /// most the ring's blocks apart. A pair judged impossible is then truly
+    /// one no ring can have (overwritten state, which the consumer repairs),
+    /// never a torn look at a healthy ring.
+    pub(crate) fn cursors(&self) -> Cursors {
         let w = self.words();
-        let a = w.alloc.load(Ordering::Acquire);
-        let h = w.head.load(Ordering::Acquire);
-        let sane = a >= h && a - h <= self.inner.geo.blocks as u64 && a <= crate::block::MAX_SEQ;
-        sane.then_some((h, a))
+        let mut a = w.alloc.load(Ordering::Acquire);
+        for _ in 0..CURSOR_TRIES {
+            let h = w.head.load(Ordering::Acquire);
+            let again = w.alloc.load(Ordering::Acquire);
+            if again == a {
+                let sane =
+                    a >= h && a - h <= self.inner.geo.blocks as u64 && a <= crate::block::MAX_SEQ;
+                return if sane {
+                    Cursors::Live(h, a)
+                } else {
+                    Cursors::Impossible
+                };
+            }
+            a = again;
+            std::hint::spin_loop();
+        }
+        Cursors::Moving
     }
 
     /// The consumer pid as written in the header (0: none recorded).
     pub(crate) fn consumer_pid_word(&self) -> &AtomicU32 {
         &self.words().consumer_pid
     }
+}
+
+/// Looks at `head` and `alloc` before [`Ring::cursors`] gives up on a ring
+/// whose `alloc` keeps moving (a claim takes far longer than a look, so a
+/// healthy ring is seen still well before this; garbage written in a loop may
+/// not be).
+const CURSOR_TRIES: usize = 64;
+
+/// What [`Ring::cursors`] saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cursors {
+    /// `(head, alloc)` at one moment: the blocks `head..alloc` are in use.
+    Live(u64, u64),
+    /// A pair no ring can have (overwritten).
+    Impossible,
+    /// `alloc` changed under every look.
+    Moving,
 }
 
 enum CreateError {

@@ -22,7 +22,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::block::{stamp, Claim, Reserve};
+use crate::block::{done_word, previous_tag, retag, stamp, Claim, Owner, Reserve};
 use crate::clock::{monotonic_ns, now_ns};
 use crate::error::{EmitError, WriterError};
 use crate::event::{Emitted, Event, Plan};
@@ -449,7 +449,27 @@ impl Writer {
             if off != r.end as usize {
                 continue;
             }
-            let open = Reserve { closed: false, ..r };
+            // Become the owner of the opening we are about to make, from
+            // the owner of the block's current opening (a word that says
+            // another opening: somebody is adopting it right now). Before
+            // the reopening, so that whoever sees our opening sees us named.
+            // Acquire: as every load of a descriptor word.
+            let was = d.owner.load(Ordering::Acquire);
+            let open = r.reopened();
+            let mine = Owner {
+                seq: seq as u32,
+                opens: open.opens,
+                pid: self.pid,
+            }
+            .pack();
+            if Owner::unpack(was).of(r).is_none()
+                // AcqRel: as every CAS of a descriptor word.
+                || d.owner
+                    .compare_exchange(was, mine, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
             // SeqCst: the Dekker pair with the consumer sealing a block it
             // frees (it CASes the claim word, then looks at `reserve`; we CAS
             // `reserve`, then look at the claim word): never both miss.
@@ -457,29 +477,34 @@ impl Writer {
                 .compare_exchange(word, open.pack(), Ordering::SeqCst, Ordering::Relaxed)
                 .is_err()
             {
+                // Somebody closed, cut or freed it since we looked. Give the
+                // owner back (nobody else moves a word naming an opening the
+                // block is not in; a failure means the block moved on).
+                // AcqRel: as above.
+                let _ = d
+                    .owner
+                    .compare_exchange(mine, was, Ordering::AcqRel, Ordering::Relaxed);
                 continue;
             }
             // SeqCst: see above.
             let c = Claim::unpack(d.claim.load(Ordering::SeqCst));
             if !c.is(seq) || c.evicted || c.evicting {
-                // Being freed or evicted: close it again and look further.
+                // Being freed or evicted: close it again as it was (an
+                // evictor compares it with what it inspected) and give the
+                // owner back, then look further. If somebody closed it
+                // first, the closed opening is ours, and so is the owner.
                 // AcqRel: as every CAS of `reserve`.
-                let _ = d.reserve.compare_exchange(
-                    open.pack(),
-                    word,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                );
+                if d.reserve
+                    .compare_exchange(open.pack(), word, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    // AcqRel: as above.
+                    let _ =
+                        d.owner
+                            .compare_exchange(mine, was, Ordering::AcqRel, Ordering::Relaxed);
+                }
                 continue;
             }
-            // The block's owner is now us: a record we reserve and do not
-            // stamp is torn when *our* process dies (the consumer checks the
-            // owner's liveness lock), whatever becomes of its claimer.
-            // Relaxed: published by the SeqCst (Release) CAS of our first
-            // reservation, which the consumer loads (Acquire) before it looks
-            // at the owner. Until then nothing of ours is in flight.
-            d.owner_pid.store(self.pid, Ordering::Relaxed);
-            d.owner_tid.store(self.tid, Ordering::Relaxed);
             self.open = Some(OpenBlock {
                 seq,
                 data,
@@ -520,40 +545,49 @@ impl Writer {
     }
 
     /// Makes the descriptor of the block just claimed (`seq`) ours. `false`
-    /// when the consumer took it over first (we were too slow).
+    /// when the consumer took it over first (we were too slow), or when we
+    /// were so slow that the block has moved on since (taken over, freed and
+    /// claimed again): then we write nothing, as every word we would write
+    /// is changed by CAS from a word of the block's previous use only
+    /// ([`retag`]), never stored blindly over a later writer's.
     fn init(&mut self, seq: u64) -> bool {
         let d = self.ring.desc(seq);
-        loop {
-            // Acquire: pairs with the Release of whoever stored it last.
-            let cur = d.reserve.load(Ordering::Acquire);
-            if Reserve::unpack(cur).is(seq) {
-                return false;
-            }
-            // Relaxed: published by the Release of the CAS below.
-            d.claim.store(Claim::at(seq, 0).pack(), Ordering::Relaxed);
-            d.done
-                .store(crate::block::done_word(seq, 0), Ordering::Relaxed);
-            d.owner_pid.store(self.pid, Ordering::Relaxed);
-            d.owner_tid.store(self.tid, Ordering::Relaxed);
-            for m in &d.marks {
-                m.store(0, Ordering::Relaxed);
-            }
-            let open = Reserve::open(seq);
-            // SeqCst (includes Release): publishes the words above to whoever
-            // sees `reserve` tagged `seq`; ordered for the consumer's sleep check.
-            if d.reserve
-                .compare_exchange(cur, open.pack(), Ordering::SeqCst, Ordering::Relaxed)
-                .is_ok()
-            {
-                self.open = Some(OpenBlock {
-                    seq,
-                    data: self.ring.block_data(seq),
-                    word: open.pack(),
-                });
-                self.last_seq = Some(seq);
-                return true;
-            }
+        let prev = previous_tag(seq, self.ring.geometry().blocks as u64);
+        // Acquire: pairs with the Release of whoever stored it last.
+        let cur = d.reserve.load(Ordering::Acquire);
+        if Reserve::unpack(cur).seq != prev || Reserve::unpack(cur).is(seq) {
+            return false;
         }
+        let owner = Owner {
+            seq: seq as u32,
+            opens: 0,
+            pid: self.pid,
+        };
+        // The owner first, and never one tagged `seq` already: only a
+        // take-over writes that, and it then wins the block.
+        if !retag(&d.owner, seq, Some(prev), owner.pack(), false)
+            || !retag(&d.claim, seq, Some(prev), Claim::at(seq, 0).pack(), true)
+            || !retag(&d.done, seq, Some(prev), done_word(seq, 0), true)
+        {
+            return false;
+        }
+        let open = Reserve::open(seq);
+        // SeqCst (includes Release): publishes the words above to whoever
+        // sees `reserve` tagged `seq`; ordered for the consumer's sleep check.
+        // Fails when the consumer took the block over meanwhile.
+        if d.reserve
+            .compare_exchange(cur, open.pack(), Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        self.open = Some(OpenBlock {
+            seq,
+            data: self.ring.block_data(seq),
+            word: open.pack(),
+        });
+        self.last_seq = Some(seq);
+        true
     }
 
     /// Adds this writer's counts of records written to its resource entry
@@ -812,6 +846,63 @@ mod tests {
         }
         let s = ring.stats();
         assert_eq!(read, written);
+        assert_eq!((s.level(Level::Error).torn, s.invalid), (1, 0), "{s:?}");
+    }
+
+    /// A consumer that counted a record torn and died before committing the
+    /// records before it leaves its block's committed end before the torn
+    /// record: the next consumer reads those records again (as it must), and
+    /// skips the torn one at once without counting it a second time (the
+    /// books would have one record more than was written).
+    #[test]
+    #[cfg_attr(miri, ignore = "needs a mapped ring")]
+    fn a_torn_record_is_counted_once_across_a_consumers_death() {
+        let (_dir, ring) = crate::small_test_ring("torn-once");
+        let mut w = ring.writer().unwrap();
+        w.pid = dead_pid();
+        for i in 0..3 {
+            let msg = format!("before {i}");
+            assert!(matches!(
+                w.emit(&Event::new(9, &msg)),
+                Ok(Emitted::Written { .. })
+            ));
+        }
+        // A fourth record reserved, and its writer killed before it stamped it.
+        let open = w.open.as_ref().expect("an open block");
+        let seq = open.seq;
+        let word = Reserve::unpack(open.word);
+        let cut = Reserve {
+            end: word.end + 64,
+            level: Level::Error as u8,
+            ..word
+        };
+        ring.desc(seq)
+            .reserve
+            .compare_exchange(open.word, cut.pack(), Ordering::SeqCst, Ordering::Relaxed)
+            .unwrap();
+        std::mem::forget(w);
+        let mut b = Batch::new();
+        {
+            // The first consumer reads the three, counts the fourth torn,
+            // and dies with nothing committed.
+            let mut c = Consumer::acquire(&ring).unwrap();
+            let mut read = 0;
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while ring.stats().total().torn == 0 && Instant::now() < deadline {
+                read += c.poll(&mut b, 100);
+                c.wait(Some(Duration::from_millis(5)));
+            }
+            assert_eq!((read, ring.stats().level(Level::Error).torn), (3, 1));
+        }
+        // The next one starts at the block's committed end.
+        let mut c = Consumer::acquire(&ring).unwrap();
+        assert_eq!(c.poll(&mut b, 100), 3, "read again: never committed");
+        c.commit_all();
+        assert!(
+            ring.live().unwrap().0 > seq,
+            "the block is read to its end and freed at once"
+        );
+        let s = ring.stats();
         assert_eq!((s.level(Level::Error).torn, s.invalid), (1, 0), "{s:?}");
     }
 
