@@ -266,7 +266,7 @@ pub(crate) fn previous_tag(seq: u64, blocks: u64) -> u32 {
 /// AcqRel: as every CAS of the descriptor's words; the Acquire orders the
 /// caller's later writes after those of whoever tagged the word before.
 pub(crate) fn retag(
-    word: &std::sync::atomic::AtomicU64,
+    word: &impl Word,
     seq: u64,
     prev: Option<u32>,
     new: u64,
@@ -286,6 +286,37 @@ pub(crate) fn retag(
             Ok(_) => return true,
             Err(now) => cur = now,
         }
+    }
+}
+
+/// A shared 64-bit word [`retag`] works on: a descriptor's atomics, and
+/// loom's in the models (`crate::loom_model`), which so run this very code.
+pub(crate) trait Word {
+    fn load(&self, order: std::sync::atomic::Ordering) -> u64;
+    fn compare_exchange(
+        &self,
+        current: u64,
+        new: u64,
+        success: std::sync::atomic::Ordering,
+        failure: std::sync::atomic::Ordering,
+    ) -> Result<u64, u64>;
+}
+
+impl Word for std::sync::atomic::AtomicU64 {
+    #[inline]
+    fn load(&self, order: std::sync::atomic::Ordering) -> u64 {
+        std::sync::atomic::AtomicU64::load(self, order)
+    }
+
+    #[inline]
+    fn compare_exchange(
+        &self,
+        current: u64,
+        new: u64,
+        success: std::sync::atomic::Ordering,
+        failure: std::sync::atomic::Ordering,
+    ) -> Result<u64, u64> {
+        std::sync::atomic::AtomicU64::compare_exchange(self, current, new, success, failure)
     }
 }
 

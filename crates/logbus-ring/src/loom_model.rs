@@ -45,7 +45,7 @@ use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
-use crate::block::{done_end, done_word, Claim, Owner, Reserve};
+use crate::block::{done_end, done_word, retag, Claim, Owner, Reserve};
 
 /// Record ids in the order-across-blocks model: one writer's older record
 /// (in block 0) and newer one (in block 1).
@@ -590,21 +590,19 @@ fn loom_a_record_in_an_adopted_block_is_judged_by_its_adopter() {
     });
 }
 
-/// `block::retag` on loom's atomics (the same steps).
-fn retag(word: &AtomicU64, seq: u64, prev: Option<u32>, new: u64, keep_current: bool) -> bool {
-    let mut cur = word.load(Ordering::Acquire);
-    loop {
-        let tag = (cur >> 32) as u32;
-        if tag == seq as u32 {
-            return keep_current;
-        }
-        if prev.is_some_and(|p| p != tag) {
-            return false;
-        }
-        match word.compare_exchange(cur, new, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return true,
-            Err(now) => cur = now,
-        }
+impl crate::block::Word for AtomicU64 {
+    fn load(&self, order: Ordering) -> u64 {
+        AtomicU64::load(self, order)
+    }
+
+    fn compare_exchange(
+        &self,
+        current: u64,
+        new: u64,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u64, u64> {
+        AtomicU64::compare_exchange(self, current, new, success, failure)
     }
 }
 
