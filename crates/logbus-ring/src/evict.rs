@@ -862,8 +862,9 @@ mod tests {
         let cut = Reserve::unpack(word);
         assert!(cut.closed && cut.end < before.end, "{cut:?} {before:?}");
         // An adopter reserves one record's room at the new end, and has not
-        // written it yet.
-        let size = before.end / (before.end / 160).max(1);
+        // written it yet (every record is the same size: block 2's end over
+        // its records).
+        let size = before.end / per_block[2] as u32;
         let open = Reserve {
             end: cut.end + size,
             ..cut.reopened()

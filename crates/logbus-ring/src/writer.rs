@@ -555,7 +555,8 @@ impl Writer {
         let prev = previous_tag(seq, self.ring.geometry().blocks as u64);
         // Acquire: pairs with the Release of whoever stored it last.
         let cur = d.reserve.load(Ordering::Acquire);
-        if Reserve::unpack(cur).seq != prev || Reserve::unpack(cur).is(seq) {
+        let was = Reserve::unpack(cur);
+        if was.seq != prev || was.is(seq) {
             return false;
         }
         let owner = Owner {
